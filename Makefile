@@ -1,0 +1,44 @@
+# MoE-X Bench. The first `make bench` or `make test` builds .venv (torch pinned) and then runs.
+MODEL  ?= dense
+TASK   ?= chess
+PRESET ?= cpu
+SEED   ?= 0
+DEVICE ?= cpu
+ARGS   ?=
+THREADS ?= $(shell nproc 2>/dev/null || echo 1)
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: bench train test chess-deps chess-data clean-venv
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $(STAMP)
+
+bench: $(STAMP)
+	$(BIN)/python -m bench bench --model $(MODEL) --task $(TASK) --preset $(PRESET) --seed $(SEED) \
+		--device $(DEVICE) --threads $(THREADS) $(ARGS)
+
+train: $(STAMP)
+	$(BIN)/python -m bench train --model $(MODEL) --task $(TASK) --preset $(PRESET) --seed $(SEED) \
+		--device $(DEVICE) --threads $(THREADS)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+# Debian's engine and opening book, needed only to regenerate the chess corpus.
+chess-deps:
+	@if [ -x /usr/games/stockfish ] && [ -f /usr/share/games/gnuchess/book.bin ]; then :; \
+	elif [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq stockfish gnuchess-book; \
+	else echo "error: need Debian packages stockfish and gnuchess-book: sudo apt-get install stockfish gnuchess-book"; exit 2; fi
+
+chess-data: chess-deps $(STAMP)
+	$(BIN)/python -m tasks.chess.generate_games --games 23000 --seed 0 --workers $(THREADS) --out data/chess
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,76 @@
+"""The one thing tasks consume: features at a named site of a model, shape (batch, pos, n_features),
+plus the model operations some metrics need. Dense neurons, MoE expert units and SAE latents are
+all "features"; a task never asks which kind it has.
+
+An adapter class declares how its model differs from the task's dense-form shape
+(`model_config`) and which hook holds its features (`feature_hook`); loading and training are the
+same for all (bench/model_store.py). Adding a model = one file with one subclass + a registry line.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable
+
+import torch
+
+from bench.errors import BenchError
+from models.config import GPTConfig
+
+if TYPE_CHECKING:  # the model module imports TransformerLens (seconds); adapters are looked up first
+    from models.gpt import GPT
+
+
+class FeatureAdapter:
+    #: registry name, set by the registry when the class is looked up
+    name: str = ""
+    #: what the features are, for result provenance
+    feature_kind: str = ""
+
+    def __init__(self, model: GPT):
+        self.model = model
+
+    # --- what a subclass declares ---
+    @classmethod
+    def model_config(cls, dense: GPTConfig) -> GPTConfig:
+        """The model this adapter scores, given the task preset's dense-form shape."""
+        raise NotImplementedError
+
+    def feature_hook(self, layer: int, site: str) -> str:
+        return self.site_hook(layer, site)
+
+    # --- shared behaviour ---
+    def resolve_layer(self, layer: int) -> int:
+        n = self.model.cfg.n_layers
+        if not -n <= layer < n:
+            raise BenchError(f"layer {layer} does not exist: the model has {n} blocks (0..{n - 1}, or negative from the end)")
+        return layer % n
+
+    def site_hook(self, layer: int, site: str) -> str:
+        layer = self.resolve_layer(layer)
+        hooks = {"mlp": f"blocks.{layer}.mlp.hook_post", "resid": f"blocks.{layer}.hook_resid_post"}
+        if site not in hooks:
+            raise BenchError(f"site {site!r} unknown; choose one of {', '.join(hooks)}")
+        return hooks[site]
+
+    @torch.no_grad()
+    def activations(self, tokens: torch.Tensor, hook: str) -> torch.Tensor:
+        if hook not in self.model.hook_dict:
+            raise BenchError(f"hook {hook!r} does not exist; valid names include "
+                             f"{', '.join(n for n in self.model.hook_dict if n.startswith('blocks.0.'))}")
+        layer = int(hook.split(".")[1]) if hook.startswith("blocks.") else 0
+        _, cache = self.model.run_with_cache(tokens, names_filter=[hook], stop_at_layer=layer + 1)
+        return cache[hook]
+
+    def features(self, tokens: torch.Tensor, layer: int, site: str = "mlp") -> torch.Tensor:
+        """(batch, pos) tokens -> (batch, pos, n_features)."""
+        return self.activations(tokens, self.feature_hook(layer, site))
+
+    @torch.no_grad()
+    def logits(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.model(tokens)
+
+    @torch.no_grad()
+    def logits_with_site(self, tokens: torch.Tensor, hook: str,
+                         replace: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        """Logits with the activation at `hook` replaced by replace(activation) (for loss recovered)."""
+        return self.model.run_with_hooks(tokens, fwd_hooks=[(hook, lambda act, hook: replace(act))])

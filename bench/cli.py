@@ -1,0 +1,100 @@
+"""moexbench: train models and run task evaluations over model adapters.
+
+    moexbench bench --model dense --task chess [--preset cpu] [--seed 0] [KEY=VALUE ...]
+    moexbench train --model dense --task chess --preset cpu
+    moexbench list
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+from bench.errors import BenchError
+from bench.registry import MODELS, PRESETS, TASKS
+
+
+def _parser() -> argparse.ArgumentParser:
+    epilog = (f"models: {', '.join(MODELS)}\ntasks: {', '.join(TASKS)}\npresets: {', '.join(PRESETS)}\n"
+              "KEY=VALUE settings are the task config's fields (see tasks/<task>/config.py).")
+    parser = argparse.ArgumentParser(prog="moexbench", description="MoE-X Bench: interpretability of MoE-X vs "
+                                     "dense models and SAEs", epilog=epilog,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, help_text in (("bench", "evaluate a model on a task (trains it first if no checkpoint)"),
+                            ("train", "train (or resume) a model for a task")):
+        p = sub.add_parser(name, help=help_text, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
+        p.add_argument("--model", default="dense", help="model name, or 'all' (bench only)")
+        p.add_argument("--task", default="chess")
+        p.add_argument("--preset", default="cpu")
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--device", default="cpu")
+        p.add_argument("--threads", type=int, default=int(os.environ.get("MOEXBENCH_THREADS", os.cpu_count() or 1)),
+                       help="torch threads (default: all cores; never run two heavy jobs at once)")
+        if name == "bench":
+            p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="task config settings")
+    sub.add_parser("list", help="list models, tasks and presets")
+    return parser
+
+
+def _setup(args) -> None:
+    import torch
+
+    torch.set_num_threads(max(1, args.threads))
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise BenchError(f"device {args.device!r} requested but CUDA is not available here; use DEVICE=cpu")
+
+
+def cmd_train(args) -> None:
+    from bench import registry
+    from bench.model_store import train_model
+
+    registry.check_preset(args.preset)
+    adapter_cls, task = registry.model_adapter(args.model), registry.task(args.task)
+    _setup(args)
+    stem = train_model(adapter_cls, task, args.preset, args.seed, args.device)
+    print(f"wrote {stem}.safetensors")
+
+
+def cmd_bench(args) -> None:
+    from bench import registry
+    from bench.task_config import apply_overrides
+
+    registry.check_preset(args.preset)
+    task = registry.task(args.task)
+    names = list(MODELS) if args.model == "all" else [args.model]
+    adapters = [registry.model_adapter(n) for n in names]
+    config = apply_overrides(task.Config(), args.overrides)  # bad input fails before anything heavy loads
+    from bench.runner import run_bench
+
+    _setup(args)
+    for adapter_cls in adapters:
+        started = time.time()
+        path = run_bench(adapter_cls, task, config, args.preset, args.seed, args.device)
+        print(f"wrote {path} ({time.time() - started:.0f} s)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "list":
+            print("models:  " + ", ".join(MODELS))
+            print("tasks:   " + ", ".join(TASKS))
+            print("presets: " + ", ".join(PRESETS))
+        elif args.command == "train":
+            cmd_train(args)
+        else:
+            cmd_bench(args)
+    except BenchError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; training resumes from its last checkpoint when run again", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

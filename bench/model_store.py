@@ -1,0 +1,67 @@
+"""Where checkpoints live, and the one path that loads a model or trains it when it is absent.
+
+    checkpoints/<task>/<model>-<preset>.safetensors|.json          seed 0: the committed one
+    checkpoints/<task>/<model>-<preset>-seed<s>.safetensors|.json  other seeds (not committed)
+    runs/<task>/<model>-<preset>-seed<s>/state.*                   resume state (not committed)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from bench.errors import BenchError
+from models.checkpoint import load_model, read_meta
+from models.gpt import GPT
+from models.train import train
+
+ROOT = Path(__file__).resolve().parents[1]
+CHECKPOINTS = Path(os.environ.get("MOEXBENCH_CHECKPOINTS", ROOT / "checkpoints"))
+RUNS = Path(os.environ.get("MOEXBENCH_RUNS", ROOT / "runs"))
+
+
+def checkpoint_stem(task: str, model: str, preset: str, seed: int) -> Path:
+    suffix = "" if seed == 0 else f"-seed{seed}"
+    return CHECKPOINTS / task / f"{model.replace('+', '_')}-{preset}{suffix}"
+
+
+def run_dir(task: str, model: str, preset: str, seed: int) -> Path:
+    return RUNS / task / f"{model.replace('+', '_')}-{preset}-seed{seed}"
+
+
+def build_random(adapter_cls, task, preset: str, seed: int) -> GPT:
+    torch.manual_seed(seed)
+    return GPT(adapter_cls.model_config(task.dense_config(preset)))
+
+
+def train_model(adapter_cls, task, preset: str, seed: int, device: str, progress: bool = True) -> Path:
+    """Trains (or resumes) and returns the checkpoint stem."""
+    model = build_random(adapter_cls, task, preset, seed).to(device)
+    data = task.training_data(preset, seed)
+    stem = checkpoint_stem(task.name, adapter_cls.name, preset, seed)
+    recipe = task.train_config(preset, seed)
+    meta = {"task": task.name, "model": adapter_cls.name, "preset": preset, "seed": seed,
+            "command": f"make train MODEL={adapter_cls.name} TASK={task.name} PRESET={preset} SEED={seed}"}
+    on_eval = task.eval_callback(preset) if hasattr(task, "eval_callback") else None
+    train(model, recipe, data.batch_fn, data.val_tokens.to(device), run_dir(task.name, adapter_cls.name, preset, seed),
+          stem, data.fingerprint, meta, on_eval=on_eval, progress=progress)
+    if hasattr(task, "after_training") and int(os.environ.get("RANK", "0")) == 0:
+        task.after_training(adapter_cls.name, preset, seed, read_meta(stem))
+    return stem
+
+
+def load_or_train(adapter_cls, task, preset: str, seed: int, device: str, train_if_missing: bool = True):
+    """The adapter over the checkpoint for (task, model, preset, seed), training it first if absent."""
+    stem = checkpoint_stem(task.name, adapter_cls.name, preset, seed)
+    if read_meta(stem) is None:
+        if not train_if_missing:
+            raise BenchError(f"no checkpoint at {stem}.safetensors; run `make train MODEL={adapter_cls.name} "
+                             f"TASK={task.name} PRESET={preset} SEED={seed}`")
+        print(f"no checkpoint at {stem}.safetensors: training it now (PRESET={preset})")
+        train_model(adapter_cls, task, preset, seed, device)
+    expected = adapter_cls.model_config(task.dense_config(preset))
+    model, meta = load_model(stem, expected)
+    model.to(device).eval()
+    return adapter_cls(model), meta, stem

@@ -1,0 +1,41 @@
+"""Names -> "module:attribute". Imports are lazy, so naming one model never imports another's code."""
+
+from __future__ import annotations
+
+import importlib
+
+from bench.errors import BenchError
+
+MODELS = {
+    "dense": "baselines.dense:DenseAdapter",
+    "dense-relu": "baselines.dense:DenseReluAdapter",
+}
+
+TASKS = {
+    "chess": "tasks.chess.task:ChessTask",
+}
+
+PRESETS = ("tiny", "cpu", "paper")
+
+
+def _load(kind: str, table: dict, name: str):
+    if name not in table:
+        raise BenchError(f"unknown {kind} {name!r}; choose one of {', '.join(table)}")
+    module, attr = table[name].split(":")
+    obj = getattr(importlib.import_module(module), attr)
+    obj.name = name
+    return obj
+
+
+def model_adapter(name: str):
+    return _load("model", MODELS, name)
+
+
+def task(name: str):
+    return _load("task", TASKS, name)
+
+
+def check_preset(preset: str) -> str:
+    if preset not in PRESETS:
+        raise BenchError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    return preset

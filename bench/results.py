@@ -1,0 +1,98 @@
+"""The results contract of DESIGN.md: results/<task>/<model>.json, written atomically.
+
+The default preset (cpu) writes `results/<task>/<model>.json`; other presets write under
+`results/<task>/<preset>/`, and seeds other than 0 under `.../seeds/`, so a tiny run or a second
+seed never overwrites the committed numbers.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+from bench.errors import BenchError
+
+SCHEMA_VERSION = 1
+DEFAULT_PRESET = "cpu"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def results_root() -> Path:
+    return Path(os.environ.get("MOEXBENCH_RESULTS", ROOT / "results"))
+
+
+def task_dir(task: str, preset: str = DEFAULT_PRESET) -> Path:
+    base = results_root() / task
+    return base if preset == DEFAULT_PRESET else base / preset
+
+
+def result_path(task: str, model: str, preset: str, seed: int) -> Path:
+    base = task_dir(task, preset)
+    return (base if seed == 0 else base / "seeds") / (f"{model}.json" if seed == 0 else f"{model}.seed{seed}.json")
+
+
+def git_sha() -> str:
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               capture_output=True, text=True, timeout=10)
+        return sha.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "") if sha.returncode == 0 else "unknown"
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+
+
+def versions() -> dict:
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for pkg in ("torch", "numpy", "chess", "transformer-lens", "sae-lens"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_result(task: str, model: str, preset: str, seed: int, metrics: dict, config: dict, details: dict,
+                 provenance_extra: dict, per_item: list[dict] | None = None) -> Path:
+    for name, value in metrics.items():
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+            raise BenchError(f"metric {name!r} is {value!r}, not a finite number; nothing was written")
+    record = {
+        "task": task, "model": model, "preset": preset, "schema_version": SCHEMA_VERSION,
+        "metrics": metrics, "config": config,
+        "provenance": {"git_sha": git_sha(), "versions": versions(), "seed": seed,
+                       "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                       **provenance_extra},
+        "details": details,
+    }
+    path = result_path(task, model, preset, seed)
+    if per_item is not None:
+        atomic_write_text(path.with_suffix(".jsonl"), "".join(json.dumps(row) + "\n" for row in per_item))
+    atomic_write_text(path, json.dumps(record, indent=2) + "\n")
+    return path
+
+
+def load_result(path: Path) -> dict:
+    try:
+        record = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise BenchError(f"{path} is not valid JSON ({e})") from None
+    if record.get("schema_version") != SCHEMA_VERSION:
+        raise BenchError(f"{path}: schema_version {record.get('schema_version')!r}, expected {SCHEMA_VERSION}")
+    for field in ("task", "model", "preset", "metrics", "provenance"):
+        if field not in record:
+            raise BenchError(f"{path}: missing field {field!r}")
+    return record

@@ -1,0 +1,36 @@
+"""One bench run: load (or train) the model, evaluate it on the task, write the result and the
+task's summary. The task never learns which model it is scoring."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import torch
+
+from bench.model_store import build_random, load_or_train
+from bench.report import write_summary
+from bench.results import write_result
+
+
+def run_bench(adapter_cls, task, config, preset: str, seed: int, device: str) -> Path:
+    adapter, meta, stem = load_or_train(adapter_cls, task, preset, seed, device)
+    random_adapter = None
+    if getattr(config, "random_floor", False):
+        # The floor: a random-init model of the same shape (seeded, so the floor is reproducible).
+        random_adapter = adapter_cls(build_random(adapter_cls, task, preset, seed + 1_000).to(device).eval())
+    torch.manual_seed(seed)
+    out = task.evaluate(adapter, random_adapter, config, preset, seed)
+    history = meta.get("history") or [{}]
+    provenance = {
+        "checkpoint": str(stem.relative_to(stem.parents[2])) if len(stem.parents) > 2 else str(stem),
+        "trained": {"steps": history[-1].get("step"), "tokens": history[-1].get("tokens"),
+                    "seconds": history[-1].get("seconds"), "command": meta.get("command")},
+        "deviations": out["deviations"],
+        "feature_kind": adapter.feature_kind,
+    }
+    path = write_result(task.name, adapter_cls.name, preset, seed, out["metrics"], dataclasses.asdict(config),
+                        out["details"], provenance, out.get("per_item"))
+    if seed == 0:
+        write_summary(task.name, preset)
+    return path

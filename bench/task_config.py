@@ -1,0 +1,41 @@
+"""Task configs are frozen dataclasses; `KEY=VALUE` overrides are checked against their fields."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+
+from bench.errors import BenchError
+
+
+def _convert(value: str, kind, key: str):
+    if kind is bool:
+        if value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if value.lower() in ("0", "false", "no", "off"):
+            return False
+        raise BenchError(f"{key}={value!r} is not a boolean; use true or false")
+    try:
+        return kind(value)
+    except ValueError:
+        raise BenchError(f"{key}={value!r} is not a valid {kind.__name__}") from None
+
+
+def apply_overrides(config, overrides: list[str]):
+    """Returns a copy of the dataclass `config` with each `KEY=VALUE` applied, converted to the
+    field's type. Unknown keys and bad values raise one line naming the valid choices."""
+    fields = {f.name: f for f in dataclasses.fields(config)}
+    hints = typing.get_type_hints(type(config))
+    changes = {}
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise BenchError(f"argument {item!r} is not KEY=VALUE")
+        if key not in fields:
+            raise BenchError(f"unknown setting {key!r} for {type(config).__name__}; "
+                             f"choose from {', '.join(sorted(fields))}")
+        changes[key] = _convert(value, hints[key], key)
+    try:
+        return dataclasses.replace(config, **changes)
+    except ValueError as e:
+        raise BenchError(str(e)) from None

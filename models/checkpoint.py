@@ -1,0 +1,77 @@
+"""Checkpoints: safetensors weights plus a JSON config beside them. Never unpickled.
+
+`<stem>.safetensors` holds the weights (bf16 for committed checkpoints), `<stem>.json` the model
+config, the training recipe and what the run saw. Loading checks both against each other and
+against what the caller expects, and says which field differs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from bench.errors import BenchError
+from models.gpt import GPT, GPTConfig
+
+
+def _atomic_json(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+def save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    save_file({k: v.detach().contiguous() for k, v in tensors.items()}, str(tmp))
+    os.replace(tmp, path)
+
+
+def load_tensors(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise BenchError(f"checkpoint {path} is unreadable ({e}); delete it to retrain") from None
+
+
+def save_model(stem: Path, model: GPT, meta: dict, dtype: torch.dtype = torch.bfloat16) -> None:
+    """Weights first, then the JSON: a JSON beside weights means both are complete."""
+    save_tensors(stem.with_suffix(".safetensors"), {k: v.to(dtype) for k, v in model.state_dict().items()})
+    _atomic_json(stem.with_suffix(".json"), {"model_config": model.cfg.to_json(), **meta})
+
+
+def read_meta(stem: Path) -> dict | None:
+    path = stem.with_suffix(".json")
+    if not path.exists() or not stem.with_suffix(".safetensors").exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise BenchError(f"checkpoint config {path} is not valid JSON ({e}); delete it to retrain") from None
+
+
+def load_model(stem: Path, expected: GPTConfig | None = None) -> tuple[GPT, dict]:
+    meta = read_meta(stem)
+    if meta is None:
+        raise BenchError(f"no checkpoint at {stem}.safetensors/.json")
+    cfg = GPTConfig.from_json(meta["model_config"])
+    if expected is not None and cfg != expected:
+        diffs = [f"{k}: checkpoint {v!r} != expected {expected.to_json()[k]!r}"
+                 for k, v in cfg.to_json().items() if v != expected.to_json()[k]]
+        raise BenchError(f"checkpoint {stem}.json does not match the preset ({'; '.join(diffs)}); "
+                         f"retrain or pick the matching preset")
+    model = GPT(cfg)
+    tensors = load_tensors(stem.with_suffix(".safetensors"))
+    own = model.state_dict()
+    missing, extra = sorted(set(own) - set(tensors)), sorted(set(tensors) - set(own))
+    wrong = [k for k in own if k in tensors and tensors[k].shape != own[k].shape]
+    if missing or extra or wrong:
+        raise BenchError(f"checkpoint {stem}.safetensors does not fit its config (missing {missing[:3]}, "
+                         f"unexpected {extra[:3]}, wrong shape {wrong[:3]}); delete it to retrain")
+    model.load_state_dict({k: v.float() for k, v in tensors.items()})
+    return model, meta

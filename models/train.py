@@ -1,0 +1,153 @@
+"""Training loop shared by every model and task: AdamW, warmup + cosine, grad clipping, bf16
+autocast where the device has it, periodic resumable checkpoints, validation loss, DDP.
+
+Batches come from `batch_fn(step)`, a pure function of the step, so a resumed run sees exactly the
+batches an uninterrupted one would, and under torchrun each rank takes its slice of the same
+global batch. The resume state (fp32 weights, optimizer moments, history) lives in `run_dir`; the
+finished model is written to `final_stem` as a bf16 checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.distributed as dist
+
+from bench.errors import BenchError
+from models.checkpoint import _atomic_json, load_tensors, save_model, save_tensors
+from models.config import TrainConfig
+from models.gpt import GPT
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps))
+    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * progress))
+
+
+def _world() -> tuple[int, int]:
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        if not dist.is_initialized():
+            dist.init_process_group("gloo" if not torch.cuda.is_available() else "nccl")
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _optimizer(model: GPT, cfg: TrainConfig) -> torch.optim.AdamW:
+    # No weight decay on biases, norms and embeddings' positions of one dimension (nanoGPT's rule).
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.95))
+
+
+def _save_state(run_dir: Path, model: GPT, opt: torch.optim.Optimizer, step: int, fingerprint: dict,
+                history: list) -> None:
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    for i, state in opt.state_dict()["state"].items():
+        for key, value in state.items():
+            tensors[f"opt.{i}.{key}"] = value if torch.is_tensor(value) else torch.tensor(value)
+    save_tensors(run_dir / "state.safetensors", tensors)
+    _atomic_json(run_dir / "state.json", {"step": step, "fingerprint": fingerprint, "history": history})
+
+
+def _load_state(run_dir: Path, model: GPT, opt: torch.optim.Optimizer, fingerprint: dict) -> tuple[int, list]:
+    meta = json.loads((run_dir / "state.json").read_text())
+    for key in sorted(set(fingerprint) | set(meta["fingerprint"])):
+        if fingerprint.get(key) != meta["fingerprint"].get(key):
+            raise BenchError(
+                f"cannot resume {run_dir}: {key} differs (checkpoint {meta['fingerprint'].get(key)!r}, "
+                f"now {fingerprint.get(key)!r}); delete {run_dir} to start over or restore the old setting")
+    tensors = load_tensors(run_dir / "state.safetensors")
+    model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
+    opt_state = opt.state_dict()
+    for i in range(sum(len(g["params"]) for g in opt_state["param_groups"])):
+        prefix = f"opt.{i}."
+        entry = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+        if entry:
+            opt_state["state"][i] = entry
+    opt.load_state_dict(opt_state)
+    return meta["step"], meta["history"]
+
+
+@torch.no_grad()
+def validation_loss(model: GPT, val_tokens: torch.Tensor, batch_size: int, bf16: bool) -> float:
+    model.eval()
+    total, count = 0.0, 0
+    for start in range(0, len(val_tokens), batch_size):
+        batch = val_tokens[start:start + batch_size]
+        with torch.autocast(batch.device.type, dtype=torch.bfloat16, enabled=bf16):
+            total += model(batch, return_type="loss").item() * len(batch)
+        count += len(batch)
+    model.train()
+    return total / count
+
+
+def train(model: GPT, cfg: TrainConfig, batch_fn: Callable[[int], torch.Tensor], val_tokens: torch.Tensor,
+          run_dir: Path, final_stem: Path, fingerprint: dict, meta: dict,
+          on_eval: Callable[[GPT, int], dict] | None = None, progress: bool = True) -> list[dict]:
+    """Train to cfg.steps, resuming from run_dir when it holds a state; returns the history."""
+    from tqdm import tqdm
+
+    rank, world = _world()
+    if cfg.batch_size % world:
+        raise BenchError(f"batch_size {cfg.batch_size} does not split over {world} processes")
+    fingerprint = {**fingerprint, "model_config": model.cfg.to_json(), "train_config": asdict(cfg)}
+    opt = _optimizer(model, cfg)
+    step, history = 0, []
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if (run_dir / "state.json").exists():
+        step, history = _load_state(run_dir, model, opt, fingerprint)
+    ddp = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    device = next(model.parameters()).device
+    local = slice(rank * cfg.batch_size // world, (rank + 1) * cfg.batch_size // world)
+    last_save, started, tokens_seen, saved_step = time.time(), time.time(), 0, step
+    bar = tqdm(total=cfg.steps, initial=step, disable=not progress or rank != 0, dynamic_ncols=True, mininterval=2.0)
+    train_loss = float("nan")
+    while step < cfg.steps:
+        batch = batch_fn(step)[local].to(device)
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, cfg)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+            loss = ddp(batch, return_type="loss")
+        if not torch.isfinite(loss):
+            kept = f"last good state kept at {run_dir}/state.safetensors (step {saved_step})" if saved_step else \
+                "no state saved yet"
+            raise BenchError(f"loss became {loss.item()} at step {step}; stopped, {kept}; "
+                             f"lower the learning rate or check the data")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        step += 1
+        tokens_seen += batch.numel() * world
+        train_loss = loss.item()
+        bar.set_postfix(loss=f"{train_loss:.3f}", tok_s=f"{tokens_seen / (time.time() - started):.0f}")
+        bar.update(1)
+        if step % cfg.eval_every == 0 or step == cfg.steps:
+            record = {"step": step, "train_loss": train_loss, "tokens": step * cfg.batch_size * batch.shape[1],
+                      "val_loss": validation_loss(model, val_tokens, cfg.batch_size, cfg.bf16),
+                      "seconds": (history[-1]["seconds"] if history else 0.0) + time.time() - started}
+            if on_eval is not None and rank == 0:
+                record.update(on_eval(model, step))
+            history.append(record)
+            started, tokens_seen = time.time(), 0
+            bar.write(json.dumps(record))
+        if rank == 0 and (time.time() - last_save > cfg.checkpoint_every_s or step == cfg.steps):
+            _save_state(run_dir, model, opt, step, fingerprint, history)
+            last_save, saved_step = time.time(), step
+    bar.close()
+    if rank == 0:
+        save_model(final_stem, model, {**meta, "train_config": asdict(cfg), "history": history,
+                                       "fingerprint": fingerprint})
+    if world > 1:
+        dist.barrier()
+    return history

@@ -1,0 +1,27 @@
+"""Settings of the chess evaluation (each can be overridden with ARGS="key=value ...")."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ChessConfig:
+    # Block whose features are scored; negative counts from the end. -3 is index 5 of an 8-layer
+    # model, the layer Karvonen's SAEs and spec/moex.md [D] use.
+    layer: int = -3
+    # "mlp": hidden units at blocks.{layer}.mlp.hook_post (or the adapter's own features there);
+    # "resid": the residual stream after the block.
+    site: str = "mlp"
+    # Also evaluate a random-init model of the same shape: the floor the trained model must beat.
+    random_floor: bool = True
+    # 0 means the preset's number of games per probe split (1000 for cpu = 20,000 positions).
+    probe_games: int = 0
+    batch_size: int = 64
+    workers: int = 2
+
+    def __post_init__(self):
+        if self.site not in ("mlp", "resid"):
+            raise ValueError(f"site {self.site!r} unknown; choose mlp or resid")
+        if self.probe_games < 0 or self.batch_size < 1 or self.workers < 1:
+            raise ValueError("probe_games must be >= 0, batch_size and workers >= 1")

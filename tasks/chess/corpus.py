@@ -1,0 +1,134 @@
+"""Chess corpora: the embedded engine-game corpus, a user's PGN files, Karvonen-style blocks.
+
+Every loader returns games as movetext strings `;1.e4 e5 2.Nf3 ...` (spec/chess.md section 1).
+Bad games are never dropped silently: a loader either raises naming the file and line, or, with
+`on_error="skip"`, skips and returns how many it skipped.
+"""
+
+from __future__ import annotations
+
+import lzma
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.errors import BenchError
+
+EMBEDDED_DIR = Path(os.environ.get("MOEXBENCH_CHESS_DATA", Path(__file__).resolve().parents[2] / "data" / "chess"))
+SPLIT_FILES = {"train": "train.txt.xz", "probe_train": "probe_train.txt.xz", "probe_test": "probe_test.txt.xz"}
+# The evaluation reads the first 256 characters and the first 20 dots in them (spec/chess.md 2).
+EVAL_WINDOW = 256
+EVAL_MIN_DOTS = 20
+
+
+def count_dots(text: str) -> int:
+    return text.count(".")
+
+
+def write_split(path: Path, games: list[str]) -> None:
+    """One game per line, xz-compressed, written atomically (temp file + rename)."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with lzma.open(tmp, "wt", encoding="ascii", preset=9) as f:
+        f.write("\n".join(games) + "\n")
+    os.replace(tmp, path)
+
+
+def read_split(name: str, data_dir: Path | None = None) -> list[str]:
+    if name not in SPLIT_FILES:
+        raise BenchError(f"unknown chess split {name!r}; choose one of {', '.join(SPLIT_FILES)}")
+    path = (data_dir or EMBEDDED_DIR) / SPLIT_FILES[name]
+    if not path.exists():
+        raise BenchError(f"chess corpus file {path} is missing; run `make chess-data` to generate it")
+    with lzma.open(path, "rt", encoding="ascii") as f:
+        return [line for line in f.read().split("\n") if line]
+
+
+@dataclass
+class LoadedGames:
+    games: list[str]
+    skipped: list[str] = field(default_factory=list)  # "file:line: reason" for each skipped game
+
+
+def _validated(movetext: str, where: str) -> str:
+    """Replays the game with python-chess; raises ValueError naming the bad move."""
+    import chess
+
+    board = chess.Board()
+    for token in movetext.lstrip(";").split():
+        san = token.split(".", 1)[1] if "." in token else token
+        if not san:
+            continue
+        try:
+            board.push_san(san)
+        except ValueError as e:
+            raise ValueError(f"{where}: illegal or malformed move {san!r} ({e})") from None
+    return movetext
+
+
+def load_pgn(path: Path, on_error: str = "raise") -> LoadedGames:
+    """Games from a PGN file (headers ignored), converted to the benchmark's movetext."""
+    import chess.pgn
+
+    from tasks.chess.generate_games import movetext
+
+    out = LoadedGames([])
+    with open(path, encoding="utf-8", errors="strict") as f:
+        while True:
+            line_no = _line_number(f)
+            game = chess.pgn.read_game(f)
+            if game is None:
+                break
+            where = f"{path}:{line_no}"
+            problem = game.errors[0] if game.errors else None
+            if problem is None and not list(game.mainline_moves()):
+                problem = "no moves"
+            if problem is not None:
+                if on_error == "raise":
+                    raise BenchError(f"{where}: bad game ({problem}); fix it or pass on_error=skip")
+                out.skipped.append(f"{where}: {problem}")
+                continue
+            out.games.append(movetext(game.end().board()))
+    return out
+
+
+def _line_number(f) -> int:
+    # PGN reading is sequential; count lines up to the current offset to name where a game starts.
+    pos = f.tell()
+    f.seek(0)
+    n = f.read(pos).count("\n") + 1
+    f.seek(pos)
+    return n
+
+
+_BLOCK_GAME = re.compile(r";[^;]*")
+
+
+def load_blocks(path: Path, on_error: str = "raise") -> LoadedGames:
+    """Karvonen-style text: one row per line, each a `;1.e4 ...` block (1024 characters in his
+    lichess dataset) holding one or more games. Blocks are cut at a fixed length, so the last
+    move of a line may be partial: only that one token is dropped; any other bad move is an error."""
+    out = LoadedGames([])
+    with open(path, encoding="ascii", errors="strict") as f:
+        for line_no, line in enumerate(f, start=1):
+            games = [g.rstrip() for g in _BLOCK_GAME.findall(line.strip())]
+            for k, game in enumerate(games):
+                if k == len(games) - 1 and not _replays(game):
+                    game = game.rsplit(" ", 1)[0] if " " in game else ""
+                if len(game) < 3:
+                    continue
+                try:
+                    out.games.append(_validated(game, f"{path}:{line_no}"))
+                except ValueError as e:
+                    if on_error == "raise":
+                        raise BenchError(f"{e}; fix the file or pass on_error=skip") from None
+                    out.skipped.append(str(e))
+    return out
+
+
+def _replays(game: str) -> bool:
+    try:
+        _validated(game, "")
+        return True
+    except ValueError:
+        return False

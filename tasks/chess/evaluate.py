@@ -1,0 +1,110 @@
+"""The chess evaluation of one adapter: features at the dots -> coverage, reconstruction, and the
+linear-probe ceiling on the residual stream at the same dots (spec/chess.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from bench.adapter import FeatureAdapter
+from tasks.chess.board_state import STRATEGY_FUNCTIONS, KEPT_CLASSES
+from tasks.chess.corpus import EVAL_WINDOW
+from tasks.chess.feature_metrics import BSPGroup, evaluate_features
+from tasks.chess.positions import Positions
+from tasks.chess.probe import probe_f1
+from tasks.chess.tokenizer import encode_batch
+
+
+@dataclass
+class ScoredModel:
+    metrics: dict
+    groups: dict          # per BSP group: coverage/reconstruction and their thresholds
+    probe_by_layer: dict  # layer -> probe F1
+
+
+def _at_dots(adapter: FeatureAdapter, positions: Positions, fn, batch_size: int) -> torch.Tensor:
+    """fn(tokens) -> (batch, pos, width), gathered at each position's dot: (n_positions, width)."""
+    out = []
+    per_game = len(positions.game_index) // len(positions.games)
+    dots = torch.from_numpy(positions.char_index).view(len(positions.games), per_game)
+    for start in range(0, len(positions.games), batch_size):
+        tokens = encode_batch(positions.games[start:start + batch_size], EVAL_WINDOW)
+        acts = fn(tokens.to(next(adapter.model.parameters()).device)).float().cpu()
+        idx = dots[start:start + len(tokens)]
+        out.append(acts[torch.arange(len(tokens))[:, None], idx].reshape(-1, acts.shape[-1]))
+    return torch.cat(out)
+
+
+def feature_statistics(adapter: FeatureAdapter, games: list[str], layer: int, site: str,
+                       batch_size: int) -> tuple[torch.Tensor, float]:
+    """Max activation per feature over every character position of `games` (first 256 characters,
+    padding excluded), and mean L0 (features > 0 per token) there."""
+    device = next(adapter.model.parameters()).device
+    max_acts, active, count = None, 0.0, 0
+    for start in range(0, len(games), batch_size):
+        chunk = games[start:start + batch_size]
+        tokens = encode_batch(chunk, EVAL_WINDOW).to(device)
+        acts = adapter.features(tokens, layer, site).float().cpu()
+        real = torch.tensor([min(len(g), EVAL_WINDOW) for g in chunk])[:, None] > torch.arange(EVAL_WINDOW)
+        acts = acts[real]
+        batch_max = acts.max(0).values
+        max_acts = batch_max if max_acts is None else torch.maximum(max_acts, batch_max)
+        active += (acts > 0).sum().item()
+        count += len(acts)
+    return max_acts, active / (count * max(1, max_acts.numel()))
+
+
+def bsp_groups(train: Positions, test: Positions) -> dict[str, BSPGroup]:
+    groups = {"board_state": BSPGroup(torch.from_numpy(train.board_state), torch.from_numpy(test.board_state),
+                                      len(KEPT_CLASSES))}
+    for name in STRATEGY_FUNCTIONS:
+        groups[name] = BSPGroup(torch.from_numpy(train.strategy[name]), torch.from_numpy(test.strategy[name]), 1)
+    return groups
+
+
+def score_adapter(adapter: FeatureAdapter, train: Positions, test: Positions, stat_games: list[str],
+                  layer: int, site: str, batch_size: int, probe_layers: str, seed: int) -> ScoredModel:
+    max_acts, l0_fraction = feature_statistics(adapter, stat_games, layer, site, batch_size)
+    alive = max_acts > 0  # a feature that never fires (> 0) is dead and dropped
+    features = lambda tokens: adapter.features(tokens, layer, site)[..., alive]  # noqa: E731
+    train_acts = _at_dots(adapter, train, features, batch_size)
+    test_acts = _at_dots(adapter, test, features, batch_size)
+    groups = evaluate_features(train_acts, test_acts, max_acts[alive], bsp_groups(train, test))
+    alive_index = alive.nonzero().squeeze(1).tolist()
+    for g in groups.values():  # back from alive-only columns to the site's feature indices
+        g["best_feature_per_bsp"] = [alive_index[f] if f >= 0 else -1 for f in g["best_feature_per_bsp"]]
+
+    n_layers = adapter.model.cfg.n_layers
+    layer_index = adapter.resolve_layer(layer)
+    layers = range(n_layers) if probe_layers == "all" else [layer_index]
+    hooks = [f"blocks.{i}.hook_resid_post" for i in layers]
+    # One forward pass per game batch caches every probed layer's residual stream.
+    resid = lambda tokens: _multi_hook(adapter, tokens, hooks)  # noqa: E731
+    r_train, r_test = _at_dots(adapter, train, resid, batch_size), _at_dots(adapter, test, resid, batch_size)
+    d = adapter.model.cfg.d_model
+    ct, cs = torch.from_numpy(train.classes.astype(np.int64)), torch.from_numpy(test.classes.astype(np.int64))
+    probe_by_layer = {i: probe_f1(r_train[:, k * d:(k + 1) * d], ct, r_test[:, k * d:(k + 1) * d], cs, seed)
+                      for k, i in enumerate(layers)}
+
+    strategy = [groups[name] for name in STRATEGY_FUNCTIONS]
+    n_features = int(max_acts.numel())
+    metrics = {
+        "coverage": groups["board_state"]["coverage"],
+        "reconstruction": groups["board_state"]["reconstruction"],
+        "coverage_strategy": float(np.mean([g["coverage"] for g in strategy])),
+        "reconstruction_strategy": float(np.mean([g["reconstruction"] for g in strategy])),
+        "probe_f1": probe_by_layer[layer_index],
+        "l0": l0_fraction * n_features,
+        "alive_fraction": alive.float().mean().item(),
+        "n_features": n_features,
+    }
+    return ScoredModel(metrics, groups, probe_by_layer)
+
+
+@torch.no_grad()
+def _multi_hook(adapter: FeatureAdapter, tokens: torch.Tensor, hooks: list[str]) -> torch.Tensor:
+    last = max(int(h.split(".")[1]) for h in hooks)
+    _, cache = adapter.model.run_with_cache(tokens, names_filter=hooks, stop_at_layer=last + 1)
+    return torch.cat([cache[h] for h in hooks], dim=-1)

@@ -1,0 +1,20 @@
+"""Published chess numbers to print beside ours (spec/moex.md section 4, spec/chess.md section 6).
+
+The paper's models are 8 x 512 trained on 16M lichess games; ours are far smaller and trained on
+engine games, so these are a reference point, not a target.
+"""
+
+# MoE-X paper, Table 1 (activated parameters equal): val loss, coverage, reconstruction.
+PAPER_TABLE_1 = {
+    "dense": {"source": "MoE-X Table 1, GELU (GPT-2)", "val_loss": 0.213, "coverage": 0.356, "reconstruction": 0.608},
+    "dense-relu": {"source": "MoE-X Table 1, ReLU", "val_loss": 0.215, "coverage": 0.312, "reconstruction": 0.581},
+    "switch": {"source": "MoE-X Table 1, Switch", "val_loss": 0.212, "coverage": 0.424, "reconstruction": 0.734},
+    "moex": {"source": "MoE-X Table 1, MoE-X", "val_loss": 0.211, "coverage": 0.428, "reconstruction": 0.840},
+}
+
+# Karvonen et al. Table 1 (board state, residual stream after block 5 of 8).
+KARVONEN = {
+    "linear probe": {"coverage": 0.98, "reconstruction": 0.98},
+    "best SAE": {"coverage": 0.48, "reconstruction": 0.85},
+    "SAE on random-init model": {"coverage": 0.11, "reconstruction": 0.01},
+}

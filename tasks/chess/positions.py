@@ -1,0 +1,98 @@
+"""Evaluation positions: the first 20 dots of each game's first 256 characters, and their BSPs.
+
+At the dot of move n the board is the position after 2(n-1) plies (White to move). Labels take a
+few milliseconds a position (the strategy functions try every legal move), so they are computed in
+worker processes and cached on disk under a key of the games' text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing as mp
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bench.errors import BenchError
+from tasks.chess.board_state import STRATEGY_FUNCTIONS, one_hot_to_masked_bsps, piece_classes
+from tasks.chess.corpus import EVAL_MIN_DOTS, EVAL_WINDOW
+
+CACHE_DIR = Path(os.environ.get("MOEXBENCH_CACHE", Path(__file__).resolve().parents[2] / ".cache"))
+LABELS_VERSION = 1  # bump when a BSP function changes, so stale caches are not reused
+
+
+@dataclass
+class Positions:
+    games: list[str]            # each cut to the evaluation window
+    game_index: np.ndarray      # (n,) which game a position is in
+    char_index: np.ndarray      # (n,) index of its dot in the game string
+    classes: np.ndarray         # (n, 64) int8 piece class per square (value + 6), for the probe
+    board_state: np.ndarray     # (n, 768) uint8 masked board-state BSPs
+    strategy: dict[str, np.ndarray]  # name -> (n, 1 or 64) uint8
+
+
+def dot_indices(game: str, n_dots: int = EVAL_MIN_DOTS, window: int = EVAL_WINDOW) -> list[int]:
+    return [i for i, c in enumerate(game[:window]) if c == "."][:n_dots]
+
+
+def boards_at_dots(game: str, n_dots: int = EVAL_MIN_DOTS):
+    """The chess.Board at each of the first n_dots dots (copies)."""
+    import chess
+
+    board, boards = chess.Board(), []
+    tokens = game.lstrip(";").split()
+    ply = 0
+    for n in range(n_dots):
+        while ply < 2 * n:
+            token = tokens[ply]
+            board.push_san(token.split(".", 1)[1] if "." in token else token)
+            ply += 1
+        boards.append(board.copy(stack=False))
+    return boards
+
+
+def _labels_for_game(game: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    boards = boards_at_dots(game)
+    classes = np.stack([piece_classes(b) for b in boards])
+    strat = {name: np.stack([f(b) for b in boards]) for name, f in STRATEGY_FUNCTIONS.items()}
+    return classes, strat
+
+
+def _cache_path(games: list[str]) -> Path:
+    key = hashlib.sha256(("\n".join(games) + f"|v{LABELS_VERSION}").encode()).hexdigest()[:20]
+    return CACHE_DIR / "chess" / f"labels-{key}.npz"
+
+
+def build_positions(games: list[str], workers: int = 2) -> Positions:
+    for g, game in enumerate(games):
+        if len(dot_indices(game)) < EVAL_MIN_DOTS:
+            raise BenchError(f"evaluation game {g} has fewer than {EVAL_MIN_DOTS} dots in its first "
+                             f"{EVAL_WINDOW} characters; evaluation games must be at least 20 moves long")
+    cut = [g[:EVAL_WINDOW] for g in games]
+    game_index = np.repeat(np.arange(len(cut)), EVAL_MIN_DOTS)
+    char_index = np.array([i for g in cut for i in dot_indices(g)])
+    path = _cache_path(cut)
+    if path.exists():
+        with np.load(path) as data:
+            strategy = {k[len("strategy."):]: data[k] for k in data.files if k.startswith("strategy.")}
+            classes = data["classes"]
+    else:
+        classes, strategy = _compute_labels(cut, workers, path)
+    return Positions(cut, game_index, char_index, classes, one_hot_to_masked_bsps(classes), strategy)
+
+
+def _compute_labels(cut: list[str], workers: int, path: Path):
+    if workers > 1 and len(cut) > 20:
+        with mp.get_context("spawn").Pool(workers) as pool:
+            per_game = pool.map(_labels_for_game, cut, chunksize=16)
+    else:
+        per_game = [_labels_for_game(g) for g in cut]
+    classes = np.concatenate([p[0] for p in per_game])
+    strategy = {name: np.concatenate([p[1][name] for p in per_game]) for name in STRATEGY_FUNCTIONS}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".tmp.npz")
+    np.savez_compressed(tmp, classes=classes, **{f"strategy.{k}": v for k, v in strategy.items()})
+    os.replace(tmp, path)
+    return classes, strategy

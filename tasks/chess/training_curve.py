@@ -1,0 +1,97 @@
+"""Board knowledge during training: a linear probe on every layer's residual stream at each
+validation step, on a small fixed slice of the probe sets (issue 12's curve).
+
+The probe is the evaluation's own (tasks/chess/probe.py); the slice is smaller than the final
+evaluation's 1000 + 1000 games so a curve point costs seconds, and it is named in the curve file.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+from bench.results import atomic_write_text, task_dir
+from tasks.chess.corpus import EVAL_WINDOW, read_split
+from tasks.chess.positions import build_positions
+from tasks.chess.probe import probe_f1
+from tasks.chess.tokenizer import encode_batch
+
+CURVE_GAMES = 200  # per probe split: 4,000 positions each
+
+
+@lru_cache(maxsize=1)
+def _curve_positions():
+    return (build_positions(read_split("probe_train")[:CURVE_GAMES], workers=1),
+            build_positions(read_split("probe_test")[:CURVE_GAMES], workers=1))
+
+
+@torch.no_grad()
+def _resid_at_dots(model, positions) -> list[torch.Tensor]:
+    hooks = [f"blocks.{i}.hook_resid_post" for i in range(model.cfg.n_layers)]
+    device = next(model.parameters()).device
+    tokens = encode_batch(positions.games, EVAL_WINDOW).to(device)
+    dots = torch.from_numpy(positions.char_index).view(len(positions.games), -1)
+    out = [[] for _ in hooks]
+    for start in range(0, len(tokens), 50):
+        _, cache = model.run_with_cache(tokens[start:start + 50], names_filter=hooks)
+        idx = dots[start:start + 50]
+        rows = torch.arange(len(idx))[:, None]
+        for k, h in enumerate(hooks):
+            out[k].append(cache[h].float().cpu()[rows, idx].reshape(-1, model.cfg.d_model))
+    return [torch.cat(x) for x in out]
+
+
+def curve_point(model, step: int) -> dict:
+    """The probe F1 of every layer, to add to the training history at this step."""
+    was_training = model.training
+    model.eval()
+    train, test = _curve_positions()
+    r_train, r_test = _resid_at_dots(model, train), _resid_at_dots(model, test)
+    ct = torch.from_numpy(train.classes.astype(np.int64))
+    cs = torch.from_numpy(test.classes.astype(np.int64))
+    f1 = {str(i): round(probe_f1(a, ct, b, cs), 4) for i, (a, b) in enumerate(zip(r_train, r_test))}
+    model.train(was_training)
+    return {"probe_f1_by_layer": f1}
+
+
+def write_curve(model_name: str, preset: str, meta: dict) -> list:
+    """results/chess/training_curve_<model>.json and .png from a checkpoint's training history."""
+    history = [h for h in meta.get("history", []) if "probe_f1_by_layer" in h]
+    if not history:
+        return []
+    folder = task_dir("chess", preset)
+    record = {"model": model_name, "preset": preset, "model_config": meta.get("model_config"),
+              "train_config": meta.get("train_config"), "data": meta.get("fingerprint", {}).get("data"),
+              "probe": f"multinomial logistic per square, first {CURVE_GAMES} games of each probe split "
+                       f"({CURVE_GAMES * 20} positions each), F1 over the 768 masked board-state BSPs",
+              "points": history}
+    path = folder / f"training_curve_{model_name}.json"
+    atomic_write_text(path, json.dumps(record, indent=2) + "\n")
+    return [path, _plot(record, folder / f"training_curve_{model_name}.png")]
+
+
+def _plot(record: dict, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = record["points"]
+    chars = [p["tokens"] / 1e6 for p in points]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for layer in points[0]["probe_f1_by_layer"]:
+        ax1.plot(chars, [p["probe_f1_by_layer"][layer] for p in points], marker="o", ms=3, label=f"after block {layer}")
+    ax1.axhline(0.9, color="grey", ls="--", lw=0.8, label="issue 12 target 0.9")
+    ax1.set(xlabel="training characters (millions)", ylabel="probe F1, masked board state", ylim=(0, 1),
+            title="Linear probe on the residual stream")
+    ax1.legend(fontsize=7)
+    ax2.plot(chars, [p["val_loss"] for p in points], marker="o", ms=3, color="black")
+    ax2.set(xlabel="training characters (millions)", ylabel="validation loss (nats/char)", title="Validation loss")
+    fig.suptitle(f"{record['model']} ({record['preset']} preset): board knowledge during training")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -1,0 +1,42 @@
+import dataclasses
+
+import pytest
+import torch
+
+from bench.errors import BenchError
+from models.checkpoint import load_model, save_model
+from models.gpt import GPT
+from tasks.chess.task import ChessTask
+
+
+def _saved(tmp_path):
+    torch.manual_seed(0)
+    model = GPT(ChessTask.dense_config("tiny"))
+    save_model(tmp_path / "m", model, {"note": "test"})
+    return model
+
+
+def test_round_trip_is_bf16_and_loads_into_fp32(tmp_path):
+    model = _saved(tmp_path)
+    loaded, meta = load_model(tmp_path / "m", ChessTask.dense_config("tiny"))
+    assert meta["note"] == "test"
+    for p, q in zip(model.parameters(), loaded.parameters()):
+        assert q.dtype == torch.float32
+        assert torch.equal(p.to(torch.bfloat16).float(), q)
+
+
+def test_truncated_checkpoint_is_a_clear_error_and_is_left_alone(tmp_path):
+    _saved(tmp_path)
+    path = tmp_path / "m.safetensors"
+    path.write_bytes(path.read_bytes()[:1000])
+    before = path.read_bytes()
+    with pytest.raises(BenchError, match="unreadable"):
+        load_model(tmp_path / "m")
+    assert path.read_bytes() == before
+
+
+def test_checkpoint_of_another_shape_names_the_field(tmp_path):
+    _saved(tmp_path)
+    other = dataclasses.replace(ChessTask.dense_config("tiny"), d_model=64, d_mlp=256)
+    with pytest.raises(BenchError, match="d_model: checkpoint 32 != expected 64"):
+        load_model(tmp_path / "m", other)

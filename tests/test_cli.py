@@ -1,0 +1,34 @@
+"""Bad input at the front door: one line naming the problem and the choices, exit status 2."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(*args):
+    return subprocess.run([sys.executable, "-m", "bench", *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+def test_help_lists_models_and_tasks():
+    out = _run("--help")
+    assert out.returncode == 0
+    assert "models: dense" in out.stdout and "tasks: chess" in out.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["bench", "--model", "nonesuch"], "error: unknown model 'nonesuch'; choose one of dense"),
+    (["bench", "--task", "nonesuch"], "error: unknown task 'nonesuch'; choose one of chess"),
+    (["bench", "--preset", "huge"], "error: unknown preset 'huge'; choose one of tiny, cpu, paper"),
+    (["bench", "--preset", "tiny", "layr=3"], "error: unknown setting 'layr' for ChessConfig; choose from"),
+    (["bench", "--preset", "tiny", "layer=three"], "error: layer='three' is not a valid int"),
+    (["bench", "--preset", "tiny", "site=attn"], "error: site 'attn' unknown; choose mlp or resid"),
+])
+def test_bad_input_is_one_line_and_exit_2(args, message):
+    out = _run(*args)
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(message), out.stderr

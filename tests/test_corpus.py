@@ -1,0 +1,58 @@
+import pytest
+
+from bench.errors import BenchError
+from tasks.chess.corpus import EVAL_MIN_DOTS, EVAL_WINDOW, load_blocks, load_pgn, read_split
+from tasks.chess.tokenizer import encode
+
+PGN = """[Event "one"]
+[White "a"]
+
+1. e4 e5 2. Nf3 Nc6 3. Bb5 a6 1-0
+
+[Event "two"]
+
+1. d4 d5 2. Bxh7 Nf6 0-1
+
+[Event "three"]
+
+1. c4 e5 *
+"""
+
+
+def test_pgn_games_become_movetext(tmp_path):
+    path = tmp_path / "ok.pgn"
+    path.write_text(PGN.replace("2. Bxh7", "2. c4"))
+    games = load_pgn(path).games
+    assert games == [";1.e4 e5 2.Nf3 Nc6 3.Bb5 a6", ";1.d4 d5 2.c4 Nf6", ";1.c4 e5"]
+
+
+def test_illegal_move_in_a_pgn_names_file_and_line(tmp_path):
+    path = tmp_path / "bad.pgn"
+    path.write_text(PGN)
+    with pytest.raises(BenchError, match=r"bad\.pgn:6: bad game"):
+        load_pgn(path)
+    loaded = load_pgn(path, on_error="skip")
+    assert len(loaded.games) == 2 and len(loaded.skipped) == 1 and "bad.pgn:6" in loaded.skipped[0]
+
+
+def test_blocks_drop_only_the_cut_final_move(tmp_path):
+    path = tmp_path / "blocks.txt"
+    path.write_text(";1.e4 e5 2.Nf3 Nc6 ;1.d4 d5 2.c4 e6 3.Nc\n")
+    assert load_blocks(path).games == [";1.e4 e5 2.Nf3 Nc6", ";1.d4 d5 2.c4 e6"]
+
+
+def test_blocks_with_an_illegal_move_mid_game_name_the_line(tmp_path):
+    path = tmp_path / "blocks.txt"
+    path.write_text(";1.e4 e5 2.Nf3 Nc6\n;1.e4 e5 2.Ke3 Nc6 3.Nf3\n")
+    with pytest.raises(BenchError, match=r"blocks\.txt:2: illegal or malformed move 'Ke3'"):
+        load_blocks(path)
+    assert len(load_blocks(path, on_error="skip").skipped) == 1
+
+
+def test_committed_corpus_meets_the_issue_sizes():
+    train, probe_train, probe_test = (read_split(s) for s in ("train", "probe_train", "probe_test"))
+    assert len(train) >= 20_000 and len(probe_train) == len(probe_test) == 1000
+    assert not (set(probe_train) & set(probe_test)) and not (set(train) & (set(probe_train) | set(probe_test)))
+    for game in probe_train + probe_test:
+        assert game.startswith(";1.") and game[:EVAL_WINDOW].count(".") >= EVAL_MIN_DOTS
+    encode("".join(train[:200]))  # every character is in the vocabulary

@@ -1,0 +1,56 @@
+"""The whole vertical slice at the tiny preset on the committed corpus: train, evaluate, write the
+result, the summary and the plot; and the same training under torchrun with two gloo processes."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from bench.results import load_result, result_path
+
+ROOT = Path(__file__).resolve().parents[1]
+REQUIRED = ["coverage", "reconstruction", "coverage_strategy", "reconstruction_strategy", "probe_f1",
+            "val_loss", "l0", "alive_fraction", "n_features", "coverage_random_init", "reconstruction_random_init"]
+
+
+def _bench(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "bench", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=900, env={**os.environ, **(env or {})})
+
+
+def test_make_bench_tiny_writes_the_results_contract():
+    out = _bench("bench", "--model", "dense", "--task", "chess", "--preset", "tiny", "--threads", "1",
+                 "probe_games=40")
+    assert out.returncode == 0, out.stderr[-2000:]
+    path = result_path("chess", "dense", "tiny", 0)
+    record = load_result(path)
+    assert record["task"] == "chess" and record["model"] == "dense" and record["preset"] == "tiny"
+    for name in REQUIRED:
+        assert 0.0 <= record["metrics"][name] or name == "val_loss", name
+    assert record["metrics"]["n_features"] == 128  # tiny: d_mlp = 4 x 32
+    assert record["details"]["positions"] == {"probe_train": 800, "probe_test": 800}
+    assert record["provenance"]["deviations"] and record["provenance"]["seed"] == 0
+    assert record["details"]["feature_hook"] == "blocks.1.mlp.hook_post"
+    rows = [json.loads(line) for line in path.with_suffix(".jsonl").read_text().splitlines()]
+    assert len(rows) == 768 and {"bsp", "best_f1", "best_feature"} <= set(rows[0])
+    for name in ("summary.md", "summary.csv", "scores.png"):
+        assert (path.parent / name).stat().st_size > 0
+
+    # Same seed, same machine: same metrics (the checkpoint now exists, so this only evaluates).
+    again = _bench("bench", "--model", "dense", "--preset", "tiny", "--threads", "1", "probe_games=40")
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert load_result(path)["metrics"] == record["metrics"]
+
+
+def test_training_runs_unchanged_under_torchrun_with_two_cpu_processes(tmp_path):
+    torchrun = Path(sys.executable).with_name("torchrun")
+    env = {**os.environ, "MOEXBENCH_CHECKPOINTS": str(tmp_path / "ckpt"), "MOEXBENCH_RUNS": str(tmp_path / "runs"),
+           "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "bench", "train",
+                          "--model", "dense", "--task", "chess", "--preset", "tiny", "--threads", "1"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    meta = json.loads((tmp_path / "ckpt" / "chess" / "dense-tiny.json").read_text())
+    assert meta["history"][-1]["step"] == 40
+    assert meta["history"][-1]["val_loss"] < meta["history"][0]["val_loss"]

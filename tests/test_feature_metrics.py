@@ -1,0 +1,79 @@
+"""Coverage and reconstruction on a case worked out by hand (see the comments for every count)."""
+
+import pytest
+import torch
+
+from tasks.chess.feature_metrics import BSPGroup, THRESHOLDS, _reconstruction_counts, evaluate_features
+
+
+def _column(n, positives):
+    out = torch.zeros(n, dtype=torch.uint8)
+    out[list(positives)] = 1
+    return out
+
+
+def _hand_case():
+    # Train: 20 positions, two one-class cells. A = {0..9}, B = {0..4, 10..14}.
+    y_train = torch.stack([_column(20, range(0, 10)), _column(20, [*range(0, 5), *range(10, 15)])], 1)
+    # f0: 1.0 on 0..9, 0.3 on 19.  f1: 0.5 on 0..4, 1.0 on 10..14, 0.2 on 15..19.  max = 1 for both.
+    train = torch.zeros(20, 2)
+    train[0:10, 0] = 1.0
+    train[19, 0] = 0.3
+    train[0:5, 1] = 0.5
+    train[10:15, 1] = 1.0
+    train[15:20, 1] = 0.2
+    # Test: 10 positions, A = {0..4}, B = {3..7}. f0: 1.0 on 0..3, 0.25 on 8.  f1: 0.6 on 3..7, 0.45 on 9.
+    y_test = torch.stack([_column(10, range(0, 5)), _column(10, range(3, 8))], 1)
+    test = torch.zeros(10, 2)
+    test[0:4, 0] = 1.0
+    test[8, 0] = 0.25
+    test[3:8, 1] = 0.6
+    test[9, 1] = 0.45
+    return train, test, torch.tensor([1.0, 1.0]), {"g": BSPGroup(y_train, y_test, 1)}
+
+
+def test_thresholds_are_float32_of_the_reference_grid():
+    assert len(THRESHOLDS) == 11
+    assert THRESHOLDS.dtype == torch.float32
+    assert THRESHOLDS[3].item() == pytest.approx(0.30000001192092896, abs=0)
+
+
+def test_coverage_by_threshold_matches_hand_counts():
+    out = evaluate_features(*_hand_case())["g"]
+    # t=0, 0.1: f0 on {0..9,19}: A F1 = 20/21; f1 on {0..4,10..19}: B F1 = 0.8 (TP10 FP5).
+    # t=0.2: 0.2 > float32(0.2)*1 is false (strict), f1 on {0..4,10..14}: B F1 = 1.
+    # t=0.3, 0.4: 0.3 is no longer above float32(0.3): f0 on {0..9}: A F1 = 1 -> mean 1.
+    # t=0.5..0.9: f1 on {10..14} only: B F1 = 2/3 (f0 gives B 0.5). t=1.0: nothing on (1.0 > 1.0 false).
+    expected = [(20 / 21 + 0.8) / 2] * 2 + [(20 / 21 + 1) / 2] + [1.0] * 2 + [(1 + 2 / 3) / 2] * 5 + [0.0]
+    assert out["coverage_by_threshold"] == pytest.approx(expected, abs=1e-6)
+    assert out["coverage"] == pytest.approx(1.0, abs=1e-6)
+    assert out["coverage_threshold"] == 0.3
+
+
+def test_reconstruction_matches_hand_counts():
+    out = evaluate_features(*_hand_case())["g"]
+    # Labels need precision >= 0.95 and TP >= 10 on train:
+    #   t<=0.1: none (f0->A is 10/11, f1->B 10/15).  t=0.2: f1->B.  t=0.3,0.4: f0->A and f1->B.
+    #   t>=0.5: f0->A only (f1 has TP 5 on B).
+    # Test predictions:  t=0.2: B on {3..7,9}: TP5 FP1 FN5 -> F1 0.625.
+    #   t=0.3,0.4: A on {0..3}, B on {3..7,9}: TP9 FP1 FN1 -> 0.9.  t>=0.5: A on {0..3}: TP4 FN6 -> 4/7.
+    expected = [0.0, 0.0, 0.625, 0.9, 0.9] + [4 / 7] * 5
+    assert out["reconstruction_by_threshold"] == pytest.approx(expected, abs=1e-6)
+    assert out["reconstruction"] == pytest.approx(0.9, abs=1e-6)
+    assert out["reconstruction_threshold"] == 0.3  # tie with 0.4 goes to the lowest t
+
+
+def test_per_square_subtracts_one_right_one_wrong_only():
+    # One position, two cells of three classes. Truth: cell0 class0, cell1 class1.
+    truth = torch.tensor([[1, 0, 0, 0, 1, 0]], dtype=torch.bool)
+    # cell0 predicts {0, 2}: one right + one wrong -> subtracted.  cell1 predicts {0, 1, 2}: two wrong -> kept.
+    pred = torch.tensor([[1, 0, 1, 1, 1, 1]], dtype=torch.bool)
+    counts = _reconstruction_counts(pred, truth, 3)
+    assert counts["f1_per_class"] == pytest.approx(2 * 0.4 / 1.4, abs=1e-6)       # TP2 FP3 FN0
+    assert counts["f1_per_square"] == pytest.approx(2 * 0.25 / 1.25, abs=1e-6)     # TP1 FP3 FN0
+
+
+def test_a_feature_whose_max_is_negative_is_never_on():
+    train, test, _, groups = _hand_case()
+    out = evaluate_features(-train, -test, torch.tensor([-0.1, -0.1]), groups)["g"]
+    assert out["coverage"] == 0.0 and out["reconstruction"] == 0.0

@@ -1,0 +1,55 @@
+"""The GPT speaks TransformerLens's hook grammar: run_with_cache and run_with_hooks work on it."""
+
+import torch
+
+from bench.adapter import FeatureAdapter
+from baselines.dense import DenseAdapter
+from models.gpt import GPT
+from tasks.chess.task import ChessTask
+
+
+def _adapter():
+    torch.manual_seed(0)
+    return DenseAdapter(GPT(DenseAdapter.model_config(ChessTask.dense_config("tiny"))))
+
+
+def test_run_with_cache_exposes_transformer_lens_names():
+    adapter = _adapter()
+    tokens = torch.randint(0, 32, (2, 16))
+    logits, cache = adapter.model.run_with_cache(tokens)
+    assert logits.shape == (2, 16, 32)
+    for name in ("hook_embed", "blocks.0.hook_resid_pre", "blocks.1.mlp.hook_post", "blocks.3.hook_resid_post",
+                 "blocks.2.attn.hook_z"):
+        assert name in cache
+    assert cache["blocks.1.mlp.hook_post"].shape == (2, 16, 128)
+    assert cache["blocks.2.attn.hook_z"].shape == (2, 16, 2, 16)
+
+
+def test_features_are_the_mlp_hidden_units_and_splicing_them_back_is_exact():
+    adapter = _adapter()
+    tokens = torch.randint(0, 32, (2, 16))
+    feats = adapter.features(tokens, layer=-3)
+    assert feats.shape == (2, 16, 128)
+    hook = adapter.feature_hook(-3, "mlp")
+    assert torch.equal(adapter.logits_with_site(tokens, hook, lambda a: a), adapter.logits(tokens))
+    zeroed = adapter.logits_with_site(tokens, hook, torch.zeros_like)
+    assert not torch.allclose(zeroed, adapter.logits(tokens))
+
+
+def test_stop_at_layer_returns_nothing_but_fills_the_cache():
+    adapter = _adapter()
+    _, cache = adapter.model.run_with_cache(torch.randint(0, 32, (1, 8)), names_filter=["blocks.0.mlp.hook_post"],
+                                            stop_at_layer=1)
+    assert cache["blocks.0.mlp.hook_post"].shape == (1, 8, 128)
+
+
+def test_unknown_site_and_layer_are_clear_errors():
+    import pytest
+
+    from bench.errors import BenchError
+
+    adapter = _adapter()
+    with pytest.raises(BenchError, match="layer 9 does not exist: the model has 4 blocks"):
+        adapter.feature_hook(9, "mlp")
+    with pytest.raises(BenchError, match="hook 'blocks.0.nope' does not exist"):
+        FeatureAdapter.activations(adapter, torch.zeros(1, 4, dtype=torch.long), "blocks.0.nope")

@@ -1,0 +1,30 @@
+import json
+
+import pytest
+
+from bench.errors import BenchError
+from bench.results import load_result, result_path, write_result
+
+
+def test_result_paths_keep_other_presets_and_seeds_away_from_the_committed_file():
+    assert result_path("chess", "dense", "cpu", 0).parts[-2:] == ("chess", "dense.json")
+    assert result_path("chess", "dense", "tiny", 0).parts[-3:] == ("chess", "tiny", "dense.json")
+    assert result_path("chess", "dense", "cpu", 2).parts[-3:] == ("chess", "seeds", "dense.seed2.json")
+
+
+def test_a_non_finite_metric_writes_nothing():
+    path = result_path("unit", "m", "cpu", 0)
+    with pytest.raises(BenchError, match="metric 'coverage' is nan"):
+        write_result("unit", "m", "cpu", 0, {"coverage": float("nan")}, {}, {}, {})
+    assert not path.exists() and not path.with_name(path.name + ".tmp").exists()
+
+
+def test_written_result_round_trips_and_a_wrong_schema_is_named(tmp_path):
+    path = write_result("unit", "m", "cpu", 0, {"coverage": 0.5, "n_features": 3}, {"layer": -3}, {}, {"x": 1})
+    record = load_result(path)
+    assert record["metrics"] == {"coverage": 0.5, "n_features": 3}
+    assert set(record["provenance"]) >= {"git_sha", "versions", "seed", "created", "x"}
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({**record, "schema_version": 99}))
+    with pytest.raises(BenchError, match="schema_version 99, expected 1"):
+        load_result(bad)
