@@ -65,6 +65,11 @@ class FeatureAdapter:
         """(batch, pos) tokens -> (batch, pos, n_features)."""
         return self.activations(tokens, self.feature_hook(layer, site))
 
+    def model_metrics(self, tokens: torch.Tensor, layer: int) -> tuple[dict, dict]:
+        """Metrics about the model itself rather than its features (router statistics, ...):
+        (flat metrics, details). None for a dense model."""
+        return {}, {}
+
     @torch.no_grad()
     def logits(self, tokens: torch.Tensor) -> torch.Tensor:
         return self.model(tokens)

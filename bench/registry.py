@@ -9,6 +9,11 @@ from bench.errors import BenchError
 MODELS = {
     "dense": "baselines.dense:DenseAdapter",
     "dense-relu": "baselines.dense:DenseReluAdapter",
+    "moe": "baselines.moe:MoEAdapter",
+    "switch": "baselines.moe:SwitchAdapter",
+    "switch-relu": "baselines.moe:SwitchReluAdapter",
+    "moex": "moex.adapter:MoEXAdapter",
+    "moex-gelu": "moex.adapter:MoEXGeluAdapter",
 }
 
 TASKS = {

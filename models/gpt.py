@@ -9,6 +9,7 @@ knowing about them.
 
 from __future__ import annotations
 
+import importlib
 import math
 from typing import Callable
 
@@ -54,8 +55,10 @@ class DenseMLP(nn.Module):
         return self.W_out(self.hook_post(self.act(self.hook_pre(self.W_in(x)))))
 
 
-# name -> callable(cfg) -> nn.Module with hook_post; MoE modules add themselves on import.
+# name -> callable(cfg) -> nn.Module with hook_post; other MLP modules add themselves on import,
+# and are imported on first use from MLP_MODULES.
 MLP_FACTORIES: dict[str, Callable[[GPTConfig], nn.Module]] = {"dense": DenseMLP}
+MLP_MODULES = {"moe": "models.moe"}
 
 
 class Block(nn.Module):
@@ -64,6 +67,8 @@ class Block(nn.Module):
         self.ln1 = nn.LayerNorm(cfg.d_model)
         self.attn = Attention(cfg)
         self.ln2 = nn.LayerNorm(cfg.d_model)
+        if cfg.mlp not in MLP_FACTORIES and cfg.mlp in MLP_MODULES:
+            importlib.import_module(MLP_MODULES[cfg.mlp])
         if cfg.mlp not in MLP_FACTORIES:
             raise ValueError(f"mlp {cfg.mlp!r} unknown; choose one of {', '.join(MLP_FACTORIES)}")
         self.mlp = MLP_FACTORIES[cfg.mlp](cfg)
@@ -118,6 +123,12 @@ class GPT(HookedRootModule):
         if return_type == "loss":
             return next_token_loss(logits, tokens)
         return logits if return_type == "logits" else None
+
+
+def auxiliary_loss(model: GPT) -> torch.Tensor | float:
+    """Sum of the MLPs' auxiliary losses from the last forward (MoE load balancing); 0 if none."""
+    losses = [b.mlp.aux_loss for b in model.blocks if getattr(b.mlp, "aux_loss", None) is not None]
+    return sum(losses) if losses else 0.0
 
 
 def next_token_loss(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:

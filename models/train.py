@@ -23,7 +23,7 @@ import torch.distributed as dist
 from bench.errors import BenchError
 from models.checkpoint import _atomic_json, load_tensors, save_model, save_tensors
 from models.config import TrainConfig
-from models.gpt import GPT
+from models.gpt import GPT, auxiliary_loss
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -124,7 +124,7 @@ def train(model: GPT, cfg: TrainConfig, batch_fn: Callable[[int], torch.Tensor],
             raise BenchError(f"loss became {loss.item()} at step {step}; stopped, {kept}; "
                              f"lower the learning rate or check the data")
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss + auxiliary_loss(model)).backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
         step += 1

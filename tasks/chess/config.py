@@ -13,6 +13,8 @@ class ChessConfig:
     # "mlp": hidden units at blocks.{layer}.mlp.hook_post (or the adapter's own features there);
     # "resid": the residual stream after the block.
     site: str = "mlp"
+    # Linear probe on the residual stream after the scored block only ("site"), or after every block ("all").
+    probe_layers: str = "site"
     # Also evaluate a random-init model of the same shape: the floor the trained model must beat.
     random_floor: bool = True
     # 0 means the preset's number of games per probe split (1000 for cpu = 20,000 positions).
@@ -23,5 +25,7 @@ class ChessConfig:
     def __post_init__(self):
         if self.site not in ("mlp", "resid"):
             raise ValueError(f"site {self.site!r} unknown; choose mlp or resid")
+        if self.probe_layers not in ("site", "all"):
+            raise ValueError(f"probe_layers {self.probe_layers!r} unknown; choose site or all")
         if self.probe_games < 0 or self.batch_size < 1 or self.workers < 1:
             raise ValueError("probe_games must be >= 0, batch_size and workers >= 1")

@@ -40,7 +40,7 @@ PRESETS = {
     "cpu": ChessPreset(
         n_layers=6, n_heads=4, d_model=128, n_ctx=256,
         train=TrainConfig(steps=3000, batch_size=32, lr=2e-3, min_lr=2e-4, warmup_steps=100, bf16=True,
-                          eval_every=250, checkpoint_every_s=180),
+                          eval_every=300, checkpoint_every_s=180),
         n_val_games=500, n_probe_games=1000, n_stat_games=500),
     "paper": ChessPreset(
         n_layers=8, n_heads=8, d_model=512, n_ctx=1023,

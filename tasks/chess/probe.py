@@ -12,23 +12,29 @@ from tasks.chess.board_state import N_CLASSES, one_hot_to_masked_bsps
 from tasks.chess.feature_metrics import f1_score
 
 
-def fit_probe(x: torch.Tensor, classes: torch.Tensor, steps: int = 300, lr: float = 0.05,
-              weight_decay: float = 1e-4, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def fit_probe(x: torch.Tensor, classes: torch.Tensor, max_iter: int = 100, l2: float = 1e-4,
+              seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """x (n, d) activations, classes (n, 64) in 0..12 -> (mean, std, W (d, 64*13), b).
-    Full-batch Adam on standardised inputs: 20,000 x 512 fits in seconds and is deterministic."""
+    L-BFGS (sklearn's default solver for multinomial logistic regression) on standardised inputs,
+    full batch, so the fit is deterministic."""
     mean, std = x.mean(0), x.std(0) + 1e-6
     z = (x - mean) / std
     gen = torch.Generator().manual_seed(seed)
     weight = (torch.randn(x.shape[1], 64 * N_CLASSES, generator=gen) * 0.01).requires_grad_()
     bias = torch.zeros(64 * N_CLASSES, requires_grad=True)
-    opt = torch.optim.Adam([weight, bias], lr=lr)
     target = classes.long().reshape(-1)
-    for _ in range(steps):
-        logits = (z @ weight + bias).view(-1, N_CLASSES)
-        loss = F.cross_entropy(logits, target) + weight_decay * weight.pow(2).sum()
+    opt = torch.optim.LBFGS([weight, bias], lr=1.0, max_iter=max_iter, history_size=20,
+                            line_search_fn="strong_wolfe", tolerance_grad=1e-6, tolerance_change=1e-9)
+
+    def closure():
         opt.zero_grad()
+        logits = (z @ weight + bias).view(-1, N_CLASSES)
+        # Mean over squares of the per-square cross-entropy: 64 independent 13-way classifiers.
+        loss = F.cross_entropy(logits, target) * 64 + l2 * weight.pow(2).sum()
         loss.backward()
-        opt.step()
+        return loss
+
+    opt.step(closure)
     return mean, std, weight.detach(), bias.detach()
 
 

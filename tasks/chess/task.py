@@ -12,8 +12,9 @@ import torch
 from bench.adapter import FeatureAdapter
 from models.config import GPTConfig, TrainConfig
 from tasks.chess.config import ChessConfig
-from tasks.chess.corpus import EMBEDDED_DIR, SPLIT_FILES, read_split
+from tasks.chess.corpus import EMBEDDED_DIR, EVAL_WINDOW, SPLIT_FILES, read_split
 from tasks.chess.presets import PRESETS
+from tasks.chess.tokenizer import encode_batch
 from tasks.chess.training_data import GameStream
 
 # Every place our numbers may differ from the reference implementation (spec/chess.md section 7).
@@ -23,7 +24,7 @@ DEVIATIONS = [
     "data: engine games with human openings (Stockfish + gnuchess-book), not lichess human games",
     "max activation and aliveness come from every character position of the first 256 characters of "
     "n_stat_games train-split games (not in either probe set)",
-    "linear probe: multinomial logistic per square fitted by full-batch Adam (300 steps, L2 1e-4) on "
+    "linear probe: multinomial logistic per square fitted by L-BFGS (100 iterations, L2 1e-4) on "
     "standardised residual activations, scored as micro F1 over the 768 masked BSPs",
 ]
 
@@ -88,15 +89,20 @@ class ChessTask:
         test = build_positions(read_split("probe_test")[:n_games], config.workers)
         stat_games = read_split("train")[:p.n_stat_games]
         args = dict(layer=config.layer, site=config.site, batch_size=config.batch_size,
-                    probe_layers="all", seed=seed)
+                    probe_layers=config.probe_layers, seed=seed)
         scored = score_adapter(adapter, train, test, stat_games, **args)
         metrics = dict(scored.metrics)
+        model_metrics, model_details = adapter.model_metrics(encode_batch(stat_games[:64], EVAL_WINDOW), config.layer)
+        if model_metrics.get("router_collapsed"):
+            print(f"warning: {adapter.name}'s router has collapsed: one expert takes "
+                  f"{model_metrics['expert_load_max']:.0%} of assignments at layer {config.layer}")
+        metrics.update(model_metrics)
         val_tokens = ChessTask.training_data(preset, seed).val_tokens
         metrics["val_loss"] = validation_loss(adapter.model, val_tokens, 32, bf16=False)
         details = {"groups": _summarise_groups(scored.groups), "probe_f1_by_layer": scored.probe_by_layer,
                    "positions": {"probe_train": len(train.game_index), "probe_test": len(test.game_index)},
                    "feature_hook": adapter.feature_hook(config.layer, config.site),
-                   "feature_kind": adapter.feature_kind}
+                   "feature_kind": adapter.feature_kind, "model": model_details}
         if random_adapter is not None:
             floor = score_adapter(random_adapter, train, test, stat_games, **args)
             for key in ("coverage", "reconstruction", "coverage_strategy", "reconstruction_strategy", "probe_f1"):

@@ -1,0 +1,138 @@
+"""One MoE layer with pluggable parts, used by every MoE model (spec/moex.md section 1).
+
+M experts, each a plain two-matrix MLP (GELU or ReLU) of width D; a router picks k experts per
+token and weights them. The layer is one wide MLP of width M*D whose hidden code
+
+    z(x) = [ w_1 sigma(W_enc^(1) x + b^(1)) ; ... ; w_M sigma(W_enc^(M) x + b^(M)) ]
+
+has at most k non-zero blocks; y = [W_dec^(1) | ... | W_dec^(M)] z + b_dec. `hook_post` carries z
+as (batch, pos, M*D), so expert units are scored by the same code as dense neurons.
+
+Routers:
+- "learned": linear router, softmax over the top-k logits (vanilla top-k MoE);
+- "switch": linear router, softmax over all experts, the top-k probabilities as weights, plus the
+  Switch auxiliary load-balancing loss alpha * M * sum_j f_j P_j;
+- "sparsity": MoE-X's sparsity-aware router. No router matrix: from the mean and variance of each
+  input column of an expert's encoder over its D units, the pre-activation of a random unit is
+  approximately N(mu_h, sigma_h^2); g_j = -erf(mu_h / (sqrt(2) sigma_h)) is larger for experts
+  expected to fire fewer units; the top-k of g are softmaxed. The statistics are not detached, so
+  the gate's gradient reaches the encoders and pushes them towards sparsity.
+
+Dispatch groups the (token, expert) assignments by expert and runs one matrix product per expert:
+the work is that of a dense MLP of the active width k*D. The dense z is built only when something
+hooks `hook_post` (caching, splicing); then y is computed from that z, so a replaced z is what the
+rest of the model sees.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+
+from models.config import GPTConfig
+from models.gpt import ACTIVATIONS, MLP_FACTORIES, HookPoint
+
+ROUTERS = ("learned", "switch", "sparsity")
+
+
+@dataclass(frozen=True)
+class MoEOptions:
+    n_experts: int = 8
+    top_k: int = 2
+    d_expert: int = 0          # 0: d_mlp // top_k, so the active width equals the dense model's
+    router: str = "learned"
+    aux_loss_coef: float = 0.0
+    stat_eps: float = 1e-6     # inside the sparsity router's sqrt
+
+    def __post_init__(self):
+        if self.n_experts < 1:
+            raise ValueError(f"n_experts must be at least 1, got {self.n_experts}")
+        if not 1 <= self.top_k <= self.n_experts:
+            raise ValueError(f"top_k must be between 1 and n_experts ({self.n_experts}), got {self.top_k}")
+        if self.d_expert < 0:
+            raise ValueError(f"d_expert must be positive, got {self.d_expert}")
+        if self.router not in ROUTERS:
+            raise ValueError(f"router {self.router!r} unknown; choose one of {', '.join(ROUTERS)}")
+
+
+def moe_options(cfg: GPTConfig) -> MoEOptions:
+    opts = MoEOptions(**dict(cfg.mlp_options))
+    if opts.d_expert == 0:
+        if cfg.d_mlp % opts.top_k:
+            raise ValueError(f"d_mlp {cfg.d_mlp} does not divide into top_k {opts.top_k} experts; set d_expert")
+        opts = MoEOptions(**{**dict(cfg.mlp_options), "d_expert": cfg.d_mlp // opts.top_k})
+    return opts
+
+
+class MoEMLP(nn.Module):
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        self.opts = o = moe_options(cfg)
+        m, dx, d = o.n_experts, o.d_expert, cfg.d_model
+        self.W_enc = nn.Parameter(torch.randn(m, d, dx) * 0.02)
+        self.b_enc = nn.Parameter(torch.zeros(m, dx))
+        self.W_dec = nn.Parameter(torch.randn(m, dx, d) * 0.02)  # rescaled by depth in GPT.__init__
+        self.b_dec = nn.Parameter(torch.zeros(d))
+        self.router = nn.Linear(d, m, bias=False) if o.router != "sparsity" else None
+        self.act = ACTIVATIONS[cfg.act_fn]
+        self.hook_router_scores = HookPoint()  # (batch, pos, M): logits, or g for the sparsity router
+        self.hook_chosen = HookPoint()         # (batch, pos, k): chosen expert indices
+        self.hook_gate = HookPoint()           # (batch, pos, M): the weights w, zero off the top-k
+        self.hook_post = HookPoint()           # (batch, pos, M*D): the wide sparse code z
+        self.aux_loss: torch.Tensor | None = None
+
+    def router_scores(self, x: torch.Tensor) -> torch.Tensor:
+        """(n, d) -> (n, M): larger = more wanted."""
+        if self.router is not None:
+            return self.router(x)
+        mu = self.W_enc.mean(-1)                          # (M, d): column means over the D units
+        var = self.W_enc.var(-1, unbiased=False)          # (M, d): column variances
+        mu_h = x @ mu.T + self.b_enc.mean(-1)
+        sigma_h = torch.sqrt((x * x) @ var.T + self.opts.stat_eps)
+        return -torch.erf(mu_h / (math.sqrt(2.0) * sigma_h))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        o = self.opts
+        shape = x.shape
+        flat = x.reshape(-1, shape[-1])
+        n = flat.shape[0]
+        scores = self.hook_router_scores(self.router_scores(flat).view(*shape[:-1], -1)).reshape(n, -1)
+        top_scores, chosen = scores.topk(o.top_k, dim=-1)
+        if o.router == "switch":
+            probs = scores.softmax(-1)
+            weights = probs.gather(1, chosen)
+            load = torch.bincount(chosen.reshape(-1), minlength=o.n_experts).float() / (n * o.top_k)
+            self.aux_loss = o.aux_loss_coef * o.n_experts * (load * probs.mean(0)).sum()
+        else:
+            weights = top_scores.softmax(-1)
+            self.aux_loss = None
+        self.hook_chosen(chosen.view(*shape[:-1], o.top_k))
+        gate = torch.zeros(n, o.n_experts, dtype=weights.dtype, device=x.device).scatter(1, chosen, weights)
+        self.hook_gate(gate.view(*shape[:-1], o.n_experts))
+
+        # Group (token, slot) assignments by expert: one matmul per expert, none per token.
+        expert_of = chosen.reshape(-1)
+        order = expert_of.argsort(stable=True)
+        token_of = torch.arange(n, device=x.device).repeat_interleave(o.top_k)[order]
+        expert_sorted = expert_of[order]
+        counts = torch.bincount(expert_of, minlength=o.n_experts).tolist()
+        xs = flat[token_of].split(counts)
+        hidden = torch.cat([self.act(xs[e] @ self.W_enc[e] + self.b_enc[e]) for e in range(o.n_experts)])
+        hidden = hidden * weights.reshape(-1)[order, None].to(hidden.dtype)
+
+        if self.hook_post._forward_hooks:  # someone reads or replaces z: build it densely
+            z = torch.zeros(n, o.n_experts, o.d_expert, dtype=hidden.dtype, device=x.device)
+            z = z.index_put((token_of, expert_sorted), hidden)
+            z = self.hook_post(z.view(*shape[:-1], o.n_experts * o.d_expert)).reshape(n, -1)
+            y = z @ self.W_dec.reshape(-1, shape[-1]).to(z.dtype)
+        else:
+            parts = hidden.split(counts)
+            out = torch.cat([parts[e] @ self.W_dec[e].to(parts[e].dtype) for e in range(o.n_experts)])
+            y = torch.zeros(n, shape[-1], dtype=out.dtype, device=x.device).index_add(0, token_of, out)
+        return (y + self.b_dec).view(shape)
+
+
+MLP_FACTORIES["moe"] = MoEMLP

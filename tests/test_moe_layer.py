@@ -1,0 +1,135 @@
+"""The MoE layer: the wide-MLP identity, the sparsity router's choices and gradients, splicing z."""
+
+import dataclasses
+
+import pytest
+import torch
+
+from models.config import GPTConfig
+from models.gpt import GPT
+from models.moe import MoEMLP, MoEOptions
+
+
+def _cfg(router="sparsity", act="relu", m=4, k=2, d=16, dx=8, **extra):
+    opts = {"n_experts": m, "top_k": k, "d_expert": dx, "router": router, **extra}
+    return GPTConfig(vocab_size=32, n_ctx=16, d_model=d, n_layers=2, n_heads=2, d_mlp=k * dx, act_fn=act,
+                     mlp="moe", mlp_options=tuple(sorted(opts.items())))
+
+
+def _z_and_output(layer, x):
+    captured = {}
+    layer.hook_post.add_hook(lambda z, hook: captured.setdefault("z", z))
+    slow = layer(x)
+    layer.hook_post.remove_hooks()
+    fast = layer(x)
+    return captured["z"], slow, fast
+
+
+@pytest.mark.parametrize("router,act", [("learned", "gelu"), ("switch", "gelu"), ("sparsity", "relu"),
+                                        ("sparsity", "gelu"), ("learned", "relu")])
+def test_layer_is_the_concatenated_decoder_applied_to_z(router, act):
+    torch.manual_seed(0)
+    layer = MoEMLP(_cfg(router, act, aux_loss_coef=0.01))
+    torch.nn.init.normal_(layer.b_enc, std=0.5)
+    x = torch.randn(3, 5, 16)
+    z, slow, fast = _z_and_output(layer, x)
+    assert z.shape == (3, 5, 4 * 8)
+    wide = z @ torch.cat(list(layer.W_dec), dim=0) + layer.b_dec
+    torch.testing.assert_close(fast, wide, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(slow, fast, rtol=1e-5, atol=1e-6)
+    # at most k non-zero blocks per token
+    blocks = z.view(3, 5, 4, 8).abs().sum(-1) > 0
+    assert (blocks.sum(-1) <= 2).all()
+
+
+def _realised_active_units(layer, x):
+    pre = torch.einsum("nd,mdu->nmu", x, layer.W_enc) + layer.b_enc
+    return (pre > 0).sum(-1)  # (n, M)
+
+
+def test_sparsity_router_picks_the_experts_with_fewest_active_units():
+    torch.manual_seed(1)
+    layer = MoEMLP(_cfg(m=4, k=2, dx=2048))
+    with torch.no_grad():
+        layer.W_enc.normal_(std=1.0)
+        layer.b_enc.copy_(torch.tensor([-3.0, 3.0, -1.0, 1.0])[:, None].expand(4, 2048))
+    x = torch.randn(64, 16)
+    chosen = layer.router_scores(x).topk(2, dim=-1).indices.sort(-1).values
+    fewest = _realised_active_units(layer, x).topk(2, dim=-1, largest=False).indices.sort(-1).values
+    assert (chosen == fewest).float().mean() == 1.0
+
+
+def test_gate_score_correlates_strongly_negatively_with_realised_active_units():
+    torch.manual_seed(2)
+    layer = MoEMLP(_cfg(m=8, k=2, dx=256))
+    with torch.no_grad():
+        layer.W_enc.normal_(std=0.3)
+        layer.b_enc.copy_(torch.randn(8, 1).expand(8, 256))
+    x = torch.randn(512, 16)
+    g = layer.router_scores(x).flatten()
+    active = _realised_active_units(layer, x).flatten().float()
+    r = torch.corrcoef(torch.stack([g, active]))[0, 1].item()
+    assert r < -0.95, r
+
+
+def test_gradients_reach_the_expert_encoders_through_the_gate():
+    torch.manual_seed(3)
+    layer = MoEMLP(_cfg(m=4, k=2))
+    gate = {}
+    layer.hook_gate.add_hook(lambda w, hook: gate.setdefault("w", w))
+    layer(torch.randn(2, 3, 16))
+    # The gate's weights depend on W_enc only through the router's column statistics.
+    (gate["w"] * torch.arange(4.0)).sum().backward()
+    assert layer.W_enc.grad is not None and layer.W_enc.grad.abs().sum() > 0
+    assert layer.b_enc.grad.abs().sum() > 0
+
+
+def test_learned_router_gate_does_not_touch_the_encoders():
+    torch.manual_seed(3)
+    layer = MoEMLP(_cfg("learned", "gelu"))
+    gate = {}
+    layer.hook_gate.add_hook(lambda w, hook: gate.setdefault("w", w))
+    layer(torch.randn(2, 3, 16))
+    (gate["w"] * torch.arange(4.0)).sum().backward()
+    assert layer.W_enc.grad is None and layer.router.weight.grad.abs().sum() > 0
+
+
+def test_switch_auxiliary_loss_is_alpha_m_sum_f_p():
+    torch.manual_seed(4)
+    layer = MoEMLP(_cfg("switch", "gelu", m=4, k=2, aux_loss_coef=0.01))
+    x = torch.randn(10, 16)
+    layer(x)
+    probs = layer.router(x).softmax(-1)
+    chosen = probs.topk(2, dim=-1).indices
+    f = torch.stack([(chosen == j).sum() for j in range(4)]).float() / 20
+    torch.testing.assert_close(layer.aux_loss, 0.01 * 4 * (f * probs.mean(0)).sum())
+
+
+def test_splicing_z_back_gives_the_same_logits_and_loss_recovered_one():
+    torch.manual_seed(5)
+    model = GPT(_cfg())
+    tokens = torch.randint(0, 32, (2, 16))
+    hook = "blocks.1.mlp.hook_post"
+    clean = model(tokens)
+    spliced = model.run_with_hooks(tokens, fwd_hooks=[(hook, lambda z, hook: z.clone())])
+    torch.testing.assert_close(spliced, clean, rtol=1e-5, atol=1e-5)
+    zero = model.run_with_hooks(tokens, fwd_hooks=[(hook, lambda z, hook: torch.zeros_like(z))])
+    ce = lambda logits: torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, 32), tokens[:, 1:].reshape(-1))  # noqa: E731
+    recovered = (ce(zero) - ce(spliced)) / (ce(zero) - ce(clean))
+    assert recovered.item() == pytest.approx(1.0, abs=1e-4)
+
+
+@pytest.mark.parametrize("opts, message", [
+    ({"n_experts": 0}, "n_experts must be at least 1"),
+    ({"n_experts": 4, "top_k": 5}, "top_k must be between 1 and n_experts"),
+    ({"router": "hash"}, "router 'hash' unknown"),
+])
+def test_invalid_expert_settings_fail_at_config_time(opts, message):
+    with pytest.raises(ValueError, match=message):
+        MoEOptions(**opts)
+
+
+def test_active_width_that_does_not_divide_is_refused():
+    cfg = dataclasses.replace(_cfg(k=2), d_mlp=17, mlp_options=(("n_experts", 4), ("top_k", 2)))
+    with pytest.raises(ValueError, match="does not divide"):
+        MoEMLP(cfg)
