@@ -54,3 +54,16 @@ def test_training_runs_unchanged_under_torchrun_with_two_cpu_processes(tmp_path)
     meta = json.loads((tmp_path / "ckpt" / "chess" / "dense-tiny.json").read_text())
     assert meta["history"][-1]["step"] == 40
     assert meta["history"][-1]["val_loss"] < meta["history"][0]["val_loss"]
+
+
+def test_moex_tiny_reports_router_diagnostics_beside_the_chess_scores():
+    out = _bench("bench", "--model", "moex", "--preset", "tiny", "--threads", "1", "probe_games=20",
+                 "random_floor=false")
+    assert out.returncode == 0, out.stderr[-2000:]
+    record = load_result(result_path("chess", "moex", "tiny", 0))
+    metrics = record["metrics"]
+    assert metrics["n_features"] == 8 * 64  # 8 experts x 2*d_model units: 4x the dense width
+    assert -1.0 <= metrics["router_sparsity_corr"] <= 1.0
+    assert metrics["router_collapsed"] in (0.0, 1.0)
+    assert abs(sum(record["details"]["model"]["expert_load"]) - 1.0) < 1e-3
+    assert "coverage_random_init" not in metrics
