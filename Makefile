@@ -12,7 +12,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: bench train test chess-deps chess-data clean-venv
+.PHONY: bench train test perf chess-deps chess-data clean-venv
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ train: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# Speed figures as ratios measured in one run -> results/perf.json and perf.md.
+perf: $(STAMP)
+	$(BIN)/python -m bench.perf --threads $(THREADS)
 
 # Debian's engine and opening book, needed only to regenerate the chess corpus.
 chess-deps:

@@ -10,9 +10,9 @@ from pathlib import Path
 from bench.results import atomic_write_text, load_result, task_dir
 
 HEADLINE = {
-    "chess": ["val_loss", "coverage", "reconstruction", "coverage_strategy", "reconstruction_strategy",
+    "chess": ["val_loss", "legal_move_rate", "coverage", "reconstruction", "coverage_strategy", "reconstruction_strategy",
               "probe_f1", "l0", "alive_fraction", "n_features", "coverage_random_init",
-              "reconstruction_random_init", "probe_f1_random_init"],
+              "reconstruction_random_init", "probe_f1_random_init", "router_sparsity_corr", "expert_load_max"],
 }
 
 

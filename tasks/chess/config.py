@@ -19,6 +19,8 @@ class ChessConfig:
     random_floor: bool = True
     # 0 means the preset's number of games per probe split (1000 for cpu = 20,000 positions).
     probe_games: int = 0
+    # Probe-test games whose every dot gets a greedily decoded move checked for legality.
+    legal_move_games: int = 100
     batch_size: int = 64
     workers: int = 2
 

@@ -3,6 +3,7 @@ linear-probe ceiling on the residual stream at the same dots (spec/chess.md)."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,6 +23,7 @@ class ScoredModel:
     metrics: dict
     groups: dict          # per BSP group: coverage/reconstruction and their thresholds
     probe_by_layer: dict  # layer -> probe F1
+    seconds: dict         # wall time of each stage, for the cost of the evaluation
 
 
 def _at_dots(adapter: FeatureAdapter, positions: Positions, fn, batch_size: int) -> torch.Tensor:
@@ -66,12 +68,23 @@ def bsp_groups(train: Positions, test: Positions) -> dict[str, BSPGroup]:
 
 def score_adapter(adapter: FeatureAdapter, train: Positions, test: Positions, stat_games: list[str],
                   layer: int, site: str, batch_size: int, probe_layers: str, seed: int) -> ScoredModel:
+    clock = time.perf_counter()
+    seconds = {}
+
+    def lap(stage):
+        nonlocal clock
+        now = time.perf_counter()
+        seconds[stage] = round(now - clock, 2)
+        clock = now
+
     max_acts, l0_fraction = feature_statistics(adapter, stat_games, layer, site, batch_size)
     alive = max_acts > 0  # a feature that never fires (> 0) is dead and dropped
     features = lambda tokens: adapter.features(tokens, layer, site)[..., alive]  # noqa: E731
     train_acts = _at_dots(adapter, train, features, batch_size)
     test_acts = _at_dots(adapter, test, features, batch_size)
+    lap("feature_activations")
     groups = evaluate_features(train_acts, test_acts, max_acts[alive], bsp_groups(train, test))
+    lap("coverage_and_reconstruction")
     alive_index = alive.nonzero().squeeze(1).tolist()
     for g in groups.values():  # back from alive-only columns to the site's feature indices
         g["best_feature_per_bsp"] = [alive_index[f] if f >= 0 else -1 for f in g["best_feature_per_bsp"]]
@@ -87,6 +100,7 @@ def score_adapter(adapter: FeatureAdapter, train: Positions, test: Positions, st
     ct, cs = torch.from_numpy(train.classes.astype(np.int64)), torch.from_numpy(test.classes.astype(np.int64))
     probe_by_layer = {i: probe_f1(r_train[:, k * d:(k + 1) * d], ct, r_test[:, k * d:(k + 1) * d], cs, seed)
                       for k, i in enumerate(layers)}
+    lap("linear_probe")
 
     strategy = [groups[name] for name in STRATEGY_FUNCTIONS]
     n_features = int(max_acts.numel())
@@ -100,7 +114,7 @@ def score_adapter(adapter: FeatureAdapter, train: Positions, test: Positions, st
         "alive_fraction": alive.float().mean().item(),
         "n_features": n_features,
     }
-    return ScoredModel(metrics, groups, probe_by_layer)
+    return ScoredModel(metrics, groups, probe_by_layer, seconds)
 
 
 @torch.no_grad()

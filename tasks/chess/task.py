@@ -97,12 +97,17 @@ class ChessTask:
             print(f"warning: {adapter.name}'s router has collapsed: one expert takes "
                   f"{model_metrics['expert_load_max']:.0%} of assignments at layer {config.layer}")
         metrics.update(model_metrics)
+        if config.legal_move_games:
+            from tasks.chess.legal_moves import legal_move_rate
+
+            metrics["legal_move_rate"] = legal_move_rate(adapter.model, test, config.legal_move_games)
         val_tokens = ChessTask.training_data(preset, seed).val_tokens
         metrics["val_loss"] = validation_loss(adapter.model, val_tokens, 32, bf16=False)
         details = {"groups": _summarise_groups(scored.groups), "probe_f1_by_layer": scored.probe_by_layer,
                    "positions": {"probe_train": len(train.game_index), "probe_test": len(test.game_index)},
                    "feature_hook": adapter.feature_hook(config.layer, config.site),
-                   "feature_kind": adapter.feature_kind, "model": model_details}
+                   "feature_kind": adapter.feature_kind, "model": model_details,
+                   "seconds": scored.seconds}
         if random_adapter is not None:
             floor = score_adapter(random_adapter, train, test, stat_games, **args)
             for key in ("coverage", "reconstruction", "coverage_strategy", "reconstruction_strategy", "probe_f1"):

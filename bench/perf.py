@@ -1,0 +1,94 @@
+"""`make perf`: speed figures measured in one run, reported as ratios where a ratio is the claim
+(absolute times drift on shared machines). Writes results/perf.json and results/perf.md.
+
+Measured now: training step time of every MoE model over the dense model at equal active width
+(cpu preset shapes, random tokens, the training dtype of the preset), and the cost of the chess
+coverage + reconstruction counting at the reference size (20,000 + 20,000 positions) as the number
+of features grows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import torch
+
+from bench.results import atomic_write_text, results_root, versions
+
+
+def _step_seconds(model_name: str, preset: str, steps: int, warmup: int) -> float:
+    from bench import registry
+    from bench.model_store import build_random
+    from models.gpt import auxiliary_loss
+    from tasks.chess.task import ChessTask
+
+    adapter_cls = registry.model_adapter(model_name)
+    model = build_random(adapter_cls, ChessTask, preset, seed=0)
+    recipe = ChessTask.train_config(preset, 0)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    tokens = torch.randint(0, model.cfg.vocab_size, (recipe.batch_size, model.cfg.n_ctx))
+    times = []
+    for i in range(warmup + steps):
+        start = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=recipe.bf16):
+            loss = model(tokens, return_type="loss")
+        opt.zero_grad(set_to_none=True)
+        (loss + auxiliary_loss(model)).backward()
+        opt.step()
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _counting_seconds(n_features: int, n_positions: int = 20_000, density: float = 0.05) -> float:
+    from tasks.chess.feature_metrics import BSPGroup, evaluate_features
+
+    gen = torch.Generator().manual_seed(0)
+    acts = lambda: torch.rand(n_positions, n_features, generator=gen) * (  # noqa: E731
+        torch.rand(n_positions, n_features, generator=gen) < density)
+    labels = lambda: (torch.rand(n_positions, 768 + 140, generator=gen) < 0.05).to(torch.uint8)  # noqa: E731
+    train, test = acts(), acts()
+    y_train, y_test = labels(), labels()
+    groups = {"board_state": BSPGroup(y_train[:, :768], y_test[:, :768], 12),
+              "strategy": BSPGroup(y_train[:, 768:], y_test[:, 768:], 1)}
+    start = time.perf_counter()
+    evaluate_features(train, test, train.max(0).values, groups)
+    return time.perf_counter() - start
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="cpu")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--models", default="dense,moe,switch,moex")
+    parser.add_argument("--features", default="512,2048,8192")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    step = {m: _step_seconds(m, args.preset, args.steps, warmup=2) for m in args.models.split(",")}
+    counting = {int(f): _counting_seconds(int(f)) for f in args.features.split(",")}
+    record = {
+        "threads": args.threads, "preset": args.preset, "versions": versions(),
+        "train_step_seconds": step,
+        "train_step_ratio_to_dense": {m: s / step["dense"] for m, s in step.items()} if "dense" in step else {},
+        "chess_counting_seconds_by_features": counting,
+        "notes": "step: median of timed steps after 2 warm-up steps, random tokens, batch and context of the "
+                 "preset. counting: evaluate_features on random activations of 5% density, 20,000 + 20,000 "
+                 "positions, 908 BSPs, 11 thresholds.",
+    }
+    out = results_root()
+    atomic_write_text(out / "perf.json", json.dumps(record, indent=2) + "\n")
+    lines = [f"# Performance ({args.threads} thread(s), {args.preset} preset)", "",
+             "| model | train step (s) | ratio to dense |", "|---|---|---|"]
+    lines += [f"| {m} | {s:.3f} | {record['train_step_ratio_to_dense'].get(m, float('nan')):.2f} |" for m, s in step.items()]
+    lines += ["", "| features | coverage + reconstruction counting (s) |", "|---|---|"]
+    lines += [f"| {f} | {s:.1f} |" for f, s in counting.items()]
+    atomic_write_text(out / "perf.md", "\n".join(lines) + "\n" + "\n" + record["notes"] + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
