@@ -20,3 +20,14 @@ class DenseAdapter(FeatureAdapter):
 class DenseReluAdapter(DenseAdapter):
     feature_kind = "dense MLP neurons (ReLU)"
     act_fn = "relu"
+
+
+class DenseContinuedAdapter(DenseAdapter):
+    """The fair comparison for upcycling (MoE-X Table 4): the dense checkpoint trained again for
+    the same number of steps as `moex-upcycled`."""
+    feature_kind = "dense MLP neurons (continued training)"
+    initialise_from = "dense"
+
+    @staticmethod
+    def initialise(model, source) -> None:
+        model.load_state_dict(source.state_dict())

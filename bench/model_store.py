@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -40,13 +41,23 @@ def train_model(adapter_cls, task, preset: str, seed: int, device: str, progress
     """Trains (or resumes) and returns the checkpoint stem."""
     model = build_random(adapter_cls, task, preset, seed).to(device)
     data = task.training_data(preset, seed)
+    fingerprint = dict(data.fingerprint)
     stem = checkpoint_stem(task.name, adapter_cls.name, preset, seed)
     recipe = task.train_config(preset, seed)
     meta = {"task": task.name, "model": adapter_cls.name, "preset": preset, "seed": seed,
             "command": f"make train MODEL={adapter_cls.name} TASK={task.name} PRESET={preset} SEED={seed}"}
+    source = getattr(adapter_cls, "initialise_from", None)
+    if source:  # continued training / upcycling: start from another model's checkpoint
+        from bench import registry
+
+        source_adapter, _, source_stem = load_or_train(registry.model_adapter(source), task, preset, seed, device)
+        with torch.no_grad():
+            adapter_cls.initialise(model, source_adapter.model)
+        digest = hashlib.sha256(source_stem.with_suffix(".safetensors").read_bytes()).hexdigest()
+        fingerprint["initialised_from"] = meta["initialised_from"] = f"{source_stem.name} sha256 {digest}"
     on_eval = task.eval_callback(preset) if hasattr(task, "eval_callback") else None
     train(model, recipe, data.batch_fn, data.val_tokens.to(device), run_dir(task.name, adapter_cls.name, preset, seed),
-          stem, data.fingerprint, meta, on_eval=on_eval, progress=progress)
+          stem, fingerprint, meta, on_eval=on_eval, progress=progress)
     if hasattr(task, "after_training") and int(os.environ.get("RANK", "0")) == 0:
         task.after_training(adapter_cls.name, preset, seed, read_meta(stem))
     return stem

@@ -9,11 +9,13 @@ from bench.errors import BenchError
 MODELS = {
     "dense": "baselines.dense:DenseAdapter",
     "dense-relu": "baselines.dense:DenseReluAdapter",
+    "dense-continued": "baselines.dense:DenseContinuedAdapter",
     "moe": "baselines.moe:MoEAdapter",
     "switch": "baselines.moe:SwitchAdapter",
     "switch-relu": "baselines.moe:SwitchReluAdapter",
     "moex": "moex.adapter:MoEXAdapter",
     "moex-gelu": "moex.adapter:MoEXGeluAdapter",
+    "moex-upcycled": "moex.adapter:MoEXUpcycledAdapter",
 }
 
 TASKS = {

@@ -67,3 +67,12 @@ def test_moex_tiny_reports_router_diagnostics_beside_the_chess_scores():
     assert metrics["router_collapsed"] in (0.0, 1.0)
     assert abs(sum(record["details"]["model"]["expert_load"]) - 1.0) < 1e-3
     assert "coverage_random_init" not in metrics
+
+
+def test_upcycled_moex_trains_from_the_dense_checkpoint(tmp_path):
+    env = {"MOEXBENCH_CHECKPOINTS": str(tmp_path / "ckpt"), "MOEXBENCH_RUNS": str(tmp_path / "runs")}
+    out = _bench("train", "--model", "moex-upcycled", "--preset", "tiny", "--threads", "1", env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    meta = json.loads((tmp_path / "ckpt" / "chess" / "moex-upcycled-tiny.json").read_text())
+    assert meta["initialised_from"].startswith("dense-tiny sha256 ")  # the dense model was trained first
+    assert (tmp_path / "ckpt" / "chess" / "dense-tiny.safetensors").exists()
