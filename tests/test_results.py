@@ -28,3 +28,20 @@ def test_written_result_round_trips_and_a_wrong_schema_is_named(tmp_path):
     bad.write_text(json.dumps({**record, "schema_version": 99}))
     with pytest.raises(BenchError, match="schema_version 99, expected 1"):
         load_result(bad)
+
+
+def test_summary_shows_mean_and_spread_over_seeds():
+    import csv
+
+    from bench.report import write_summary
+    from bench.results import task_dir
+
+    for seed, cov in ((0, 0.2), (1, 0.4), (2, 0.6)):
+        write_result("chess", "m", "cpu", seed, {"coverage": cov, "reconstruction": 0.5}, {}, {}, {})
+    write_summary("chess", "cpu")
+    rows = list(csv.DictReader((task_dir("chess") / "summary.csv").open()))
+    row = next(r for r in rows if r["model"] == "m")
+    assert row["n_seeds"] == "3" and float(row["coverage"]) == 0.2
+    assert float(row["coverage_mean"]) == pytest.approx(0.4) and float(row["coverage_std"]) == pytest.approx(0.2)
+    assert float(row["reconstruction_std"]) == 0.0
+    assert "| m | cpu | 3 |" in (task_dir("chess") / "summary.md").read_text()
