@@ -19,7 +19,8 @@ import torch
 from bench.results import atomic_write_text, results_root, versions
 
 
-def _step_seconds(model_name: str, preset: str, steps: int, warmup: int) -> float:
+def _step_seconds(model_name: str, preset: str, steps: int, warmup: int, bf16: bool | None = None,
+                  compiled: bool = False) -> float:
     from bench import registry
     from bench.model_store import build_random
     from models.gpt import auxiliary_loss
@@ -28,13 +29,15 @@ def _step_seconds(model_name: str, preset: str, steps: int, warmup: int) -> floa
     adapter_cls = registry.model_adapter(model_name)
     model = build_random(adapter_cls, ChessTask, preset, seed=0)
     recipe = ChessTask.train_config(preset, 0)
+    bf16 = recipe.bf16 if bf16 is None else bf16
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    forward = torch.compile(model) if compiled else model
     tokens = torch.randint(0, model.cfg.vocab_size, (recipe.batch_size, model.cfg.n_ctx))
     times = []
     for i in range(warmup + steps):
         start = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=recipe.bf16):
-            loss = model(tokens, return_type="loss")
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = forward(tokens, return_type="loss")
         opt.zero_grad(set_to_none=True)
         (loss + auxiliary_loss(model)).backward()
         opt.step()
@@ -70,20 +73,28 @@ def main(argv=None) -> None:
     torch.set_num_threads(args.threads)
     step = {m: _step_seconds(m, args.preset, args.steps, warmup=2) for m in args.models.split(",")}
     counting = {int(f): _counting_seconds(int(f)) for f in args.features.split(",")}
+    # Throughput options for the dense training recipe (issue 12): dtype x torch.compile.
+    variants = {f"{'bf16' if b else 'fp32'}{'+compile' if c else ''}": (b, c) for b in (False, True) for c in (False, True)}
+    dense_variants = {name: _step_seconds("dense", args.preset, args.steps, warmup=3, bf16=b, compiled=c)
+                      for name, (b, c) in variants.items()}
     record = {
         "threads": args.threads, "preset": args.preset, "versions": versions(),
         "train_step_seconds": step,
         "train_step_ratio_to_dense": {m: s / step["dense"] for m, s in step.items()} if "dense" in step else {},
         "chess_counting_seconds_by_features": counting,
+        "dense_step_seconds_by_variant": dense_variants,
         "notes": "step: median of timed steps after 2 warm-up steps, random tokens, batch and context of the "
                  "preset. counting: evaluate_features on random activations of 5% density, 20,000 + 20,000 "
-                 "positions, 908 BSPs, 11 thresholds.",
+                 "positions, 908 BSPs, 11 thresholds. dense variants: the same step with bf16 autocast and/or "
+                 "torch.compile (compile time excluded by the warm-up steps).",
     }
     out = results_root()
     atomic_write_text(out / "perf.json", json.dumps(record, indent=2) + "\n")
     lines = [f"# Performance ({args.threads} thread(s), {args.preset} preset)", "",
              "| model | train step (s) | ratio to dense |", "|---|---|---|"]
     lines += [f"| {m} | {s:.3f} | {record['train_step_ratio_to_dense'].get(m, float('nan')):.2f} |" for m, s in step.items()]
+    lines += ["", "| dense step variant | seconds | ratio to fp32 eager |", "|---|---|---|"]
+    lines += [f"| {v} | {t:.3f} | {t / dense_variants['fp32']:.2f} |" for v, t in dense_variants.items()]
     lines += ["", "| features | coverage + reconstruction counting (s) |", "|---|---|"]
     lines += [f"| {f} | {s:.1f} |" for f, s in counting.items()]
     atomic_write_text(out / "perf.md", "\n".join(lines) + "\n" + "\n" + record["notes"] + "\n")
