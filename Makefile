@@ -12,7 +12,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: bench train test perf chess-deps chess-data clean-venv
+.PHONY: bench train test report perf chess-deps chess-data clean-venv
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ train: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# Summary table and plot of a task, from its results JSON alone.
+report: $(STAMP)
+	$(BIN)/python -m bench report --task $(TASK) --preset $(PRESET)
 
 # Speed figures as ratios measured in one run -> results/perf.json and perf.md.
 perf: $(STAMP)

@@ -35,6 +35,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="torch threads (default: all cores; never run two heavy jobs at once)")
         if name == "bench":
             p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="task config settings")
+    rep = sub.add_parser("report", help="rewrite a task's summary table and plot from its results JSON")
+    rep.add_argument("--task", default="chess")
+    rep.add_argument("--preset", default="cpu")
     sub.add_parser("list", help="list models, tasks and presets")
     return parser
 
@@ -83,6 +86,11 @@ def main(argv: list[str] | None = None) -> int:
             print("models:  " + ", ".join(MODELS))
             print("tasks:   " + ", ".join(TASKS))
             print("presets: " + ", ".join(PRESETS))
+        elif args.command == "report":
+            from bench.report import write_summary
+
+            for path in write_summary(args.task, args.preset):
+                print(f"wrote {path}")
         elif args.command == "train":
             cmd_train(args)
         else:

@@ -8,7 +8,7 @@ import io
 import statistics
 from pathlib import Path
 
-from bench.results import atomic_write_text, load_result, task_dir
+from bench.results import atomic_write_text, load_result, result_files, task_dir
 
 HEADLINE = {
     "chess": ["val_loss", "legal_move_rate", "coverage", "reconstruction", "coverage_strategy", "reconstruction_strategy",
@@ -36,7 +36,7 @@ def _fmt(value) -> str:
 def write_summary(task: str, preset: str = "cpu") -> list[Path]:
     """summary.md, summary.csv and scores.png in the task's results folder; returns the paths."""
     folder = task_dir(task, preset)
-    records = [load_result(p) for p in sorted(folder.glob("*.json"))]
+    records = [load_result(p) for p in result_files(folder)]
     if not records:
         return []
     columns = HEADLINE.get(task) or sorted({k for r in records for k in r["metrics"]})
@@ -88,10 +88,10 @@ def _plot(task: str, folder: Path, records: list[dict], paper: dict) -> Path:
         ref = [paper.get(r["model"], {}).get(metric) for r in records]
         if any(v is not None for v in ref):
             ax.scatter([x for x, v in zip(xs, ref) if v is not None], [v for v in ref if v is not None],
-                       marker="*", s=80, color="crimson", zorder=3, label=None if k else "paper")
+                       marker="*", s=80, color="crimson", zorder=3, label=None if k else "MoE-X paper (8 x 512, lichess)")
     ax.set_xticks(range(len(records)), [r["model"] for r in records])
     ax.set_ylim(0, 1)
-    ax.set_ylabel("F1-based score")
+    ax.set_ylabel("F1-based score, board state")
     ax.set_title(f"{task}: board-state scores of features ({records[0]['preset']} preset)")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()

@@ -85,6 +85,14 @@ def write_result(task: str, model: str, preset: str, seed: int, metrics: dict, c
     return path
 
 
+# Other JSON that lives beside results (issue 12's curve) and is not a result of the contract.
+NOT_RESULTS = ("training_curve_",)
+
+
+def result_files(folder: Path) -> list[Path]:
+    return [p for p in sorted(folder.glob("*.json")) if not p.name.startswith(NOT_RESULTS)]
+
+
 def load_result(path: Path) -> dict:
     try:
         record = json.loads(path.read_text())

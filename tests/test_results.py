@@ -45,3 +45,11 @@ def test_summary_shows_mean_and_spread_over_seeds():
     assert float(row["coverage_mean"]) == pytest.approx(0.4) and float(row["coverage_std"]) == pytest.approx(0.2)
     assert float(row["reconstruction_std"]) == 0.0
     assert "| m | cpu | 3 |" in (task_dir("chess") / "summary.md").read_text()
+
+
+def test_curve_files_beside_results_are_not_read_as_results(tmp_path):
+    from bench.results import result_files
+
+    (tmp_path / "dense.json").write_text("{}")
+    (tmp_path / "training_curve_dense.json").write_text("{}")
+    assert [p.name for p in result_files(tmp_path)] == ["dense.json"]
