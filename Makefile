@@ -1,5 +1,5 @@
 # MoE-X Bench. The first `make bench` or `make test` builds .venv (torch pinned) and then runs.
-MODEL  ?= dense
+MODEL  ?= moex
 TASK   ?= chess
 PRESET ?= cpu
 SEED   ?= 0

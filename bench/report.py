@@ -76,7 +76,7 @@ def _plot(task: str, folder: Path, records: list[dict], paper: dict) -> Path:
     import matplotlib.pyplot as plt
 
     metrics = [m for m in ("coverage", "reconstruction", "probe_f1") if any(m in r["metrics"] for r in records)]
-    fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(records) * len(metrics) / 2, 3.6))
+    fig, ax = plt.subplots(figsize=(max(7.0, 3.5 + 1.2 * len(records)), 3.8))
     width = 0.8 / len(metrics)
     for k, metric in enumerate(metrics):
         xs = [i + (k - (len(metrics) - 1) / 2) * width for i in range(len(records))]
@@ -92,7 +92,7 @@ def _plot(task: str, folder: Path, records: list[dict], paper: dict) -> Path:
     ax.set_xticks(range(len(records)), [r["model"] for r in records])
     ax.set_ylim(0, 1)
     ax.set_ylabel("F1-based score, board state")
-    ax.set_title(f"{task}: board-state scores of features ({records[0]['preset']} preset)")
+    ax.set_title(f"{task}: board-state scores of features ({records[0]['preset']} preset)", fontsize=10)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     path = folder / "scores.png"
