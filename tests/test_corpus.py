@@ -56,3 +56,24 @@ def test_committed_corpus_meets_the_issue_sizes():
     for game in probe_train + probe_test:
         assert game.startswith(";1.") and game[:EVAL_WINDOW].count(".") >= EVAL_MIN_DOTS
     encode("".join(train[:200]))  # every character is in the vocabulary
+
+
+def test_line_numbers_count_bytes_so_accented_headers_do_not_shift_them(tmp_path):
+    path = tmp_path / "accents.pgn"
+    path.write_text(PGN.replace('[White "a"]', '[White "Émile Lasker-Schönberg"]'), encoding="utf-8")
+    with pytest.raises(BenchError, match=r"accents\.pgn:6: bad game"):
+        load_pgn(path)
+
+
+def test_non_utf8_pgn_is_a_clear_error(tmp_path):
+    path = tmp_path / "latin1.pgn"
+    path.write_bytes(PGN.replace('[White "a"]', '[White "\xc9mile"]').encode("latin-1"))
+    with pytest.raises(BenchError, match=r"latin1\.pgn is not UTF-8"):
+        load_pgn(path)
+
+
+def test_an_empty_pgn_is_a_clear_error(tmp_path):
+    path = tmp_path / "empty.pgn"
+    path.write_text("")
+    with pytest.raises(BenchError, match=r"empty\.pgn holds no games"):
+        load_pgn(path)

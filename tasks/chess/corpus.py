@@ -68,14 +68,25 @@ def _validated(movetext: str, where: str) -> str:
 
 def load_pgn(path: Path, on_error: str = "raise") -> LoadedGames:
     """Games from a PGN file (headers ignored), converted to the benchmark's movetext."""
+    try:
+        out = _read_pgn(path, on_error)
+    except UnicodeDecodeError as e:
+        raise BenchError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start}); convert it, "
+                         f"e.g. iconv -f latin1 -t utf-8") from None
+    if not out.games and not out.skipped:
+        raise BenchError(f"{path} holds no games")
+    return out
+
+
+def _read_pgn(path: Path, on_error: str) -> LoadedGames:
     import chess.pgn
 
     from tasks.chess.generate_games import movetext
 
     out = LoadedGames([])
-    with open(path, encoding="utf-8", errors="strict") as f:
+    with open(path, encoding="utf-8", errors="strict") as f, _LineCounter(f, path) as lines:
         while True:
-            line_no = _line_number(f)
+            line_no = lines.at_offset()
             game = chess.pgn.read_game(f)
             if game is None:
                 break
@@ -92,13 +103,26 @@ def load_pgn(path: Path, on_error: str = "raise") -> LoadedGames:
     return out
 
 
-def _line_number(f) -> int:
-    # PGN reading is sequential; count lines up to the current offset to name where a game starts.
-    pos = f.tell()
-    f.seek(0)
-    n = f.read(pos).count("\n") + 1
-    f.seek(pos)
-    return n
+class _LineCounter:
+    """Line number of a text file's current offset. PGN reading is sequential, so only the text
+    since the last call is counted: linear in the file, however many games it holds."""
+
+    def __init__(self, f, path: Path):
+        # Counted on the bytes: a text file's tell() is a byte position, not a character count.
+        self.f, self.raw, self.offset, self.line = f, open(path, "rb"), 0, 1
+
+    def at_offset(self) -> int:
+        pos = self.f.tell()
+        self.raw.seek(self.offset)
+        self.line += self.raw.read(pos - self.offset).count(b"\n")
+        self.offset = pos
+        return self.line
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.raw.close()
 
 
 _BLOCK_GAME = re.compile(r";[^;]*")
