@@ -77,3 +77,50 @@ def test_a_feature_whose_max_is_negative_is_never_on():
     train, test, _, groups = _hand_case()
     out = evaluate_features(-train, -test, torch.tensor([-0.1, -0.1]), groups)["g"]
     assert out["coverage"] == 0.0 and out["reconstruction"] == 0.0
+
+
+def _straightforward(train, test, max_acts, y_train, y_test):
+    """The counts of spec/chess.md written out one threshold, feature and BSP at a time."""
+    cov, rec = [], []
+    for t_index, t in enumerate(THRESHOLDS):
+        on_tr = train > t * max_acts.abs()
+        on_te = test > t * max_acts.abs()
+        best = []
+        labels = torch.zeros(train.shape[1], y_train.shape[1], dtype=torch.bool)
+        for j in range(y_train.shape[1]):
+            scores = []
+            for f in range(train.shape[1]):
+                tp = (on_tr[:, f] & y_train[:, j].bool()).sum().item()
+                on = on_tr[:, f].sum().item()
+                pos = y_train[:, j].sum().item()
+                p, r = tp / (on + 1e-8), tp / (pos + 1e-8)
+                scores.append(2 * p * r / (p + r + 1e-8))
+                labels[f, j] = on > 0 and tp / on >= 0.95 and tp >= 10
+            best.append(max(scores))
+        cov.append(sum(best) / len(best))
+        if t_index < 10:
+            pred = torch.stack([(on_te[:, labels[:, j]]).any(1) for j in range(y_train.shape[1])], 1)
+            truth = y_test.bool()
+            tp, fp, fn = (pred & truth).sum().item(), (pred & ~truth).sum().item(), (~pred & truth).sum().item()
+            p, r = tp / (tp + fp + 1e-8), tp / (tp + fn + 1e-8)
+            rec.append(2 * p * r / (p + r + 1e-8))
+    return cov, rec
+
+
+def test_matrix_counting_equals_the_straightforward_counts_on_random_sparse_inputs():
+    seed = torch.seed() % 2**31  # fresh inputs each run; the seed is in the failure message
+    gen = torch.Generator().manual_seed(seed)
+    n, features, bsps = 120, 9, 5
+    y_train = (torch.rand(n, bsps, generator=gen) < 0.3).to(torch.uint8)
+    y_test = (torch.rand(n, bsps, generator=gen) < 0.3).to(torch.uint8)
+    # features that copy a BSP with noise, so labels and high F1s occur, plus pure noise
+    train = torch.rand(n, features, generator=gen) * (torch.rand(n, features, generator=gen) < 0.2)
+    test = torch.rand(n, features, generator=gen) * (torch.rand(n, features, generator=gen) < 0.2)
+    train[:, :bsps] += y_train.float() * (0.5 + torch.rand(n, bsps, generator=gen))
+    test[:, :bsps] += y_test.float() * (0.5 + torch.rand(n, bsps, generator=gen))
+    max_acts = train.max(0).values
+    out = evaluate_features(train, test, max_acts, {"g": BSPGroup(y_train, y_test, 1)})["g"]
+    cov, rec = _straightforward(train, test, max_acts, y_train, y_test)
+    assert out["coverage_by_threshold"] == pytest.approx(cov, abs=1e-6), f"seed {seed}"
+    assert out["reconstruction_by_threshold"] == pytest.approx(rec, abs=1e-6), f"seed {seed}"
+    assert max(rec) > 0  # labels were learned: the reconstruction path was exercised

@@ -59,20 +59,31 @@ def evaluate_features(train_acts: torch.Tensor, test_acts: torch.Tensor, max_act
     best_f1_by_t, best_feature_by_t = [], []
     rec_by_t = {name: [] for name in groups}
     for t_index, t in enumerate(THRESHOLDS):
-        on_train = binarise(train_acts, max_acts, t).float()
-        tp = on_train.T @ y_train                      # (F, J)
-        on_count = on_train.sum(0, keepdim=True).T     # (F, 1)
+        on_train = binarise(train_acts, max_acts, t)
+        # Only features that fire at this threshold can score or earn a label: the others have
+        # TP = 0, F1 = 0 and no label, so leaving them out changes no count. At high thresholds
+        # few features fire, which is where the sparsity of activations pays.
+        firing = on_train.any(0).nonzero().squeeze(1)
+        on_train = on_train[:, firing].float()
+        tp = on_train.T @ y_train                      # (firing, J)
+        on_count = on_train.sum(0, keepdim=True).T     # (firing, 1)
         f1 = f1_score(tp, on_count - tp, positives - tp)
-        best, best_feature = (f1.max(0) if f1.shape[0] else (torch.zeros(f1.shape[1]), torch.full((f1.shape[1],), -1)))
+        best = torch.zeros(y_train.shape[1])
+        best_feature = torch.full((y_train.shape[1],), -1, dtype=torch.long)
+        if len(firing):
+            best, index = f1.max(0)
+            best_feature = torch.where(best > 0, firing[index], -1)
         best_f1_by_t.append(best)
         best_feature_by_t.append(best_feature)
         for name, sl in slices.items():
             cov_by_t[name].append(best[sl].mean().item())
         if t_index < len(RECONSTRUCTION_THRESHOLDS):
             labels = (tp / on_count >= LABEL_PRECISION) & (tp >= LABEL_MIN_TP)   # NaN (never on) -> False
-            on_test = binarise(test_acts, max_acts, t).float()
+            labelled = labels.any(1).nonzero().squeeze(1)
+            used = firing[labelled]
+            on_test = binarise(test_acts[:, used], max_acts[used], t).float()
             # True OR of the labelled active features (the reference's int8 sum can wrap: not kept).
-            pred = (on_test @ labels.float()) > 0
+            pred = (on_test @ labels[labelled].float()) > 0
             for name, sl in slices.items():
                 rec_by_t[name].append(_reconstruction_counts(pred[:, sl], y_test[:, sl], groups[name].classes_per_cell))
     out = {}
