@@ -1,6 +1,6 @@
 """moexbench: train models and run task evaluations over model adapters.
 
-    moexbench bench --model dense --task chess [--preset cpu] [--seed 0] [KEY=VALUE ...]
+    moexbench bench [--model moex] [--task chess] [--preset cpu] [--seed 0] [KEY=VALUE ...]
     moexbench train --model dense --task chess --preset cpu
     moexbench list
 """
@@ -26,7 +26,7 @@ def _parser() -> argparse.ArgumentParser:
     for name, help_text in (("bench", "evaluate a model on a task (trains it first if no checkpoint)"),
                             ("train", "train (or resume) a model for a task")):
         p = sub.add_parser(name, help=help_text, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
-        p.add_argument("--model", default="dense", help="model name, or 'all' (bench only)")
+        p.add_argument("--model", default="moex", help="model name, or 'all' (bench only)")
         p.add_argument("--task", default="chess")
         p.add_argument("--preset", default="cpu")
         p.add_argument("--seed", type=int, default=0)
