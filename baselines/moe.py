@@ -4,7 +4,7 @@ the MoE-X paper's Table 3). Features are the expert units z at blocks.{l}.mlp.ho
 
 from __future__ import annotations
 
-from moex.expert_adapter import ExpertAdapter
+from bench.expert_adapter import ExpertAdapter
 
 
 class MoEAdapter(ExpertAdapter):
@@ -20,5 +20,3 @@ class SwitchAdapter(ExpertAdapter):
 class SwitchReluAdapter(ExpertAdapter):
     feature_kind = "MoE expert units z (ReLU experts, Switch router + load-balancing loss 0.01)"
     act_fn, router, aux_loss_coef = "relu", "switch", 0.01
-
-

@@ -67,7 +67,7 @@ class FeatureAdapter:
 
     def model_metrics(self, tokens: torch.Tensor, layer: int) -> tuple[dict, dict]:
         """Metrics about the model itself rather than its features (router statistics, ...):
-        (flat metrics, details). None for a dense model."""
+        (flat metrics, details); a dense model has none."""
         return {}, {}
 
     @torch.no_grad()

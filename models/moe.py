@@ -53,7 +53,7 @@ class MoEOptions:
         if not 1 <= self.top_k <= self.n_experts:
             raise ValueError(f"top_k must be between 1 and n_experts ({self.n_experts}), got {self.top_k}")
         if self.d_expert < 0:
-            raise ValueError(f"d_expert must be positive, got {self.d_expert}")
+            raise ValueError(f"d_expert must be positive (or 0 for d_mlp // top_k), got {self.d_expert}")
         if self.router not in ROUTERS:
             raise ValueError(f"router {self.router!r} unknown; choose one of {', '.join(ROUTERS)}")
 

@@ -3,7 +3,7 @@ corner of the paper's Table 3 (GELU experts + sparsity router)."""
 
 from __future__ import annotations
 
-from moex.expert_adapter import ExpertAdapter
+from bench.expert_adapter import ExpertAdapter
 
 
 class MoEXAdapter(ExpertAdapter):

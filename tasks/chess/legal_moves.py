@@ -8,7 +8,7 @@ import torch
 from tasks.chess.positions import Positions, boards_at_dots
 from tasks.chess.tokenizer import CHAR_TO_ID, VOCAB, encode_batch
 
-MAX_MOVE_CHARS = 8  # the longest SAN here is like "exd8=Q+#": 7, plus the closing space
+MAX_MOVE_CHARS = 8  # the longest SAN, like "exd8=Q+", is 7 characters, plus the closing space
 SPACE = CHAR_TO_ID[" "]
 
 
