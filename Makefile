@@ -37,7 +37,7 @@ report: $(STAMP)
 
 # Speed figures as ratios measured in one run -> results/perf.json and perf.md.
 perf: $(STAMP)
-	$(BIN)/python -m bench.perf --threads $(THREADS)
+	$(BIN)/python -m bench.perf --threads $(THREADS) $(ARGS)
 
 # Debian's engine and opening book, needed only to regenerate the chess corpus.
 chess-deps:

@@ -20,7 +20,7 @@ from bench.results import atomic_write_text, results_root, versions
 
 
 def _step_seconds(model_name: str, preset: str, steps: int, warmup: int, bf16: bool | None = None,
-                  compiled: bool = False) -> float:
+                  compiled: bool = False, profile: bool = False) -> float:
     from bench import registry
     from bench.model_store import build_random
     from models.gpt import auxiliary_loss
@@ -43,6 +43,17 @@ def _step_seconds(model_name: str, preset: str, steps: int, warmup: int, bf16: b
         opt.step()
         if i >= warmup:
             times.append(time.perf_counter() - start)
+    if profile:  # one more step under the torch profiler: what dominates it
+        from torch.profiler import ProfilerActivity
+        from torch.profiler import profile as profiler
+
+        with profiler(activities=[ProfilerActivity.CPU]) as prof:
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                loss = forward(tokens, return_type="loss")
+            opt.zero_grad(set_to_none=True)
+            (loss + auxiliary_loss(model)).backward()
+            opt.step()
+        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12))
     return statistics.median(times)
 
 
@@ -69,8 +80,12 @@ def main(argv=None) -> None:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--models", default="dense,moe,switch,moex")
     parser.add_argument("--features", default="512,2048,8192")
+    parser.add_argument("--profile", metavar="MODEL", help="only print a torch profile of one training step of MODEL")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.profile:
+        _step_seconds(args.profile, args.preset, 1, warmup=2, profile=True)
+        return
     step = {m: _step_seconds(m, args.preset, args.steps, warmup=2) for m in args.models.split(",")}
     counting = {int(f): _counting_seconds(int(f)) for f in args.features.split(",")}
     # Throughput options for the dense training recipe (issue 12): dtype x torch.compile.

@@ -35,9 +35,9 @@ PRESETS = {
         train=TrainConfig(steps=40, batch_size=8, lr=3e-3, min_lr=3e-4, warmup_steps=5, eval_every=20,
                           checkpoint_every_s=60),
         n_val_games=16, n_probe_games=40, n_stat_games=40),
-    # The shape measured in spec/environment.md (6 x 128, 1.2M parameters). fp32: with bf16 autocast
-    # a step took 0.83 s against 0.43 s in fp32 on 2 threads here (the fused attention's bf16 backward
-    # dominates). Not yet tuned for board knowledge: that is issue 12's recipe.
+    # The shape measured in spec/environment.md (6 x 128, 1.2M parameters). fp32: with bf16 autocast a
+    # step took 1.56-1.86x as long on 2 threads here (`make perf`, dense_step_seconds_by_variant; the
+    # fused attention's bf16 backward dominates). Not yet tuned for board knowledge: issue 12's recipe.
     "cpu": ChessPreset(
         n_layers=6, n_heads=4, d_model=128, n_ctx=256,
         train=TrainConfig(steps=3000, batch_size=32, lr=2e-3, min_lr=2e-4, warmup_steps=100, bf16=False,
