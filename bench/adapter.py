@@ -25,6 +25,9 @@ class FeatureAdapter:
     name: str = ""
     #: what the features are, for result provenance
     feature_kind: str = ""
+    #: registry name of the model whose checkpoint this adapter reads, when it is not its own
+    #: (dense+sae reads dense's); None: the adapter's own model_config and checkpoint
+    base_model: str | None = None
 
     def __init__(self, model: GPT):
         self.model = model
@@ -64,6 +67,17 @@ class FeatureAdapter:
     def features(self, tokens: torch.Tensor, layer: int, site: str = "mlp") -> torch.Tensor:
         """(batch, pos) tokens -> (batch, pos, n_features)."""
         return self.activations(tokens, self.feature_hook(layer, site))
+
+    def reconstruct(self, activation: torch.Tensor) -> torch.Tensor:
+        """The site's activation as rebuilt from the features (bench/fidelity.py splices it in).
+        Neurons and expert units are the model's own computation, so this is the activation itself;
+        a dictionary (SAE) returns its decode(encode(x))."""
+        return activation
+
+    def attach(self, task, preset: str, seed: int, config, device: str, role: str) -> None:
+        """Called once the model is loaded, before any features are read: adapters whose features
+        need more than the model (an SAE trained on its activations) build them here. `role` is
+        "trained" or "random" (the random-init floor)."""
 
     def model_metrics(self, tokens: torch.Tensor, layer: int) -> tuple[dict, dict]:
         """Metrics about the model itself rather than its features (router statistics, ...):

@@ -57,6 +57,13 @@ def cmd_train(args) -> None:
     registry.check_preset(args.preset)
     adapter_cls, task = registry.model_adapter(args.model), registry.task(args.task)
     _setup(args)
+    if adapter_cls.base_model:  # an SAE over another model: train (or load) that model, then the SAE
+        from bench.model_store import load_or_train
+
+        adapter, _, _ = load_or_train(adapter_cls, task, args.preset, args.seed, args.device)
+        adapter.attach(task, args.preset, args.seed, task.Config(), args.device, role="trained")
+        print(f"SAE ready: {adapter.sae_source.get('source')}")
+        return
     stem = train_model(adapter_cls, task, args.preset, args.seed, args.device)
     print(f"wrote {stem}.safetensors")
 

@@ -33,6 +33,10 @@ def run_dir(task: str, model: str, preset: str, seed: int) -> Path:
 
 
 def build_random(adapter_cls, task, preset: str, seed: int) -> GPT:
+    if adapter_cls.base_model:
+        from bench import registry
+
+        adapter_cls = registry.model_adapter(adapter_cls.base_model)
     torch.manual_seed(seed)
     return GPT(adapter_cls.model_config(task.dense_config(preset)))
 
@@ -65,6 +69,12 @@ def train_model(adapter_cls, task, preset: str, seed: int, device: str, progress
 
 def load_or_train(adapter_cls, task, preset: str, seed: int, device: str, train_if_missing: bool = True):
     """The adapter over the checkpoint for (task, model, preset, seed), training it first if absent."""
+    if adapter_cls.base_model:  # features over another model's checkpoint (an SAE over dense)
+        from bench import registry
+
+        base, meta, stem = load_or_train(registry.model_adapter(adapter_cls.base_model), task, preset, seed,
+                                         device, train_if_missing)
+        return adapter_cls(base.model), meta, stem
     stem = checkpoint_stem(task.name, adapter_cls.name, preset, seed)
     if read_meta(stem) is None:
         if not train_if_missing:

@@ -16,7 +16,15 @@ MODELS = {
     "moex": "moex.adapter:MoEXAdapter",
     "moex-gelu": "moex.adapter:MoEXGeluAdapter",
     "moex-upcycled": "moex.adapter:MoEXUpcycledAdapter",
+    "dense+sae": "baselines.sae:SAETopKAdapter",
+    "dense+sae:standard": "baselines.sae:SAEStandardAdapter",
+    "dense+sae:batchtopk": "baselines.sae:SAEBatchTopKAdapter",
+    "dense+sae:jumprelu": "baselines.sae:SAEJumpReLUAdapter",
+    "dense+sae:gated": "baselines.sae:SAEGatedAdapter",
 }
+
+# Other spellings of a model above; not run twice by MODEL=all.
+ALIASES = {"dense+sae:topk": "dense+sae"}
 
 TASKS = {
     "chess": "tasks.chess.task:ChessTask",
@@ -35,7 +43,7 @@ def _load(kind: str, table: dict, name: str):
 
 
 def model_adapter(name: str):
-    return _load("model", MODELS, name)
+    return _load("model", MODELS, ALIASES.get(name, name))
 
 
 def task(name: str):

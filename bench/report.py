@@ -8,7 +8,7 @@ import io
 import statistics
 from pathlib import Path
 
-from bench.results import atomic_write_text, load_result, result_files, task_dir
+from bench.results import atomic_write_text, file_stem, load_result, result_files, task_dir
 
 HEADLINE = {
     "chess": ["val_loss", "legal_move_rate", "coverage", "reconstruction", "coverage_strategy", "reconstruction_strategy",
@@ -48,7 +48,7 @@ def write_summary(task: str, preset: str = "cpu") -> list[Path]:
     rows = []
     for r in records:
         ref = paper.get(r["model"], {})
-        seeds = [r] + [load_result(p) for p in sorted((folder / "seeds").glob(f"{r['model']}.seed*.json"))]
+        seeds = [r] + [load_result(p) for p in sorted((folder / "seeds").glob(f"{file_stem(r['model'])}.seed*.json"))]
         stats = []
         for c in spread:
             values = [s["metrics"][c] for s in seeds if c in s["metrics"]]

@@ -31,9 +31,15 @@ def task_dir(task: str, preset: str = DEFAULT_PRESET) -> Path:
     return base if preset == DEFAULT_PRESET else base / preset
 
 
+def file_stem(model: str) -> str:
+    """A model name as a file name: `dense+sae:gated` -> `dense+sae-gated` (colons trouble some tools)."""
+    return model.replace(":", "-")
+
+
 def result_path(task: str, model: str, preset: str, seed: int) -> Path:
     base = task_dir(task, preset)
-    return (base if seed == 0 else base / "seeds") / (f"{model}.json" if seed == 0 else f"{model}.seed{seed}.json")
+    stem = file_stem(model)
+    return (base if seed == 0 else base / "seeds") / (f"{stem}.json" if seed == 0 else f"{stem}.seed{seed}.json")
 
 
 def git_sha() -> str:

@@ -15,10 +15,12 @@ from bench.results import write_result
 
 def run_bench(adapter_cls, task, config, preset: str, seed: int, device: str) -> Path:
     adapter, meta, stem = load_or_train(adapter_cls, task, preset, seed, device)
+    adapter.attach(task, preset, seed, config, device, role="trained")
     random_adapter = None
     if getattr(config, "random_floor", False):
         # The floor: a random-init model of the same shape (seeded, so the floor is reproducible).
         random_adapter = adapter_cls(build_random(adapter_cls, task, preset, seed + 1_000).to(device).eval())
+        random_adapter.attach(task, preset, seed, config, device, role="random")
     torch.manual_seed(seed)
     out = task.evaluate(adapter, random_adapter, config, preset, seed)
     history = meta.get("history") or [{}]
@@ -28,6 +30,7 @@ def run_bench(adapter_cls, task, config, preset: str, seed: int, device: str) ->
                     "seconds": history[-1].get("seconds"), "command": meta.get("command")},
         "deviations": out["deviations"],
         "feature_kind": adapter.feature_kind,
+        **({"features_from": adapter.sae_source} if getattr(adapter, "sae_source", None) else {}),
     }
     path = write_result(task.name, adapter_cls.name, preset, seed, out["metrics"], dataclasses.asdict(config),
                         out["details"], provenance, out.get("per_item"))

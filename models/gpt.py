@@ -98,6 +98,9 @@ class GPT(HookedRootModule):
             if name.endswith(("attn.out.weight", "W_out.weight", "W_dec")):
                 nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * cfg.n_layers))
         self.setup()  # HookedRootModule: index the hook points by name
+        # SAELens looks here for special tokens to leave out of its metrics; a character vocabulary
+        # has none (tasks pass their own tokenizers around).
+        self.tokenizer = None
 
     @staticmethod
     def _init_weights(module: nn.Module) -> None:
@@ -107,22 +110,26 @@ class GPT(HookedRootModule):
                 nn.init.zeros_(module.bias)
 
     def forward(self, tokens: torch.Tensor, return_type: str | None = "logits",
-                stop_at_layer: int | None = None, **_ignored) -> torch.Tensor | None:
-        """tokens (batch, pos) -> logits (batch, pos, vocab), or the mean next-token loss with
-        return_type="loss". stop_at_layer and the ignored keywords (prepend_bos, ...) mirror
-        HookedTransformer.forward so SAELens can drive this model."""
+                stop_at_layer: int | None = None, loss_per_token: bool = False, **_ignored):
+        """tokens (batch, pos) -> logits (batch, pos, vocab); return_type "loss" gives the mean
+        next-token loss (or (batch, pos - 1) with loss_per_token), "both" (logits, loss). The
+        signature mirrors HookedTransformer.forward (stop_at_layer; prepend_bos and other keywords
+        ignored) so SAELens's activation store and run_evals drive this model as they drive theirs."""
         if tokens.shape[1] > self.cfg.n_ctx:
             raise ValueError(f"sequence of {tokens.shape[1]} tokens exceeds n_ctx {self.cfg.n_ctx}")
+        if return_type not in ("logits", "loss", "both", None):
+            raise ValueError(f"return_type {return_type!r} unknown; choose logits, loss, both or None")
         pos = torch.arange(tokens.shape[1], device=tokens.device)
         x = self.hook_embed(self.embed(tokens)) + self.hook_pos_embed(self.pos_embed(pos))
         for block in self.blocks[:stop_at_layer]:
             x = block(x)
-        if stop_at_layer is not None:
+        if stop_at_layer is not None or return_type is None:
             return None
         logits = self.unembed(self.ln_final(x))
-        if return_type == "loss":
-            return next_token_loss(logits, tokens)
-        return logits if return_type == "logits" else None
+        if return_type == "logits":
+            return logits
+        loss = next_token_loss(logits, tokens, per_token=loss_per_token)
+        return loss if return_type == "loss" else (logits, loss)
 
 
 def auxiliary_loss(model: GPT) -> torch.Tensor | float:
@@ -131,5 +138,8 @@ def auxiliary_loss(model: GPT) -> torch.Tensor | float:
     return sum(losses) if losses else 0.0
 
 
-def next_token_loss(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-    return F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]).float(), tokens[:, 1:].reshape(-1))
+def next_token_loss(logits: torch.Tensor, tokens: torch.Tensor, per_token: bool = False) -> torch.Tensor:
+    """Cross-entropy of each position's prediction of the next token: the mean, or (batch, pos - 1)."""
+    losses = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]).float(), tokens[:, 1:].reshape(-1),
+                             reduction="none" if per_token else "mean")
+    return losses.view(tokens.shape[0], -1) if per_token else losses

@@ -29,6 +29,9 @@ DEVIATIONS = [
 ]
 
 
+MOSTLY_DEAD = 0.5  # more than half the features silent on the validation games: flagged
+
+
 @dataclass
 class TrainingData:
     batch_fn: Callable[[int], torch.Tensor]
@@ -79,6 +82,7 @@ class ChessTask:
     @staticmethod
     def evaluate(adapter: FeatureAdapter, random_adapter: FeatureAdapter | None, config: ChessConfig,
                  preset: str, seed: int) -> dict:
+        from bench.fidelity import fidelity
         from models.train import validation_loss
         from tasks.chess.evaluate import score_adapter
         from tasks.chess.positions import build_positions
@@ -103,6 +107,13 @@ class ChessTask:
             metrics["legal_move_rate"] = legal_move_rate(adapter.model, test, config.legal_move_games)
         val_tokens = ChessTask.training_data(preset, seed).val_tokens
         metrics["val_loss"] = validation_loss(adapter.model, val_tokens, 32, bf16=False)
+        # Loss recovered, perplexity with the splice, explained variance, dead fraction: the same
+        # for every adapter (1 and 0 by construction for a model's own units).
+        metrics.update(fidelity(adapter, val_tokens, config.layer, config.site))
+        metrics["mostly_dead"] = float(metrics["dead_fraction"] > MOSTLY_DEAD)
+        if metrics["mostly_dead"]:
+            print(f"warning: {metrics['dead_fraction']:.0%} of {adapter.name}'s features never fire on the "
+                  f"validation games; flagged as mostly_dead in the results")
         details = {"groups": _summarise_groups(scored.groups), "probe_f1_by_layer": scored.probe_by_layer,
                    "positions": {"probe_train": len(train.game_index), "probe_test": len(test.game_index)},
                    "feature_hook": adapter.feature_hook(config.layer, config.site),

@@ -1,0 +1,156 @@
+"""SAEs for the dense+sae adapters, trained by SAELens's own `SAETrainer` on a stream of the model's
+activations at the site, saved in SAELens's format (bf16 weights) and loaded with
+`SAE.load_from_disk`. No SAE code of ours: we only feed activations and pick settings.
+
+A saved SAE carries `moexbench.json` with the settings and the sha256 of the model checkpoint it was
+trained on; an SAE whose record differs from the request is stale and is retrained, never reused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from bench.errors import BenchError
+
+ARCHITECTURES = ("standard", "topk", "batchtopk", "jumprelu", "gated")
+
+
+@dataclass(frozen=True)
+class SAESettings:
+    architecture: str
+    # Latents per model: 4 x d_mlp, the MoE-X unit count of the same preset (M * D = 8 * 2 * d_model),
+    # so SAE latents and MoE-X units are compared at equal feature counts whatever the site.
+    latents_per_d_mlp: int = 4
+    tokens: int = 4_000_000
+    batch_tokens: int = 4096
+    lr: float = 1e-3
+    k: int = 32                       # topk, batchtopk
+    l1_coefficient: float = 5.0       # standard, gated (on activations normalised to norm sqrt(d_in))
+    l0_coefficient: float = 2.0       # jumprelu
+    jumprelu_init_threshold: float = 0.05
+
+    def sparsity_knob(self) -> tuple[str, float]:
+        """The setting a sparsity sweep varies for this architecture."""
+        name = {"topk": "k", "batchtopk": "k", "jumprelu": "l0_coefficient"}.get(self.architecture, "l1_coefficient")
+        return name, getattr(self, name)
+
+
+TOKENS_BY_PRESET = {"tiny": 16_384, "cpu": 4_000_000, "paper": 200_000_000}
+
+
+def settings_for(architecture: str, preset: str, **overrides) -> SAESettings:
+    if architecture not in ARCHITECTURES:
+        raise BenchError(f"SAE architecture {architecture!r} unknown; choose one of {', '.join(ARCHITECTURES)}")
+    batch = 1024 if preset == "tiny" else 4096
+    return dataclasses.replace(SAESettings(architecture, tokens=TOKENS_BY_PRESET[preset], batch_tokens=batch), **overrides)
+
+
+def _training_sae(settings: SAESettings, d_in: int, d_sae: int, hook: str, n_steps: int):
+    import sae_lens
+    from sae_lens.saes.sae import SAEMetadata
+
+    common = dict(d_in=d_in, d_sae=d_sae, normalize_activations="expected_average_only_in",
+                  metadata=SAEMetadata(hook_name=hook, model_name="moexbench"))
+    warm_up = n_steps // 20
+    s = settings
+    if s.architecture == "standard":
+        cfg = sae_lens.StandardTrainingSAEConfig(l1_coefficient=s.l1_coefficient, l1_warm_up_steps=warm_up, **common)
+        return sae_lens.StandardTrainingSAE(cfg)
+    if s.architecture == "gated":
+        cfg = sae_lens.GatedTrainingSAEConfig(l1_coefficient=s.l1_coefficient, l1_warm_up_steps=warm_up, **common)
+        return sae_lens.GatedTrainingSAE(cfg)
+    if s.architecture == "topk":
+        return sae_lens.TopKTrainingSAE(sae_lens.TopKTrainingSAEConfig(k=s.k, **common))
+    if s.architecture == "batchtopk":
+        return sae_lens.BatchTopKTrainingSAE(sae_lens.BatchTopKTrainingSAEConfig(k=s.k, **common))
+    cfg = sae_lens.JumpReLUTrainingSAEConfig(l0_coefficient=s.l0_coefficient, l0_warm_up_steps=warm_up,
+                                             jumprelu_init_threshold=s.jumprelu_init_threshold, **common)
+    return sae_lens.JumpReLUTrainingSAE(cfg)
+
+
+@torch.no_grad()
+def activation_stream(model, hook: str, batch_fn, batch_tokens: int, seed: int, mix_batches: int = 8):
+    """Endless (batch_tokens, d_in) activations at `hook`: token rows from the task's training data,
+    pooled over `mix_batches` forward passes and shuffled so a batch mixes many games."""
+    layer = int(hook.split(".")[1])
+    gen = torch.Generator().manual_seed(seed)
+    device = next(model.parameters()).device
+    step = 1_000_000  # batches the language model never trained on at the same step numbers
+    while True:
+        pooled = []
+        for _ in range(mix_batches):
+            _, cache = model.run_with_cache(batch_fn(step).to(device), names_filter=[hook], stop_at_layer=layer + 1)
+            pooled.append(cache[hook].reshape(-1, cache[hook].shape[-1]).float())
+            step += 1
+        acts = torch.cat(pooled)
+        acts = acts[torch.randperm(len(acts), generator=gen).to(device)]
+        yield from acts[: len(acts) // batch_tokens * batch_tokens].split(batch_tokens)
+
+
+def train_sae(model, hook: str, d_sae: int, settings: SAESettings, batch_fn, seed: int, device: str):
+    """A trained SAELens SAE on `model`'s activations at `hook`."""
+    from sae_lens import LoggingConfig, SAETrainer
+    from sae_lens.config import SAETrainerConfig
+
+    d_in = _width(model, hook, batch_fn)
+    n_steps = settings.tokens // settings.batch_tokens
+    torch.manual_seed(seed)
+    sae = _training_sae(settings, d_in, d_sae, hook, n_steps)
+    cfg = SAETrainerConfig(total_training_samples=settings.tokens, train_batch_size_samples=settings.batch_tokens,
+                           lr=settings.lr, lr_end=settings.lr / 10, lr_scheduler_name="constant",
+                           lr_warm_up_steps=max(1, n_steps // 50), lr_decay_steps=n_steps // 5, device=device,
+                           dead_feature_window=max(50, n_steps // 4), feature_sampling_window=max(50, n_steps // 4),
+                           n_batches_for_norm_estimate=min(100, max(4, n_steps // 10)),
+                           logger=LoggingConfig(log_to_wandb=False))
+    stream = activation_stream(model, hook, batch_fn, settings.batch_tokens, seed)
+    return SAETrainer(cfg=cfg, sae=sae, data_provider=stream).fit()
+
+
+def _width(model, hook: str, batch_fn) -> int:
+    layer = int(hook.split(".")[1])
+    _, cache = model.run_with_cache(batch_fn(0)[:1].to(next(model.parameters()).device), names_filter=[hook],
+                                    stop_at_layer=layer + 1)
+    return cache[hook].shape[-1]
+
+
+def save_sae(sae, folder: Path, record: dict) -> None:
+    """SAELens's inference format with bf16 weights, plus our record; written to a temporary folder
+    and renamed, so an interrupted save leaves no half SAE."""
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    sae = sae.to(torch.bfloat16)
+    sae.cfg.dtype = "bfloat16"
+    sae.save_inference_model(tmp)
+    (tmp / "moexbench.json").write_text(json.dumps(record, indent=2) + "\n")
+    shutil.rmtree(folder, ignore_errors=True)
+    os.replace(tmp, folder)
+
+
+def load_sae(folder: Path, expected_hook: str | None = None, expected_d_in: int | None = None, valid_sites=()):
+    """An SAE from a SAELens folder, in float32, checked against the site it will read."""
+    from sae_lens import SAE
+
+    if not (folder / "cfg.json").exists():
+        raise BenchError(f"{folder} is not a SAELens SAE folder (no cfg.json)")
+    sae = SAE.load_from_disk(str(folder), dtype="float32")
+    if expected_d_in is not None and sae.cfg.d_in != expected_d_in:
+        raise BenchError(f"SAE at {folder} reads {sae.cfg.d_in}-wide activations but site {expected_hook} is "
+                         f"{expected_d_in} wide; choose a site of that width ({', '.join(valid_sites)}) or another SAE")
+    return sae.eval()
+
+
+def read_record(folder: Path) -> dict | None:
+    path = folder / "moexbench.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()

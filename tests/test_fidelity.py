@@ -1,0 +1,64 @@
+"""Fidelity metrics (bench/fidelity.py) on hand-worked cases and on splices whose answer is known."""
+
+import math
+
+import pytest
+import torch
+
+from baselines.dense import DenseAdapter
+from bench.fidelity import _Variance, fidelity
+from models.config import GPTConfig
+from models.gpt import GPT
+
+
+def _model(seed=0):
+    torch.manual_seed(seed)
+    return GPT(GPTConfig(vocab_size=32, n_ctx=16, d_model=16, n_layers=2, n_heads=2, d_mlp=64)).eval()
+
+
+def test_explained_variance_by_hand():
+    # x = (1, 0), (3, 0); x_hat = (2, 0) twice. E|x|^2 = 5, |E x|^2 = 4: variance 1. MSE = 1 -> 0.
+    v = _Variance()
+    v.add(torch.tensor([[1.0, 0.0], [3.0, 0.0]]), torch.tensor([[2.0, 0.0], [2.0, 0.0]]))
+    assert v.explained() == pytest.approx(0.0)
+    # Perfect reconstruction -> 1; reconstructing by the mean -> 0; batches may split anywhere.
+    w = _Variance()
+    w.add(torch.tensor([[1.0, 2.0]]), torch.tensor([[1.0, 2.0]]))
+    w.add(torch.tensor([[3.0, 0.0]]), torch.tensor([[3.0, 0.0]]))
+    assert w.explained() == pytest.approx(1.0)
+
+
+class _Zero(DenseAdapter):
+    def reconstruct(self, activation):
+        return torch.zeros_like(activation)
+
+
+class _Half(DenseAdapter):
+    def reconstruct(self, activation):
+        return activation / 2
+
+
+def test_identity_splice_recovers_all_loss_and_zero_splice_none():
+    tokens = torch.randint(0, 32, (6, 16), generator=torch.Generator().manual_seed(1))
+    model = _model()
+    same = fidelity(DenseAdapter(model), tokens, layer=1, site="mlp", batch_size=4)
+    assert same["loss_recovered"] == pytest.approx(1.0, abs=1e-9)
+    assert same["explained_variance"] == pytest.approx(1.0)
+    assert same["ce_splice"] == pytest.approx(same["ce_clean"], abs=1e-9)
+    assert same["perplexity"] == pytest.approx(math.exp(same["ce_clean"]))
+    zero = fidelity(_Zero(model), tokens, layer=1, site="mlp", batch_size=4)
+    assert zero["loss_recovered"] == pytest.approx(0.0, abs=1e-9)
+    # Halving x: residual x/2, so explained variance = 1 - E|x/2|^2 / Var(x), computed here directly.
+    half = fidelity(_Half(model), tokens, layer=1, site="mlp", batch_size=4)
+    acts = DenseAdapter(model).activations(tokens, "blocks.1.mlp.hook_post").reshape(-1, 64).double()
+    expected = 1 - (acts / 2).pow(2).sum(1).mean() / (acts.pow(2).sum(1).mean() - acts.mean(0).pow(2).sum())
+    assert half["explained_variance"] == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_l0_and_dead_fraction_count_the_features():
+    tokens = torch.randint(0, 32, (3, 16), generator=torch.Generator().manual_seed(2))
+    model = _model()
+    out = fidelity(DenseAdapter(model), tokens, layer=0, site="mlp")
+    acts = DenseAdapter(model).features(tokens, 0, "mlp")
+    assert out["l0_fidelity"] == pytest.approx((acts > 0).sum().item() / (3 * 16))
+    assert out["dead_fraction"] == pytest.approx(1 - (acts > 0).flatten(0, 1).any(0).float().mean().item())
