@@ -38,6 +38,8 @@ def weights_digest(model) -> str:
 class SAEAdapter(FeatureAdapter):
     base_model = "dense"
     architecture = "topk"
+    #: SAESettings fields changed from the preset's (a sparsity sweep's points); such SAEs live in .cache
+    settings_overrides: dict = {}
 
     def __init__(self, model):
         super().__init__(model)
@@ -97,16 +99,17 @@ class SAEAdapter(FeatureAdapter):
         from baselines import sae_training as st
         from bench.model_store import checkpoint_stem
 
-        settings = st.settings_for(self.architecture, preset)
+        settings = st.settings_for(self.architecture, preset, **self.settings_overrides)
         d_sae = settings.latents_per_d_mlp * self.model.cfg.d_mlp
         record = {"settings": settings.__dict__, "hook": hook, "d_sae": d_sae, "seed": seed,
                   "model_weights_sha256": weights_digest(self.model), "role": role}
         default = type(config)()
-        stem = checkpoint_stem(task.name, self.name.replace(":", "-"), preset, seed)
-        if role == "trained" and (config.layer, config.site) == (default.layer, default.site):
+        stem = checkpoint_stem(task.name, f"{self.base_model}+sae-{self.architecture}", preset, seed)
+        if role == "trained" and (config.layer, config.site) == (default.layer, default.site) and not self.settings_overrides:
             folder = stem
         else:
-            folder = CACHE / "saes" / task.name / f"{stem.name}-{role}-L{self.resolve_layer(config.layer)}-{config.site}"
+            changed = "".join(f"-{k}{v}" for k, v in sorted(self.settings_overrides.items()))
+            folder = CACHE / "saes" / task.name / f"{stem.name}-{role}-L{self.resolve_layer(config.layer)}-{config.site}{changed}"
         if st.read_record(folder) != record:
             why = "none saved" if st.read_record(folder) is None else "saved one is stale (settings, site or model changed)"
             print(f"{self.name}: training a {self.architecture} SAE with SAELens on {hook} ({role} model; {why})")

@@ -29,7 +29,7 @@ class SAESettings:
     # Latents per model: 4 x d_mlp, the MoE-X unit count of the same preset (M * D = 8 * 2 * d_model),
     # so SAE latents and MoE-X units are compared at equal feature counts whatever the site.
     latents_per_d_mlp: int = 4
-    tokens: int = 4_000_000
+    tokens: int = 1_000_000
     batch_tokens: int = 4096
     lr: float = 1e-3
     k: int = 32                       # topk, batchtopk
@@ -43,7 +43,10 @@ class SAESettings:
         return name, getattr(self, name)
 
 
-TOKENS_BY_PRESET = {"tiny": 16_384, "cpu": 4_000_000, "paper": 200_000_000}
+# Training activations per SAE. cpu: 1M tokens (244 steps of 4096) is what 2 cores afford for the five
+# architectures plus their random-init floors in one sitting, about 3 minutes each; Karvonen's chess
+# SAEs saw hundreds of millions, which the paper preset's 200M approaches.
+TOKENS_BY_PRESET = {"tiny": 16_384, "cpu": 1_000_000, "paper": 200_000_000}
 
 
 def settings_for(architecture: str, preset: str, **overrides) -> SAESettings:

@@ -45,7 +45,7 @@ def test_saved_sae_is_saelens_format_in_bf16(adapter):
     from safetensors import safe_open
     from sae_lens import SAE
 
-    folder = Path(os.environ["MOEXBENCH_CHECKPOINTS"]) / "chess" / "dense_sae-tiny"
+    folder = Path(os.environ["MOEXBENCH_CHECKPOINTS"]) / "chess" / "dense_sae-topk-tiny"
     sae = SAE.load_from_disk(str(folder))
     assert sae.cfg.architecture() == "topk" and sae.cfg.metadata.hook_name == "blocks.1.mlp.hook_post"
     with safe_open(str(folder / "sae_weights.safetensors"), "pt") as f:
@@ -80,7 +80,7 @@ def test_loss_recovered_and_explained_variance_agree_with_saelens_run_evals(adap
 
 def test_an_sae_of_the_wrong_width_names_the_site_and_the_valid_ones(adapter, task, monkeypatch, tmp_path):
     other = registry.model_adapter("dense+sae")(adapter.model)
-    monkeypatch.setenv("MOEXBENCH_SAE_PATH", str(Path(os.environ["MOEXBENCH_CHECKPOINTS"]) / "chess" / "dense_sae-tiny"))
+    monkeypatch.setenv("MOEXBENCH_SAE_PATH", str(Path(os.environ["MOEXBENCH_CHECKPOINTS"]) / "chess" / "dense_sae-topk-tiny"))
     with pytest.raises(BenchError, match=r"blocks\.1\.hook_resid_post is 32 wide.*blocks\.1\.mlp\.hook_post \(128 wide\)"):
         other.attach(task, "tiny", 0, ChessConfig(site="resid"), "cpu", role="trained")
     other.attach(task, "tiny", 0, ChessConfig(), "cpu", role="trained")  # the right site loads
@@ -125,3 +125,16 @@ def test_make_bench_dense_sae_tiny_end_to_end():
                  "coverage_random_init", "perplexity_splice"):
         assert name in m, name
     assert m["n_features"] == 512 and record["provenance"]["features_from"]["settings"]["architecture"] == "standard"
+
+
+def test_sparsity_sweep_writes_one_point_per_value(adapter):
+    from baselines.sae_sweep import main
+    from bench.results import task_dir
+
+    assert main(["--arch", "topk", "--values", "4,8", "--preset", "tiny", "--threads", "1", "probe_games=20"]) == 0
+    record = json.loads((task_dir("chess", "tiny") / "sae_sweep" / "topk.json").read_text())
+    assert record["knob"] == "k" and [p["k"] for p in record["points"]] == [4, 8]
+    # topk: at most k latents per token (fewer only where a top-k pre-activation is negative)
+    assert [p["metrics"]["l0"] <= p["k"] for p in record["points"]] == [True, True]
+    assert record["points"][0]["metrics"]["l0"] < record["points"][1]["metrics"]["l0"]
+    assert main(["--arch", "nope", "--values", "1"]) == 2
