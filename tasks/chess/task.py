@@ -39,6 +39,12 @@ class TrainingData:
     fingerprint: dict
 
 
+def train_data_fingerprint() -> str:
+    """What a checkpoint or curve records of the corpus it was trained on."""
+    digest = hashlib.sha256((EMBEDDED_DIR / SPLIT_FILES["train"]).read_bytes()).hexdigest()
+    return f"chess train split sha256 {digest}"
+
+
 class ChessTask:
     name = "chess"
     Config = ChessConfig
@@ -59,9 +65,8 @@ class ChessTask:
         stream = GameStream(train_games, p.n_ctx, seed)
         val = GameStream(val_games, p.n_ctx, seed=10_000 + seed)
         val_tokens = torch.cat([val.batch(step, 16) for step in range(max(1, p.n_val_games // 16))])
-        digest = hashlib.sha256((EMBEDDED_DIR / SPLIT_FILES["train"]).read_bytes()).hexdigest()
         return TrainingData(lambda step: stream.batch(step, p.train.batch_size), val_tokens,
-                            {"data": f"chess train split sha256 {digest}", "n_val_games": p.n_val_games})
+                            {"data": train_data_fingerprint(), "n_val_games": p.n_val_games})
 
     @staticmethod
     def eval_callback(preset: str):

@@ -13,6 +13,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from bench.errors import BenchError
 from bench.results import atomic_write_text, task_dir
 from tasks.chess.corpus import EVAL_WINDOW, read_split
 from tasks.chess.positions import build_positions
@@ -73,6 +74,39 @@ def write_curve(model_name: str, preset: str, meta: dict) -> list:
     return [path, _plot(record, folder / f"training_curve_{model_name}.png")]
 
 
+def check_curve(record: dict, path) -> None:
+    """Refuse a curve whose model shape or training data is not what its preset gives here: a curve is
+    drawn only beside the checkpoints it describes."""
+    from bench import registry
+    from tasks.chess.task import ChessTask, train_data_fingerprint
+
+    for field in ("model", "preset", "model_config", "data", "points"):
+        if field not in record:
+            raise BenchError(f"{path}: missing field {field!r}; not a training curve, not drawn")
+    expected = registry.model_adapter(record["model"]).model_config(ChessTask.dense_config(record["preset"])).to_json()
+    for key, want in expected.items():
+        got = record["model_config"].get(key)
+        if got != want:
+            raise BenchError(f"{path}: model_config.{key} is {got!r} but {record['model']} at the "
+                             f"{record['preset']} preset has {want!r}; curve from another model shape, not drawn")
+    if record["data"] != train_data_fingerprint():
+        raise BenchError(f"{path}: data is {record['data']!r}, not the corpus here ({train_data_fingerprint()}); "
+                         f"curve from other data, not drawn")
+
+
+def redraw(path) -> object:
+    """The PNG beside a curve JSON, after checking it describes this repository's model and data."""
+    from pathlib import Path
+
+    path = Path(path)
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise BenchError(f"{path}: cannot read a curve ({e})") from None
+    check_curve(record, path)
+    return _plot(record, path.with_suffix(".png"))
+
+
 def _plot(record: dict, path):
     import matplotlib
 
@@ -95,3 +129,14 @@ def _plot(record: dict, path):
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+if __name__ == "__main__":
+    import sys
+
+    try:
+        for name in sys.argv[1:] or [str(task_dir("chess") / "training_curve_dense.json")]:
+            print(f"wrote {redraw(name)}")
+    except BenchError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)

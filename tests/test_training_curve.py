@@ -1,0 +1,42 @@
+"""The board-knowledge curve figure draws only curves of this repository's model shape and corpus."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench.errors import BenchError
+from tasks.chess.task import ChessTask, train_data_fingerprint
+from tasks.chess.training_curve import redraw
+
+
+def _curve(tmp_path: Path, **changes) -> Path:
+    record = {"model": "dense", "preset": "tiny", "model_config": ChessTask.dense_config("tiny").to_json(),
+              "data": train_data_fingerprint(),
+              "points": [{"tokens": 1000 * i, "val_loss": 2.0 - i / 10, "probe_f1_by_layer": {"0": 0.1 * i}}
+                         for i in (1, 2)]}
+    record.update(changes)
+    path = tmp_path / "training_curve_dense.json"
+    path.write_text(json.dumps(record))
+    return path
+
+
+def test_a_matching_curve_is_drawn(tmp_path):
+    assert redraw(_curve(tmp_path)).stat().st_size > 0
+
+
+def test_a_curve_of_another_shape_or_corpus_is_refused_and_not_drawn(tmp_path):
+    wide = {**ChessTask.dense_config("tiny").to_json(), "d_model": 64}
+    with pytest.raises(BenchError, match="model_config.d_model is 64 but dense at the tiny preset has 32"):
+        redraw(_curve(tmp_path, model_config=wide))
+    with pytest.raises(BenchError, match="curve from other data"):
+        redraw(_curve(tmp_path, data="chess train split sha256 0000"))
+    with pytest.raises(BenchError, match="missing field 'preset'"):
+        redraw(_write(tmp_path, {"model": "dense"}))
+    assert not (tmp_path / "training_curve_dense.png").exists()
+
+
+def _write(tmp_path, record):
+    path = tmp_path / "training_curve_dense.json"
+    path.write_text(json.dumps(record))
+    return path
