@@ -28,6 +28,7 @@ ALIASES = {"dense+sae:topk": "dense+sae"}
 
 TASKS = {
     "chess": "tasks.chess.task:ChessTask",
+    "superposition": "tasks.superposition.task:SuperpositionTask",
 }
 
 PRESETS = ("tiny", "cpu", "paper")

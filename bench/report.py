@@ -13,7 +13,12 @@ from bench.results import atomic_write_text, file_stem, load_result, result_file
 HEADLINE = {
     "chess": ["val_loss", "legal_move_rate", "coverage", "reconstruction", "coverage_strategy", "reconstruction_strategy",
               "probe_f1", "l0", "alive_fraction", "n_features", "coverage_random_init",
-              "reconstruction_random_init", "probe_f1_random_init", "router_sparsity_corr", "expert_load_max"],
+              "reconstruction_random_init", "probe_f1_random_init", "router_sparsity_corr", "expert_load_max",
+              "loss_recovered", "explained_variance", "dead_fraction"],
+    "superposition": ["features_per_dim", "features_per_dim_sparsest", "features_per_dim_max_jump",
+                      "monosemantic_fraction", "mean_interference", "loss", "specialisation_usage_xavier",
+                      "specialisation_baseline_xavier", "specialisation_usage_khot", "specialisation_baseline_khot",
+                      "specialisation_usage_sparsity_router", "specialisation_baseline_sparsity_router"],
 }
 
 # Metrics whose mean and spread over seeds the summary shows.
@@ -66,7 +71,8 @@ def write_summary(task: str, preset: str = "cpu") -> list[Path]:
           "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     md += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows]
     atomic_write_text(folder / "summary.md", "\n".join(md) + "\n")
-    return [folder / "summary.csv", folder / "summary.md", _plot(task, folder, records, paper)]
+    plot = _plot(task, folder, records, paper)
+    return [folder / "summary.csv", folder / "summary.md"] + ([plot] if plot else [])
 
 
 def _plot(task: str, folder: Path, records: list[dict], paper: dict) -> Path:
@@ -76,6 +82,8 @@ def _plot(task: str, folder: Path, records: list[dict], paper: dict) -> Path:
     import matplotlib.pyplot as plt
 
     metrics = [m for m in ("coverage", "reconstruction", "probe_f1") if any(m in r["metrics"] for r in records)]
+    if not metrics:  # a task without board-state scores draws its own figures
+        return None
     fig, ax = plt.subplots(figsize=(max(7.0, 3.5 + 1.2 * len(records)), 3.8))
     width = 0.8 / len(metrics)
     for k, metric in enumerate(metrics):

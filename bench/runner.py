@@ -14,6 +14,8 @@ from bench.results import write_result
 
 
 def run_bench(adapter_cls, task, config, preset: str, seed: int, device: str) -> Path:
+    if hasattr(task, "run"):  # a task that builds and trains its own (toy) models
+        return _run_self_contained(adapter_cls, task, config, preset, seed, device)
     adapter, meta, stem = load_or_train(adapter_cls, task, preset, seed, device)
     adapter.attach(task, preset, seed, config, device, role="trained")
     random_adapter = None
@@ -36,4 +38,18 @@ def run_bench(adapter_cls, task, config, preset: str, seed: int, device: str) ->
                         out["details"], provenance, out.get("per_item"))
     if seed == 0:
         write_summary(task.name, preset)
+    return path
+
+
+def _run_self_contained(adapter_cls, task, config, preset: str, seed: int, device: str) -> Path:
+    torch.manual_seed(seed)
+    out = task.run(adapter_cls, config, preset, seed, device)
+    provenance = {"deviations": out["deviations"], "feature_kind": out.get("feature_kind", ""),
+                  "command": f"make bench MODEL={adapter_cls.name} TASK={task.name} PRESET={preset} SEED={seed}"}
+    path = write_result(task.name, adapter_cls.name, preset, seed, out["metrics"], dataclasses.asdict(config),
+                        out["details"], provenance, out.get("per_item"))
+    if seed == 0:
+        write_summary(task.name, preset)
+        if hasattr(task, "figures"):
+            task.figures(preset)
     return path

@@ -1,0 +1,114 @@
+"""The superposition task: toy models with known features (spec/superposition.md). A registry model
+is turned into its toy counterpart from what its adapter declares (dense or MoE MLP, hidden
+activation, router, auxiliary loss), so the task never asks for the model's name."""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+
+import torch
+
+from bench.errors import BenchError
+from models.config import GPTConfig
+from tasks.superposition.config import SuperpositionConfig
+from tasks.superposition.presets import PRESETS
+from tasks.superposition.toy_model import ToySpec
+
+DEVIATIONS = [
+    "training loss sums the importance-weighted squared error over features (the spec's form); the "
+    "reference's vectorised trainer also averages over features, a factor n that Adam all but ignores. "
+    "Reported losses are the reference's form: mean over features and inputs, on fresh inputs",
+    "a feature is monosemantic in an expert only if its norm there is >= min_norm (the spec's 'norm "
+    "not ~0'); the reference has no norm floor",
+    "feature dimensionality of an unrepresented feature is 0 (the reference divides 0 by 0)",
+    "specialisation: the other features are sampled at the training density while an expert's "
+    "monosemantic features are set to 1; the reference sampled them at density 1.0",
+    "routing usage and P(expert | feature present) from eval_samples fresh inputs per model (the reference: one batch of 1024)",
+    "toy counterparts: GELU models use the reference's tied linear expert (no toy GELU analogue), ReLU "
+    "models put ReLU on the hidden units; MoE-X's router takes its column statistics over each expert's "
+    "hidden units (no encoder bias in the toy)",
+    "as in the reference, a top-1 learned router gets no gradient (its renormalised weight is always 1), "
+    "so only weight decay moves it",
+]
+
+
+def toy_form(adapter_cls) -> dict:
+    """What the adapter's model becomes in the toy: MoE or dense, hidden form, router, aux loss."""
+    if adapter_cls.base_model or getattr(adapter_cls, "initialise_from", None):
+        raise BenchError(f"{adapter_cls.name} has no toy counterpart (it is built from another model's "
+                         f"checkpoint); run TASK=superposition with dense, moe, switch, moex and their variants")
+    cfg = adapter_cls.model_config(GPTConfig(vocab_size=2, n_ctx=2, d_model=8, n_layers=1, n_heads=1, d_mlp=32))
+    hidden = "relu" if cfg.act_fn == "relu" else "linear"
+    if cfg.mlp == "dense":
+        return {"moe": False, "hidden": hidden, "router": "learned", "aux_loss_coef": 0.0}
+    options = dict(cfg.mlp_options)
+    return {"moe": True, "hidden": hidden, "router": options["router"], "aux_loss_coef": options["aux_loss_coef"]}
+
+
+def _mean(values):
+    return statistics.fmean(values) if values else float("nan")
+
+
+def headline(rows: list[dict], special: list[dict], n_features: int) -> dict:
+    """Flat metrics: sweep means, the lowest density's features per dimension, the largest jump of
+    features per dimension between neighbouring densities (a phase change shows as a jump), and the
+    specialisation usage by gate initialisation."""
+    lowest = min(r["density"] for r in rows)
+    out = {"features_per_dim": _mean([r["features_per_dim"] for r in rows]),
+           "features_per_dim_sparsest": _mean([r["features_per_dim"] for r in rows if r["density"] == lowest]),
+           "monosemantic_fraction": _mean([r["monosemantic_features"] / n_features for r in rows]),
+           "loss": _mean([r["loss"] for r in rows]),
+           "mean_interference": _mean([r["mean_interference"] for r in rows])}
+    jumps = []
+    for key in {(r["config"], r["seed"]) for r in rows}:
+        curve = sorted((r["density"], r["features_per_dim"]) for r in rows if (r["config"], r["seed"]) == key)
+        jumps += [abs(b[1] - a[1]) for a, b in zip(curve, curve[1:])]
+    out["features_per_dim_max_jump"] = max(jumps) if jumps else 0.0
+    for config in sorted({r["config"] for r in rows}):
+        out[f"features_per_dim_{config}"] = _mean([r["features_per_dim"] for r in rows if r["config"] == config])
+        out[f"loss_{config}"] = _mean([r["loss"] for r in rows if r["config"] == config])
+    for init in sorted({s["gate_init"] for s in special}):
+        group = [s for s in special if s["gate_init"] == init]
+        out[f"specialisation_usage_{init}"] = _mean([s["usage_clamped"] for s in group])
+        out[f"specialisation_baseline_{init}"] = _mean([s["usage_baseline"] for s in group])
+    return out
+
+
+class SuperpositionTask:
+    name = "superposition"
+    Config = SuperpositionConfig
+
+    @staticmethod
+    def run(adapter_cls, config: SuperpositionConfig, preset: str, seed: int, device: str) -> dict:
+        from tasks.superposition.sweep import label, run_specialisation, run_sweep
+
+        p = PRESETS[preset]
+        form = toy_form(adapter_cls)
+        generator = torch.Generator().manual_seed(seed)
+        toy = dict(hidden=form["hidden"], router=form["router"], aux_loss_coef=form["aux_loss_coef"])
+        if form["moe"]:
+            specs = [ToySpec(p.n_features, e, m, k, **toy) for e, m, k in p.expert_configs]
+        else:
+            specs = [ToySpec(p.n_features, 1, p.dense_width, 1, hidden=form["hidden"])]
+        rows = []
+        for spec in specs:
+            rows += run_sweep(spec, p.densities, p.seeds, p.steps, p.batch, p.lr, config, generator)
+            print(f"superposition {adapter_cls.name} {label(spec)}: features per dimension "
+                  f"{_mean([r['features_per_dim'] for r in rows if r['config'] == label(spec)]):.3f}", flush=True)
+        special = []
+        if form["moe"] and config.specialisation:
+            sp = p.specialisation
+            spec = ToySpec(sp.n_features, sp.n_experts, sp.d_expert, sp.top_k, **toy)
+            for init in (["xavier", "khot"] if form["router"] != "sparsity" else ["xavier"]):
+                special += run_specialisation(spec, sp, init, p.lr, p.batch, config, generator)
+        metrics = headline(rows, special, p.n_features)
+        details = {"toy_form": form, "preset": dataclasses.asdict(p), "sweep": rows, "specialisation": special}
+        return {"metrics": metrics, "details": details, "deviations": DEVIATIONS,
+                "per_item": rows + special, "feature_kind": "toy-model feature directions (rows of W_e)"}
+
+    @staticmethod
+    def figures(preset: str) -> list:
+        from tasks.superposition.figures import write_figures
+
+        return write_figures(preset)

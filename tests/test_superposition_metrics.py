@@ -1,0 +1,51 @@
+"""Superposition metrics on hand-built weights with known answers (spec/superposition.md)."""
+
+import math
+
+import pytest
+import torch
+
+from tasks.superposition import metrics
+
+
+def _one_expert(rows) -> torch.Tensor:
+    return torch.tensor(rows, dtype=torch.float32)[None, None]  # (N=1, E=1, n, m)
+
+
+def test_orthogonal_antipodal_and_unused_features():
+    # Features 0, 1 on their own axes; 2 and 3 antipodal on the third axis; 4 unused.
+    W = _one_expert([[1, 0, 0], [0, 1, 0], [0, 0, 1], [0, 0, -1], [0, 0, 0]])
+    D = metrics.feature_dimensionality(W)[0, 0]
+    assert D.tolist() == pytest.approx([1.0, 1.0, 0.5, 0.5, 0.0], rel=1e-4)  # the reference's 1e-5 in W_hat
+    inter = metrics.interference(W)[0, 0]
+    assert inter.tolist() == pytest.approx([0.0, 0.0, 1.0, 1.0, 0.0], abs=1e-4)
+    mono = metrics.monosemantic(W, threshold=0.2, min_norm=0.1)[0, 0]
+    assert mono.tolist() == [True, True, False, False, False]  # the unused feature has no norm
+
+
+def test_features_per_dimension_dense_and_usage_weighted():
+    # Dense: 5 features of norm 1 in m = 3 dimensions -> |W|_F^2 / m = 5/3.
+    W = _one_expert([[1, 0, 0], [0, 1, 0], [0, 0, 1], [0, 0, -1], [0.6, 0.8, 0]])
+    assert metrics.features_per_dimension(W, torch.ones(1, 1), top_k=1).item() == pytest.approx(5 / 3)
+    # Two experts of m = 2: |W_0|^2 = 2, |W_1|^2 = 4 (two features of norm sqrt 2); usage 0.25 / 0.75,
+    # k = 2: (0.25 * 2/2 + 0.75 * 4/2) / 2 = 0.875.
+    s = math.sqrt(2)
+    W2 = torch.tensor([[[[1, 0], [0, 1]], [[s, 0], [0, s]]]], dtype=torch.float32)
+    fpd = metrics.features_per_dimension(W2, torch.tensor([[0.25, 0.75]]), top_k=2)
+    assert fpd.item() == pytest.approx(0.875)
+
+
+def test_allocation_and_global_dimensionality():
+    # Feature 0 lives only in expert 0; feature 1 splits its squared norm 1:3 between the experts.
+    W = torch.tensor([[[[1.0, 0.0], [0.5, 0.0]], [[0.0, 0.0], [0.0, math.sqrt(0.75)]]]])
+    S = metrics.allocation(W)[0]
+    assert S[:, 0].tolist() == pytest.approx([1.0, 0.0]) and S[:, 1].tolist() == pytest.approx([0.25, 0.75])
+    # Inputs: feature 0 present in rows 0, 1; feature 1 in rows 1, 2. Expert 0 chosen in rows 0, 1.
+    x = torch.tensor([[[1.0, 0.0], [0.5, 0.5], [0.0, 0.3]]])
+    chosen = torch.tensor([[[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]]])
+    alpha = metrics.activation_given_presence(x, chosen)[0]
+    assert alpha[:, 0].tolist() == pytest.approx([1.0, 0.0]) and alpha[:, 1].tolist() == pytest.approx([0.5, 0.5])
+    # D^(e): expert 0 holds features 0 and 1 on one axis (D = 1/(1 + 0.25), 0.25/(0.25 + 1));
+    # expert 1 holds feature 1 alone (D = 1). Global D_1 = 0.5 * 0.2 + 0.5 * 1.
+    D = metrics.global_dimensionality(W, metrics.activation_given_presence(x, chosen))[0]
+    assert D.tolist() == pytest.approx([0.8, 0.6], rel=1e-4)
