@@ -1,6 +1,7 @@
 """Vanilla MoE baselines: learned top-k router (`moe`), Switch router with its load-balancing loss
 (`switch`), and Switch routing with ReLU experts (`switch-relu`, the "ReLU experts only" corner of
-the MoE-X paper's Table 3). Features are the expert units z at blocks.{l}.mlp.hook_post."""
+the MoE-X paper's Table 3). `moe-relu` (ReLU experts, learned router, no auxiliary loss) differs from
+`moex` in the router alone. Features are the expert units z at blocks.{l}.mlp.hook_post."""
 
 from __future__ import annotations
 
@@ -20,3 +21,8 @@ class SwitchAdapter(ExpertAdapter):
 class SwitchReluAdapter(ExpertAdapter):
     feature_kind = "MoE expert units z (ReLU experts, Switch router + load-balancing loss 0.01)"
     act_fn, router, aux_loss_coef = "relu", "switch", 0.01
+
+
+class MoEReluAdapter(ExpertAdapter):
+    feature_kind = "MoE expert units z (ReLU experts, learned top-k router)"
+    act_fn, router, aux_loss_coef = "relu", "learned", 0.0

@@ -13,6 +13,7 @@ MODELS = {
     "moe": "baselines.moe:MoEAdapter",
     "switch": "baselines.moe:SwitchAdapter",
     "switch-relu": "baselines.moe:SwitchReluAdapter",
+    "moe-relu": "baselines.moe:MoEReluAdapter",
     "moex": "moex.adapter:MoEXAdapter",
     "moex-gelu": "moex.adapter:MoEXGeluAdapter",
     "moex-upcycled": "moex.adapter:MoEXUpcycledAdapter",
