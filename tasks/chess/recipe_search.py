@@ -40,6 +40,8 @@ ARMS = {a.name: a for a in [
     Arm("narrow-8x96", "deeper and narrower", n_layers=8, d_model=96),
     Arm("small-4x128", "fewer layers, same width: cheaper steps", n_layers=4),
     Arm("lr-4e-3", "the base arm with twice the learning rate", lr=4e-3),
+    Arm("wide-6x192", "the preset's depth at 1.5x the width", d_model=192),
+    Arm("wide-4x256", "shallow and twice as wide", n_layers=4, d_model=256),
 ]}
 
 STEPS, BATCH, EVAL_EVERY, N_CTX, N_VAL_GAMES = 1000, 32, 250, 256, 500
