@@ -97,7 +97,7 @@ def _plot(task: str, folder: Path, records: list[dict], paper: dict) -> Path:
         if any(v is not None for v in ref):
             ax.scatter([x for x, v in zip(xs, ref) if v is not None], [v for v in ref if v is not None],
                        marker="*", s=80, color="crimson", zorder=3, label=None if k else "MoE-X paper (8 x 512, lichess)")
-    ax.set_xticks(range(len(records)), [r["model"] for r in records])
+    ax.set_xticks(range(len(records)), [r["model"] for r in records], rotation=25, ha="right", fontsize=8)
     ax.set_ylim(0, 1)
     ax.set_ylabel("F1-based score, board state")
     ax.set_title(f"{task}: board-state scores of features ({records[0]['preset']} preset)", fontsize=10)
