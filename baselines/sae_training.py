@@ -9,7 +9,6 @@ trained on; an SAE whose record differs from the request is stale and is retrain
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import shutil
@@ -162,7 +161,3 @@ def load_sae(folder: Path, expected_hook: str | None = None, expected_d_in: int 
 def read_record(folder: Path) -> dict | None:
     path = folder / "moexbench.json"
     return json.loads(path.read_text()) if path.exists() else None
-
-
-def file_digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
