@@ -23,7 +23,6 @@ from bench.errors import BenchError
 from models.config import GPTConfig
 
 CACHE = Path(os.environ.get("MOEXBENCH_CACHE", Path(__file__).resolve().parents[1] / ".cache"))
-DEAD_FLAG = 0.5  # an SAE with more than half its latents silent on the evaluation text is flagged
 
 
 def weights_digest(model) -> str:

@@ -17,7 +17,7 @@ import json
 import sys
 import time
 
-from bench.errors import BenchError
+from bench.errors import BenchError, run_command
 
 
 def sweep_adapter(architecture: str, knob: str, value):
@@ -75,24 +75,22 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="task config settings")
-    args = parser.parse_args(argv)
+    return run_command(lambda: _run(parser.parse_args(argv)))
+
+
+def _run(args) -> None:
+    from baselines.sae_training import ARCHITECTURES
+
+    if args.arch not in ARCHITECTURES:
+        raise BenchError(f"SAE architecture {args.arch!r} unknown; choose one of {', '.join(ARCHITECTURES)}")
     try:
-        from baselines.sae_training import ARCHITECTURES
+        values = [float(v) for v in args.values.split(",") if v]
+    except ValueError:
+        raise BenchError(f"--values {args.values!r} is not a comma-separated list of numbers") from None
+    import torch
 
-        if args.arch not in ARCHITECTURES:
-            raise BenchError(f"SAE architecture {args.arch!r} unknown; choose one of {', '.join(ARCHITECTURES)}")
-        try:
-            values = [float(v) for v in args.values.split(",") if v]
-        except ValueError:
-            raise BenchError(f"--values {args.values!r} is not a comma-separated list of numbers") from None
-        import torch
-
-        torch.set_num_threads(args.threads)
-        run_sweep(args.task, args.arch, values, args.preset, args.seed, args.device, args.overrides)
-    except BenchError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    torch.set_num_threads(args.threads)
+    run_sweep(args.task, args.arch, values, args.preset, args.seed, args.device, args.overrides)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import os
 import sys
 import time
 
-from bench.errors import BenchError
+from bench.errors import BenchError, run_command
 from bench.registry import MODELS, PRESETS, TASKS
 
 
@@ -88,27 +88,23 @@ def cmd_bench(args) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    try:
-        if args.command == "list":
-            print("models:  " + ", ".join(MODELS))
-            print("tasks:   " + ", ".join(TASKS))
-            print("presets: " + ", ".join(PRESETS))
-        elif args.command == "report":
-            from bench.report import write_summary
+    return run_command(lambda: _dispatch(args))
 
-            for path in write_summary(args.task, args.preset):
-                print(f"wrote {path}")
-        elif args.command == "train":
-            cmd_train(args)
-        else:
-            cmd_bench(args)
-    except BenchError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted; training resumes from its last checkpoint when run again", file=sys.stderr)
-        return 130
-    return 0
+
+def _dispatch(args) -> None:
+    if args.command == "list":
+        print("models:  " + ", ".join(MODELS))
+        print("tasks:   " + ", ".join(TASKS))
+        print("presets: " + ", ".join(PRESETS))
+    elif args.command == "report":
+        from bench.report import write_summary
+
+        for path in write_summary(args.task, args.preset):
+            print(f"wrote {path}")
+    elif args.command == "train":
+        cmd_train(args)
+    else:
+        cmd_bench(args)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@ import math
 
 import torch
 
+MOSTLY_DEAD = 0.5  # more than half the features never firing on the text: flagged in the results
+
 
 class _Variance:
     """Streaming sums for explained variance over (n, d) batches."""
@@ -42,8 +44,9 @@ class _Variance:
 
 @torch.no_grad()
 def fidelity(adapter, tokens: torch.Tensor, layer: int, site: str, batch_size: int = 32) -> dict:
-    """Loss recovered, perplexity with and without the splice, explained variance, L0 and dead
-    fraction of the adapter's features at (layer, site) over `tokens` (rows, pos)."""
+    """Loss recovered, perplexity with and without the splice, explained variance, L0, dead
+    fraction (and the mostly_dead flag, 1.0 or 0.0) of the adapter's features at (layer, site) over
+    `tokens` (rows, pos)."""
     model = adapter.model
     hook = adapter.site_hook(layer, site)
     ce = {"clean": [], "zero": [], "splice": []}
@@ -72,11 +75,13 @@ def fidelity(adapter, tokens: torch.Tensor, layer: int, site: str, batch_size: i
         fired = batch_fired if fired is None else fired | batch_fired
     mean = {k: torch.cat(v).double().mean().item() for k, v in ce.items()}
     denominator = mean["zero"] - mean["clean"]
+    dead = 1.0 - fired.float().mean().item()
     return {
         "loss_recovered": (mean["zero"] - mean["splice"]) / denominator if denominator else float("nan"),
         "ce_clean": mean["clean"], "ce_zero_ablation": mean["zero"], "ce_splice": mean["splice"],
         "perplexity": math.exp(mean["clean"]), "perplexity_splice": math.exp(mean["splice"]),
         "explained_variance": variance.explained(),
         "l0_fidelity": active_total / positions,
-        "dead_fraction": 1.0 - fired.float().mean().item(),
+        "dead_fraction": dead,
+        "mostly_dead": float(dead > MOSTLY_DEAD),
     }

@@ -62,3 +62,11 @@ def test_l0_and_dead_fraction_count_the_features():
     acts = DenseAdapter(model).features(tokens, 0, "mlp")
     assert out["l0_fidelity"] == pytest.approx((acts > 0).sum().item() / (3 * 16))
     assert out["dead_fraction"] == pytest.approx(1 - (acts > 0).flatten(0, 1).any(0).float().mean().item())
+    assert out["mostly_dead"] == float(out["dead_fraction"] > 0.5)
+    silent = fidelity(_Silent(model), tokens, layer=0, site="mlp")
+    assert silent["dead_fraction"] == 1.0 and silent["mostly_dead"] == 1.0
+
+
+class _Silent(DenseAdapter):
+    def features(self, tokens, layer, site="mlp"):
+        return torch.zeros(*tokens.shape, 64)

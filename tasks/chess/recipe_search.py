@@ -18,7 +18,7 @@ import sys
 import time
 from dataclasses import dataclass
 
-from bench.errors import BenchError
+from bench.errors import BenchError, run_command
 
 
 @dataclass(frozen=True)
@@ -152,23 +152,21 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--report", action="store_true", help="write the table and figure from the arms' results")
     parser.add_argument("--no-progress", action="store_true")
-    args = parser.parse_args(argv)
-    try:
-        names = [a for a in args.arms.split(",") if a]
-        unknown = [a for a in names if a not in ARMS]
-        if unknown:
-            raise BenchError(f"unknown arm {unknown[0]!r}; choose from {', '.join(ARMS)}")
-        if not names and not args.report:
-            raise BenchError("name --arms (comma-separated) or --report")
-        for name in names:
-            run_arm(ARMS[name], args.threads, not args.no_progress)
-        if args.report:
-            for path in report():
-                print(f"wrote {path}")
-    except BenchError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return run_command(lambda: _run(parser.parse_args(argv)))
+
+
+def _run(args) -> None:
+    names = [a for a in args.arms.split(",") if a]
+    unknown = [a for a in names if a not in ARMS]
+    if unknown:
+        raise BenchError(f"unknown arm {unknown[0]!r}; choose from {', '.join(ARMS)}")
+    if not names and not args.report:
+        raise BenchError("name --arms (comma-separated) or --report")
+    for name in names:
+        run_arm(ARMS[name], args.threads, not args.no_progress)
+    if args.report:
+        for path in report():
+            print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -29,9 +29,6 @@ DEVIATIONS = [
 ]
 
 
-MOSTLY_DEAD = 0.5  # more than half the features silent on the validation games: flagged
-
-
 @dataclass
 class TrainingData:
     batch_fn: Callable[[int], torch.Tensor]
@@ -115,7 +112,6 @@ class ChessTask:
         # Loss recovered, perplexity with the splice, explained variance, dead fraction: the same
         # for every adapter (1 and 0 by construction for a model's own units).
         metrics.update(fidelity(adapter, val_tokens, config.layer, config.site))
-        metrics["mostly_dead"] = float(metrics["dead_fraction"] > MOSTLY_DEAD)
         if metrics["mostly_dead"]:
             print(f"warning: {metrics['dead_fraction']:.0%} of {adapter.name}'s features never fire on the "
                   f"validation games; flagged as mostly_dead in the results")

@@ -131,12 +131,14 @@ def _plot(record: dict, path):
     return path
 
 
+def _redraw_all(names: list[str]) -> None:
+    for name in names or [str(task_dir("chess") / "training_curve_dense.json")]:
+        print(f"wrote {redraw(name)}")
+
+
 if __name__ == "__main__":
     import sys
 
-    try:
-        for name in sys.argv[1:] or [str(task_dir("chess") / "training_curve_dense.json")]:
-            print(f"wrote {redraw(name)}")
-    except BenchError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    from bench.errors import run_command
+
+    sys.exit(run_command(lambda: _redraw_all(sys.argv[1:])))
