@@ -113,18 +113,20 @@ def test_every_architecture_trains_and_encodes(name, adapter, task):
     assert 0 < out["explained_variance"] <= 1
 
 
-def test_make_bench_dense_sae_tiny_end_to_end():
-    out = subprocess.run([sys.executable, "-m", "bench", "bench", "--model", "dense+sae:standard", "--preset", "tiny",
+@pytest.mark.parametrize("name,architecture,file_name", [("dense+sae", "topk", "dense+sae.json"),
+                                                         ("dense+sae:standard", "standard", "dense+sae-standard.json")])
+def test_make_bench_dense_sae_tiny_end_to_end(name, architecture, file_name):
+    out = subprocess.run([sys.executable, "-m", "bench", "bench", "--model", name, "--preset", "tiny",
                           "--threads", "1", "probe_games=20", "legal_move_games=5"],
                          cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr[-2000:]
-    record = load_result(result_path("chess", "dense+sae:standard", "tiny", 0))
-    assert record["model"] == "dense+sae:standard" and Path(result_path("chess", "dense+sae:standard", "tiny", 0)).name == "dense+sae-standard.json"
+    record = load_result(result_path("chess", name, "tiny", 0))
+    assert record["model"] == name and Path(result_path("chess", name, "tiny", 0)).name == file_name
     m = record["metrics"]
     for name in ("coverage", "reconstruction", "loss_recovered", "explained_variance", "dead_fraction", "mostly_dead",
                  "coverage_random_init", "perplexity_splice"):
         assert name in m, name
-    assert m["n_features"] == 512 and record["provenance"]["features_from"]["settings"]["architecture"] == "standard"
+    assert m["n_features"] == 512 and record["provenance"]["features_from"]["settings"]["architecture"] == architecture
 
 
 def test_sparsity_sweep_writes_one_point_per_value(adapter):

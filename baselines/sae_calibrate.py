@@ -1,0 +1,71 @@
+"""Quick SAE calibration: how a sparsity setting lands in L0 on a task's dense model, without the
+task's evaluation. Each point trains a short SAE with SAELens and reports L0, explained variance,
+loss recovered and dead fraction on 64 validation rows (bench/fidelity.py). This is how the defaults
+in baselines/sae_training.py were picked:
+
+    python -m baselines.sae_calibrate standard:l1_coefficient:1 standard:l1_coefficient:10 \
+        jumprelu:jumprelu_init_threshold:0.5 --tokens 250000
+
+Nothing is saved; the SAEs live in a temporary folder for the round trip through SAELens's format.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.errors import BenchError, run_command
+
+
+def calibrate(points: list[str], task_name: str, preset: str, tokens: int, threads: int) -> None:
+    import torch
+
+    from baselines import sae_training as st
+    from baselines.sae import SAEAdapter
+    from bench import registry
+    from bench.fidelity import fidelity
+    from bench.model_store import load_or_train
+
+    torch.set_num_threads(threads)
+    task = registry.task(task_name)
+    base, _, _ = load_or_train(registry.model_adapter("dense"), task, preset, 0, "cpu", train_if_missing=False)
+    config = task.Config()
+    data = task.training_data(preset, 0)
+    hook = base.site_hook(config.layer, config.site)
+    for point in points:
+        architecture, _, rest = point.partition(":")
+        knob, _, value = rest.partition(":")
+        if not value:
+            raise BenchError(f"point {point!r} is not ARCH:SETTING:VALUE, e.g. standard:l1_coefficient:3")
+        try:
+            settings = st.settings_for(architecture, preset, tokens=tokens, **{knob: float(value)})
+        except TypeError:
+            raise BenchError(f"{knob!r} is not an SAE setting; see SAESettings in baselines/sae_training.py") from None
+        started = time.time()
+        sae = st.train_sae(base.model, hook, settings.latents_per_d_mlp * base.model.cfg.d_mlp, settings,
+                           data.batch_fn, 0, "cpu")
+        with tempfile.TemporaryDirectory() as tmp:
+            st.save_sae(sae, Path(tmp) / "sae", {})
+            adapter = SAEAdapter(base.model)
+            adapter.sae, adapter.sae_hook = st.load_sae(Path(tmp) / "sae"), hook
+            f = fidelity(adapter, data.val_tokens[:64], config.layer, config.site)
+        print(f"{point}: L0 {f['l0_fidelity']:.1f} EV {f['explained_variance']:.3f} loss recovered "
+              f"{f['loss_recovered']:.3f} dead {f['dead_fraction']:.2f} ({time.time() - started:.0f} s)", flush=True)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("points", nargs="+", metavar="ARCH:SETTING:VALUE")
+    parser.add_argument("--task", default="chess")
+    parser.add_argument("--preset", default="cpu")
+    parser.add_argument("--tokens", type=int, default=250_000)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    return run_command(lambda: calibrate(args.points, args.task, args.preset, args.tokens, args.threads))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
