@@ -54,8 +54,8 @@ def cmd_train(args) -> None:
     from bench import registry
     from bench.model_store import train_model
 
-    registry.check_preset(args.preset)
     adapter_cls, task = registry.model_adapter(args.model), registry.task(args.task)
+    registry.check_preset(args.preset, task)
     _setup(args)
     if adapter_cls.base_model:  # an SAE over another model: train (or load) that model, then the SAE
         from bench.model_store import load_or_train
@@ -72,8 +72,8 @@ def cmd_bench(args) -> None:
     from bench import registry
     from bench.task_config import apply_overrides
 
-    registry.check_preset(args.preset)
     task = registry.task(args.task)
+    registry.check_preset(args.preset, task)
     names = list(MODELS) if args.model == "all" else [args.model]
     adapters = [registry.model_adapter(n) for n in names]
     config = apply_overrides(task.Config(), args.overrides)  # bad input fails before anything heavy loads

@@ -32,7 +32,7 @@ TASKS = {
     "superposition": "tasks.superposition.task:SuperpositionTask",
 }
 
-PRESETS = ("tiny", "cpu", "paper")
+PRESETS = ("tiny", "cpu", "short", "paper")
 
 
 def _load(kind: str, table: dict, name: str):
@@ -52,7 +52,10 @@ def task(name: str):
     return _load("task", TASKS, name)
 
 
-def check_preset(preset: str) -> str:
+def check_preset(preset: str, task=None) -> str:
+    """A preset name known here and, given a task, one that task defines (`short` is chess-only)."""
     if preset not in PRESETS:
         raise BenchError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    if task is not None and preset not in task.presets:
+        raise BenchError(f"task {task.name!r} has no preset {preset!r}; choose one of {', '.join(task.presets)}")
     return preset

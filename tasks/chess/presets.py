@@ -2,7 +2,8 @@
 
 Adapters turn the dense shape into their own (an MoE keeps the active width equal), so every model
 of a preset sees the same characters. `tiny` is for tests (seconds), `cpu` the embedded default
-(about 25 minutes on 2 cores), `paper` the MoE-X paper's Table 6 (spec/moex.md section 3), for a GPU.
+(45-65 minutes per model here), `short` a third of it for seeds and ablation corners, `paper` the
+MoE-X paper's Table 6 (spec/moex.md section 3), for a GPU.
 """
 
 from __future__ import annotations
@@ -42,6 +43,14 @@ PRESETS = {
         n_layers=6, n_heads=4, d_model=128, n_ctx=256,
         train=TrainConfig(steps=3000, batch_size=32, lr=2e-3, min_lr=2e-4, warmup_steps=100, bf16=False,
                           eval_every=300, checkpoint_every_s=180),
+        n_val_games=500, n_probe_games=1000, n_stat_games=500),
+    # The cpu recipe cut to a third (8.2M characters): for the seeds and the corners of the paper's
+    # Table 3 grid, which the 2-core machine cannot afford at full length (issue 12, item 5). Its
+    # numbers land in results/chess/short/ and are compared only with each other.
+    "short": ChessPreset(
+        n_layers=6, n_heads=4, d_model=128, n_ctx=256,
+        train=TrainConfig(steps=1000, batch_size=32, lr=2e-3, min_lr=2e-4, warmup_steps=50, bf16=False,
+                          eval_every=250, checkpoint_every_s=180),
         n_val_games=500, n_probe_games=1000, n_stat_games=500),
     "paper": ChessPreset(
         n_layers=8, n_heads=8, d_model=512, n_ctx=1023,

@@ -45,6 +45,7 @@ def train_data_fingerprint() -> str:
 class ChessTask:
     name = "chess"
     Config = ChessConfig
+    presets = tuple(PRESETS)
 
     @staticmethod
     def dense_config(preset: str) -> GPTConfig:

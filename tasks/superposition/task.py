@@ -78,6 +78,7 @@ def headline(rows: list[dict], special: list[dict], n_features: int) -> dict:
 class SuperpositionTask:
     name = "superposition"
     Config = SuperpositionConfig
+    presets = tuple(PRESETS)
 
     @staticmethod
     def run(adapter_cls, config: SuperpositionConfig, preset: str, seed: int, device: str) -> dict:
