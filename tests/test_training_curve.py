@@ -7,7 +7,7 @@ import pytest
 
 from bench.errors import BenchError
 from tasks.chess.task import ChessTask, train_data_fingerprint
-from tasks.chess.training_curve import redraw
+from tasks.chess.training_curve import reach_estimate, redraw
 
 
 def _curve(tmp_path: Path, **changes) -> Path:
@@ -40,3 +40,14 @@ def _write(tmp_path, record):
     path = tmp_path / "training_curve_dense.json"
     path.write_text(json.dumps(record))
     return path
+
+
+def test_reach_estimate_extends_the_log_linear_trend_of_the_best_layer():
+    # Best layer F1 = 0.1 + 0.05 k at 2^k characters; layer "0" is worse and must be ignored. The first
+    # half (k = 1..4) is left out, the line through k = 5..8 reaches 0.9 at k = 16.
+    points = [{"tokens": 2 ** k, "probe_f1_by_layer": {"0": 0.0, "1": 0.1 + 0.05 * k}} for k in range(1, 9)]
+    reach = reach_estimate({"points": points})
+    assert reach["fitted_points"] == 4
+    assert reach["f1_per_doubling"] == pytest.approx(0.05)
+    assert reach["characters_at_target"] == pytest.approx(2 ** 16, rel=1e-6)
+    assert reach["times_trained_characters"] == pytest.approx(2 ** 8, rel=1e-6)

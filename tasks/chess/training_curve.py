@@ -94,6 +94,24 @@ def check_curve(record: dict, path) -> None:
                          f"curve from other data, not drawn")
 
 
+def reach_estimate(record: dict, target: float = 0.9) -> dict:
+    """Where the best layer's probe F1 would reach `target` if it kept its log-linear trend: a least-
+    squares line of F1 against log2(characters) through the second half of the curve (the first half
+    is dominated by warmup). A crude extrapolation and a pessimistic one: a cosine run flattens as its
+    learning rate decays, so its end understates the slope of runs of growing length."""
+    points = record["points"]
+    tail = points[len(points) // 2:]
+    if len(tail) < 2:
+        raise BenchError("a reach estimate needs a curve of at least 4 points")
+    x = np.log2([p["tokens"] for p in tail])
+    y = np.array([max(p["probe_f1_by_layer"].values()) for p in tail])
+    slope, intercept = np.polyfit(x, y, 1)
+    last = tail[-1]["tokens"]
+    chars = float(2 ** ((target - intercept) / slope)) if slope > 0 else float("inf")
+    return {"target": target, "f1_per_doubling": float(slope), "characters_at_target": chars,
+            "times_trained_characters": chars / last, "fitted_points": len(tail)}
+
+
 def redraw(path) -> object:
     """The PNG beside a curve JSON, after checking it describes this repository's model and data."""
     from pathlib import Path
@@ -119,6 +137,11 @@ def _plot(record: dict, path):
     for layer in points[0]["probe_f1_by_layer"]:
         ax1.plot(chars, [p["probe_f1_by_layer"][layer] for p in points], marker="o", ms=3, label=f"after block {layer}")
     ax1.axhline(0.9, color="grey", ls="--", lw=0.8, label="issue 12 target 0.9")
+    if len(points) >= 4:
+        reach = reach_estimate(record)
+        ax1.text(0.02, 0.03, f"trend of the best layer: +{reach['f1_per_doubling']:.3f} F1 per doubling of "
+                 f"characters;\n0.9 at ~{reach['times_trained_characters']:.0e} x the characters trained",
+                 transform=ax1.transAxes, va="bottom", fontsize=7)
     ax1.set(xlabel="training characters (millions)", ylabel="probe F1, masked board state", ylim=(0, 1),
             title="Linear probe on the residual stream")
     ax1.legend(fontsize=7)
@@ -134,6 +157,10 @@ def _plot(record: dict, path):
 def _redraw_all(names: list[str]) -> None:
     for name in names or [str(task_dir("chess") / "training_curve_dense.json")]:
         print(f"wrote {redraw(name)}")
+        reach = reach_estimate(json.loads(open(name).read()))
+        print(f"  best-layer probe F1 trend: {reach['f1_per_doubling']:+.4f} per doubling of characters "
+              f"(last {reach['fitted_points']} points); 0.9 at {reach['characters_at_target']:.3g} characters, "
+              f"{reach['times_trained_characters']:.3g} x those trained")
 
 
 if __name__ == "__main__":
