@@ -32,6 +32,23 @@ def _paper_numbers(task: str) -> dict:
         return {}
 
 
+def _seed_stats(seeds: list[dict]) -> dict:
+    """Mean and spread over seeds of every metric (std needs two or more seeds)."""
+    names = sorted({k for s in seeds for k in s["metrics"]})
+    values = {k: [s["metrics"][k] for s in seeds if k in s["metrics"]] for k in names}
+    return {"n_seeds": len(seeds), "mean": {k: statistics.fmean(v) for k, v in values.items()},
+            "std": {k: statistics.stdev(v) for k, v in values.items() if len(v) > 1}}
+
+
+def _paper_tables(task: str, stats: dict) -> list[str]:
+    """The task's own layout of our numbers beside the paper's tables, when it has one."""
+    try:
+        render = importlib.import_module(f"tasks.{task}.paper_tables").render
+    except ImportError:
+        return []
+    return render(stats)
+
+
 def _fmt(value) -> str:
     if value is None:
         return "-"
@@ -50,16 +67,13 @@ def write_summary(task: str, preset: str = "cpu") -> list[Path]:
     spread = SEED_SPREAD.get(task, [])
     header = (["model", "preset", "n_seeds"] + columns + [f"{c}_{s}" for c in spread for s in ("mean", "std")]
               + [f"paper_{c}" for c in paper_cols])
-    rows = []
+    rows, by_model = [], {}
     for r in records:
         ref = paper.get(r["model"], {})
         seeds = [r] + [load_result(p) for p in sorted((folder / "seeds").glob(f"{file_stem(r['model'])}.seed*.json"))]
-        stats = []
-        for c in spread:
-            values = [s["metrics"][c] for s in seeds if c in s["metrics"]]
-            stats += [statistics.fmean(values) if values else None,
-                      statistics.stdev(values) if len(values) > 1 else None]
-        rows.append([r["model"], r["preset"], len(seeds)] + [r["metrics"].get(c) for c in columns] + stats
+        by_model[r["model"]] = stat = _seed_stats(seeds)
+        cells = [v for c in spread for v in (stat["mean"].get(c), stat["std"].get(c))]
+        rows.append([r["model"], r["preset"], len(seeds)] + [r["metrics"].get(c) for c in columns] + cells
                     + [ref.get(c) for c in paper_cols])
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerows([header] + rows)
@@ -70,6 +84,7 @@ def write_summary(task: str, preset: str = "cpu") -> list[Path]:
           "columns are the published numbers for the same architecture (far larger models and data).", "",
           "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     md += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows]
+    md += [""] + _paper_tables(task, by_model)
     atomic_write_text(folder / "summary.md", "\n".join(md) + "\n")
     plot = _plot(task, folder, records, paper)
     return [folder / "summary.csv", folder / "summary.md"] + ([plot] if plot else [])

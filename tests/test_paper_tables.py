@@ -1,0 +1,27 @@
+"""The summary's layout of our chess numbers beside the MoE-X paper's Tables 1, 3 and 4."""
+
+from tasks.chess.paper_tables import ordering_finding, render
+
+
+def _stat(reconstruction: float, std: float | None = None, n: int = 1) -> dict:
+    return {"n_seeds": n, "mean": {"coverage": 0.1, "reconstruction": reconstruction},
+            "std": {} if std is None else {"coverage": 0.01, "reconstruction": std}}
+
+
+def test_ordering_is_reported_as_found_not_as_claimed():
+    holds = {"moex": _stat(0.3, 0.01, 3), "switch": _stat(0.2, 0.01, 3), "dense": _stat(0.1, 0.01, 3)}
+    assert ordering_finding(holds).startswith("The paper's ordering in reconstruction, MoE-X > Switch > dense, holds")
+    broken = {"moex": _stat(0.2), "switch": _stat(0.3), "dense": _stat(0.1)}
+    text = ordering_finding(broken)
+    assert "does not hold here: switch 0.300 > moex 0.200 > dense 0.100" in text
+    assert "one seed" in text
+    assert ordering_finding({"moex": _stat(0.3)}) is None  # switch and dense missing: no claim either way
+
+
+def test_tables_show_present_models_with_seed_spread_and_the_right_paper_row():
+    lines = "\n".join(render({"moex": _stat(0.25, 0.02, 3), "dense": _stat(0.1)}))
+    assert "| moex | - | 0.211 | 0.100 ± 0.010 (3) | 0.428 | 0.250 ± 0.020 (3) | 0.840 |" in lines  # Table 1
+    assert "| moex | 0.100 ± 0.010 (3) | 0.398 | 0.250 ± 0.020 (3) | 0.657 |" in lines  # Table 4: MoE-X scratch
+    assert "| dense | - | 0.213 | 0.100 | 0.356 | 0.100 | 0.608 |" in lines  # one seed: no spread shown
+    assert "switch-relu" in lines and "dense-continued" not in lines
+    assert render({"dense+sae:gated": _stat(0.1)}) == []
