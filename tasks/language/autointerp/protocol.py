@@ -1,0 +1,87 @@
+"""One feature through a backend: explain, then detection and fuzzing on held-back examples
+(spec/language.md section 3, delphi's protocol).
+
+Detection shows the 50 activating and 50 non-activating test windows as plain text, shuffled, in
+batches of 5. Fuzzing shows the same windows with tokens highlighted: in an activating window the
+tokens at or above 0.3 x that window's maximum (delphi's threshold); in a non-activating window as
+many random tokens as the activating windows highlight on average (rounded up). Both are scored by
+balanced accuracy (tasks/language/autointerp/scoring.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from tasks.language.autointerp.backend import Backend, Example
+from tasks.language.autointerp.scoring import accuracy_by_decile, balanced_accuracy
+
+HIGHLIGHT_THRESHOLD = 0.3
+BATCH = 5
+TOP_SHOWN = 5  # explanation examples kept in the per-feature record, for people browsing it
+
+
+@dataclass(frozen=True)
+class FeatureExamples:
+    feature: int
+    explain: list[Example]
+    test: list[Example]       # activating, each with its decile
+    negative: list[Example]   # verified non-activating
+
+
+def active_positions(ex: Example, threshold: float = HIGHLIGHT_THRESHOLD) -> tuple[int, ...]:
+    peak = ex.max_activation
+    return tuple(int(i) for i in np.flatnonzero(ex.activations >= threshold * peak)) if peak > 0 else ()
+
+
+def _ask(ask, explanation: str, examples: list[Example]) -> list[bool | None]:
+    answers: list[bool | None] = []
+    for start in range(0, len(examples), BATCH):
+        batch = examples[start:start + BATCH]
+        got = ask(explanation, batch)
+        answers += got if len(got) == len(batch) else [None] * len(batch)  # a wrong-length reply parses as nothing
+    return answers
+
+
+def _fuzz_examples(fx: FeatureExamples, rng: np.random.Generator) -> list[Example]:
+    marked = [dataclasses.replace(ex, highlighted=active_positions(ex)) for ex in fx.test]
+    n_random = math.ceil(np.mean([len(ex.highlighted) for ex in marked])) if marked else 1
+    for ex in fx.negative:
+        k = min(max(1, n_random), len(ex.tokens))
+        marked.append(dataclasses.replace(ex, highlighted=tuple(sorted(int(i) for i in
+                                                                       rng.choice(len(ex.tokens), k, replace=False)))))
+    return marked
+
+
+def score_feature(backend: Backend, fx: FeatureExamples, rng: np.random.Generator) -> dict:
+    """The per-feature record: explanation, scores, per-decile accuracies, parse failures, answers."""
+    record = {"feature": fx.feature, "backend": backend.name, "top_examples": _top(fx.explain)}
+    explanation = backend.explain(fx.explain)
+    record["explanation"] = explanation
+    if explanation is None:
+        return {**record, "explanation_failed": True, "detection": None, "fuzzing": None}
+    labels = [True] * len(fx.test) + [False] * len(fx.negative)
+    deciles = [ex.decile for ex in fx.test] + [None] * len(fx.negative)
+    order = rng.permutation(len(labels))
+    for name, examples, ask in (("detection", fx.test + fx.negative, backend.detect),
+                                ("fuzzing", _fuzz_examples(fx, rng), backend.fuzz)):
+        shown = [examples[i] for i in order]
+        answers = [None] * len(labels)
+        for i, a in zip(order, _ask(ask, explanation, shown)):
+            answers[i] = a
+        record[name] = balanced_accuracy(answers, labels)
+        record[f"{name}_by_decile"] = accuracy_by_decile(answers, labels, deciles)
+        record[f"{name}_parse_failures"] = sum(a is None for a in answers)
+        record[f"{name}_answers"] = [None if a is None else int(a) for a in answers]
+    record["labels"] = [int(y) for y in labels]
+    record["test_deciles"] = deciles
+    return record
+
+
+def _top(examples: list[Example]) -> list[dict]:
+    strongest = sorted(examples, key=lambda ex: -ex.max_activation)[:TOP_SHOWN]
+    return [{"tokens": list(ex.tokens), "activations": [round(float(a), 4) for a in ex.activations]}
+            for ex in strongest]

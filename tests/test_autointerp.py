@@ -1,0 +1,109 @@
+"""Auto-interp protocol pieces on hand-worked cases: sampling, the lexical backend, scoring."""
+
+import numpy as np
+import pytest
+
+from tasks.language.autointerp.backend import Example
+from tasks.language.autointerp.lexical import LexicalBackend
+from tasks.language.autointerp.protocol import FeatureExamples, active_positions, score_feature
+from tasks.language.autointerp.sampling import SamplingRules, decile_of, sample_feature
+from tasks.language.autointerp.scoring import accuracy_by_decile, balanced_accuracy, bootstrap_mean
+
+
+def _ex(text: str, acts, decile=None) -> Example:
+    return Example(tuple(text.split("|")), np.asarray(acts, dtype=np.float32), decile)
+
+
+# --- scoring ---
+
+def test_balanced_accuracy_by_hand_and_parse_failures_left_out():
+    # positives: T, F, None -> TPR 1/2; negatives: F, F, T, None -> TNR 2/3; (1/2 + 2/3) / 2 = 7/12
+    answers = [True, False, None, False, False, True, None]
+    labels = [True, True, True, False, False, False, False]
+    assert balanced_accuracy(answers, labels) == pytest.approx(7 / 12)
+    assert balanced_accuracy([None, False], [True, False]) is None  # no parsed positive: no score
+
+
+def test_accuracy_by_decile_reports_activating_deciles_and_negatives_apart():
+    got = accuracy_by_decile([True, False, True, None, False], [True, True, True, True, False], [0, 0, 9, 9, None])
+    assert got == {"0": 0.5, "9": 1.0, "negative": 1.0}
+
+
+def test_bootstrap_interval_brackets_the_mean_and_is_seeded():
+    values = [0.5, 0.6, 0.7, 0.8, 0.9]
+    mean, low, high = bootstrap_mean(values, seed=3)
+    assert mean == pytest.approx(0.7) and low < mean < high and 0.5 <= low and high <= 0.9
+    assert bootstrap_mean(values, seed=3) == (mean, low, high)
+    assert bootstrap_mean([0.4] * 4) == pytest.approx((0.4, 0.4, 0.4))
+
+
+# --- sampling ---
+
+def test_deciles_are_equal_count_bins_of_the_window_maxima():
+    window_max = np.array([5.0, 0.0, 1.0, 3.0, 2.0, 4.0, 0.0, 6.0, 7.0, 8.0, 9.0, 10.0])
+    activating = np.flatnonzero(window_max > 0)  # 10 windows with maxima 5,1,3,2,4,6,7,8,9,10
+    assert decile_of(window_max, activating).tolist() == [4, 0, 2, 1, 3, 5, 6, 7, 8, 9]
+
+
+def test_sampling_keeps_explanation_and_test_apart_and_negatives_verified():
+    rng = np.random.default_rng(0)
+    window_max = np.concatenate([np.linspace(0.1, 10, 300), np.zeros(80), -np.ones(20)])
+    rules = SamplingRules(n_explain=40, n_test_per_decile=5, n_negative=50, min_activating=200)
+    s = sample_feature(window_max, rules, rng)
+    assert len(s.explain) == 40 and len(s.test) == 50 and len(s.negative) == 50
+    assert not set(s.explain) & set(s.test)
+    assert (window_max[s.negative] <= 0).all() and (window_max[s.test] > 0).all()
+    assert np.bincount(s.test_deciles).tolist() == [5] * 10
+    # the strongest decile holds the 30 largest maxima
+    assert (window_max[s.test[s.test_deciles == 9]] >= np.sort(window_max[:300])[-30]).all()
+    assert sample_feature(window_max[:150], rules, rng) == "150 activating windows, fewer than 200"
+
+
+def test_sampling_rules_refuse_impossible_counts():
+    with pytest.raises(ValueError, match="multiple of 10"):
+        SamplingRules(n_explain=35)
+    with pytest.raises(ValueError, match="at least the 90 activating"):
+        SamplingRules(min_activating=50)
+
+
+# --- lexical backend ---
+
+def test_lexical_explanation_is_the_heaviest_tokens_up_to_half_the_mass():
+    # masses: "cat" 4 + 3 = 7, "dog" 2, "the" 1 (" The" and "the" fold together) -> total 10;
+    # "cat" alone is 0.7 >= 0.5 of the mass
+    examples = [_ex(" The| cat| sat", [0.5, 4, 0]), _ex("the| dog| cat", [0.5, 2, 3])]
+    assert LexicalBackend().explain(examples) == 'fires on the tokens: ["cat"]'
+    assert LexicalBackend(mass=0.8).explain(examples) == 'fires on the tokens: ["cat", "dog"]'
+    assert LexicalBackend().explain([_ex("a| b", [0, -1])]) is None  # no positive activation
+
+
+def test_lexical_scorer_reads_only_the_explanation_text():
+    backend = LexicalBackend()
+    explanation = 'fires on the tokens: ["cat", "dog"]'
+    batch = [_ex("A| Cat| ran", [0, 0, 0]), _ex("a| bird", [0, 0])]
+    assert backend.detect(explanation, batch) == [True, False]
+    fuzz = [Example(("a", " cat", " dog"), np.zeros(3), highlighted=(1, 2)),
+            Example(("a", " cat", " dog"), np.zeros(3), highlighted=(0, 1)),
+            Example(("a", " cat"), np.zeros(2), highlighted=())]
+    assert backend.fuzz(explanation, fuzz) == [True, False, False]
+    assert backend.detect("something else", batch) == [None, None]
+
+
+# --- one feature end to end ---
+
+def test_a_pure_token_feature_scores_perfectly_and_records_its_answers():
+    rng = np.random.default_rng(1)
+    cat = [_ex("x| cat| y", [0, 1 + d, 0], decile=d) for d in range(10)]
+    explain = [_ex("cat| z", [2, 0])] * 4
+    negatives = [_ex("x| dog| y", [0, 0, 0])] * 10
+    record = score_feature(LexicalBackend(), FeatureExamples(7, explain, cat, negatives), rng)
+    assert record["explanation"] == 'fires on the tokens: ["cat"]'
+    assert record["detection"] == 1.0 and record["fuzzing"] == 1.0
+    assert record["detection_parse_failures"] == 0
+    assert record["detection_by_decile"]["0"] == 1.0 and record["detection_by_decile"]["negative"] == 1.0
+    assert record["labels"] == [1] * 10 + [0] * 10 and len(record["fuzzing_answers"]) == 20
+
+
+def test_highlights_follow_delphis_threshold_of_each_windows_maximum():
+    assert active_positions(_ex("a| b| c| d", [1.0, 0.29, 0.3, 0.0])) == (0, 2)
+    assert active_positions(_ex("a| b", [0.0, 0.0])) == ()
