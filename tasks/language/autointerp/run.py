@@ -1,0 +1,96 @@
+"""Auto-interp of one model's features: the same text, sampling rules and backend for every model.
+
+A seeded random subset of the features is scored (the MoE-X paper scored 1000 random features);
+features with too few activating windows are skipped and counted, not dropped silently. The summary
+is the mean detection and fuzzing balanced accuracy over scored features with bootstrap 95%
+intervals, per-decile accuracies, parse-failure rates and the firing density beside them (density
+confounds these scores: a feature that fires everywhere is easy to "detect").
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tasks.language.autointerp.activation_cache import FeatureFn, window_activations, window_maxima
+from tasks.language.autointerp.backend import Backend, Example
+from tasks.language.autointerp.protocol import FeatureExamples, score_feature
+from tasks.language.autointerp.sampling import N_DECILES, SamplingRules, sample_feature
+from tasks.language.autointerp.scoring import bootstrap_mean
+
+WINDOW = 32
+
+
+@dataclass(frozen=True)
+class AutoInterpResult:
+    metrics: dict
+    details: dict
+    records: list[dict]
+
+
+def run_autointerp(feature_fn: FeatureFn, n_features: int, sequences: np.ndarray, token_strings,
+                   backend: Backend, rules: SamplingRules, n_score: int, seed: int, cache_path: Path,
+                   batch_size: int = 8) -> AutoInterpResult:
+    """`token_strings(ids) -> list[str]` shows a window as text; `sequences` (n, ctx) are the token
+    ids the activations are read on, ctx a multiple of 32."""
+    started = time.time()
+    rng = np.random.default_rng(seed)
+    features = np.sort(rng.choice(n_features, min(n_score, n_features), replace=False))
+    maxima, fired = window_maxima(feature_fn, sequences, WINDOW, features, cache_path, batch_size)
+    samples, skipped = {}, Counter()
+    for col in range(len(features)):
+        s = sample_feature(np.asarray(maxima[:, col]), rules, rng)
+        if isinstance(s, str):
+            skipped[s.split(" ", 1)[1]] += 1  # the reason without this feature's count
+        else:
+            samples[col] = s
+    wanted = {col: np.concatenate([s.explain, s.test, s.negative]).tolist() for col, s in samples.items()}
+    acts = window_activations(feature_fn, sequences, WINDOW, features, wanted, batch_size)
+    per_seq = sequences.shape[1] // WINDOW
+
+    def example(w: int, col: int, decile=None) -> Example:
+        ids = sequences[w // per_seq, (w % per_seq) * WINDOW:(w % per_seq + 1) * WINDOW]
+        return Example(tuple(token_strings(ids.tolist())), acts[(w, col)], decile)
+
+    n_tokens = sequences.size
+    records = []
+    for col, s in samples.items():
+        fx = FeatureExamples(int(features[col]),
+                             [example(w, col, int(d)) for w, d in zip(s.explain, s.explain_deciles)],
+                             [example(w, col, int(d)) for w, d in zip(s.test, s.test_deciles)],
+                             [example(w, col) for w in s.negative])
+        record = score_feature(backend, fx, rng)
+        record["firing_density"] = float(fired[col] / n_tokens)
+        records.append(record)
+    return AutoInterpResult(*_summarise(records, len(features), skipped, backend, rules, seed, started), records)
+
+
+def _summarise(records: list[dict], n_sampled: int, skipped: Counter, backend: Backend, rules: SamplingRules,
+               seed: int, started: float) -> tuple[dict, dict]:
+    metrics = {"autointerp_features_sampled": n_sampled, "autointerp_features_skipped": sum(skipped.values()),
+               "autointerp_explanation_failures": sum(bool(r.get("explanation_failed")) for r in records)}
+    details = {"backend": backend.name, "rules": rules.__dict__, "seed": seed, "skipped": dict(skipped)}
+    for name in ("detection", "fuzzing"):
+        scores = [r[name] for r in records if r.get(name) is not None]
+        answers = sum(len(r.get(f"{name}_answers", [])) for r in records)
+        failures = sum(r.get(f"{name}_parse_failures", 0) for r in records)
+        metrics[f"{name}_parse_failure_rate"] = failures / answers if answers else 0.0
+        metrics[f"{name}_n_features"] = len(scores)
+        if scores:
+            mean, low, high = bootstrap_mean(scores, seed=seed)
+            metrics.update({name: mean, f"{name}_ci_low": low, f"{name}_ci_high": high})
+        details[f"{name}_by_decile"] = _mean_by_decile([r.get(f"{name}_by_decile", {}) for r in records])
+    densities = [r["firing_density"] for r in records]
+    if densities:
+        metrics["firing_density"] = float(np.mean(densities))
+    details["seconds"] = time.time() - started
+    return metrics, details
+
+
+def _mean_by_decile(rows: list[dict]) -> dict:
+    keys = [str(d) for d in range(N_DECILES)] + ["negative"]
+    return {k: float(np.mean([r[k] for r in rows if k in r])) for k in keys if any(k in r for r in rows)}
