@@ -19,10 +19,10 @@ from pathlib import Path
 import torch
 
 from bench.adapter import FeatureAdapter
+from bench.cache import CACHE
 from bench.errors import BenchError
 from models.config import GPTConfig
 
-CACHE = Path(os.environ.get("MOEXBENCH_CACHE", Path(__file__).resolve().parents[1] / ".cache"))
 
 
 def weights_digest(model) -> str:

@@ -1,6 +1,5 @@
 """Greedy move decoding and the legal-move rate."""
 
-import chess
 import torch
 
 from models.gpt import GPT

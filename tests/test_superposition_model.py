@@ -1,7 +1,6 @@
 """The batched toy models: routing, the MoE-X router on a constructed case, k-hot gates, the models'
 independence inside a batch, and the task end to end at the tiny preset."""
 
-import os
 import subprocess
 import sys
 from pathlib import Path

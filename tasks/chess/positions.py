@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.cache import CACHE
 from bench.errors import BenchError
 from tasks.chess.board_state import STRATEGY_FUNCTIONS, one_hot_to_masked_bsps, piece_classes
 from tasks.chess.corpus import EVAL_MIN_DOTS, EVAL_WINDOW
 
-CACHE_DIR = Path(os.environ.get("MOEXBENCH_CACHE", Path(__file__).resolve().parents[2] / ".cache"))
 LABELS_VERSION = 1  # bump when a BSP function changes, so stale caches are not reused
 
 
@@ -62,7 +62,7 @@ def _labels_for_game(game: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
 
 def _cache_path(games: list[str]) -> Path:
     key = hashlib.sha256(("\n".join(games) + f"|v{LABELS_VERSION}").encode()).hexdigest()[:20]
-    return CACHE_DIR / "chess" / f"labels-{key}.npz"
+    return CACHE / "chess" / f"labels-{key}.npz"
 
 
 def build_positions(games: list[str], workers: int = 2) -> Positions:

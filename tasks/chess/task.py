@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
 from bench.adapter import FeatureAdapter
+from bench.training_data import TrainingData
 from models.config import GPTConfig, TrainConfig
 from tasks.chess.config import ChessConfig
 from tasks.chess.corpus import EMBEDDED_DIR, EVAL_WINDOW, SPLIT_FILES, read_split
@@ -27,13 +26,6 @@ DEVIATIONS = [
     "linear probe: multinomial logistic per square fitted by L-BFGS (100 iterations, L2 1e-4) on "
     "standardised residual activations, scored as micro F1 over the 768 masked BSPs",
 ]
-
-
-@dataclass
-class TrainingData:
-    batch_fn: Callable[[int], torch.Tensor]
-    val_tokens: torch.Tensor
-    fingerprint: dict
 
 
 def train_data_fingerprint() -> str:

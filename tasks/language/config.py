@@ -1,0 +1,32 @@
+"""Settings of the language evaluation (each can be overridden with ARGS="key=value ...")."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+BACKENDS = ("lexical", "llm")
+
+
+@dataclass(frozen=True)
+class LanguageConfig:
+    # Block whose features are scored; negative counts from the end (the paper: layer 8 of 12).
+    layer: int = -3
+    site: str = "mlp"
+    # "lexical": deterministic and offline (the default, what CI regresses); "llm": an OpenAI-
+    # compatible endpoint, configured below (key from the environment only). Never mixed.
+    backend: str = "lexical"
+    # 0 means the preset's number.
+    n_features: int = 0
+    llm_base_url: str = "http://127.0.0.1:8080/v1"
+    llm_model: str = "SmolLM2-135M-Instruct"
+    llm_concurrency: int = 1
+    llm_timeout_s: float = 60.0
+    batch_size: int = 8
+
+    def __post_init__(self):
+        if self.site not in ("mlp", "resid"):
+            raise ValueError(f"site {self.site!r} unknown; choose mlp or resid")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend {self.backend!r} unknown; choose one of {', '.join(BACKENDS)}")
+        if self.n_features < 0 or self.batch_size < 1 or self.llm_concurrency < 1 or self.llm_timeout_s <= 0:
+            raise ValueError("n_features must be >= 0; batch_size and llm_concurrency >= 1; llm_timeout_s > 0")
