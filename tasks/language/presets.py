@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from models.config import TrainConfig
+from tasks.language.autointerp.sampling import SamplingRules
 
 
 @dataclass(frozen=True)
@@ -23,7 +24,7 @@ class LanguagePreset:
     n_val_seqs: int         # held-out sequences for validation loss and perplexity
     n_interp_seqs: int      # further held-out sequences whose activations auto-interp reads
     n_interp_features: int  # features scored per model (the paper: 1000 random features)
-    min_activating: int     # activating 32-token windows a feature needs to be scored
+    sampling: SamplingRules  # examples per feature; delphi's 40 / 5 per decile / 50, except at tiny
 
     def model_shape(self, vocab_size: int) -> dict:
         return {"vocab_size": vocab_size, "n_ctx": self.n_ctx, "d_model": self.d_model,
@@ -32,18 +33,19 @@ class LanguagePreset:
 
 PRESETS = {
     "tiny": LanguagePreset(
-        n_layers=2, n_heads=2, d_model=32, n_ctx=64, tokenizer="bpe-4096",
+        n_layers=4, n_heads=2, d_model=32, n_ctx=64, tokenizer="bpe-4096",
         train=TrainConfig(steps=30, batch_size=8, lr=3e-3, min_lr=3e-4, warmup_steps=5, eval_every=15,
                           checkpoint_every_s=60),
-        n_val_seqs=16, n_interp_seqs=64, n_interp_features=8, min_activating=90),
+        n_val_seqs=16, n_interp_seqs=512, n_interp_features=16,
+        sampling=SamplingRules(n_explain=10, n_test_per_decile=2, n_negative=20, min_activating=30)),
     "cpu": LanguagePreset(
         n_layers=6, n_heads=4, d_model=128, n_ctx=256, tokenizer="bpe-4096",
         train=TrainConfig(steps=3000, batch_size=32, lr=2e-3, min_lr=2e-4, warmup_steps=100, bf16=False,
                           eval_every=300, checkpoint_every_s=180),
-        n_val_seqs=256, n_interp_seqs=2048, n_interp_features=200, min_activating=200),
+        n_val_seqs=256, n_interp_seqs=2048, n_interp_features=200, sampling=SamplingRules()),
     "paper": LanguagePreset(
         n_layers=12, n_heads=12, d_model=768, n_ctx=1024, tokenizer="gpt2",
         train=TrainConfig(steps=100_000, batch_size=320, lr=3e-4, min_lr=3e-5, warmup_steps=5000, bf16=True,
                           weight_decay=0.1, eval_every=2000, checkpoint_every_s=600),
-        n_val_seqs=512, n_interp_seqs=8192, n_interp_features=1000, min_activating=200),
+        n_val_seqs=512, n_interp_seqs=8192, n_interp_features=1000, sampling=SamplingRules()),
 }

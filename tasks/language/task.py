@@ -84,7 +84,6 @@ class LanguageTask:
         from bench.cache import CACHE
         from models.train import validation_loss
         from tasks.language.autointerp.run import run_autointerp
-        from tasks.language.autointerp.sampling import SamplingRules
 
         p = PRESETS[preset]
         val, interp = _heldout(preset)
@@ -100,7 +99,7 @@ class LanguageTask:
         n_features = feature_fn(torch.from_numpy(interp[:1])).shape[-1]
         cache = CACHE / "autointerp" / f"{adapter.name}-{preset}-seed{seed}.npy"
         result = run_autointerp(feature_fn, n_features, interp, _tokenizer(preset).token_strings,
-                                _backend(config), SamplingRules(min_activating=p.min_activating),
+                                _backend(config), p.sampling,
                                 config.n_features or p.n_interp_features, seed, cache, config.batch_size)
         metrics.update(result.metrics)
         metrics["n_features"] = n_features
@@ -109,6 +108,14 @@ class LanguageTask:
                    "autointerp": result.details,
                    "text": {"val_windows": len(val), "interp_windows": len(interp), "n_ctx": p.n_ctx}}
         return {"metrics": metrics, "details": details, "deviations": DEVIATIONS, "per_item": result.records}
+
+    @staticmethod
+    def figures(preset: str) -> list:
+        """A browsable HTML page per model, from the per-feature records."""
+        from bench.results import task_dir
+        from tasks.language.feature_pages import render_pages
+
+        return render_pages(task_dir("language", preset))
 
 
 def _backend(config: LanguageConfig):

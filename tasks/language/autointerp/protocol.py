@@ -37,11 +37,14 @@ def active_positions(ex: Example, threshold: float = HIGHLIGHT_THRESHOLD) -> tup
     return tuple(int(i) for i in np.flatnonzero(ex.activations >= threshold * peak)) if peak > 0 else ()
 
 
-def _ask(ask, explanation: str, examples: list[Example]) -> list[bool | None]:
+def _ask(backend: Backend, kind: str, explanation: str, examples: list[Example]) -> list[bool | None]:
+    """Answers for `examples` in batches of 5; all batches at once where the backend can take them
+    concurrently (`detect_batches` / `fuzz_batches`), else one by one."""
+    batches = [examples[start:start + BATCH] for start in range(0, len(examples), BATCH)]
+    many = getattr(backend, f"{kind}_batches", None)
+    replies = many(explanation, batches) if many else [getattr(backend, kind)(explanation, b) for b in batches]
     answers: list[bool | None] = []
-    for start in range(0, len(examples), BATCH):
-        batch = examples[start:start + BATCH]
-        got = ask(explanation, batch)
+    for batch, got in zip(batches, replies):
         answers += got if len(got) == len(batch) else [None] * len(batch)  # a wrong-length reply parses as nothing
     return answers
 
@@ -66,11 +69,11 @@ def score_feature(backend: Backend, fx: FeatureExamples, rng: np.random.Generato
     labels = [True] * len(fx.test) + [False] * len(fx.negative)
     deciles = [ex.decile for ex in fx.test] + [None] * len(fx.negative)
     order = rng.permutation(len(labels))
-    for name, examples, ask in (("detection", fx.test + fx.negative, backend.detect),
-                                ("fuzzing", _fuzz_examples(fx, rng), backend.fuzz)):
+    for name, examples, kind in (("detection", fx.test + fx.negative, "detect"),
+                                 ("fuzzing", _fuzz_examples(fx, rng), "fuzz")):
         shown = [examples[i] for i in order]
         answers = [None] * len(labels)
-        for i, a in zip(order, _ask(ask, explanation, shown)):
+        for i, a in zip(order, _ask(backend, kind, explanation, shown)):
             answers[i] = a
         record[name] = balanced_accuracy(answers, labels)
         record[f"{name}_by_decile"] = accuracy_by_decile(answers, labels, deciles)

@@ -1,0 +1,209 @@
+"""A client for any OpenAI-compatible chat-completions endpoint (vLLM, llama.cpp server, Ollama, hosted).
+
+Every answer is cached on disk, keyed by what determines it (endpoint, model, messages, sampling), so
+a rerun costs no request. An endpoint that cannot be reached, times out or answers 5xx/429 is retried
+with exponential backoff; when the retries run out the run stops with one BenchError line naming the
+endpoint and the fix. Nothing is ever made up in place of an answer.
+
+The API key is read from an environment variable at request time and goes only into the
+Authorization header: never into the config, the cache, an error message or a log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import os
+import socket
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.cache import CACHE
+from bench.errors import BenchError
+
+Messages = list[dict[str, str]]
+
+
+@dataclass(frozen=True)
+class LLMConfig:
+    # The endpoint's OpenAI base, ending in /v1: requests go to {base_url}/chat/completions.
+    base_url: str = "http://127.0.0.1:8080/v1"
+    model: str = "local"
+    # Name of the environment variable holding the key; unset or empty means no key is sent.
+    api_key_env: str = "MOEXBENCH_LLM_API_KEY"
+    max_concurrency: int = 4
+    timeout_s: float = 120.0
+    # Retries after the first attempt; waits are backoff_s, 2 x backoff_s, 4 x backoff_s, ...
+    max_retries: int = 3
+    backoff_s: float = 1.0
+    temperature: float = 0.0
+    max_tokens: int = 256
+    # "" means .cache/llm (or $MOEXBENCH_CACHE/llm)
+    cache_dir: str = ""
+
+    def __post_init__(self):
+        if not self.base_url.startswith(("http://", "https://")):
+            raise ValueError(f"base_url {self.base_url!r} must start with http:// or https://")
+        if self.max_concurrency < 1 or self.max_retries < 0 or self.max_tokens < 1:
+            raise ValueError("max_concurrency and max_tokens must be >= 1, max_retries >= 0")
+        if self.timeout_s <= 0 or self.backoff_s < 0 or self.temperature < 0:
+            raise ValueError("timeout_s must be > 0, backoff_s and temperature >= 0")
+
+    @property
+    def cache_path(self) -> Path:
+        return Path(self.cache_dir) if self.cache_dir else CACHE / "llm"
+
+
+class _Transient(Exception):
+    """A failure worth retrying (refused, timed out, 5xx, 429); its text names the cause."""
+
+
+class ChatClient:
+    """Thread-safe: at most `max_concurrency` requests are in flight, however many threads call."""
+
+    def __init__(self, config: LLMConfig):
+        self.config = config
+        self._slots = threading.BoundedSemaphore(config.max_concurrency)
+        self._opener = opener_for(config.base_url)
+        self._lock = threading.Lock()
+        self.requests_sent = 0     # HTTP attempts, retries included
+        self.cache_hits = 0
+
+    # --- public -----------------------------------------------------------------------------
+
+    def complete(self, messages: Messages) -> str:
+        """The assistant's text for `messages` (from the cache when present)."""
+        payload = self._payload(messages)
+        key = cache_key(self.config.base_url, payload)
+        cached = self._cache_read(key)
+        if cached is not None:
+            with self._lock:
+                self.cache_hits += 1
+            return cached
+        with self._slots:
+            text = self._post_with_retries(payload)
+        self._cache_write(key, payload, text)
+        return text
+
+    def complete_many(self, conversations: list[Messages]) -> list[str]:
+        """`complete` for each, in order, `max_concurrency` at a time."""
+        if len(conversations) <= 1:
+            return [self.complete(m) for m in conversations]
+        with ThreadPoolExecutor(max_workers=self.config.max_concurrency) as pool:
+            return list(pool.map(self.complete, conversations))
+
+    # --- request ----------------------------------------------------------------------------
+
+    def _payload(self, messages: Messages) -> dict:
+        return {"model": self.config.model, "messages": messages,
+                "temperature": self.config.temperature, "max_tokens": self.config.max_tokens}
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        key = os.environ.get(self.config.api_key_env, "")
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        return headers
+
+    def _post_with_retries(self, payload: dict) -> str:
+        cfg = self.config
+        url = cfg.base_url.rstrip("/") + "/chat/completions"
+        body = json.dumps(payload).encode()
+        last = ""
+        for attempt in range(cfg.max_retries + 1):
+            if attempt:
+                time.sleep(cfg.backoff_s * 2 ** (attempt - 1))
+            with self._lock:
+                self.requests_sent += 1
+            try:
+                return self._post_once(url, body)
+            except _Transient as e:
+                last = str(e)
+        attempts = cfg.max_retries + 1
+        raise BenchError(f"LLM endpoint {url} gave no answer in {attempts} attempt{'s' * (attempts > 1)} "
+                         f"({last}); start the server or set base_url to a reachable OpenAI-compatible "
+                         f"endpoint")
+
+    def _post_once(self, url: str, body: bytes) -> str:
+        request = urllib.request.Request(url, data=body, headers=self._headers(), method="POST")
+        try:
+            with self._opener.open(request, timeout=self.config.timeout_s) as response:
+                raw = response.read()
+        except urllib.error.HTTPError as e:
+            if e.code >= 500 or e.code == 429:
+                raise _Transient(f"HTTP {e.code}") from None
+            fix = {401: f"set the key in ${self.config.api_key_env}",
+                   403: f"check the key in ${self.config.api_key_env}",
+                   404: "check base_url (it should end in /v1) and the model name"}.get(
+                e.code, "check base_url, model and the sampling settings")
+            raise BenchError(f"LLM endpoint {url} answered HTTP {e.code} for model "
+                             f"{self.config.model!r}; {fix}") from None
+        except (TimeoutError, socket.timeout):
+            raise _Transient(f"no answer within {self.config.timeout_s:g} s") from None
+        except urllib.error.URLError as e:
+            if isinstance(e.reason, (TimeoutError, socket.timeout)):
+                raise _Transient(f"no answer within {self.config.timeout_s:g} s") from None
+            raise _Transient(f"unreachable: {e.reason}") from None
+        except (OSError, http.client.HTTPException) as e:   # reset, closed mid-answer, not HTTP
+            raise _Transient(f"connection failed: {e.__class__.__name__}") from None
+        return self._content(raw, url)
+
+    def _content(self, raw: bytes, url: str) -> str:
+        """The message text of a chat-completions response. A body of another shape means the
+        endpoint is not what base_url claims (an HTML page, a different API): retried, since proxies
+        sometimes answer so while a server starts, then reported."""
+        try:
+            message = json.loads(raw)["choices"][0]["message"]
+            content = message.get("content")
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+            raise _Transient(f"answer is not a chat completion: {raw[:60]!r}") from None
+        # A reply with no text (e.g. cut off while reasoning) is an answer the parsers will reject.
+        return content if isinstance(content, str) else ""
+
+    # --- cache ------------------------------------------------------------------------------
+
+    def _cache_file(self, key: str) -> Path:
+        return self.config.cache_path / key[:2] / f"{key}.json"
+
+    def _cache_read(self, key: str) -> str | None:
+        try:
+            record = json.loads(self._cache_file(key).read_text())
+            return record["response"] if isinstance(record.get("response"), str) else None
+        except (OSError, ValueError, AttributeError):
+            return None
+
+    def _cache_write(self, key: str, payload: dict, text: str) -> None:
+        path = self._cache_file(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        record = {"base_url": self.config.base_url, "request": payload, "response": text}
+        # A unique temp name: two threads may answer the same prompt at once.
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump(record, f, ensure_ascii=False, indent=1)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+def opener_for(url: str) -> urllib.request.OpenerDirector:
+    """urllib's opener, except that a server on this machine is reached directly: an HTTP(S)_PROXY
+    set for the outside world (as on many CI runners) must not swallow requests to 127.0.0.1."""
+    if urllib.parse.urlsplit(url).hostname in ("127.0.0.1", "localhost", "::1"):
+        return urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    return urllib.request.build_opener()
+
+
+def cache_key(base_url: str, payload: dict) -> str:
+    """sha256 over the endpoint, model, messages and sampling settings (never the key)."""
+    blob = json.dumps({"base_url": base_url.rstrip("/"), **payload}, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(blob.encode()).hexdigest()

@@ -1,0 +1,51 @@
+"""The language task end to end at the tiny preset on the embedded corpus: train, perplexity and loss
+recovered, lexical auto-interp, the results contract, the per-feature records and their HTML page."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.results import load_result, result_path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _bench(*args):
+    return subprocess.run([sys.executable, "-m", "bench", "bench", "--task", "language", "--preset", "tiny",
+                           "--threads", "1", *args], cwd=ROOT, capture_output=True, text=True, timeout=900,
+                          env=dict(os.environ))
+
+
+@pytest.mark.parametrize("model, own_units", [("dense", True), ("moex", True), ("dense+sae", False)])
+def test_language_bench_tiny_writes_fidelity_and_autointerp(model, own_units):
+    out = _bench("--model", model)
+    assert out.returncode == 0, out.stderr[-2000:]
+    path = result_path("language", model, "tiny", 0)
+    m = load_result(path)["metrics"]
+    for name in ("perplexity", "perplexity_splice", "loss_recovered", "val_loss", "l0_fidelity",
+                 "autointerp_features_sampled", "autointerp_features_skipped", "n_features"):
+        assert name in m, name
+    assert m["perplexity"] > 1
+    if own_units:  # a model's own units are its computation: splicing them back changes nothing
+        assert m["loss_recovered"] == pytest.approx(1.0, abs=1e-6)
+        assert m["perplexity_splice"] == pytest.approx(m["perplexity"], rel=1e-6)
+    else:
+        assert m["loss_recovered"] < 1.0
+    scored = m["autointerp_features_sampled"] - m["autointerp_features_skipped"]
+    records = [json.loads(line) for line in path.with_suffix(".jsonl").read_text().splitlines()]
+    assert len(records) == scored
+    if scored:  # every scored feature has an answer per test example and a balanced accuracy in [0, 1]
+        assert 0.0 <= m["detection"] <= 1.0 and m["detection_ci_low"] <= m["detection"] <= m["detection_ci_high"]
+        assert all(len(r["detection_answers"]) == len(r["labels"]) for r in records)
+        assert records[0]["backend"] == "lexical"
+        assert path.with_suffix(".html").read_text().count("<tr>") == scored + 1
+
+
+def test_language_rejects_an_unknown_backend_in_one_line():
+    out = _bench("--model", "dense", "backend=gpt5")
+    assert out.returncode == 2
+    assert out.stderr.strip() == "error: backend 'gpt5' unknown; choose one of lexical, llm"
