@@ -12,7 +12,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: bench train test report perf chess-deps chess-data language-data llm-deps clean-venv
+.PHONY: bench train test report regress perf chess-deps chess-data language-data llm-deps clean-venv
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,12 @@ test: $(STAMP)
 # Summary table and plot of a task, from its results JSON alone.
 report: $(STAMP)
 	$(BIN)/python -m bench report --task $(TASK) --preset $(PRESET)
+
+# CI gate: fresh interpretability scores against results/regress/<mode>.json (bench/regress.py).
+# MODE=tiny retrains the tiny models end to end; UPDATE=1 rewrites the reference from a fresh run.
+MODE ?= checkpoints
+regress: $(STAMP)
+	$(BIN)/python -m bench.regress --mode $(MODE) --threads $(THREADS) $(if $(UPDATE),--update,)
 
 # Speed figures as ratios measured in one run -> results/perf.json and perf.md.
 perf: $(STAMP)
