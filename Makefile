@@ -12,7 +12,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: bench train test report regress perf chess-deps chess-data language-data llm-deps clean-venv
+.PHONY: bench train test report regress figures perf chess-deps chess-data language-data llm-deps clean-venv
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ report: $(STAMP)
 MODE ?= checkpoints
 regress: $(STAMP)
 	$(BIN)/python -m bench.regress --mode $(MODE) --threads $(THREADS) $(if $(UPDATE),--update,)
+
+# The paper's figures and tables from results JSON alone -> results/figures/ (bench/figures.py).
+figures: $(STAMP)
+	$(BIN)/python -m bench.figures
 
 # Speed figures as ratios measured in one run -> results/perf.json and perf.md.
 perf: $(STAMP)

@@ -92,8 +92,9 @@ def write_result(task: str, model: str, preset: str, seed: int, metrics: dict, c
     return path
 
 
-# Other JSON that lives beside results (issue 12's curve) and is not a result of the contract.
-NOT_RESULTS = ("training_curve_",)
+# Other JSON that lives beside results (issue 12's curve, the tokenizer measurement) and is not a
+# result of the contract.
+NOT_RESULTS = ("training_curve_", "tokenizer_choice")
 
 
 def result_files(folder: Path) -> list[Path]:

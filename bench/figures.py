@@ -1,0 +1,240 @@
+"""`make figures`: the paper's figures and tables, from results JSON alone (no recomputation).
+
+Each figure goes to `results/figures/<name>.png` and `.pdf` with `<name>.txt`, a caption naming the
+results files (and their git shas) it was drawn from. A figure whose results are absent is skipped
+and the reason printed; nothing is ever plotted as zero for missing data.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from pathlib import Path
+
+from bench.errors import run_command
+from bench.report import _seed_stats
+from bench.results import atomic_write_text, file_stem, load_result, result_files, results_root, task_dir
+
+
+def out_dir() -> Path:
+    return results_root() / "figures"
+
+
+def _records(task: str, preset: str) -> list[dict]:
+    folder = task_dir(task, preset)
+    return [load_result(p) | {"_path": p} for p in result_files(folder)] if folder.exists() else []
+
+
+def _sources(paths: list[Path], shas: list[str]) -> str:
+    root = results_root()
+    lines = [f"- {Path(p).relative_to(root) if Path(p).is_relative_to(root) else p} (git {s})"
+             for p, s in zip(paths, shas)]
+    return "Drawn from:\n" + "\n".join(lines)
+
+
+def _save(fig, name: str, caption: str) -> list[Path]:
+    import matplotlib.pyplot as plt
+
+    folder = out_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / f"{name}.png", folder / f"{name}.pdf"]
+    fig.savefig(paths[0], dpi=130, bbox_inches="tight")
+    fig.savefig(paths[1], bbox_inches="tight")
+    plt.close(fig)
+    atomic_write_text(folder / f"{name}.txt", caption.strip() + "\n")
+    return paths + [folder / f"{name}.txt"]
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+# --- tables ---------------------------------------------------------------------------------------
+
+def paper_tables(preset: str) -> list[Path] | str:
+    from tasks.chess.paper_tables import render
+
+    records = _records("chess", preset)
+    if not records:
+        return f"no chess results at the {preset} preset"
+    folder = task_dir("chess", preset)
+    stats = {}
+    for r in records:
+        seeds = [r] + [load_result(p) for p in sorted((folder / "seeds").glob(f"{file_stem(r['model'])}.seed*.json"))]
+        stats[r["model"]] = _seed_stats(seeds)
+    lines = render(stats)
+    if not lines:
+        return f"none of the paper's models has chess results at the {preset} preset"
+    name = f"chess_paper_tables_{preset}"
+    folder_out = out_dir()
+    folder_out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(folder_out / f"{name}.md", "\n".join(lines) + "\n")
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["model", "n_seeds", "metric", "mean", "std"])
+    for model, s in sorted(stats.items()):
+        for metric in ("val_loss", "coverage", "reconstruction"):
+            if metric in s["mean"]:
+                writer.writerow([model, s["n_seeds"], metric, s["mean"][metric], s["std"].get(metric, "")])
+    atomic_write_text(folder_out / f"{name}.csv", buf.getvalue())
+    caption = (f"Our chess numbers ({preset} preset) as the MoE-X paper's Tables 1, 3 and 4, its numbers beside.\n"
+               + _sources([r["_path"] for r in records], [r["provenance"]["git_sha"] for r in records]))
+    atomic_write_text(folder_out / f"{name}.txt", caption + "\n")
+    return [folder_out / f"{name}.md", folder_out / f"{name}.csv", folder_out / f"{name}.txt"]
+
+
+# --- figures --------------------------------------------------------------------------------------
+
+def coverage_vs_reconstruction(preset: str) -> list[Path] | str:
+    records = [r for r in _records("chess", preset) if "coverage" in r["metrics"]]
+    if not records:
+        return f"no chess results at the {preset} preset"
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.2, 4.6))
+    for i, r in enumerate(sorted(records, key=lambda r: r["metrics"]["coverage"])):
+        m = r["metrics"]
+        ax.scatter(m["coverage"], m["reconstruction"], s=30)
+        # neighbours alternate above and below their point so close labels do not overlap
+        ax.annotate(r["model"], (m["coverage"], m["reconstruction"]), fontsize=7, xytext=(4, 4 if i % 2 else -10),
+                    textcoords="offset points")
+    ax.set(xlabel="coverage (board state, mean best F1)", ylabel="reconstruction (board state F1)",
+           title=f"Chess: coverage against reconstruction per model ({preset} preset)")
+    ax.grid(alpha=0.3)
+    caption = (f"Coverage against reconstruction of each model's features on the chess board state "
+               f"(seed 0, {preset} preset).\n"
+               + _sources([r["_path"] for r in records], [r["provenance"]["git_sha"] for r in records]))
+    return _save(fig, f"chess_coverage_vs_reconstruction_{preset}", caption)
+
+
+def coverage_vs_l0(preset: str) -> list[Path] | str:
+    records = [r for r in _records("chess", preset) if "l0" in r["metrics"] and "coverage" in r["metrics"]]
+    sweeps = sorted((task_dir("chess", preset) / "sae_sweep").glob("*.json"))
+    if not records and not sweeps:
+        return f"no chess results or SAE sweeps at the {preset} preset"
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    paths, shas = [], []
+    for path in sweeps:
+        sweep = json.loads(path.read_text())
+        pts = sorted(sweep["points"], key=lambda p: p["metrics"]["l0"])
+        ax.plot([p["metrics"]["l0"] for p in pts], [p["metrics"]["coverage"] for p in pts], marker="o", ms=4,
+                label=f"SAE sweep ({sweep['architecture']}, {sweep['knob']} = "
+                      f"{', '.join(str(p[sweep['knob']]) for p in pts)})")
+        paths.append(path)
+        shas.append(sweep["provenance"]["git_sha"])
+    for r in records:
+        m = r["metrics"]
+        ax.scatter(m["l0"], m["coverage"], marker="s", s=28, zorder=3)
+        ax.annotate(r["model"], (m["l0"], m["coverage"]), fontsize=7, xytext=(4, 3), textcoords="offset points")
+        paths.append(r["_path"])
+        shas.append(r["provenance"]["git_sha"])
+    ax.set_xscale("log")
+    ax.set(xlabel="L0 (features active per token, log scale)", ylabel="coverage (board state)",
+           title=f"Chess: coverage against sparsity (the paper's Fig. 4; {preset} preset)")
+    ax.grid(alpha=0.3)
+    if sweeps:
+        ax.legend(fontsize=7)
+    caption = "Coverage against L0: every model's features, and SAEs swept over their sparsity knob.\n" + \
+        _sources(paths, shas)
+    return _save(fig, f"chess_coverage_vs_l0_{preset}", caption)
+
+
+def expert_encoders(preset: str) -> list[Path] | str:
+    folder = task_dir("chess", preset) / "experts"
+    analyses = [json.loads(p.read_text()) | {"_path": p} for p in sorted(folder.glob("*.json"))] \
+        if folder.exists() else []
+    if not analyses:
+        return f"no expert analyses in {folder} (python -m bench.expert_analysis --preset {preset} --models moe,moex)"
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(analyses), figsize=(4.4 * len(analyses), 4.2), squeeze=False)
+    for ax, a in zip(axes[0], analyses):
+        pca = a["encoder_pca"]
+        for e, pts in enumerate(pca["coords"]):
+            ax.scatter([p[0] for p in pts], [p[1] for p in pts], s=6, label=f"expert {e}")
+        ax.set(title=f"{a['model']} (router: {a['router']}), layer {a['layer']}\n"
+                     f"PC1+PC2 explain {pca['variance_explained_2d']:.0%} of the variance",
+               xlabel="PC 1", ylabel="PC 2")
+        ax.title.set_fontsize(9)
+    axes[0][-1].legend(fontsize=6, markerscale=2, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    caption = (f"Encoder columns of {analyses[0]['encoder_pca']['units_per_expert']} sampled units per expert, "
+               f"projected on their first two principal components (the paper's Fig. 6 uses t-SNE).\n"
+               + _sources([a["_path"] for a in analyses], [a["provenance"]["git_sha"] for a in analyses]))
+    return _save(fig, f"expert_encoders_{preset}", caption)
+
+
+def router_vs_active(preset: str) -> list[Path] | str:
+    folder = task_dir("chess", preset) / "experts"
+    analyses = [json.loads(p.read_text()) | {"_path": p} for p in sorted(folder.glob("*.json"))] \
+        if folder.exists() else []
+    if not analyses:
+        return f"no expert analyses in {folder}"
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(analyses), figsize=(4.4 * len(analyses), 4.0), squeeze=False)
+    for ax, a in zip(axes[0], analyses):
+        rv = a["router_vs_active"]
+        ax.scatter(rv["score"], rv["active_units"], s=4, alpha=0.4, c=rv["expert"], cmap="tab10")
+        ax.set(title=f"{a['model']} (router: {a['router']}): r = {rv['corr']:.3f}", xlabel="router score",
+               ylabel=f"units the expert fires (of {a['d_expert']})")
+        ax.title.set_fontsize(9)
+    caption = ("Router score of (token, expert) pairs against the units that expert fires on the token "
+               "(realised L0); the paper's Fig. 9 claims r < -0.95 for MoE-X's sparsity router. r over all "
+               "pairs, points a seeded sample.\n"
+               + _sources([a["_path"] for a in analyses], [a["provenance"]["git_sha"] for a in analyses]))
+    return _save(fig, f"router_vs_active_{preset}", caption)
+
+
+def detection_by_decile(preset: str) -> list[Path] | str:
+    records = [r for r in _records("language", preset)
+               if r.get("details", {}).get("autointerp", {}).get("detection_by_decile")]
+    if not records:
+        return f"no language auto-interp results at the {preset} preset"
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.6, 4.2))
+    for r in records:
+        by = r["details"]["autointerp"]["detection_by_decile"]
+        deciles = [d for d in map(str, range(10)) if d in by]
+        ax.plot([int(d) + 1 for d in deciles], [by[d] for d in deciles], marker="o", ms=3,
+                label=f"{r['model']} ({r['details']['autointerp']['backend']}; "
+                      f"non-activating {by.get('negative', float('nan')):.2f})")
+    ax.set(xlabel="activation decile (1 weakest, 10 strongest)", ylabel="detection accuracy on activating examples",
+           ylim=(0, 1.02), title=f"Language: detection by activation decile (the paper's Fig. 8; {preset})")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    caption = ("Share of each decile's activating test examples the scorer says fire, mean over scored "
+               "features; the legend gives the accuracy on non-activating examples.\n"
+               + _sources([r["_path"] for r in records], [r["provenance"]["git_sha"] for r in records]))
+    return _save(fig, f"language_detection_by_decile_{preset}", caption)
+
+
+def width_sweep(preset: str) -> list[Path] | str:
+    return ("no width sweep results yet: the paper's Fig. 3/5 (coverage and reconstruction against width) "
+            "needs models trained at several widths")
+
+
+FIGURES = [paper_tables, coverage_vs_reconstruction, coverage_vs_l0, expert_encoders, router_vs_active,
+           detection_by_decile, width_sweep]
+
+
+def make_figures(presets=("cpu", "short")) -> list[Path]:
+    written = []
+    for preset in presets:
+        for figure in FIGURES:
+            got = figure(preset)
+            if isinstance(got, str):
+                print(f"skipped {figure.__name__} ({preset}): {got}")
+            else:
+                written += got
+                for p in got:
+                    print(f"wrote {p}")
+    return written
+
+
+if __name__ == "__main__":
+    sys.exit(run_command(lambda: make_figures(tuple(sys.argv[1:]) or ("cpu", "short")) and None))

@@ -1,0 +1,39 @@
+"""`make figures` draws from results files alone, skips what is absent (saying so), and refuses a
+results file of the wrong schema by name."""
+
+import json
+
+import pytest
+
+from bench.errors import BenchError
+from bench.figures import make_figures
+from bench.results import write_result
+
+
+def _result(model: str, coverage: float, reconstruction: float, l0: float) -> None:
+    write_result("chess", model, "cpu", 0, {"coverage": coverage, "reconstruction": reconstruction, "l0": l0,
+                                            "val_loss": 0.7}, {}, {}, {"deviations": []})
+
+
+def test_figures_from_results_alone_and_absent_ones_skipped(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MOEXBENCH_RESULTS", str(tmp_path))
+    _result("dense", 0.07, 0.02, 120.0)
+    _result("moex", 0.08, 0.03, 70.0)
+    written = {p.name for p in make_figures(("cpu",))}
+    assert {"chess_coverage_vs_reconstruction_cpu.png", "chess_coverage_vs_reconstruction_cpu.pdf",
+            "chess_coverage_vs_l0_cpu.png", "chess_paper_tables_cpu.md", "chess_paper_tables_cpu.csv"} <= written
+    caption = (tmp_path / "figures" / "chess_coverage_vs_reconstruction_cpu.txt").read_text()
+    assert "chess/dense.json" in caption and "chess/moex.json" in caption
+    table = (tmp_path / "figures" / "chess_paper_tables_cpu.md").read_text()
+    assert "| moex | 0.700 | 0.211 | 0.080 | 0.428 | 0.030 | 0.840 |" in table
+    out = capsys.readouterr().out
+    assert "skipped expert_encoders (cpu): no expert analyses" in out
+    assert "skipped detection_by_decile (cpu): no language auto-interp results" in out
+
+
+def test_a_results_file_of_another_schema_is_named_in_the_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("MOEXBENCH_RESULTS", str(tmp_path))
+    (tmp_path / "chess").mkdir()
+    (tmp_path / "chess" / "dense.json").write_text(json.dumps({"schema_version": 0}))
+    with pytest.raises(BenchError, match=r"chess/dense.json: schema_version 0, expected 1"):
+        make_figures(("cpu",))
