@@ -1,10 +1,11 @@
 """`make perf`: speed figures measured in one run, reported as ratios where a ratio is the claim
 (absolute times drift on shared machines). Writes results/perf.json and results/perf.md.
 
-Measured now: training step time of every MoE model over the dense model at equal active width
-(cpu preset shapes, random tokens, the training dtype of the preset), and the cost of the chess
-coverage + reconstruction counting at the reference size (20,000 + 20,000 positions) as the number
-of features grows.
+Measured now (`--parts`, each merged into perf.json with its threads and git sha): training step
+time of every MoE model over the dense model at equal active width (cpu preset shapes, random
+tokens, the training dtype of the preset); the cost of the chess coverage + reconstruction counting
+at the reference size (20,000 + 20,000 positions) as the number of features grows; dense step time
+under bf16 / torch.compile; auto-interp scoring and caching speed and memory (bench/perf_autointerp.py).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import time
 
 import torch
 
-from bench.results import atomic_write_text, results_root, versions
+from bench.results import atomic_write_text, git_sha, results_root, versions
 
 
 def _step_seconds(model_name: str, preset: str, steps: int, warmup: int, bf16: bool | None = None,
@@ -73,6 +74,37 @@ def _counting_seconds(n_features: int, n_positions: int = 20_000, density: float
     return time.perf_counter() - start
 
 
+PARTS = ("train", "counting", "variants", "autointerp")
+
+
+def _measure(part: str, args) -> dict:
+    if part == "train":
+        step = {m: _step_seconds(m, args.preset, args.steps, warmup=2) for m in args.models.split(",")}
+        return {"train_step_seconds": step,
+                "train_step_ratio_to_dense": {m: s / step["dense"] for m, s in step.items()} if "dense" in step else {}}
+    if part == "counting":
+        return {"chess_counting_seconds_by_features": {int(f): _counting_seconds(int(f))
+                                                       for f in args.features.split(",")}}
+    if part == "variants":  # throughput options for the dense training recipe (issue 12): dtype x torch.compile
+        variants = {f"{'bf16' if b else 'fp32'}{'+compile' if c else ''}": (b, c) for b in (False, True)
+                    for c in (False, True)}
+        return {"dense_step_seconds_by_variant": {name: _step_seconds("dense", args.preset, args.steps, warmup=3,
+                                                                      bf16=b, compiled=c)
+                                                  for name, (b, c) in variants.items()}}
+    from bench.perf_autointerp import caching_scaling, lexical_features_per_second
+
+    return {"autointerp": {"lexical_features_per_second": lexical_features_per_second(),
+                           "caching": caching_scaling(threads=args.threads)}}
+
+
+NOTES = ("step: median of timed steps after 2 warm-up steps, random tokens, batch and context of the preset. "
+         "counting: evaluate_features on random activations of 5% density, 20,000 + 20,000 positions, 908 BSPs, "
+         "11 thresholds. dense variants: the same step with bf16 autocast and/or torch.compile (compile time "
+         "excluded by the warm-up steps). autointerp: lexical scoring of synthetic features (40 + 50 + 50 windows "
+         "of 32 tokens); caching = the window-maxima pass over a random sparse 16,384-feature map, each token "
+         "count in a fresh process (peak RSS its own).")
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="cpu")
@@ -80,40 +112,53 @@ def main(argv=None) -> None:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--models", default="dense,moe,switch,moex")
     parser.add_argument("--features", default="512,2048,8192")
+    parser.add_argument("--parts", default=",".join(PARTS),
+                        help=f"which figures to measure now (others keep their last values): {', '.join(PARTS)}")
     parser.add_argument("--profile", metavar="MODEL", help="only print a torch profile of one training step of MODEL")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.profile:
         _step_seconds(args.profile, args.preset, 1, warmup=2, profile=True)
         return
-    step = {m: _step_seconds(m, args.preset, args.steps, warmup=2) for m in args.models.split(",")}
-    counting = {int(f): _counting_seconds(int(f)) for f in args.features.split(",")}
-    # Throughput options for the dense training recipe (issue 12): dtype x torch.compile.
-    variants = {f"{'bf16' if b else 'fp32'}{'+compile' if c else ''}": (b, c) for b in (False, True) for c in (False, True)}
-    dense_variants = {name: _step_seconds("dense", args.preset, args.steps, warmup=3, bf16=b, compiled=c)
-                      for name, (b, c) in variants.items()}
-    record = {
-        "threads": args.threads, "preset": args.preset, "versions": versions(),
-        "train_step_seconds": step,
-        "train_step_ratio_to_dense": {m: s / step["dense"] for m, s in step.items()} if "dense" in step else {},
-        "chess_counting_seconds_by_features": counting,
-        "dense_step_seconds_by_variant": dense_variants,
-        "notes": "step: median of timed steps after 2 warm-up steps, random tokens, batch and context of the "
-                 "preset. counting: evaluate_features on random activations of 5% density, 20,000 + 20,000 "
-                 "positions, 908 BSPs, 11 thresholds. dense variants: the same step with bf16 autocast and/or "
-                 "torch.compile (compile time excluded by the warm-up steps).",
-    }
     out = results_root()
-    atomic_write_text(out / "perf.json", json.dumps(record, indent=2) + "\n")
-    lines = [f"# Performance ({args.threads} thread(s), {args.preset} preset)", "",
-             "| model | train step (s) | ratio to dense |", "|---|---|---|"]
-    lines += [f"| {m} | {s:.3f} | {record['train_step_ratio_to_dense'].get(m, float('nan')):.2f} |" for m, s in step.items()]
-    lines += ["", "| dense step variant | seconds | ratio to fp32 eager |", "|---|---|---|"]
-    lines += [f"| {v} | {t:.3f} | {t / dense_variants['fp32']:.2f} |" for v, t in dense_variants.items()]
-    lines += ["", "| features | coverage + reconstruction counting (s) |", "|---|---|"]
-    lines += [f"| {f} | {s:.1f} |" for f, s in counting.items()]
-    atomic_write_text(out / "perf.md", "\n".join(lines) + "\n" + "\n" + record["notes"] + "\n")
+    path = out / "perf.json"
+    record = json.loads(path.read_text()) if path.exists() else {}
+    for part in args.parts.split(","):
+        if part not in PARTS:
+            raise SystemExit(f"error: unknown part {part!r}; choose from {', '.join(PARTS)}")
+        record.update(_measure(part, args))
+        record.setdefault("measured", {})[part] = {"threads": args.threads, "preset": args.preset,
+                                                   "git_sha": git_sha(), "versions": versions()}
+    record["notes"] = NOTES
+    atomic_write_text(path, json.dumps(record, indent=2) + "\n")
+    lines = _markdown(record)
+    atomic_write_text(out / "perf.md", "\n".join(lines) + "\n\n" + NOTES + "\n")
     print("\n".join(lines))
+
+
+def _markdown(record: dict) -> list[str]:
+    lines = ["# Performance", "", "Each section names the threads and git sha it was measured with "
+             "(`measured` in perf.json).", ""]
+    step = record.get("train_step_seconds", {})
+    if step:
+        ratio = record.get("train_step_ratio_to_dense", {})
+        lines += ["| model | train step (s) | ratio to dense |", "|---|---|---|"]
+        lines += [f"| {m} | {s:.3f} | {ratio.get(m, float('nan')):.2f} |" for m, s in step.items()]
+    variants = record.get("dense_step_seconds_by_variant", {})
+    if variants:
+        lines += ["", "| dense step variant | seconds | ratio to fp32 eager |", "|---|---|---|"]
+        lines += [f"| {v} | {t:.3f} | {t / variants['fp32']:.2f} |" for v, t in variants.items()]
+    counting = record.get("chess_counting_seconds_by_features", {})
+    if counting:
+        lines += ["", "| features | coverage + reconstruction counting (s) |", "|---|---|"]
+        lines += [f"| {f} | {s:.1f} |" for f, s in counting.items()]
+    auto = record.get("autointerp")
+    if auto:
+        lines += ["", f"Lexical auto-interp: {auto['lexical_features_per_second']:.0f} features/s (target >= 50).", "",
+                  "| tokens cached | features | tokens/s | peak RSS (MiB) |", "|---|---|---|---|"]
+        lines += [f"| {c['tokens']:,} | {c['features']:,} | {c['tokens_per_second']:,.0f} | {c['peak_rss_mib']:.0f} |"
+                  for c in auto["caching"]]
+    return lines
 
 
 if __name__ == "__main__":
