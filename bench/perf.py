@@ -74,7 +74,7 @@ def _counting_seconds(n_features: int, n_positions: int = 20_000, density: float
     return time.perf_counter() - start
 
 
-PARTS = ("train", "counting", "variants", "autointerp")
+PARTS = ("train", "dispatch", "mfu", "counting", "variants", "autointerp")
 
 
 def _measure(part: str, args) -> dict:
@@ -82,6 +82,12 @@ def _measure(part: str, args) -> dict:
         step = {m: _step_seconds(m, args.preset, args.steps, warmup=2) for m in args.models.split(",")}
         return {"train_step_seconds": step,
                 "train_step_ratio_to_dense": {m: s / step["dense"] for m, s in step.items()} if "dense" in step else {}}
+    if part == "dispatch":
+        from bench.perf_dispatch import dispatch_seconds
+
+        return {"moe_dispatch": dispatch_seconds()}
+    if part == "mfu":
+        return {"model_flop_utilisation": _mfu(args)}
     if part == "counting":
         return {"chess_counting_seconds_by_features": {int(f): _counting_seconds(int(f))
                                                        for f in args.features.split(",")}}
@@ -97,9 +103,30 @@ def _measure(part: str, args) -> dict:
                            "caching": caching_scaling(threads=args.threads)}}
 
 
+def _mfu(args) -> dict:
+    """Each model's training FLOP rate over the machine's fp32 matmul peak, measured side by side."""
+    from bench import registry
+    from bench.model_store import build_random
+    from bench.perf_dispatch import matmul_peak_flops, step_flops
+    from tasks.chess.task import ChessTask
+
+    peak = matmul_peak_flops()
+    recipe = ChessTask.train_config(args.preset, 0)
+    out = {"matmul_peak_gflops": peak / 1e9, "models": {}}
+    for name in args.models.split(","):
+        model = build_random(registry.model_adapter(name), ChessTask, args.preset, 0)
+        flops = step_flops(model, recipe.batch_size * model.cfg.n_ctx)
+        seconds = _step_seconds(name, args.preset, args.steps, warmup=2)
+        out["models"][name] = {"step_gflop": flops / 1e9, "achieved_gflops": flops / seconds / 1e9,
+                               "utilisation": flops / seconds / peak}
+    return out
+
+
 NOTES = ("step: median of timed steps after 2 warm-up steps, random tokens, batch and context of the preset. "
          "counting: evaluate_features on random activations of 5% density, 20,000 + 20,000 positions, 908 BSPs, "
-         "11 thresholds. dense variants: the same step with bf16 autocast and/or torch.compile (compile time "
+         "11 thresholds. dispatch: one MLP layer on 32 x 256 tokens, the three timed in turn (median of 15). mfu: "
+         "FLOPs = 6 x matmul parameters (active experts only) x tokens + attention products, over a 2048^2 fp32 "
+         "matmul's rate. dense variants: the same step with bf16 autocast and/or torch.compile (compile time "
          "excluded by the warm-up steps). autointerp: lexical scoring of synthetic features (40 + 50 + 50 windows "
          "of 32 tokens); caching = the window-maxima pass over a random sparse 16,384-feature map, each token "
          "count in a fresh process (peak RSS its own).")
@@ -148,6 +175,20 @@ def _markdown(record: dict) -> list[str]:
     if variants:
         lines += ["", "| dense step variant | seconds | ratio to fp32 eager |", "|---|---|---|"]
         lines += [f"| {v} | {t:.3f} | {t / variants['fp32']:.2f} |" for v, t in variants.items()]
+    dispatch = record.get("moe_dispatch")
+    if dispatch:
+        sec = dispatch["seconds"]
+        lines += ["", "| one MLP layer, forward + backward | seconds | ours over it |", "|---|---|---|",
+                  f"| ours (8 x 256, top-2) | {sec['ours']:.4f} | 1.00 |",
+                  f"| dense MLP, width 512 (aim: ours <= 1.25x) | {sec['dense']:.4f} | {dispatch['ours_over_dense']:.2f} |",
+                  f"| TransformerLens MoE, same experts (gated: 1.5x the FLOPs) | {sec['tl']:.4f} | "
+                  f"{dispatch['ours_over_tl']:.2f} ({dispatch['ours_over_tl_per_flop']:.2f} per FLOP) |"]
+    mfu = record.get("model_flop_utilisation")
+    if mfu:
+        lines += ["", f"fp32 matmul peak: {mfu['matmul_peak_gflops']:.1f} GFLOP/s (aim: >= 35% utilisation)", "",
+                  "| model | GFLOP per step | achieved GFLOP/s | utilisation |", "|---|---|---|---|"]
+        lines += [f"| {m} | {v['step_gflop']:.1f} | {v['achieved_gflops']:.1f} | {v['utilisation']:.0%} |"
+                  for m, v in mfu["models"].items()]
     counting = record.get("chess_counting_seconds_by_features", {})
     if counting:
         lines += ["", "| features | coverage + reconstruction counting (s) |", "|---|---|"]

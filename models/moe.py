@@ -120,18 +120,29 @@ class MoEMLP(nn.Module):
         expert_sorted = expert_of[order]
         counts = torch.bincount(expert_of, minlength=o.n_experts).tolist()
         xs = flat.index_select(0, token_of).split(counts)  # backward: index_add, cheaper than index_put
-        hidden = torch.cat([self.act(xs[e] @ self.W_enc[e] + self.b_enc[e]) for e in range(o.n_experts)])
-        hidden = hidden * weights.reshape(-1)[order, None].to(hidden.dtype)
+        w_sorted = weights.reshape(-1)[order, None]
 
         if self.hook_post._forward_hooks:  # someone reads or replaces z: build it densely
+            hidden = torch.cat([self.act(xs[e] @ self.W_enc[e] + self.b_enc[e]) for e in range(o.n_experts)])
+            hidden = hidden * w_sorted.to(hidden.dtype)
             z = torch.zeros(n, o.n_experts, o.d_expert, dtype=hidden.dtype, device=x.device)
             z = z.index_put((token_of, expert_sorted), hidden)
             z = self.hook_post(z.view(*shape[:-1], o.n_experts * o.d_expert)).reshape(n, -1)
             y = z @ self.W_dec.reshape(-1, shape[-1]).to(z.dtype)
         else:
-            parts = hidden.split(counts)
-            out = torch.cat([parts[e] @ self.W_dec[e].to(parts[e].dtype) for e in range(o.n_experts)])
-            y = torch.zeros(n, shape[-1], dtype=out.dtype, device=x.device).index_add(0, token_of, out)
+            # Training's path. The gate weight scales each expert's d_model-wide output rather than its
+            # D-wide hidden units (the same product, half the multiplications), and each expert adds
+            # into y where its tokens are: no concatenation of hidden units or outputs.
+            tokens, ws = token_of.split(counts), w_sorted.split(counts)
+            y = None
+            for e in range(o.n_experts):
+                if counts[e] == 0:
+                    continue
+                out = self.act(xs[e] @ self.W_enc[e] + self.b_enc[e]) @ self.W_dec[e]
+                out = out * ws[e].to(out.dtype)
+                if y is None:
+                    y = torch.zeros(n, shape[-1], dtype=out.dtype, device=x.device)
+                y.index_add_(0, tokens[e], out)  # in place: an out-of-place add would copy y per expert
         return (y + self.b_dec).view(shape)
 
 
