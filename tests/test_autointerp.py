@@ -150,3 +150,16 @@ def test_token_detectors_are_explained_and_detected_perfectly_by_the_lexical_bac
     again = run_autointerp(_token_detectors, 50, seqs, lambda ids: [f" t{i}" for i in ids], LexicalBackend(),
                            rules, n_score=6, seed=0, cache_path=tmp_path / "max2.npy")
     assert again.records == result.records  # a fixed seed gives the same records
+
+
+def test_weakest_negatives_stand_in_only_when_verified_ones_run_short():
+    rng = np.random.default_rng(0)
+    dense_like = np.linspace(0.01, 5, 400)  # fires a little in every window: no verified negative
+    rules = SamplingRules(n_explain=40, n_test_per_decile=5, n_negative=50, min_activating=200)
+    assert sample_feature(dense_like, rules, rng) == "0 windows without any activation, fewer than 50"
+    weak = sample_feature(dense_like, SamplingRules(negatives="weakest"), rng)
+    assert not weak.negatives_verified
+    assert sorted(weak.negative.tolist()) == list(range(50))  # the 50 lowest maxima
+    assert not set(weak.negative) & (set(weak.test) | set(weak.explain))
+    sparse = np.concatenate([dense_like, np.zeros(60)])
+    assert sample_feature(sparse, SamplingRules(negatives="weakest"), rng).negatives_verified

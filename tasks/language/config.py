@@ -17,6 +17,8 @@ class LanguageConfig:
     backend: str = "lexical"
     # 0 means the preset's number.
     n_features: int = 0
+    # "verified" (the protocol) or "weakest": see tasks/language/autointerp/sampling.py.
+    negatives: str = "verified"
     llm_base_url: str = "http://127.0.0.1:8080/v1"
     llm_model: str = "SmolLM2-135M-Instruct"
     llm_concurrency: int = 1
@@ -26,6 +28,8 @@ class LanguageConfig:
     def __post_init__(self):
         if self.site not in ("mlp", "resid"):
             raise ValueError(f"site {self.site!r} unknown; choose mlp or resid")
+        if self.negatives not in ("verified", "weakest"):
+            raise ValueError(f"negatives {self.negatives!r} unknown; choose verified or weakest")
         if self.backend not in BACKENDS:
             raise ValueError(f"backend {self.backend!r} unknown; choose one of {', '.join(BACKENDS)}")
         if self.n_features < 0 or self.batch_size < 1 or self.llm_concurrency < 1 or self.llm_timeout_s <= 0:

@@ -26,6 +26,8 @@ DEVIATIONS = [
     "lexical backend: explanations are single tokens (case-folded, whitespace-stripped) carrying half "
     "the activation mass, at most 10; detection = any listed token present, fuzzing = every "
     "highlighted token listed",
+    "only with negatives=weakest (config; default verified): a feature without 50 verified negative "
+    "windows takes its 50 weakest windows as negatives, counted in autointerp_weakest_negative_features",
     "activations for auto-interp are read on consecutive 32-token windows of held-out sequences of the "
     "preset's context, each feature's window maxima cached to disk",
 ]
@@ -99,7 +101,7 @@ class LanguageTask:
         n_features = feature_fn(torch.from_numpy(interp[:1])).shape[-1]
         cache = CACHE / "autointerp" / f"{adapter.name}-{preset}-seed{seed}.npy"
         result = run_autointerp(feature_fn, n_features, interp, _tokenizer(preset).token_strings,
-                                _backend(config), p.sampling,
+                                _backend(config), dataclasses.replace(p.sampling, negatives=config.negatives),
                                 config.n_features or p.n_interp_features, seed, cache, config.batch_size)
         metrics.update(result.metrics)
         metrics["n_features"] = n_features

@@ -65,6 +65,7 @@ def run_autointerp(feature_fn: FeatureFn, n_features: int, sequences: np.ndarray
                              [example(w, col) for w in s.negative])
         record = score_feature(backend, fx, rng)
         record["firing_density"] = float(fired[col] / n_tokens)
+        record["negatives_verified"] = s.negatives_verified
         records.append(record)
     return AutoInterpResult(*_summarise(records, len(features), skipped, backend, rules, seed, started), records)
 
@@ -72,7 +73,8 @@ def run_autointerp(feature_fn: FeatureFn, n_features: int, sequences: np.ndarray
 def _summarise(records: list[dict], n_sampled: int, skipped: Counter, backend: Backend, rules: SamplingRules,
                seed: int, started: float) -> tuple[dict, dict]:
     metrics = {"autointerp_features_sampled": n_sampled, "autointerp_features_skipped": sum(skipped.values()),
-               "autointerp_explanation_failures": sum(bool(r.get("explanation_failed")) for r in records)}
+               "autointerp_explanation_failures": sum(bool(r.get("explanation_failed")) for r in records),
+               "autointerp_weakest_negative_features": sum(not r["negatives_verified"] for r in records)}
     details = {"backend": backend.name, "rules": rules.__dict__, "seed": seed, "skipped": dict(skipped)}
     for name in ("detection", "fuzzing"):
         scores = [r[name] for r in records if r.get(name) is not None]

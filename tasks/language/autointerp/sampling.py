@@ -24,8 +24,15 @@ class SamplingRules:
     n_test_per_decile: int = 5       # activating test examples per decile (50 in all)
     n_negative: int = 50             # verified non-activating test examples
     min_activating: int = 200        # fewer activating windows than this: the feature is skipped
+    # "verified": negatives are windows with no positive activation, and a feature without enough is
+    # skipped (the protocol). "weakest": such a feature takes the windows of its lowest maxima as
+    # negatives instead, flagged per feature; dense GELU neurons fire a little in almost every window,
+    # so without this most of them cannot be scored at all. The same rule applies to every model.
+    negatives: str = "verified"
 
     def __post_init__(self):
+        if self.negatives not in ("verified", "weakest"):
+            raise ValueError(f"negatives {self.negatives!r} unknown; choose verified or weakest")
         if self.n_explain % N_DECILES:
             raise ValueError(f"n_explain must be a multiple of {N_DECILES}, got {self.n_explain}")
         needed = self.n_explain + N_DECILES * self.n_test_per_decile
@@ -40,7 +47,8 @@ class FeatureSample:
     explain_deciles: np.ndarray
     test: np.ndarray             # activating test windows
     test_deciles: np.ndarray
-    negative: np.ndarray         # verified non-activating windows
+    negative: np.ndarray         # non-activating windows
+    negatives_verified: bool = True  # False: the feature's weakest windows stand in (rules.negatives)
 
 
 def decile_of(window_max: np.ndarray, activating: np.ndarray) -> np.ndarray:
@@ -56,6 +64,10 @@ def sample_feature(window_max: np.ndarray, rules: SamplingRules, rng: np.random.
     """The windows for one feature, or the reason it is skipped."""
     activating = np.flatnonzero(window_max > 0)
     negatives = np.flatnonzero(window_max <= 0)
+    verified = len(negatives) >= rules.n_negative
+    if not verified and rules.negatives == "weakest":
+        weakest = np.lexsort((np.arange(len(window_max)), window_max))[:rules.n_negative]
+        negatives, activating = weakest, np.setdiff1d(activating, weakest)
     if len(activating) < rules.min_activating:
         return f"{len(activating)} activating windows, fewer than {rules.min_activating}"
     if len(negatives) < rules.n_negative:
@@ -70,4 +82,5 @@ def sample_feature(window_max: np.ndarray, rules: SamplingRules, rng: np.random.
         explain_dec.append(np.full(len(explain[-1]), d))
         test_dec.append(np.full(len(test[-1]), d))
     return FeatureSample(np.concatenate(explain), np.concatenate(explain_dec), np.concatenate(test),
-                         np.concatenate(test_dec), np.sort(rng.choice(negatives, rules.n_negative, replace=False)))
+                         np.concatenate(test_dec), np.sort(rng.choice(negatives, rules.n_negative, replace=False)),
+                         verified)
