@@ -38,7 +38,10 @@ class ExpertAdapter(FeatureAdapter):
         index = self.resolve_layer(layer)
         mlp, seen = self.model.blocks[index].mlp, {}
         hooks = [f"blocks.{index}.mlp.hook_router_scores", f"blocks.{index}.mlp.hook_chosen"]
-        handle = mlp.register_forward_pre_hook(lambda module, args: seen.setdefault("x", args[0]))
+        def keep_input(module, args) -> None:  # returns None: the layer's input is read, not replaced
+            seen.setdefault("x", args[0])
+
+        handle = mlp.register_forward_pre_hook(keep_input)
         try:
             _, cache = self.model.run_with_cache(tokens, names_filter=hooks, stop_at_layer=index + 1)
         finally:

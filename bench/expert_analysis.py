@@ -46,7 +46,10 @@ def analyse(adapter, tokens: torch.Tensor, layer: int, seed: int) -> dict:
     explained = (s[:2] ** 2).sum().item() / (s ** 2).sum().item()
 
     seen = {}
-    handle = mlp.register_forward_pre_hook(lambda module, args: seen.setdefault("x", args[0]))
+    def keep_input(module, args) -> None:  # returns None: the layer's input is read, not replaced
+        seen.setdefault("x", args[0])
+
+    handle = mlp.register_forward_pre_hook(keep_input)
     hook = f"blocks.{index}.mlp.hook_router_scores"
     try:
         _, cache = model.run_with_cache(tokens, names_filter=[hook], stop_at_layer=index + 1)

@@ -6,8 +6,9 @@ therefore recover all of the loss by construction.
 
     loss_recovered = (CE_zero - CE_splice) / (CE_zero - CE_clean)
 
-with CE the mean next-token cross-entropy over every predicted position (the chess and text
-vocabularies here have no special tokens to leave out), CE_zero with the site zeroed at every
+with CE the mean next-token cross-entropy over every predicted position (chess has no special
+tokens; in text the document separator is predicted like any token, a deviation the language task
+names), CE_zero with the site zeroed at every
 position. Explained variance is SAELens's corrected formula, 1 - E|x - x_hat|^2 / (E|x|^2 - |E x|^2),
 summed in float64. Checked against `sae_lens.evals.run_evals` in tests/test_sae.py.
 """

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -40,8 +41,10 @@ def _save(fig, name: str, caption: str) -> list[Path]:
     folder = out_dir()
     folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / f"{name}.png", folder / f"{name}.pdf"]
-    fig.savefig(paths[0], dpi=130, bbox_inches="tight")
-    fig.savefig(paths[1], bbox_inches="tight")
+    for path in paths:  # temp file + rename: a figure is either the old one or the new one, never half
+        tmp = path.with_name(f"{path.stem}.tmp{path.suffix}")
+        fig.savefig(tmp, dpi=130, bbox_inches="tight")
+        os.replace(tmp, path)
     plt.close(fig)
     atomic_write_text(folder / f"{name}.txt", caption.strip() + "\n")
     return paths + [folder / f"{name}.txt"]

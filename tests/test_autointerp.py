@@ -5,7 +5,8 @@ import pytest
 
 from tasks.language.autointerp.backend import Example
 from tasks.language.autointerp.lexical import LexicalBackend
-from tasks.language.autointerp.protocol import FeatureExamples, active_positions, score_feature
+from tasks.language.autointerp.highlight import active_positions
+from tasks.language.autointerp.protocol import FeatureExamples, score_feature
 from tasks.language.autointerp.sampling import SamplingRules, decile_of, sample_feature
 from tasks.language.autointerp.scoring import accuracy_by_decile, balanced_accuracy, bootstrap_mean
 
@@ -139,7 +140,7 @@ def test_token_detectors_are_explained_and_detected_perfectly_by_the_lexical_bac
     seqs = np.random.default_rng(1).integers(0, 50, size=(100, 64))
     rules = SamplingRules(n_explain=10, n_test_per_decile=1, n_negative=10, min_activating=20)
     result = run_autointerp(_token_detectors, 50, seqs, lambda ids: [f" t{i}" for i in ids], LexicalBackend(),
-                            rules, n_score=6, seed=0, cache_path=tmp_path / "max.npy")
+                            rules, n_score=6, seed=0, cache_dir=tmp_path)
     m = result.metrics
     assert m["autointerp_features_sampled"] == 6 and m["autointerp_features_skipped"] == 0
     assert m["detection"] == 1.0 and m["fuzzing"] == 1.0 and m["detection_ci_low"] == 1.0
@@ -148,8 +149,10 @@ def test_token_detectors_are_explained_and_detected_perfectly_by_the_lexical_bac
     assert {r["explanation"] for r in result.records} == {f'fires on the tokens: ["t{f}"]' for f in
                                                           (r["feature"] for r in result.records)}
     again = run_autointerp(_token_detectors, 50, seqs, lambda ids: [f" t{i}" for i in ids], LexicalBackend(),
-                           rules, n_score=6, seed=0, cache_path=tmp_path / "max2.npy")
+                           rules, n_score=6, seed=0, cache_dir=tmp_path / "again")
     assert again.records == result.records  # a fixed seed gives the same records
+    assert list(tmp_path.glob("autointerp-*")) == []  # the window maxima file is gone after the run
+    assert m["firing_density_sampled"] == pytest.approx(1 / 50, abs=0.005)
 
 
 def test_weakest_negatives_stand_in_only_when_verified_ones_run_short():

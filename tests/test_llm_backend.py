@@ -72,6 +72,7 @@ def test_explanation_marks_active_runs_with_strengths_relative_to_the_strongest(
     ("```json\n[0,0,1]\n```", [False, False, True]),
     ("Here you go: [true, false, true]", [True, False, True]),
     ("first [1, 1, 1] then, on reflection, [0, 1, 0]", [False, True, False]),   # the last list
+    ("[1, 0, 1]\n[Note: example 2 is unclear]", [True, False, True]),   # the last list that reads as answers
     ("I think the first one fits.", [None] * 3),         # no list
     ("[1, 0]", [None] * 3),                               # wrong length
     ("[1, 0, 1, 1]", [None] * 3),

@@ -110,7 +110,7 @@ def test_the_whole_autointerp_run_through_a_real_endpoint(tmp_path):
     with LocalServer(threads=1) as server:
         backend = LLMBackend(server.config(max_tokens=32, timeout_s=120.0, cache_dir=str(tmp_path / "cache")))
         result = run_autointerp(detectors, 20, seqs, lambda ids: [f" {words[i]}" for i in ids], backend, rules,
-                                n_score=1, seed=0, cache_path=tmp_path / "max.npy")
+                                n_score=1, seed=0, cache_dir=tmp_path)
     m = result.metrics
     assert m["autointerp_features_sampled"] == 1 and result.records[0]["backend"].startswith("llm:")
     record = result.records[0]

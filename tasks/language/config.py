@@ -9,10 +9,11 @@ BACKENDS = ("lexical", "llm")
 
 @dataclass(frozen=True)
 class LanguageConfig:
-    # Block whose features are scored; negative counts from the end (the paper: layer 8 of 12).
+    # Block whose features are scored; negative counts from the end: -3 is block 3 of the cpu preset's
+    # 6 and block 9 of the paper preset's 12 (the MoE-X paper scored layer 8: ARGS="layer=8").
     layer: int = -3
     site: str = "mlp"
-    # "lexical": deterministic and offline (the default, what CI regresses); "llm": an OpenAI-
+    # "lexical": deterministic and offline (the default, what `make regress MODE=tiny` checks); "llm": an OpenAI-
     # compatible endpoint, configured below (key from the environment only). Never mixed.
     backend: str = "lexical"
     # 0 means the preset's number.
@@ -20,7 +21,7 @@ class LanguageConfig:
     # "verified" (the protocol) or "weakest": see tasks/language/autointerp/sampling.py.
     negatives: str = "verified"
     llm_base_url: str = "http://127.0.0.1:8080/v1"
-    llm_model: str = "SmolLM2-135M-Instruct"
+    llm_model: str = "SmolLM2-135M-Instruct.Q4_1"  # what the local server (local_server.py) serves
     llm_concurrency: int = 1
     llm_timeout_s: float = 60.0
     batch_size: int = 8

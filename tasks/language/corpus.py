@@ -37,8 +37,18 @@ def read_records(split: str, data_dir: Path | None = None) -> list[dict]:
     if not path.exists():
         raise BenchError(f"language corpus file {path} is missing; run `make language-data` "
                          f"(python -m tasks.language.build_corpus) or set MOEXBENCH_LANGUAGE_DATA")
-    with lzma.open(path, "rt", encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+    try:
+        with lzma.open(path, "rt", encoding="utf-8") as f:
+            records = []
+            for number, line in enumerate(f, start=1):
+                if line.strip():
+                    records.append(json.loads(line))
+            return records
+    except (lzma.LZMAError, EOFError, UnicodeDecodeError) as e:
+        raise BenchError(f"{path} is not a readable xz file of UTF-8 JSON lines ({e}); rebuild it with "
+                         f"`make language-data`") from None
+    except json.JSONDecodeError as e:
+        raise BenchError(f"{path} line {number} is not JSON ({e.msg}); rebuild it with `make language-data`") from None
 
 
 def read_split(split: str, data_dir: Path | None = None) -> list[str]:

@@ -37,7 +37,7 @@ PRESETS = {
         train=TrainConfig(steps=30, batch_size=8, lr=3e-3, min_lr=3e-4, warmup_steps=5, eval_every=15,
                           checkpoint_every_s=60),
         n_val_seqs=16, n_interp_seqs=512, n_interp_features=16,
-        sampling=SamplingRules(n_explain=10, n_test_per_decile=2, n_negative=20, min_activating=30)),
+        sampling=SamplingRules(n_explain=10, n_test_per_decile=1, n_negative=10, min_activating=20)),
     "cpu": LanguagePreset(
         n_layers=6, n_heads=4, d_model=128, n_ctx=256, tokenizer="bpe-4096",
         train=TrainConfig(steps=3000, batch_size=32, lr=2e-3, min_lr=2e-4, warmup_steps=100, bf16=False,

@@ -26,6 +26,12 @@ DEVIATIONS = [
     "lexical backend: explanations are single tokens (case-folded, whitespace-stripped) carrying half "
     "the activation mass, at most 10; detection = any listed token present, fuzzing = every "
     "highlighted token listed",
+    "a feature is skipped, and counted by reason, with fewer than min_activating activating windows or "
+    "fewer than n_negative verified negative windows (most dense GELU neurons: they fire a little almost "
+    "everywhere); the skipped features' firing density is in firing_density_sampled",
+    "fuzzing: non-activating windows get ceil(mean) of the activating windows' highlight counts",
+    "per-decile accuracies are means over features, without confidence intervals; the tiny preset uses "
+    "10 explanation, 10 + 10 test examples per feature",
     "only with negatives=weakest (config; default verified): a feature without 50 verified negative "
     "windows takes its 50 weakest windows as negatives, counted in autointerp_weakest_negative_features",
     "activations for auto-interp are read on consecutive 32-token windows of held-out sequences of the "
@@ -99,16 +105,15 @@ class LanguageTask:
             return adapter.features(tokens, config.layer, config.site)
 
         n_features = feature_fn(torch.from_numpy(interp[:1])).shape[-1]
-        cache = CACHE / "autointerp" / f"{adapter.name}-{preset}-seed{seed}.npy"
         result = run_autointerp(feature_fn, n_features, interp, _tokenizer(preset).token_strings,
                                 _backend(config), dataclasses.replace(p.sampling, negatives=config.negatives),
-                                config.n_features or p.n_interp_features, seed, cache, config.batch_size)
+                                config.n_features or p.n_interp_features, seed, CACHE / "autointerp", config.batch_size)
         metrics.update(result.metrics)
         metrics["n_features"] = n_features
         details = {"feature_hook": adapter.feature_hook(config.layer, config.site),
                    "feature_kind": adapter.feature_kind, "tokenizer": p.tokenizer, "model": model_details,
                    "autointerp": result.details,
-                   "text": {"val_windows": len(val), "interp_windows": len(interp), "n_ctx": p.n_ctx}}
+                   "text": {"val_seqs": len(val), "interp_seqs": len(interp), "n_ctx": p.n_ctx}}
         return {"metrics": metrics, "details": details, "deviations": DEVIATIONS, "per_item": result.records}
 
     @staticmethod

@@ -21,17 +21,23 @@ from bench.errors import BenchError
 CACHE = CACHE_ROOT / "language"
 
 
-def split_ids(documents: list[str], tokenizer) -> np.ndarray:
-    """All documents as one int32 id array, each followed by the separator; cached on disk."""
-    digest = hashlib.sha256("\x00".join(documents).encode("utf-8")).hexdigest()[:16]
-    path = CACHE / f"{tokenizer.name}-{digest}.npy"
+def split_ids(documents: list[str], tokenizer, chunk: int = 512) -> np.ndarray:
+    """All documents as one int32 id array, each followed by the separator; cached on disk under a
+    key of the tokenizer's content and the text (hashed document by document, never joined)."""
+    digest = hashlib.sha256(tokenizer.digest.encode())
+    for doc in documents:
+        digest.update(hashlib.sha256(doc.encode("utf-8")).digest())
+    path = CACHE / f"{tokenizer.name}-{digest.hexdigest()[:16]}.npy"
     if path.exists():
         return np.load(path)
-    ids = []
-    for doc in documents:
-        ids.extend(tokenizer.encode(doc))
-        ids.append(tokenizer.eos_id)
-    array = np.asarray(ids, dtype=np.int32)
+    parts = []
+    for start in range(0, len(documents), chunk):  # a chunk of documents at a time as Python ints
+        ids = []
+        for doc in documents[start:start + chunk]:
+            ids.extend(tokenizer.encode(doc))
+            ids.append(tokenizer.eos_id)
+        parts.append(np.asarray(ids, dtype=np.int32))
+    array = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".{os.getpid()}.tmp.npy")
     np.save(tmp, array)

@@ -55,6 +55,8 @@ class TextTokenizer:
         self._tok.encode_special_tokens = True  # a literal "<|endoftext|>" in text is not the separator
         self.vocab_size = tok.get_vocab_size(with_added_tokens=True)
         self.eos_id = tok.token_to_id(EOS)
+        # What the tokenizer is, not what it is called: caches of encoded text are keyed by this.
+        self.digest = hashlib.sha256(tok.to_str().encode("utf-8")).hexdigest()
 
     def encode(self, text: str) -> list[int]:
         return self._tok.encode(text, add_special_tokens=False).ids

@@ -19,13 +19,9 @@ from __future__ import annotations
 import json
 import re
 
-import numpy as np
 
 from tasks.language.autointerp.backend import Example
-
-# A token counts as active in an explanation example from this fraction of the example's own maximum
-# (the threshold delphi and spec/language.md use for highlighting).
-ACTIVE_FRACTION = 0.3
+from tasks.language.autointerp.highlight import active_positions  # 0.3 x the example's own maximum
 
 EXPLAIN_SYSTEM = """\
 You are studying one feature of a language model's internals. You will see text examples in which \
@@ -89,14 +85,6 @@ def mark(tokens: tuple[str, ...] | list[str], positions) -> str:
         closes = i in chosen and (i + 1) not in chosen
         out.append(("<<" if opens else "") + visible(token) + (">>" if closes else ""))
     return "".join(out)
-
-
-def active_positions(example: Example) -> list[int]:
-    acts = np.asarray(example.activations, dtype=np.float64)
-    top = acts.max() if acts.size else 0.0
-    if top <= 0:
-        return []
-    return [i for i, a in enumerate(acts) if a > 0 and a >= ACTIVE_FRACTION * top]
 
 
 def _strengths(example: Example, positions: list[int], scale: float) -> str:
@@ -166,13 +154,12 @@ def parse_explanation(reply: str) -> str | None:
 def parse_answers(reply: str, n: int) -> list[bool | None]:
     """The last JSON list in the reply, read as n answers of 0/1 (true/false also accepted)."""
     failed: list[bool | None] = [None] * n
-    found = _LIST.findall(reply or "")
-    if not found:
-        return failed
-    try:
-        values = json.loads(found[-1])
-    except ValueError:
-        return failed
-    if len(values) != n or not all(isinstance(v, (int, float)) and v in (0, 1) for v in values):
-        return failed
-    return [bool(v) for v in values]
+    for candidate in reversed(_LIST.findall(reply or "")):  # the last list that reads as answers
+        try:
+            values = json.loads(candidate)
+        except ValueError:
+            continue
+        if isinstance(values, list) and len(values) == n and \
+                all(isinstance(v, (int, float)) and v in (0, 1) for v in values):
+            return [bool(v) for v in values]
+    return failed

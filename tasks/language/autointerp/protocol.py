@@ -17,9 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from tasks.language.autointerp.backend import Backend, Example
+from tasks.language.autointerp.highlight import active_positions
 from tasks.language.autointerp.scoring import accuracy_by_decile, balanced_accuracy
 
-HIGHLIGHT_THRESHOLD = 0.3
 BATCH = 5
 TOP_SHOWN = 5  # explanation examples kept in the per-feature record, for people browsing it
 
@@ -32,15 +32,12 @@ class FeatureExamples:
     negative: list[Example]   # verified non-activating
 
 
-def active_positions(ex: Example, threshold: float = HIGHLIGHT_THRESHOLD) -> tuple[int, ...]:
-    peak = ex.max_activation
-    return tuple(int(i) for i in np.flatnonzero(ex.activations >= threshold * peak)) if peak > 0 else ()
-
-
 def _ask(backend: Backend, kind: str, explanation: str, examples: list[Example]) -> list[bool | None]:
     """Answers for `examples` in batches of 5; all batches at once where the backend can take them
     concurrently (`detect_batches` / `fuzz_batches`), else one by one."""
-    batches = [examples[start:start + BATCH] for start in range(0, len(examples), BATCH)]
+    # The scorer gets the tokens and any highlights, never the activations or deciles behind them.
+    shown = [Example(ex.tokens, np.zeros(0, dtype=np.float32), None, ex.highlighted) for ex in examples]
+    batches = [shown[start:start + BATCH] for start in range(0, len(shown), BATCH)]
     many = getattr(backend, f"{kind}_batches", None)
     replies = many(explanation, batches) if many else [getattr(backend, kind)(explanation, b) for b in batches]
     answers: list[bool | None] = []

@@ -9,6 +9,7 @@ confounds these scores: a feature that fires everywhere is easy to "detect").
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -32,22 +33,32 @@ class AutoInterpResult:
     records: list[dict]
 
 
+COLUMN_BLOCK = 256  # maxima columns read together: one pass over the row-major file per block
+
+
 def run_autointerp(feature_fn: FeatureFn, n_features: int, sequences: np.ndarray, token_strings,
-                   backend: Backend, rules: SamplingRules, n_score: int, seed: int, cache_path: Path,
+                   backend: Backend, rules: SamplingRules, n_score: int, seed: int, cache_dir: Path,
                    batch_size: int = 8) -> AutoInterpResult:
     """`token_strings(ids) -> list[str]` shows a window as text; `sequences` (n, ctx) are the token
-    ids the activations are read on, ctx a multiple of 32."""
+    ids the activations are read on, ctx a multiple of 32. The window maxima live in a temporary file
+    under `cache_dir`, removed afterwards. Each feature draws from its own generator seeded by (seed,
+    feature), so its examples and answers do not depend on what happened to other features."""
     started = time.time()
-    rng = np.random.default_rng(seed)
-    features = np.sort(rng.choice(n_features, min(n_score, n_features), replace=False))
-    maxima, fired = window_maxima(feature_fn, sequences, WINDOW, features, cache_path, batch_size)
-    samples, skipped = {}, Counter()
-    for col in range(len(features)):
-        s = sample_feature(np.asarray(maxima[:, col]), rules, rng)
-        if isinstance(s, str):
-            skipped[s.split(" ", 1)[1]] += 1  # the reason without this feature's count
-        else:
-            samples[col] = s
+    features = np.sort(np.random.default_rng(seed).choice(n_features, min(n_score, n_features), replace=False))
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cache_dir, prefix="autointerp-") as tmp:
+        maxima, fired = window_maxima(feature_fn, sequences, WINDOW, features, Path(tmp) / "maxima.npy", batch_size)
+        samples, skipped = {}, Counter()
+        for start in range(0, len(features), COLUMN_BLOCK):
+            block = np.asarray(maxima[:, start:start + COLUMN_BLOCK])
+            for j in range(block.shape[1]):
+                col = start + j
+                s = sample_feature(block[:, j], rules, _rng(seed, features[col]))
+                if isinstance(s, str):
+                    skipped[s.split(" ", 1)[1]] += 1  # the reason without this feature's count
+                else:
+                    samples[col] = s
+        del maxima, block
     wanted = {col: np.concatenate([s.explain, s.test, s.negative]).tolist() for col, s in samples.items()}
     acts = window_activations(feature_fn, sequences, WINDOW, features, wanted, batch_size)
     per_seq = sequences.shape[1] // WINDOW
@@ -56,26 +67,39 @@ def run_autointerp(feature_fn: FeatureFn, n_features: int, sequences: np.ndarray
         ids = sequences[w // per_seq, (w % per_seq) * WINDOW:(w % per_seq + 1) * WINDOW]
         return Example(tuple(token_strings(ids.tolist())), acts[(w, col)], decile)
 
-    n_tokens = sequences.size
+    density = fired / sequences.size
     records = []
     for col, s in samples.items():
         fx = FeatureExamples(int(features[col]),
                              [example(w, col, int(d)) for w, d in zip(s.explain, s.explain_deciles)],
                              [example(w, col, int(d)) for w, d in zip(s.test, s.test_deciles)],
                              [example(w, col) for w in s.negative])
-        record = score_feature(backend, fx, rng)
-        record["firing_density"] = float(fired[col] / n_tokens)
+        record = score_feature(backend, fx, _rng(seed, features[col], 1))
+        record["firing_density"] = float(density[col])
         record["negatives_verified"] = s.negatives_verified
         records.append(record)
-    return AutoInterpResult(*_summarise(records, len(features), skipped, backend, rules, seed, started), records)
+    metrics, details = _summarise(records, len(features), skipped, backend, rules, seed, started)
+    # Density over every sampled feature too: skipped features are the densest (too few negatives)
+    # or the sparsest, so the scored ones alone would understate the confound.
+    metrics["firing_density_sampled"] = float(density.mean())
+    return AutoInterpResult(metrics, details, records)
+
+
+def _rng(seed: int, feature, stream: int = 0) -> np.random.Generator:
+    return np.random.default_rng([seed, int(feature), stream])
 
 
 def _summarise(records: list[dict], n_sampled: int, skipped: Counter, backend: Backend, rules: SamplingRules,
                seed: int, started: float) -> tuple[dict, dict]:
+    few_negatives = sum(n for reason, n in skipped.items() if "without any activation" in reason)
     metrics = {"autointerp_features_sampled": n_sampled, "autointerp_features_skipped": sum(skipped.values()),
+               "autointerp_skipped_few_activating": sum(skipped.values()) - few_negatives,
+               "autointerp_skipped_few_negatives": few_negatives,
                "autointerp_explanation_failures": sum(bool(r.get("explanation_failed")) for r in records),
                "autointerp_weakest_negative_features": sum(not r["negatives_verified"] for r in records)}
     details = {"backend": backend.name, "rules": rules.__dict__, "seed": seed, "skipped": dict(skipped)}
+    if hasattr(backend, "parse_failures"):  # the llm backend's own count, explanations included
+        details["backend_parse_failures"] = dict(backend.parse_failures)
     for name in ("detection", "fuzzing"):
         scores = [r[name] for r in records if r.get(name) is not None]
         answers = sum(len(r.get(f"{name}_answers", [])) for r in records)
