@@ -15,6 +15,10 @@ HEADLINE = {
               "probe_f1", "l0", "alive_fraction", "n_features", "coverage_random_init",
               "reconstruction_random_init", "probe_f1_random_init", "router_sparsity_corr", "expert_load_max",
               "loss_recovered", "explained_variance", "dead_fraction"],
+    "language": ["perplexity", "perplexity_splice", "loss_recovered", "explained_variance", "l0_fidelity",
+                 "dead_fraction", "detection", "detection_ci_low", "detection_ci_high", "fuzzing", "fuzzing_ci_low",
+                 "fuzzing_ci_high", "firing_density", "firing_density_sampled", "autointerp_features_sampled",
+                 "autointerp_features_skipped", "detection_parse_failure_rate", "router_sparsity_corr", "n_features"],
     "superposition": ["features_per_dim", "features_per_dim_sparsest", "features_per_dim_max_jump",
                       "monosemantic_fraction", "mean_interference", "loss", "specialisation_usage_xavier",
                       "specialisation_baseline_xavier", "specialisation_usage_khot", "specialisation_baseline_khot",
@@ -22,7 +26,7 @@ HEADLINE = {
 }
 
 # Metrics whose mean and spread over seeds the summary shows.
-SEED_SPREAD = {"chess": ["coverage", "reconstruction"]}
+SEED_SPREAD = {"chess": ["coverage", "reconstruction"], "language": ["perplexity", "detection", "fuzzing"]}
 
 
 def _paper_numbers(task: str) -> dict:

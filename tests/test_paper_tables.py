@@ -25,3 +25,16 @@ def test_tables_show_present_models_with_seed_spread_and_the_right_paper_row():
     assert "| dense | - | 0.213 | 0.100 | 0.356 | 0.100 | 0.608 |" in lines  # one seed: no spread shown
     assert "switch-relu" in lines and "dense-continued" not in lines
     assert render({"dense+sae:gated": _stat(0.1)}) == []
+
+
+def test_language_table_2_and_the_detection_claim_from_our_numbers():
+    from tasks.language.paper_tables import render as render_language
+
+    stats = {"dense": {"n_seeds": 1, "mean": {"perplexity": 30.0, "perplexity_splice": 30.0, "detection": 0.6}, "std": {}},
+             "dense+sae": {"n_seeds": 1, "mean": {"perplexity": 30.0, "perplexity_splice": 41.5, "detection": 0.7},
+                           "std": {}},
+             "moex": {"n_seeds": 1, "mean": {"perplexity": 28.0, "perplexity_splice": 28.0, "detection": 0.65}, "std": {}}}
+    text = "\n".join(render_language(stats))
+    assert "| dense+sae | 30.00 | 41.50 | GPT-2 Small with its SAE spliced in: 31.60 / 38.21 / 55.33 / 49.16 |" in text
+    assert "does not hold here: moex 0.650, dense+sae 0.700, dense 0.600" in text
+    assert render_language({"dense+sae:gated": stats["dense"]}) == []
