@@ -58,7 +58,8 @@ def _step_seconds(model_name: str, preset: str, steps: int, warmup: int, bf16: b
     return statistics.median(times)
 
 
-def _counting_seconds(n_features: int, n_positions: int = 20_000, density: float = 0.05) -> float:
+def _counting_seconds(n_features: int, n_positions: int = 20_000, density: float = 0.05,
+                      only_firing: bool = True) -> float:
     from tasks.chess.feature_metrics import BSPGroup, evaluate_features
 
     gen = torch.Generator().manual_seed(0)
@@ -70,7 +71,7 @@ def _counting_seconds(n_features: int, n_positions: int = 20_000, density: float
     groups = {"board_state": BSPGroup(y_train[:, :768], y_test[:, :768], 12),
               "strategy": BSPGroup(y_train[:, 768:], y_test[:, 768:], 1)}
     start = time.perf_counter()
-    evaluate_features(train, test, train.max(0).values, groups)
+    evaluate_features(train, test, train.max(0).values, groups, only_firing=only_firing)
     return time.perf_counter() - start
 
 
@@ -89,8 +90,14 @@ def _measure(part: str, args) -> dict:
     if part == "mfu":
         return {"model_flop_utilisation": _mfu(args)}
     if part == "counting":
-        return {"chess_counting_seconds_by_features": {int(f): _counting_seconds(int(f))
-                                                       for f in args.features.split(",")}}
+        sizes = [int(f) for f in args.features.split(",")]
+        # The straightforward version (every feature counted at every threshold) only where it fits
+        # in memory and minutes: the two smaller sizes.
+        return {"chess_counting_seconds_by_features": {f: _counting_seconds(f) for f in sizes},
+                "chess_counting_dense_seconds_by_features": {f: _counting_seconds(f, only_firing=False)
+                                                             for f in sizes[:2]},
+                "chess_counting_seconds_by_positions": {n: _counting_seconds(sizes[0], n_positions=n)
+                                                        for n in (5_000, 10_000, 20_000)}}
     if part == "variants":  # throughput options for the dense training recipe (issue 12): dtype x torch.compile
         variants = {f"{'bf16' if b else 'fp32'}{'+compile' if c else ''}": (b, c) for b in (False, True)
                     for c in (False, True)}
@@ -138,7 +145,7 @@ def main(argv=None) -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--models", default="dense,moe,switch,moex")
-    parser.add_argument("--features", default="512,2048,8192")
+    parser.add_argument("--features", default="2048,8192,32768")
     parser.add_argument("--parts", default=",".join(PARTS),
                         help=f"which figures to measure now (others keep their last values): {', '.join(PARTS)}")
     parser.add_argument("--profile", metavar="MODEL", help="only print a torch profile of one training step of MODEL")
@@ -191,8 +198,15 @@ def _markdown(record: dict) -> list[str]:
                   for m, v in mfu["models"].items()]
     counting = record.get("chess_counting_seconds_by_features", {})
     if counting:
-        lines += ["", "| features | coverage + reconstruction counting (s) |", "|---|---|"]
-        lines += [f"| {f} | {s:.1f} |" for f, s in counting.items()]
+        dense = record.get("chess_counting_dense_seconds_by_features", {})
+        lines += ["", "| features | coverage + reconstruction counting (s) | every feature counted (s) |",
+                  "|---|---|---|"]
+        lines += [f"| {f} | {s:.1f} | {dense[f]:.1f} |" if f in dense else f"| {f} | {s:.1f} | - |"
+                  for f, s in counting.items()]
+        by_positions = record.get("chess_counting_seconds_by_positions", {})
+        if by_positions:
+            lines += ["", "| positions (train = test) | counting (s) |", "|---|---|"]
+            lines += [f"| {n} | {s:.1f} |" for n, s in by_positions.items()]
     auto = record.get("autointerp")
     if auto:
         lines += ["", f"Lexical auto-interp: {auto['lexical_features_per_second']:.0f} features/s (target >= 50).", "",

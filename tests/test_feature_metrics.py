@@ -124,3 +124,19 @@ def test_matrix_counting_equals_the_straightforward_counts_on_random_sparse_inpu
     assert out["coverage_by_threshold"] == pytest.approx(cov, abs=1e-6), f"seed {seed}"
     assert out["reconstruction_by_threshold"] == pytest.approx(rec, abs=1e-6), f"seed {seed}"
     assert max(rec) > 0  # labels were learned: the reconstruction path was exercised
+
+
+def test_counting_only_firing_features_gives_exactly_the_dense_counts():
+    seed = torch.seed() % 2**31  # fresh inputs each run; the seed is in the failure message
+    gen = torch.Generator().manual_seed(seed)
+    n, features = 300, 40
+    y_train = (torch.rand(n, 12, generator=gen) < 0.3).to(torch.uint8)
+    y_test = (torch.rand(n, 12, generator=gen) < 0.3).to(torch.uint8)
+    train = torch.rand(n, features, generator=gen) * (torch.rand(n, features, generator=gen) < 0.05)
+    test = torch.rand(n, features, generator=gen) * (torch.rand(n, features, generator=gen) < 0.05)
+    train[:, :12] += y_train.float() * (0.5 + torch.rand(n, 12, generator=gen))
+    max_acts = train.max(0).values
+    groups = {"board_state": BSPGroup(y_train, y_test, 3)}
+    fast = evaluate_features(train, test, max_acts, groups)
+    dense = evaluate_features(train, test, max_acts, groups, only_firing=False)
+    assert fast == dense, f"seed {seed}"

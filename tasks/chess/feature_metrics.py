@@ -48,9 +48,11 @@ def _group_slices(groups: dict[str, BSPGroup]) -> dict[str, slice]:
 
 
 def evaluate_features(train_acts: torch.Tensor, test_acts: torch.Tensor, max_acts: torch.Tensor,
-                      groups: dict[str, BSPGroup]) -> dict[str, dict]:
+                      groups: dict[str, BSPGroup], only_firing: bool = True) -> dict[str, dict]:
     """Per group: coverage (best t on train, all 11 thresholds) and reconstruction (labels from
-    train, t* by per-square F1 on test over 0.0..0.9, per-class F1 reported at t*)."""
+    train, t* by per-square F1 on test over 0.0..0.9, per-class F1 reported at t*).
+    `only_firing=False` counts every feature at every threshold: the straightforward dense version,
+    kept for `make perf` and the test that both give identical results."""
     slices = _group_slices(groups)
     y_train = torch.cat([g.train for g in groups.values()], dim=1).float()
     y_test = torch.cat([g.test for g in groups.values()], dim=1).bool()
@@ -63,7 +65,7 @@ def evaluate_features(train_acts: torch.Tensor, test_acts: torch.Tensor, max_act
         # Only features that fire at this threshold can score or earn a label: the others have
         # TP = 0, F1 = 0 and no label, so leaving them out changes no count. At high thresholds
         # few features fire, which is where the sparsity of activations pays.
-        firing = on_train.any(0).nonzero().squeeze(1)
+        firing = on_train.any(0).nonzero().squeeze(1) if only_firing else torch.arange(on_train.shape[1])
         on_train = on_train[:, firing].float()
         tp = on_train.T @ y_train                      # (firing, J)
         on_count = on_train.sum(0, keepdim=True).T     # (firing, 1)
