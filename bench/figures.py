@@ -149,12 +149,19 @@ def coverage_vs_l0(preset: str) -> list[Path] | str:
     return _save(fig, f"chess_coverage_vs_l0_{preset}", caption)
 
 
-def expert_encoders(preset: str) -> list[Path] | str:
+def _expert_analyses(preset: str) -> list[dict] | str:
+    """The files bench/expert_analysis.py wrote for the chess models at this preset, or why none."""
     folder = task_dir("chess", preset) / "experts"
     analyses = [json.loads(p.read_text()) | {"_path": p} for p in sorted(folder.glob("*.json"))] \
         if folder.exists() else []
-    if not analyses:
-        return f"no expert analyses in {folder} (python -m bench.expert_analysis --preset {preset} --models moe,moex)"
+    return analyses or (f"no expert analyses in {folder} "
+                        f"(python -m bench.expert_analysis --preset {preset} --models moe,moex)")
+
+
+def expert_encoders(preset: str) -> list[Path] | str:
+    analyses = _expert_analyses(preset)
+    if isinstance(analyses, str):
+        return analyses
     plt = _plt()
     fig, axes = plt.subplots(1, len(analyses), figsize=(4.4 * len(analyses), 4.2), squeeze=False)
     for ax, a in zip(axes[0], analyses):
@@ -173,11 +180,9 @@ def expert_encoders(preset: str) -> list[Path] | str:
 
 
 def router_vs_active(preset: str) -> list[Path] | str:
-    folder = task_dir("chess", preset) / "experts"
-    analyses = [json.loads(p.read_text()) | {"_path": p} for p in sorted(folder.glob("*.json"))] \
-        if folder.exists() else []
-    if not analyses:
-        return f"no expert analyses in {folder}"
+    analyses = _expert_analyses(preset)
+    if isinstance(analyses, str):
+        return analyses
     plt = _plt()
     fig, axes = plt.subplots(1, len(analyses), figsize=(4.4 * len(analyses), 4.0), squeeze=False)
     for ax, a in zip(axes[0], analyses):
