@@ -12,7 +12,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: bench train test report regress figures perf chess-deps chess-data language-data llm-deps clean-venv
+.PHONY: bench train test report grid regress figures perf chess-deps chess-data language-data llm-deps clean-venv
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,11 @@ report: $(STAMP)
 MODE ?= checkpoints
 regress: $(STAMP)
 	$(BIN)/python -m bench.regress --mode $(MODE) --threads $(THREADS) $(if $(UPDATE),--update,)
+
+# Every (model, seed) of a task's comparison grid that has no result yet (bench/grid.py); resumable.
+JOBS ?= 2
+grid: $(STAMP)
+	$(BIN)/python -m bench.grid --task $(TASK) --preset $(PRESET) --jobs $(JOBS)
 
 # The paper's figures and tables from results JSON alone -> results/figures/ (bench/figures.py).
 figures: $(STAMP)

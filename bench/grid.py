@@ -1,0 +1,80 @@
+"""The runs behind the paper comparisons (issue 3), as one resumable command.
+
+`python -m bench.grid --task chess --preset short --jobs 2` runs, for every (model, seed) of the
+preset's grid whose result file is missing, `make bench` (training the checkpoint first when absent;
+an interrupted training resumes from its last checkpoint), `--jobs` at a time with one thread each.
+A result that exists is skipped, so the command picks up where an earlier session stopped.
+`--dry-run` lists what would run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench.errors import BenchError, run_command
+from bench.results import ROOT, result_path
+
+# cpu: the long preset for the Table 1 headline models; short: seeds and the corners of Tables 3 and 4.
+GRIDS = {
+    ("chess", "cpu"): [("dense", 0), ("switch", 0), ("moex", 0), ("moe", 0)],
+    ("chess", "short"): [(m, s) for s in (0, 1, 2) for m in ("dense", "switch", "moex")]
+                        + [(m, 0) for m in ("switch-relu", "moex-gelu", "dense-continued", "moex-upcycled",
+                                            "moe", "moe-relu")],
+    ("language", "cpu"): [("dense", 0), ("dense+sae", 0), ("moex", 0), ("switch", 0)],
+}
+
+
+def missing(task: str, preset: str) -> list[tuple[str, int]]:
+    if (task, preset) not in GRIDS:
+        raise BenchError(f"no grid for task {task!r} at preset {preset!r}; grids: "
+                         f"{', '.join(f'{t}/{p}' for t, p in GRIDS)}")
+    return [(m, s) for m, s in GRIDS[(task, preset)] if not result_path(task, m, preset, s).exists()]
+
+
+def run_grid(task: str, preset: str, jobs: int, dry_run: bool) -> None:
+    todo = missing(task, preset)
+    print(f"{task}/{preset}: {len(todo)} run(s) missing: {', '.join(f'{m} seed {s}' for m, s in todo) or 'none'}")
+    if dry_run or not todo:
+        return
+    logs = Path(os.environ.get("MOEXBENCH_RUNS", ROOT / "runs")) / "grid"
+    logs.mkdir(parents=True, exist_ok=True)
+    running: list[tuple[subprocess.Popen, str, object]] = []
+    failed = []
+    while todo or running:
+        while todo and len(running) < jobs:
+            model, seed = todo.pop(0)
+            name = f"{task}-{model}-{preset}-seed{seed}"
+            log = open(logs / f"{name.replace('+', '_')}.log", "w")
+            cmd = [sys.executable, "-m", "bench", "bench", "--task", task, "--model", model, "--preset", preset,
+                   "--seed", str(seed), "--threads", "1"]
+            running.append((subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT), name, log))
+            print(f"started {name} (log {log.name})", flush=True)
+        time.sleep(5)
+        for proc, name, log in list(running):
+            if proc.poll() is not None:
+                running.remove((proc, name, log))
+                log.close()
+                print(f"{'finished' if proc.returncode == 0 else 'FAILED'} {name}", flush=True)
+                if proc.returncode:
+                    failed.append(name)
+    if failed:
+        raise BenchError(f"{len(failed)} run(s) failed: {', '.join(failed)}; see runs/grid/*.log")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--task", default="chess")
+    parser.add_argument("--preset", default="short")
+    parser.add_argument("--jobs", type=int, default=2, help="runs at once, one thread each")
+    parser.add_argument("--dry-run", action="store_true")
+    args = parser.parse_args(argv)
+    return run_command(lambda: run_grid(args.task, args.preset, max(1, args.jobs), args.dry_run))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
