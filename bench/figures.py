@@ -43,7 +43,8 @@ def _save(fig, name: str, caption: str) -> list[Path]:
     paths = [folder / f"{name}.png", folder / f"{name}.pdf"]
     for path in paths:  # temp file + rename: a figure is either the old one or the new one, never half
         tmp = path.with_name(f"{path.stem}.tmp{path.suffix}")
-        fig.savefig(tmp, dpi=130, bbox_inches="tight")
+        # no creation date in the PDF: the same results give the same bytes
+        fig.savefig(tmp, dpi=130, bbox_inches="tight", metadata={"CreationDate": None} if path.suffix == ".pdf" else None)
         os.replace(tmp, path)
     plt.close(fig)
     atomic_write_text(folder / f"{name}.txt", caption.strip() + "\n")
