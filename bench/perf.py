@@ -149,15 +149,18 @@ def main(argv=None) -> None:
     parser.add_argument("--parts", default=",".join(PARTS),
                         help=f"which figures to measure now (others keep their last values): {', '.join(PARTS)}")
     parser.add_argument("--profile", metavar="MODEL", help="only print a torch profile of one training step of MODEL")
+    parser.add_argument("--render-only", action="store_true", help="rewrite perf.md from perf.json, measure nothing")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.render_only:
+        args.parts = ""
     if args.profile:
         _step_seconds(args.profile, args.preset, 1, warmup=2, profile=True)
         return
     out = results_root()
     path = out / "perf.json"
     record = json.loads(path.read_text()) if path.exists() else {}
-    for part in args.parts.split(","):
+    for part in filter(None, args.parts.split(",")):
         if part not in PARTS:
             raise SystemExit(f"error: unknown part {part!r}; choose from {', '.join(PARTS)}")
         record.update(_measure(part, args))
@@ -170,36 +173,47 @@ def main(argv=None) -> None:
     print("\n".join(lines))
 
 
+def _when(record: dict, part: str) -> str:
+    """Under each section: the run it came from (parts measured before per-part records say so)."""
+    m = record.get("measured", {}).get(part)
+    if m:
+        return f"_{part}: {m['threads']} thread(s), git {m['git_sha'][:12]}_"
+    return f"_{part}: an earlier whole run, {record.get('threads', '?')} thread(s), before per-part records_"
+
+
 def _markdown(record: dict) -> list[str]:
-    lines = ["# Performance", "", "Each section names the threads and git sha it was measured with "
-             "(`measured` in perf.json).", ""]
+    lines = ["# Performance", "", "Parts are measured separately (`--parts`); each names its run.", ""]
     step = record.get("train_step_seconds", {})
     if step:
         ratio = record.get("train_step_ratio_to_dense", {})
-        lines += ["| model | train step (s) | ratio to dense |", "|---|---|---|"]
+        lines += [_when(record, "train"), "", "| model | train step (s) | ratio to dense |", "|---|---|---|"]
         lines += [f"| {m} | {s:.3f} | {ratio.get(m, float('nan')):.2f} |" for m, s in step.items()]
     variants = record.get("dense_step_seconds_by_variant", {})
     if variants:
-        lines += ["", "| dense step variant | seconds | ratio to fp32 eager |", "|---|---|---|"]
+        lines += ["", _when(record, "variants"), "", "| dense step variant | seconds | ratio to fp32 eager |",
+                  "|---|---|---|"]
         lines += [f"| {v} | {t:.3f} | {t / variants['fp32']:.2f} |" for v, t in variants.items()]
     dispatch = record.get("moe_dispatch")
     if dispatch:
         sec = dispatch["seconds"]
-        lines += ["", "| one MLP layer, forward + backward | seconds | ours over it |", "|---|---|---|",
+        lines += ["", _when(record, "dispatch"), "", "| one MLP layer, forward + backward | seconds | ours over it |",
+                  "|---|---|---|",
                   f"| ours (8 x 256, top-2) | {sec['ours']:.4f} | 1.00 |",
                   f"| dense MLP, width 512 (aim: ours <= 1.25x) | {sec['dense']:.4f} | {dispatch['ours_over_dense']:.2f} |",
                   f"| TransformerLens MoE, same experts (gated: 1.5x the FLOPs) | {sec['tl']:.4f} | "
                   f"{dispatch['ours_over_tl']:.2f} ({dispatch['ours_over_tl_per_flop']:.2f} per FLOP) |"]
     mfu = record.get("model_flop_utilisation")
     if mfu:
-        lines += ["", f"fp32 matmul peak: {mfu['matmul_peak_gflops']:.1f} GFLOP/s (aim: >= 35% utilisation)", "",
+        lines += ["", _when(record, "mfu"), "",
+                  f"fp32 matmul peak: {mfu['matmul_peak_gflops']:.1f} GFLOP/s (aim: >= 35% utilisation)", "",
                   "| model | GFLOP per step | achieved GFLOP/s | utilisation |", "|---|---|---|---|"]
         lines += [f"| {m} | {v['step_gflop']:.1f} | {v['achieved_gflops']:.1f} | {v['utilisation']:.0%} |"
                   for m, v in mfu["models"].items()]
     counting = record.get("chess_counting_seconds_by_features", {})
     if counting:
         dense = record.get("chess_counting_dense_seconds_by_features", {})
-        lines += ["", "| features | coverage + reconstruction counting (s) | every feature counted (s) |",
+        lines += ["", _when(record, "counting"), "",
+                  "| features | coverage + reconstruction counting (s) | every feature counted (s) |",
                   "|---|---|---|"]
         lines += [f"| {f} | {s:.1f} | {dense[f]:.1f} |" if f in dense else f"| {f} | {s:.1f} | - |"
                   for f, s in counting.items()]
@@ -209,7 +223,9 @@ def _markdown(record: dict) -> list[str]:
             lines += [f"| {n} | {s:.1f} |" for n, s in by_positions.items()]
     auto = record.get("autointerp")
     if auto:
-        lines += ["", f"Lexical auto-interp: {auto['lexical_features_per_second']:.0f} features/s (target >= 50).", "",
+        lines += ["", _when(record, "autointerp"), "",
+                  f"Lexical auto-interp: {auto['lexical_features_per_second']:.0f} features/s (target >= 50).",
+                  "",
                   "| tokens cached | features | tokens/s | peak RSS (MiB) |", "|---|---|---|---|"]
         lines += [f"| {c['tokens']:,} | {c['features']:,} | {c['tokens_per_second']:,.0f} | {c['peak_rss_mib']:.0f} |"
                   for c in auto["caching"]]
