@@ -55,6 +55,25 @@ def test_models_in_a_batch_are_independent():
         assert p.grad[1].abs().sum() > 0 and p.grad[0].abs().sum() == 0 and p.grad[2].abs().sum() == 0
 
 
+@pytest.mark.parametrize("hidden,router", [("linear", "learned"), ("linear", "switch"), ("relu", "sparsity")])
+def test_decoding_only_chosen_experts_equals_decoding_every_expert(hidden, router):
+    g = torch.Generator().manual_seed(int(torch.randint(0, 2**31, ())))  # fresh inputs each run
+    spec = ToySpec(12, 5, 3, 2, hidden=hidden, router=router, aux_loss_coef=0.01 if router == "switch" else 0.0)
+    model = ToyModels(spec, 3, g)
+    x = sample_features(3, 64, 12, torch.tensor([0.2, 0.5, 1.0]), g)
+    grads = []
+    for forward in (model.forward, model.forward_every_expert):
+        model.zero_grad()
+        x_hat, weights, aux = forward(x)
+        ((x - x_hat) ** 2).sum().add(aux.sum()).backward()
+        grads.append((x_hat.detach(), weights.detach(), [p.grad.clone() for p in model.parameters()]))
+    (fast, w_fast, g_fast), (ref, w_ref, g_ref) = grads
+    assert torch.equal(w_fast, w_ref)
+    torch.testing.assert_close(fast, ref, rtol=1e-5, atol=1e-6)
+    for a, b in zip(g_fast, g_ref):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
 def _bench(*args):
     return subprocess.run([sys.executable, "-m", "bench", "bench", "--task", "superposition", "--preset", "tiny",
                            "--threads", "1", *args], cwd=ROOT, capture_output=True, text=True, timeout=600)

@@ -10,9 +10,13 @@ mixed by top-k routing weights: a learned linear router (softmax, top-k, renorma
 chosen k, as the reference), optionally with the Switch load-balancing loss, or MoE-X's
 sparsity-aware router (spec/moex.md section 1: no router matrix; -erf of each expert's expected
 pre-activation z-score from the column statistics of its encoder W_e^T, softmax over the top-k).
-Every expert decodes every input and the unchosen ones are weighted 0, as the reference does.
-Decoding only the chosen experts (grouped by model and expert, padded) measured no faster here: a
-learned router sends most inputs to few experts at first, so the padding is nearly the dense size.
+The reference decodes every input with every expert and weights the unchosen ones 0
+(`forward_every_expert`, kept as the straightforward version the tests compare against). `forward`
+decodes only the k chosen experts, in one batched matrix product per model: each chosen expert's
+hidden code is placed in a one-hot slot of the concatenated decoder [W_1 .. W_E | b], so no
+per-expert padding is needed however unevenly the router spreads the inputs. The (N, E, B, n)
+tensor of every expert's output is what dominated; this is 3.5-6.5x faster per step at the
+reference's shapes.
 """
 
 from __future__ import annotations
@@ -104,6 +108,23 @@ class ToyModels(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """x (N, B, n) -> (x_hat (N, B, n), routing weights (N, B, E), auxiliary loss (N,))."""
+        if self.spec.n_experts == 1:
+            return self.forward_every_expert(x)
+        weights, top, aux = self.routing(x)
+        (N, B, _), (E, m, k) = x.shape, (self.spec.n_experts, self.spec.d_expert, self.spec.top_k)
+        hidden = torch.einsum("nbf,nefh->nbeh", x, self.W)                 # (N, B, E, m): cheap, m is small
+        if self.spec.hidden == "relu":
+            hidden = F.relu(hidden)
+        chosen = hidden.gather(2, top[..., None].expand(N, B, k, m))       # (N, B, k, m)
+        code = torch.cat([chosen, torch.ones(N, B, k, 1)], -1)            # the last channel picks up b_e
+        slots = torch.zeros(N, B, k, E, m + 1).scatter(
+            3, top[..., None, None].expand(N, B, k, 1, m + 1), code[:, :, :, None, :])
+        decoder = torch.cat([self.W, self.b[..., None]], -1).transpose(-1, -2).reshape(N, E * (m + 1), -1)
+        outputs = F.relu(torch.bmm(slots.view(N, B * k, E * (m + 1)), decoder)).view(N, B, k, -1)
+        return (outputs * weights.gather(2, top)[..., None]).sum(2), weights, aux
+
+    def forward_every_expert(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The reference's form of `forward`: every expert decodes every input."""
         weights, _, aux = self.routing(x)
         hidden = torch.einsum("nbf,nefh->nebh", x, self.W)                 # (N, E, B, m), contiguous per expert
         if self.spec.hidden == "relu":
