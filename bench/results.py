@@ -1,8 +1,9 @@
 """The results contract of DESIGN.md: results/<task>/<model>.json, written atomically.
 
 The default preset (cpu) writes `results/<task>/<model>.json`; other presets write under
-`results/<task>/<preset>/`, and seeds other than 0 under `.../seeds/`, so a tiny run or a second
-seed never overwrites the committed numbers.
+`results/<task>/<preset>/`, seeds other than 0 under `.../seeds/`, and a task's variant of its
+evaluation (the language task's LLM backend) under `.../<variant>/`, so a tiny run, a second seed or
+another scorer never overwrites the committed numbers.
 """
 
 from __future__ import annotations
@@ -31,13 +32,17 @@ def task_dir(task: str, preset: str = DEFAULT_PRESET) -> Path:
     return base if preset == DEFAULT_PRESET else base / preset
 
 
+def result_dir(task: str, preset: str = DEFAULT_PRESET, variant: str | None = None) -> Path:
+    return task_dir(task, preset) / variant if variant else task_dir(task, preset)
+
+
 def file_stem(model: str) -> str:
     """A model name as a file name: `dense+sae:gated` -> `dense+sae-gated` (colons trouble some tools)."""
     return model.replace(":", "-")
 
 
-def result_path(task: str, model: str, preset: str, seed: int) -> Path:
-    base = task_dir(task, preset)
+def result_path(task: str, model: str, preset: str, seed: int, variant: str | None = None) -> Path:
+    base = result_dir(task, preset, variant)
     stem = file_stem(model)
     return (base if seed == 0 else base / "seeds") / (f"{stem}.json" if seed == 0 else f"{stem}.seed{seed}.json")
 
@@ -73,7 +78,7 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def write_result(task: str, model: str, preset: str, seed: int, metrics: dict, config: dict, details: dict,
-                 provenance_extra: dict, per_item: list[dict] | None = None) -> Path:
+                 provenance_extra: dict, per_item: list[dict] | None = None, variant: str | None = None) -> Path:
     for name, value in metrics.items():
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
             raise BenchError(f"metric {name!r} is {value!r}, not a finite number; nothing was written")
@@ -85,7 +90,7 @@ def write_result(task: str, model: str, preset: str, seed: int, metrics: dict, c
                        **provenance_extra},
         "details": details,
     }
-    path = result_path(task, model, preset, seed)
+    path = result_path(task, model, preset, seed, variant)
     if per_item is not None:
         atomic_write_text(path.with_suffix(".jsonl"), "".join(json.dumps(row) + "\n" for row in per_item))
     atomic_write_text(path, json.dumps(record, indent=2) + "\n")

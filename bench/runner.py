@@ -34,18 +34,19 @@ def run_bench(adapter_cls, task, config, preset: str, seed: int, device: str) ->
         "feature_kind": adapter.feature_kind,
         **({"features_from": adapter.sae_source} if getattr(adapter, "sae_source", None) else {}),
     }
+    variant = task.result_variant(config) if hasattr(task, "result_variant") else None
     path = write_result(task.name, adapter_cls.name, preset, seed, out["metrics"], dataclasses.asdict(config),
-                        out["details"], provenance, out.get("per_item"))
-    _report(task, preset, seed)
+                        out["details"], provenance, out.get("per_item"), variant)
+    _report(task, preset, seed, variant)
     return path
 
 
-def _report(task, preset: str, seed: int) -> None:
+def _report(task, preset: str, seed: int, variant: str | None = None) -> None:
     """The task's summary, and its own figures or pages when it draws any (seed 0 only)."""
     if seed == 0:
-        write_summary(task.name, preset)
+        write_summary(task.name, preset, variant)
         if hasattr(task, "figures"):
-            task.figures(preset)
+            task.figures(preset, variant) if variant else task.figures(preset)
 
 
 def _run_self_contained(adapter_cls, task, config, preset: str, seed: int, device: str) -> Path:

@@ -120,3 +120,34 @@ def test_the_whole_autointerp_run_through_a_real_endpoint(tmp_path):
         assert len(record["detection_answers"]) == len(record["labels"]) == 20
         assert 0.0 <= m["detection_parse_failure_rate"] <= 1.0
         assert record["detection"] is None or 0.0 <= record["detection"] <= 1.0
+
+
+def test_language_bench_scores_real_features_through_a_local_server():
+    """The whole llm path on the tiny language model: `llm_base_url=local` starts the server for the run,
+    and the scores land in the llm variant folder beside (never over) the lexical ones."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from bench.results import load_result, result_path
+    from tasks.language.autointerp.local_server import ROOT
+
+    lexical = result_path("language", "dense", "tiny", 0)
+    before = lexical.read_bytes() if lexical.exists() else None
+    out = subprocess.run([sys.executable, "-m", "bench", "bench", "--task", "language", "--preset", "tiny",
+                          "--model", "dense", "--threads", "1", "backend=llm", "llm_base_url=local", "n_features=2",
+                          "negatives=weakest", "llm_timeout_s=300"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=1800, env=dict(os.environ))
+    assert out.returncode == 0, out.stderr[-2000:]
+    path = result_path("language", "dense", "tiny", 0, "llm")
+    assert path.parent.name == "llm"
+    record = load_result(path)
+    m = record["metrics"]
+    assert record["config"]["backend"] == "llm" and record["config"]["llm_base_url"] == "local"
+    scored = m["autointerp_features_sampled"] - m["autointerp_features_skipped"]
+    assert m["autointerp_features_sampled"] == 2 and scored >= 1
+    assert 0.0 <= m["detection_parse_failure_rate"] <= 1.0
+    records = [json.loads(line) for line in path.with_suffix(".jsonl").read_text().splitlines()]
+    assert len(records) == scored and all(r["backend"].startswith("llm:") for r in records)
+    assert (lexical.read_bytes() if lexical.exists() else None) == before

@@ -10,6 +10,9 @@ def test_result_paths_keep_other_presets_and_seeds_away_from_the_committed_file(
     assert result_path("chess", "dense", "cpu", 0).parts[-2:] == ("chess", "dense.json")
     assert result_path("chess", "dense", "tiny", 0).parts[-3:] == ("chess", "tiny", "dense.json")
     assert result_path("chess", "dense", "cpu", 2).parts[-3:] == ("chess", "seeds", "dense.seed2.json")
+    assert result_path("language", "dense", "cpu", 0, "llm").parts[-3:] == ("language", "llm", "dense.json")
+    assert result_path("language", "dense", "tiny", 1, "llm").parts[-5:] == \
+        ("language", "tiny", "llm", "seeds", "dense.seed1.json")
 
 
 def test_a_non_finite_metric_writes_nothing():

@@ -20,6 +20,7 @@ class LanguageConfig:
     n_features: int = 0
     # "verified" (the protocol) or "weakest": see tasks/language/autointerp/sampling.py.
     negatives: str = "verified"
+    # "local" starts llama.cpp's server on this machine for the run (tasks/language/autointerp/local_server.py).
     llm_base_url: str = "http://127.0.0.1:8080/v1"
     llm_model: str = "SmolLM2-135M-Instruct.Q4_1"  # what the local server (local_server.py) serves
     llm_concurrency: int = 1
@@ -31,6 +32,8 @@ class LanguageConfig:
             raise ValueError(f"site {self.site!r} unknown; choose mlp or resid")
         if self.negatives not in ("verified", "weakest"):
             raise ValueError(f"negatives {self.negatives!r} unknown; choose verified or weakest")
+        if self.llm_base_url != "local" and not self.llm_base_url.startswith(("http://", "https://")):
+            raise ValueError(f"llm_base_url {self.llm_base_url!r} must start with http:// or https://, or be local")
         if self.backend not in BACKENDS:
             raise ValueError(f"backend {self.backend!r} unknown; choose one of {', '.join(BACKENDS)}")
         if self.n_features < 0 or self.batch_size < 1 or self.llm_concurrency < 1 or self.llm_timeout_s <= 0:

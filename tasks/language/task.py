@@ -4,6 +4,7 @@ interp of its features (section 3). The task never asks which model it is scorin
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 
@@ -105,9 +106,11 @@ class LanguageTask:
             return adapter.features(tokens, config.layer, config.site)
 
         n_features = feature_fn(torch.from_numpy(interp[:1])).shape[-1]
-        result = run_autointerp(feature_fn, n_features, interp, _tokenizer(preset).token_strings,
-                                _backend(config), dataclasses.replace(p.sampling, negatives=config.negatives),
-                                config.n_features or p.n_interp_features, seed, CACHE / "autointerp", config.batch_size)
+        with contextlib.ExitStack() as stack:
+            result = run_autointerp(feature_fn, n_features, interp, _tokenizer(preset).token_strings,
+                                    _backend(config, stack), dataclasses.replace(p.sampling, negatives=config.negatives),
+                                    config.n_features or p.n_interp_features, seed, CACHE / "autointerp",
+                                    config.batch_size)
         metrics.update(result.metrics)
         metrics["n_features"] = n_features
         details = {"feature_hook": adapter.feature_hook(config.layer, config.site),
@@ -117,15 +120,21 @@ class LanguageTask:
         return {"metrics": metrics, "details": details, "deviations": DEVIATIONS, "per_item": result.records}
 
     @staticmethod
-    def figures(preset: str) -> list:
+    def result_variant(config: LanguageConfig) -> str | None:
+        """LLM-backend scores go to their own folder: they never replace the lexical ones."""
+        return "llm" if config.backend == "llm" else None
+
+    @staticmethod
+    def figures(preset: str, variant: str | None = None) -> list:
         """A browsable HTML page per model, from the per-feature records."""
-        from bench.results import task_dir
+        from bench.results import result_dir
         from tasks.language.feature_pages import render_pages
 
-        return render_pages(task_dir("language", preset))
+        return render_pages(result_dir("language", preset, variant))
 
 
-def _backend(config: LanguageConfig):
+def _backend(config: LanguageConfig, stack: contextlib.ExitStack):
+    """The scorer; a local server it starts is stopped when `stack` closes."""
     if config.backend == "lexical":
         from tasks.language.autointerp.lexical import LexicalBackend
 
@@ -133,5 +142,10 @@ def _backend(config: LanguageConfig):
     from tasks.language.autointerp.llm_backend import LLMBackend
     from tasks.language.autointerp.llm_client import LLMConfig
 
-    return LLMBackend(LLMConfig(base_url=config.llm_base_url, model=config.llm_model,
+    base_url = config.llm_base_url
+    if base_url == "local":
+        from tasks.language.autointerp.local_server import LocalServer
+
+        base_url = stack.enter_context(LocalServer(threads=torch.get_num_threads())).base_url
+    return LLMBackend(LLMConfig(base_url=base_url, model=config.llm_model,
                                 max_concurrency=config.llm_concurrency, timeout_s=config.llm_timeout_s))
