@@ -223,8 +223,40 @@ def detection_by_decile(preset: str) -> list[Path] | str:
 
 
 def width_sweep(preset: str) -> list[Path] | str:
-    return ("no width sweep results yet: the paper's Fig. 3/5 (coverage and reconstruction against width) "
-            "needs models trained at several widths")
+    """The paper's Fig. 3/5: coverage and reconstruction against model width, over the `short` recipe
+    at the widths of WIDTH_SWEEP (drawn once, with the `short` figures)."""
+    from tasks.chess.presets import PRESETS, WIDTH_SWEEP
+
+    if preset != "short":
+        return "the width sweep is drawn from the short recipe's widths, with the short figures"
+    points: dict[str, list] = {}
+    for p in WIDTH_SWEEP:
+        for r in _records("chess", p):
+            if "coverage" in r["metrics"] and "reconstruction" in r["metrics"]:
+                points.setdefault(r["model"], []).append((PRESETS[p].d_model, r))
+    points = {m: sorted(v, key=lambda t: t[0]) for m, v in points.items() if len(v) >= 2}
+    if not points:
+        return (f"no model has results at two or more widths of {', '.join(WIDTH_SWEEP)} "
+                f"(run `make grid TASK=chess PRESET=short-w64` and `PRESET=short-w192`)")
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(9.6, 3.8))
+    for model, pts in sorted(points.items()):
+        widths = [w for w, _ in pts]
+        for ax, metric in zip(axes, ("coverage", "reconstruction")):
+            ax.plot(widths, [r["metrics"][metric] for _, r in pts], marker="o", ms=4, label=model)
+    for ax, metric in zip(axes, ("coverage", "reconstruction")):
+        ax.set(xlabel="d_model (MLP hidden width 4 x d_model active per token)", ylabel=f"{metric} (board state F1)",
+               xticks=[PRESETS[p].d_model for p in WIDTH_SWEEP])
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle("Chess: coverage and reconstruction against model width (the paper's Fig. 3/5; short recipe)")
+    used = [r for pts in points.values() for _, r in pts]
+    absent = sorted({f"{m} at {p}" for m in points for p in WIDTH_SWEEP}
+                    - {f"{r['model']} at {r['preset']}" for r in used})
+    caption = ("Seed 0 of each model trained with the `short` recipe (1,000 steps, 8.2M characters) at "
+               "every width, 6 layers and 4 heads throughout." + (f" Absent: {', '.join(absent)}." if absent else "")
+               + "\n" + _sources([r["_path"] for r in used], [r["provenance"]["git_sha"] for r in used]))
+    return _save(fig, "chess_width_sweep", caption)
 
 
 FIGURES = [paper_tables, coverage_vs_reconstruction, coverage_vs_l0, expert_encoders, router_vs_active,

@@ -25,6 +25,9 @@ GRIDS = {
     ("chess", "short"): [(m, s) for s in (0, 1, 2) for m in ("dense", "switch", "moex")]
                         + [(m, 0) for m in ("switch-relu", "moex-gelu", "dense-continued", "moex-upcycled",
                                             "moe", "moe-relu")],
+    # The width sweep (Fig. 3/5): `short` at 128 is in the grid above.
+    ("chess", "short-w64"): [("dense", 0), ("moex", 0)],
+    ("chess", "short-w192"): [("dense", 0), ("moex", 0)],
     ("language", "cpu"): [("dense", 0), ("dense+sae", 0), ("moex", 0), ("switch", 0)],
 }
 

@@ -37,3 +37,19 @@ def test_a_results_file_of_another_schema_is_named_in_the_error(tmp_path, monkey
     (tmp_path / "chess" / "dense.json").write_text(json.dumps({"schema_version": 0}))
     with pytest.raises(BenchError, match=r"chess/dense.json: schema_version 0, expected 1"):
         make_figures(("cpu",))
+
+
+def test_width_sweep_plots_models_with_two_widths_and_names_the_absent_ones(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MOEXBENCH_RESULTS", str(tmp_path))
+    from bench.figures import width_sweep
+
+    assert "no model has results at two or more widths" in width_sweep("short")
+    for preset, coverage in (("short-w64", 0.05), ("short", 0.06), ("short-w192", 0.07)):
+        write_result("chess", "dense", preset, 0, {"coverage": coverage, "reconstruction": 0.02}, {}, {}, {})
+    write_result("chess", "moex", "short", 0, {"coverage": 0.06, "reconstruction": 0.02}, {}, {}, {})
+    write_result("chess", "moex", "short-w64", 0, {"coverage": 0.05, "reconstruction": 0.02}, {}, {}, {})
+    names = {p.name for p in width_sweep("short")}
+    assert names == {"chess_width_sweep.png", "chess_width_sweep.pdf", "chess_width_sweep.txt"}
+    caption = (tmp_path / "figures" / "chess_width_sweep.txt").read_text()
+    assert "Absent: moex at short-w192." in caption
+    assert "chess/short-w64/dense.json" in caption and "chess/short-w192/dense.json" in caption

@@ -2,13 +2,14 @@
 
 Adapters turn the dense shape into their own (an MoE keeps the active width equal), so every model
 of a preset sees the same characters. `tiny` is for tests (seconds), `cpu` the embedded default
-(45-65 minutes per model here), `short` a third of it for seeds and ablation corners, `paper` the
-MoE-X paper's Table 6 (spec/moex.md section 3), for a GPU.
+(45-65 minutes per model here), `short` a third of it for seeds and ablation corners, `short-w64` and
+`short-w192` the `short` recipe at other widths (the paper's Fig. 3/5 counterpart), `paper` the MoE-X
+paper's Table 6 (spec/moex.md section 3), for a GPU.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from models.config import TrainConfig
 from tasks.chess.tokenizer import VOCAB
@@ -58,3 +59,9 @@ PRESETS = {
                           weight_decay=0.1, eval_every=2000, checkpoint_every_s=600),
         n_val_games=2000, n_probe_games=1000, n_stat_games=500),
 }
+# The width sweep (the paper's Fig. 3 and 5: coverage and reconstruction against model width): the
+# `short` recipe, same characters and steps, at half and 1.5x its width; `short` itself is width 128.
+# Heads stay 4, so the head width scales with the model.
+for _width in (64, 192):
+    PRESETS[f"short-w{_width}"] = replace(PRESETS["short"], d_model=_width)
+WIDTH_SWEEP = ("short-w64", "short", "short-w192")
