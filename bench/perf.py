@@ -20,42 +20,65 @@ import torch
 from bench.results import atomic_write_text, git_sha, results_root, versions
 
 
-def _step_seconds(model_name: str, preset: str, steps: int, warmup: int, bf16: bool | None = None,
-                  compiled: bool = False, profile: bool = False) -> float:
+def _stepper(model_name: str, preset: str, bf16: bool | None = None, compiled: bool = False):
+    """One training step of a freshly built model on random tokens of the preset's batch and context."""
     from bench import registry
     from bench.model_store import build_random
     from models.gpt import auxiliary_loss
     from tasks.chess.task import ChessTask
 
-    adapter_cls = registry.model_adapter(model_name)
-    model = build_random(adapter_cls, ChessTask, preset, seed=0)
+    model = build_random(registry.model_adapter(model_name), ChessTask, preset, seed=0)
     recipe = ChessTask.train_config(preset, 0)
     bf16 = recipe.bf16 if bf16 is None else bf16
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     forward = torch.compile(model) if compiled else model
     tokens = torch.randint(0, model.cfg.vocab_size, (recipe.batch_size, model.cfg.n_ctx))
-    times = []
-    for i in range(warmup + steps):
-        start = time.perf_counter()
+
+    def step() -> None:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             loss = forward(tokens, return_type="loss")
         opt.zero_grad(set_to_none=True)
         (loss + auxiliary_loss(model)).backward()
         opt.step()
-        if i >= warmup:
-            times.append(time.perf_counter() - start)
+    step.model = model
+    return step
+
+
+def _timed(step) -> float:
+    start = time.perf_counter()
+    step()
+    return time.perf_counter() - start
+
+
+def _step_seconds(model_name: str, preset: str, steps: int, warmup: int, bf16: bool | None = None,
+                  compiled: bool = False, profile: bool = False) -> float:
+    step = _stepper(model_name, preset, bf16, compiled)
+    for _ in range(warmup):
+        step()
+    seconds = statistics.median(_timed(step) for _ in range(steps))
     if profile:  # one more step under the torch profiler: what dominates it
         from torch.profiler import ProfilerActivity
         from torch.profiler import profile as profiler
 
         with profiler(activities=[ProfilerActivity.CPU]) as prof:
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                loss = forward(tokens, return_type="loss")
-            opt.zero_grad(set_to_none=True)
-            (loss + auxiliary_loss(model)).backward()
-            opt.step()
+            step()
         print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12))
-    return statistics.median(times)
+    return seconds
+
+
+def _interleaved_step_seconds(names: list[str], preset: str, steps: int, warmup: int = 2) -> dict[str, float]:
+    """Median step time per model, the models taking turns step by step, so that a change in the
+    machine's load during the run falls on all of them alike (timed one after another, moe once
+    measured 1.27x switch; interleaved, the two were equal within noise)."""
+    steppers = {name: _stepper(name, preset) for name in names}
+    for step in steppers.values():
+        for _ in range(warmup):
+            step()
+    times = {name: [] for name in names}
+    for _ in range(steps):
+        for name, step in steppers.items():
+            times[name].append(_timed(step))
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def _counting_seconds(n_features: int, n_positions: int = 20_000, density: float = 0.05,
@@ -80,7 +103,7 @@ PARTS = ("train", "dispatch", "mfu", "counting", "variants", "autointerp")
 
 def _measure(part: str, args) -> dict:
     if part == "train":
-        step = {m: _step_seconds(m, args.preset, args.steps, warmup=2) for m in args.models.split(",")}
+        step = _interleaved_step_seconds(args.models.split(","), args.preset, args.steps)
         return {"train_step_seconds": step,
                 "train_step_ratio_to_dense": {m: s / step["dense"] for m, s in step.items()} if "dense" in step else {}}
     if part == "dispatch":
@@ -119,17 +142,19 @@ def _mfu(args) -> dict:
 
     peak = matmul_peak_flops()
     recipe = ChessTask.train_config(args.preset, 0)
+    names = args.models.split(",")
+    seconds = _interleaved_step_seconds(names, args.preset, args.steps)
     out = {"matmul_peak_gflops": peak / 1e9, "models": {}}
-    for name in args.models.split(","):
+    for name in names:
         model = build_random(registry.model_adapter(name), ChessTask, args.preset, 0)
         flops = step_flops(model, recipe.batch_size * model.cfg.n_ctx)
-        seconds = _step_seconds(name, args.preset, args.steps, warmup=2)
-        out["models"][name] = {"step_gflop": flops / 1e9, "achieved_gflops": flops / seconds / 1e9,
-                               "utilisation": flops / seconds / peak}
+        out["models"][name] = {"step_gflop": flops / 1e9, "achieved_gflops": flops / seconds[name] / 1e9,
+                               "utilisation": flops / seconds[name] / peak}
     return out
 
 
-NOTES = ("step: median of timed steps after 2 warm-up steps, random tokens, batch and context of the preset. "
+NOTES = ("step: median of timed steps after 2 warm-up steps, random tokens, batch and context of the preset; "
+         "the models of the train and mfu parts take turns step by step. "
          "counting: evaluate_features on random activations of 5% density, 20,000 + 20,000 positions, 908 BSPs, "
          "11 thresholds. dispatch: one MLP layer on 32 x 256 tokens, the three timed in turn (median of 15). mfu: "
          "FLOPs = 6 x matmul parameters (active experts only) x tokens + attention products, over a 2048^2 fp32 "
