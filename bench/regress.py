@@ -43,6 +43,12 @@ TRAIN_NOISE = ("trained from scratch: float differences compound over the traini
 TOY_NOISE = "toy models trained from scratch on the tiny preset: seeded, float noise compounds over 150 steps"
 
 CHESS_EVAL = ("probe_games=100", "random_floor=false", "legal_move_games=0")
+# 50 of the cpu preset's 200 features: the same lexical scoring, a quarter of the time.
+LANGUAGE_EVAL = ("n_features=50",)
+LANGUAGE_NOISE = ("fixed checkpoint, same code: a float difference can move a window's maximum across 0 "
+                  "(activating or not) or a token across the 0.3 x max highlight, changing one answer of one "
+                  "feature: about 0.002 of a 50-feature mean balanced accuracy")
+LANGUAGE_SCORES = {"detection": 0.01, "fuzzing": 0.01, "perplexity": 0.01, "loss_recovered": 0.002}
 
 
 @dataclass(frozen=True)
@@ -67,6 +73,8 @@ MODES = {
         Check("chess", "dense", "cpu", CHESS_EVAL, CHESS_SCORES),
         Check("chess", "moex", "cpu", CHESS_EVAL, CHESS_SCORES),
         Check("chess", "dense+sae", "cpu", CHESS_EVAL, {**CHESS_SCORES, "loss_recovered": 0.005}),
+        Check("language", "dense", "cpu", LANGUAGE_EVAL, LANGUAGE_SCORES, LANGUAGE_NOISE),
+        Check("language", "dense+sae", "cpu", LANGUAGE_EVAL, LANGUAGE_SCORES, LANGUAGE_NOISE),
         Check("superposition", "dense", "tiny", (), SUPERPOSITION, TOY_NOISE),
         Check("superposition", "moex", "tiny", (), SUPERPOSITION, TOY_NOISE),
     ],
@@ -87,7 +95,26 @@ def reference_path(mode: str) -> Path:
     return results_root() / "regress" / f"{mode}.json"
 
 
+def _require_checkpoint(check: Check) -> None:
+    """The checkpoints mode evaluates committed models: a missing one would silently train for an
+    hour inside CI, so it is an error instead."""
+    from bench import registry
+    from bench.model_store import checkpoint_stem
+
+    adapter = registry.model_adapter(check.model)
+    if hasattr(registry.task(check.task), "run"):
+        return  # a task that trains its own toy models
+    name = adapter.base_model or check.model
+    stem = checkpoint_stem(check.task, name, check.preset, 0)
+    if not stem.with_suffix(".json").exists():
+        raise BenchError(f"regress check {check.key} needs the committed checkpoint {stem}.safetensors; "
+                         f"train it with `make train MODEL={name} TASK={check.task} PRESET={check.preset}` "
+                         f"and commit it")
+
+
 def _run_check(check: Check, scratch: Path, mode: str, threads: int) -> dict:
+    if mode == "checkpoints":
+        _require_checkpoint(check)
     env = {**os.environ, "MOEXBENCH_RESULTS": str(scratch / "results")}
     if mode == "tiny":  # everything from scratch: nothing committed is read or written
         for name in ("CHECKPOINTS", "RUNS", "CACHE"):
