@@ -82,7 +82,7 @@ def _interleaved_step_seconds(names: list[str], preset: str, steps: int, warmup:
 
 
 def _counting_seconds(n_features: int, n_positions: int = 20_000, density: float = 0.05,
-                      only_firing: bool = True) -> float:
+                      sparse: bool = True) -> float:
     from tasks.chess.feature_metrics import BSPGroup, evaluate_features
 
     gen = torch.Generator().manual_seed(0)
@@ -94,7 +94,7 @@ def _counting_seconds(n_features: int, n_positions: int = 20_000, density: float
     groups = {"board_state": BSPGroup(y_train[:, :768], y_test[:, :768], 12),
               "strategy": BSPGroup(y_train[:, 768:], y_test[:, 768:], 1)}
     start = time.perf_counter()
-    evaluate_features(train, test, train.max(0).values, groups, only_firing=only_firing)
+    evaluate_features(train, test, train.max(0).values, groups, sparse=sparse)
     return time.perf_counter() - start
 
 
@@ -117,7 +117,7 @@ def _measure(part: str, args) -> dict:
         # The straightforward version (every feature counted at every threshold) only where it fits
         # in memory and minutes: the two smaller sizes.
         return {"chess_counting_seconds_by_features": {f: _counting_seconds(f) for f in sizes},
-                "chess_counting_dense_seconds_by_features": {f: _counting_seconds(f, only_firing=False)
+                "chess_counting_dense_seconds_by_features": {f: _counting_seconds(f, sparse=False)
                                                              for f in sizes[:2]},
                 "chess_counting_seconds_by_positions": {n: _counting_seconds(sizes[0], n_positions=n)
                                                         for n in (5_000, 10_000, 20_000)}}

@@ -126,7 +126,11 @@ def test_matrix_counting_equals_the_straightforward_counts_on_random_sparse_inpu
     assert max(rec) > 0  # labels were learned: the reconstruction path was exercised
 
 
-def test_counting_only_firing_features_gives_exactly_the_dense_counts():
+@pytest.mark.parametrize("features_per_block", [40, 7])  # one block, and blocks that split the tie below
+def test_sparse_counting_gives_exactly_the_dense_counts(features_per_block, monkeypatch):
+    import tasks.chess.threshold_counts as counting
+
+    monkeypatch.setattr(counting, "ENTRIES_PER_BLOCK", 300 * features_per_block)
     seed = torch.seed() % 2**31  # fresh inputs each run; the seed is in the failure message
     gen = torch.Generator().manual_seed(seed)
     n, features = 300, 40
@@ -135,8 +139,10 @@ def test_counting_only_firing_features_gives_exactly_the_dense_counts():
     train = torch.rand(n, features, generator=gen) * (torch.rand(n, features, generator=gen) < 0.05)
     test = torch.rand(n, features, generator=gen) * (torch.rand(n, features, generator=gen) < 0.05)
     train[:, :12] += y_train.float() * (0.5 + torch.rand(n, 12, generator=gen))
+    train[:, 20], test[:, 20] = train[:, 3], test[:, 3]  # a tie across blocks: the lower index must win
+    train[:, 30], train[:, 31] = 0.0, -train[:, 31] - 0.1  # never active; negative maximum (never on)
     max_acts = train.max(0).values
     groups = {"board_state": BSPGroup(y_train, y_test, 3)}
     fast = evaluate_features(train, test, max_acts, groups)
-    dense = evaluate_features(train, test, max_acts, groups, only_firing=False)
+    dense = evaluate_features(train, test, max_acts, groups, sparse=False)
     assert fast == dense, f"seed {seed}"

@@ -1,9 +1,9 @@
 """Coverage and board reconstruction (spec/chess.md sections 4, 5 and 7), as the reference code
 computes them.
 
-All counting is matrix products of binarised activations against binary BSP labels, one threshold
-at a time, over every BSP of every group at once. Counts are summed in float32, exact up to 2^24,
-far above the 20,000 positions of the reference size.
+Counting (tasks/chess/threshold_counts.py) sums the label rows of each feature's active positions,
+for every threshold in one pass over the active entries and over every BSP of every group at once.
+Counts are summed in float32, exact up to 2^24, far above the 20,000 positions of the reference size.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+
+from tasks.chess.threshold_counts import threshold_counts
 
 EPS = 1e-8
 # float32 values of arange(0.0, 1.1, 0.1), as the reference builds them (0.3 -> 0.30000001).
@@ -47,47 +49,53 @@ def _group_slices(groups: dict[str, BSPGroup]) -> dict[str, slice]:
     return out
 
 
+def dense_threshold_counts(acts: torch.Tensor, max_acts: torch.Tensor, labels: torch.Tensor,
+                           thresholds: torch.Tensor):
+    """The straightforward version of `threshold_counts`: every feature binarised and multiplied
+    against every label column at every threshold, as one block."""
+    on = [binarise(acts, max_acts, t).float() for t in thresholds]
+    yield (torch.arange(acts.shape[1]), torch.stack([o.T @ labels for o in on], 1),
+           torch.stack([o.sum(0) for o in on], 1))
+
+
 def evaluate_features(train_acts: torch.Tensor, test_acts: torch.Tensor, max_acts: torch.Tensor,
-                      groups: dict[str, BSPGroup], only_firing: bool = True) -> dict[str, dict]:
+                      groups: dict[str, BSPGroup], sparse: bool = True) -> dict[str, dict]:
     """Per group: coverage (best t on train, all 11 thresholds) and reconstruction (labels from
     train, t* by per-square F1 on test over 0.0..0.9, per-class F1 reported at t*).
-    `only_firing=False` counts every feature at every threshold: the straightforward dense version,
-    kept for `make perf` and the test that both give identical results."""
+    `sparse=False` counts with dense products at every threshold: the straightforward version, kept
+    for `make perf` and the test that both give identical results."""
     slices = _group_slices(groups)
     y_train = torch.cat([g.train for g in groups.values()], dim=1).float()
     y_test = torch.cat([g.test for g in groups.values()], dim=1).bool()
     positives = y_train.sum(0)
-    cov_by_t = {name: [] for name in groups}
-    best_f1_by_t, best_feature_by_t = [], []
+    n_t, n_rec, n_bsp = len(THRESHOLDS), len(RECONSTRUCTION_THRESHOLDS), y_train.shape[1]
+    best = torch.zeros(n_t, n_bsp)
+    best_feature = torch.full((n_t, n_bsp), -1, dtype=torch.long)
+    labelled = [[] for _ in range(n_rec)]  # per threshold: (features, their label rows), in feature order
+    counts = threshold_counts if sparse else dense_threshold_counts
+    for features, tp, on_count in counts(train_acts, max_acts, y_train, THRESHOLDS):
+        f1 = f1_score(tp, on_count[..., None] - tp, positives - tp)          # (block, T, J)
+        block_best, index = f1.max(0)                                         # first maximum on ties
+        better = block_best > best  # strict: an earlier (lower-index) feature keeps a tie; 0 is no feature
+        best = torch.where(better, block_best, best)
+        best_feature = torch.where(better, features[index], best_feature)
+        tp_rec, on_rec = tp[:, :n_rec], on_count[:, :n_rec, None]
+        labels = (tp_rec / on_rec >= LABEL_PRECISION) & (tp_rec >= LABEL_MIN_TP)  # NaN (never on) -> False
+        for i in range(n_rec):
+            rows = labels[:, i].any(1).nonzero().squeeze(1)
+            if len(rows):
+                labelled[i].append((features[rows], labels[rows, i]))
+    cov_by_t = {name: [best[i, sl].mean().item() for i in range(n_t)] for name, sl in slices.items()}
     rec_by_t = {name: [] for name in groups}
-    for t_index, t in enumerate(THRESHOLDS):
-        on_train = binarise(train_acts, max_acts, t)
-        # Only features that fire at this threshold can score or earn a label: the others have
-        # TP = 0, F1 = 0 and no label, so leaving them out changes no count. At high thresholds
-        # few features fire, which is where the sparsity of activations pays.
-        firing = on_train.any(0).nonzero().squeeze(1) if only_firing else torch.arange(on_train.shape[1])
-        on_train = on_train[:, firing].float()
-        tp = on_train.T @ y_train                      # (firing, J)
-        on_count = on_train.sum(0, keepdim=True).T     # (firing, 1)
-        f1 = f1_score(tp, on_count - tp, positives - tp)
-        best = torch.zeros(y_train.shape[1])
-        best_feature = torch.full((y_train.shape[1],), -1, dtype=torch.long)
-        if len(firing):
-            best, index = f1.max(0)
-            best_feature = torch.where(best > 0, firing[index], -1)
-        best_f1_by_t.append(best)
-        best_feature_by_t.append(best_feature)
-        for name, sl in slices.items():
-            cov_by_t[name].append(best[sl].mean().item())
-        if t_index < len(RECONSTRUCTION_THRESHOLDS):
-            labels = (tp / on_count >= LABEL_PRECISION) & (tp >= LABEL_MIN_TP)   # NaN (never on) -> False
-            labelled = labels.any(1).nonzero().squeeze(1)
-            used = firing[labelled]
+    for i, t in enumerate(RECONSTRUCTION_THRESHOLDS):
+        pred = torch.zeros_like(y_test)
+        if labelled[i]:
+            used = torch.cat([f for f, _ in labelled[i]])
             on_test = binarise(test_acts[:, used], max_acts[used], t).float()
             # True OR of the labelled active features (the reference's int8 sum can wrap: not kept).
-            pred = (on_test @ labels[labelled].float()) > 0
-            for name, sl in slices.items():
-                rec_by_t[name].append(_reconstruction_counts(pred[:, sl], y_test[:, sl], groups[name].classes_per_cell))
+            pred = (on_test @ torch.cat([rows for _, rows in labelled[i]]).float()) > 0
+        for name, sl in slices.items():
+            rec_by_t[name].append(_reconstruction_counts(pred[:, sl], y_test[:, sl], groups[name].classes_per_cell))
     out = {}
     for name in groups:
         cov = torch.tensor(cov_by_t[name])
@@ -101,20 +109,22 @@ def evaluate_features(train_acts: torch.Tensor, test_acts: torch.Tensor, max_act
             "reconstruction_per_square": rec_by_t[name][t_star]["f1_per_square"],
             "reconstruction_threshold": round(THRESHOLDS[t_star].item(), 1),
             "reconstruction_by_threshold": [round(r["f1_per_class"], 6) for r in rec_by_t[name]],
-            "best_f1_per_bsp": best_f1_by_t[t_cov][slices[name]].tolist(),
-            "best_feature_per_bsp": best_feature_by_t[t_cov][slices[name]].tolist(),
+            "best_f1_per_bsp": best[t_cov, slices[name]].tolist(),
+            "best_feature_per_bsp": best_feature[t_cov, slices[name]].tolist(),
         }
     return out
 
 
 def _reconstruction_counts(pred: torch.Tensor, truth: torch.Tensor, classes_per_cell: int) -> dict:
-    tp = (pred & truth).sum().item()
-    fp = (pred & ~truth).sum().item()
-    fn = (~pred & truth).sum().item()
-    n = pred.shape[0]
-    correct = (pred & truth).view(n, -1, classes_per_cell).any(-1)
-    wrong = (pred & ~truth).view(n, -1, classes_per_cell).sum(-1)
+    pred, truth = pred.contiguous(), truth.contiguous()  # column slices of all BSPs: strided otherwise
+    hit = pred & truth
+    tp = int(torch.count_nonzero(hit))
+    fp = int(torch.count_nonzero(pred)) - tp
+    fn = int(torch.count_nonzero(truth)) - tp
+    cells = (pred.shape[0], -1, classes_per_cell)
+    correct = hit.view(cells).any(-1)
+    wrong = pred.view(cells).sum(-1, dtype=torch.int16) - hit.view(cells).sum(-1, dtype=torch.int16)
     # Per square: a square predicted with exactly one right and exactly one wrong class is not a
     # hit (a square with one right and two or more wrong classes is not subtracted: reference).
-    both = (correct & (wrong == 1)).sum().item()
+    both = int(torch.count_nonzero(correct & (wrong == 1)))
     return {"f1_per_class": f1_score(tp, fp, fn), "f1_per_square": f1_score(tp - both, fp, fn)}
