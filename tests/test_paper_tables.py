@@ -30,11 +30,17 @@ def test_tables_show_present_models_with_seed_spread_and_the_right_paper_row():
 def test_language_table_2_and_the_detection_claim_from_our_numbers():
     from tasks.language.paper_tables import render as render_language
 
-    stats = {"dense": {"n_seeds": 1, "mean": {"perplexity": 30.0, "perplexity_splice": 30.0, "detection": 0.6}, "std": {}},
-             "dense+sae": {"n_seeds": 1, "mean": {"perplexity": 30.0, "perplexity_splice": 41.5, "detection": 0.7},
-                           "std": {}},
-             "moex": {"n_seeds": 1, "mean": {"perplexity": 28.0, "perplexity_splice": 28.0, "detection": 0.65}, "std": {}}}
+    def stat(perplexity, splice, detection, low, high):
+        return {"n_seeds": 1, "std": {}, "mean": {"perplexity": perplexity, "perplexity_splice": splice,
+                                                   "detection": detection, "detection_ci_low": low,
+                                                   "detection_ci_high": high}}
+
+    stats = {"dense": stat(30.0, 30.0, 0.6, 0.58, 0.62), "dense+sae": stat(30.0, 41.5, 0.7, 0.68, 0.72),
+             "moex": stat(28.0, 28.0, 0.65, 0.63, 0.67)}
     text = "\n".join(render_language(stats))
     assert "| dense+sae | 30.00 | 41.50 | GPT-2 Small with its SAE spliced in: 31.60 / 38.21 / 55.33 / 49.16 |" in text
-    assert "does not hold here: moex 0.650, dense+sae 0.700, dense 0.600" in text
+    assert ("moex 0.650 [0.630, 0.670], dense+sae 0.700 [0.680, 0.720], dense 0.600 [0.580, 0.620]. MoE-X "
+            "matches or beats the SAE: no; both beat dense neurons: yes") in text
+    stats["moex"] = stat(28.0, 28.0, 0.69, 0.61, 0.71)  # below the SAE, but its CI reaches the SAE's score
+    assert "MoE-X matches or beats the SAE: yes; both beat dense neurons: no" in "\n".join(render_language(stats))
     assert render_language({"dense+sae:gated": stats["dense"]}) == []

@@ -30,12 +30,22 @@ def render(stats: dict) -> list[str]:
         paper_text = f"{paper['source']}: " + " / ".join(f"{v:.2f}" for v in paper["perplexity"]) if paper else "-"
         lines.append(f"| {m} | {_fmt(_mean(stats, m, 'perplexity'))} | {_fmt(_mean(stats, m, 'perplexity_splice'))} "
                      f"| {paper_text} |")
-    detection = {m: _mean(stats, m, "detection") for m in ("dense", "dense+sae", "moex")}
-    if all(v is not None for v in detection.values()):
-        holds = detection["moex"] >= detection["dense+sae"] and min(detection["moex"], detection["dense+sae"]) > \
-            detection["dense"]
-        lines += ["", f"The paper's claim, MoE-X detection >= SAE detection > dense neurons, "
-                      f"{'holds' if holds else 'does not hold'} here: moex {detection['moex']:.3f}, dense+sae "
-                      f"{detection['dense+sae']:.3f}, dense {detection['dense']:.3f} (backend and skipped "
-                      f"features in each result's details)."]
+    lines += _detection_claim(stats)
     return lines + [""]
+
+
+def _detection_claim(stats: dict) -> list[str]:
+    """The paper's claim in two parts, each judged with the bootstrap 95% CIs: MoE-X matches or beats
+    SAE detection (its CI reaches the SAE's score), and both beat dense neurons (their CIs lie above
+    dense's)."""
+    models = ("moex", "dense+sae", "dense")
+    score = {m: [_mean(stats, m, f"detection{s}") for s in ("", "_ci_low", "_ci_high")] for m in models}
+    if any(v is None for m in models for v in score[m]):
+        return []
+    (moex, moex_low, moex_high), (sae, sae_low, _), (dense, _, dense_high) = (score[m] for m in models)
+    matches = moex_high >= sae
+    beat = moex_low > dense_high and sae_low > dense_high
+    described = ", ".join(f"{m} {v:.3f} [{low:.3f}, {high:.3f}]" for m, (v, low, high) in score.items())
+    return ["", f"The paper's claim, on detection (95% CIs in brackets): {described}. MoE-X matches or "
+                f"beats the SAE: {'yes' if matches else 'no'}; both beat dense neurons: "
+                f"{'yes' if beat else 'no'} (backend and skipped features in each result's details)."]
