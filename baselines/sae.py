@@ -96,7 +96,7 @@ class SAEAdapter(FeatureAdapter):
 
     def _trained_here(self, task, preset, seed, config, device, role, hook):
         from baselines import sae_training as st
-        from bench.model_store import checkpoint_stem
+        from bench.model_store import checkpoint_stem, training_allowed
 
         settings = st.settings_for(self.architecture, preset, **self.settings_overrides)
         d_sae = settings.latents_per_d_mlp * self.model.cfg.d_mlp
@@ -111,6 +111,9 @@ class SAEAdapter(FeatureAdapter):
             folder = CACHE / "saes" / task.name / f"{stem.name}-{role}-L{self.resolve_layer(config.layer)}-{config.site}{changed}"
         if st.read_record(folder) != record:
             why = "none saved" if st.read_record(folder) is None else "saved one is stale (settings, site or model changed)"
+            if not training_allowed():
+                raise BenchError(f"{self.name}: no up-to-date SAE at {folder} ({why}) and MOEXBENCH_NO_TRAIN=1; "
+                                 f"train it with `make bench MODEL={self.name} TASK={task.name} PRESET={preset}`")
             print(f"{self.name}: training a {self.architecture} SAE with SAELens on {hook} ({role} model; {why})")
             data = task.training_data(preset, seed)
             sae = st.train_sae(self.model, hook, d_sae, settings, data.batch_fn, seed, device)

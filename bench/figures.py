@@ -234,6 +234,7 @@ def width_sweep(preset: str) -> list[Path] | str:
         for r in _records("chess", p):
             if "coverage" in r["metrics"] and "reconstruction" in r["metrics"]:
                 points.setdefault(r["model"], []).append((PRESETS[p].d_model, r))
+    single = sorted(m for m, v in points.items() if len(v) < 2)
     points = {m: sorted(v, key=lambda t: t[0]) for m, v in points.items() if len(v) >= 2}
     if not points:
         return (f"no model has results at two or more widths of {', '.join(WIDTH_SWEEP)} "
@@ -255,6 +256,7 @@ def width_sweep(preset: str) -> list[Path] | str:
                     - {f"{r['model']} at {r['preset']}" for r in used})
     caption = ("Seed 0 of each model trained with the `short` recipe (1,000 steps, 8.2M characters) at "
                "every width, 6 layers and 4 heads throughout." + (f" Absent: {', '.join(absent)}." if absent else "")
+               + (f" Not drawn (one width only): {', '.join(single)}." if single else "")
                + "\n" + _sources([r["_path"] for r in used], [r["provenance"]["git_sha"] for r in used]))
     return _save(fig, "chess_width_sweep", caption)
 

@@ -23,6 +23,12 @@ CHECKPOINTS = Path(os.environ.get("MOEXBENCH_CHECKPOINTS", ROOT / "checkpoints")
 RUNS = Path(os.environ.get("MOEXBENCH_RUNS", ROOT / "runs"))
 
 
+def training_allowed() -> bool:
+    """False under MOEXBENCH_NO_TRAIN=1 (the regression gate): a missing model or SAE is then an
+    error, never a silent hour of training."""
+    return os.environ.get("MOEXBENCH_NO_TRAIN") != "1"
+
+
 def checkpoint_stem(task: str, model: str, preset: str, seed: int) -> Path:
     suffix = "" if seed == 0 else f"-seed{seed}"
     return CHECKPOINTS / task / f"{model.replace('+', '_')}-{preset}{suffix}"
@@ -77,7 +83,7 @@ def load_or_train(adapter_cls, task, preset: str, seed: int, device: str, train_
         return adapter_cls(base.model), meta, stem
     stem = checkpoint_stem(task.name, adapter_cls.name, preset, seed)
     if read_meta(stem) is None:
-        if not train_if_missing:
+        if not train_if_missing or not training_allowed():
             raise BenchError(f"no checkpoint at {stem}.safetensors; run `make train MODEL={adapter_cls.name} "
                              f"TASK={task.name} PRESET={preset} SEED={seed}`")
         print(f"no checkpoint at {stem}.safetensors: training it now (PRESET={preset})")

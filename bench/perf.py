@@ -66,18 +66,19 @@ def _step_seconds(model_name: str, preset: str, steps: int, warmup: int, bf16: b
     return seconds
 
 
-def _interleaved_step_seconds(names: list[str], preset: str, steps: int, warmup: int = 2) -> dict[str, float]:
+def _interleaved_step_seconds(names: list[str], preset: str, steps: int, warmup: int = 2,
+                              steppers: dict | None = None) -> dict[str, float]:
     """Median step time per model, the models taking turns step by step, so that a change in the
     machine's load during the run falls on all of them alike (timed one after another, moe once
     measured 1.27x switch; interleaved, the two were equal within noise)."""
-    steppers = {name: _stepper(name, preset) for name in names}
+    steppers = steppers or {name: _stepper(name, preset) for name in names}
     for step in steppers.values():
         for _ in range(warmup):
             step()
     times = {name: [] for name in names}
-    for _ in range(steps):
-        for name, step in steppers.items():
-            times[name].append(_timed(step))
+    for r in range(steps):
+        for name in names[r % len(names):] + names[:r % len(names)]:  # rotated: no model always goes first
+            times[name].append(_timed(steppers[name]))
     return {name: statistics.median(t) for name, t in times.items()}
 
 
@@ -135,18 +136,17 @@ def _measure(part: str, args) -> dict:
 
 def _mfu(args) -> dict:
     """Each model's training FLOP rate over the machine's fp32 matmul peak, measured side by side."""
-    from bench import registry
-    from bench.model_store import build_random
     from bench.perf_dispatch import matmul_peak_flops, step_flops
     from tasks.chess.task import ChessTask
 
     peak = matmul_peak_flops()
     recipe = ChessTask.train_config(args.preset, 0)
     names = args.models.split(",")
-    seconds = _interleaved_step_seconds(names, args.preset, args.steps)
+    steppers = {name: _stepper(name, args.preset) for name in names}
+    seconds = _interleaved_step_seconds(names, args.preset, args.steps, steppers=steppers)
     out = {"matmul_peak_gflops": peak / 1e9, "models": {}}
     for name in names:
-        model = build_random(registry.model_adapter(name), ChessTask, args.preset, 0)
+        model = steppers[name].model
         flops = step_flops(model, recipe.batch_size * model.cfg.n_ctx)
         out["models"][name] = {"step_gflop": flops / 1e9, "achieved_gflops": flops / seconds[name] / 1e9,
                                "utilisation": flops / seconds[name] / peak}

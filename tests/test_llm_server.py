@@ -137,7 +137,7 @@ def test_language_bench_scores_real_features_through_a_local_server():
     before = lexical.read_bytes() if lexical.exists() else None
     out = subprocess.run([sys.executable, "-m", "bench", "bench", "--task", "language", "--preset", "tiny",
                           "--model", "dense", "--threads", "1", "backend=llm", "llm_base_url=local", "n_features=2",
-                          "negatives=weakest", "llm_timeout_s=300"],
+                          "negatives=weakest"],
                          cwd=ROOT, capture_output=True, text=True, timeout=1800, env=dict(os.environ))
     assert out.returncode == 0, out.stderr[-2000:]
     path = result_path("language", "dense", "tiny", 0, "llm")

@@ -39,8 +39,11 @@ def test_language_table_2_and_the_detection_claim_from_our_numbers():
              "moex": stat(28.0, 28.0, 0.65, 0.63, 0.67)}
     text = "\n".join(render_language(stats))
     assert "| dense+sae | 30.00 | 41.50 | GPT-2 Small with its SAE spliced in: 31.60 / 38.21 / 55.33 / 49.16 |" in text
-    assert ("moex 0.650 [0.630, 0.670], dense+sae 0.700 [0.680, 0.720], dense 0.600 [0.580, 0.620]. MoE-X "
-            "matches or beats the SAE: no; both beat dense neurons: yes") in text
-    stats["moex"] = stat(28.0, 28.0, 0.69, 0.61, 0.71)  # below the SAE, but its CI reaches the SAE's score
-    assert "MoE-X matches or beats the SAE: yes; both beat dense neurons: no" in "\n".join(render_language(stats))
+    assert ("moex 0.650 [0.630, 0.670], dense+sae 0.700 [0.680, 0.720], dense 0.600 [0.580, 0.620]. MoE-X against "
+            "the SAE: CI below the SAE's (does not match it); both above dense neurons: yes") in text
+    stats["moex"] = stat(28.0, 28.0, 0.69, 0.61, 0.71)  # below the SAE's score, but the CIs overlap
+    assert ("the SAE: CIs overlap (not distinguishable at this size); both above dense neurons: no"
+            in "\n".join(render_language(stats)))
+    stats["moex"] = stat(28.0, 28.0, 0.80, 0.75, 0.85)
+    assert "the SAE: CI above the SAE's (beats it)" in "\n".join(render_language(stats))
     assert render_language({"dense+sae:gated": stats["dense"]}) == []

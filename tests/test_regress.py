@@ -41,3 +41,19 @@ def test_the_checkpoints_mode_refuses_to_train_a_missing_checkpoint(tmp_path):
     sae = Check("chess", "dense+sae", "short-w192", (), {"coverage": 0.005})  # an SAE needs its base model
     with pytest.raises(BenchError, match=r"dense-short-w192.safetensors"):
         _run_check(sae, tmp_path, "checkpoints", threads=1)
+
+
+def test_no_train_makes_a_missing_model_one_clear_error(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from bench.results import ROOT
+
+    env = {**os.environ, "MOEXBENCH_NO_TRAIN": "1", "MOEXBENCH_CHECKPOINTS": str(tmp_path / "checkpoints"),
+           "MOEXBENCH_RESULTS": str(tmp_path / "results")}
+    out = subprocess.run([sys.executable, "-m", "bench", "bench", "--task", "chess", "--model", "dense+sae",
+                          "--preset", "tiny", "--threads", "1"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert out.returncode == 2
+    assert out.stderr.strip().startswith("error: no checkpoint at ") and "make train MODEL=dense" in out.stderr
+    assert not (tmp_path / "checkpoints").exists() or not any((tmp_path / "checkpoints").rglob("*.safetensors"))

@@ -55,7 +55,8 @@ def test_models_in_a_batch_are_independent():
         assert p.grad[1].abs().sum() > 0 and p.grad[0].abs().sum() == 0 and p.grad[2].abs().sum() == 0
 
 
-@pytest.mark.parametrize("hidden,router", [("linear", "learned"), ("linear", "switch"), ("relu", "sparsity")])
+@pytest.mark.parametrize("hidden", ["linear", "relu"])
+@pytest.mark.parametrize("router", ["learned", "switch", "sparsity"])
 def test_decoding_only_chosen_experts_equals_decoding_every_expert(hidden, router):
     g = torch.Generator().manual_seed(int(torch.randint(0, 2**31, ())))  # fresh inputs each run
     spec = ToySpec(12, 5, 3, 2, hidden=hidden, router=router, aux_loss_coef=0.01 if router == "switch" else 0.0)

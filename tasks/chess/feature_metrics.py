@@ -37,7 +37,9 @@ def f1_score(tp, fp, fn):
 
 
 def binarise(acts: torch.Tensor, max_acts: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """Feature f is on at x when a_f(x) > float32(t) * |max_f| (strict); max < 0 is never on."""
+    """Feature f is on at x when a_f(x) > float32(t) * |max_f| (strict). With |max_f|, as the reference:
+    a feature whose maximum (over the statistics positions) is negative is on only where it exceeds
+    that bound, which it never does on those positions."""
     return acts > (t * max_acts.abs())
 
 
@@ -53,9 +55,12 @@ def dense_threshold_counts(acts: torch.Tensor, max_acts: torch.Tensor, labels: t
                            thresholds: torch.Tensor):
     """The straightforward version of `threshold_counts`: every feature binarised and multiplied
     against every label column at every threshold, as one block."""
-    on = [binarise(acts, max_acts, t).float() for t in thresholds]
-    yield (torch.arange(acts.shape[1]), torch.stack([o.T @ labels for o in on], 1),
-           torch.stack([o.sum(0) for o in on], 1))
+    on_labelled, on_counts = [], []
+    for t in thresholds:  # one dense (positions x features) matrix alive at a time
+        on = binarise(acts, max_acts, t).float()
+        on_labelled.append(on.T @ labels)
+        on_counts.append(on.sum(0))
+    yield torch.arange(acts.shape[1]), torch.stack(on_labelled, 1), torch.stack(on_counts, 1)
 
 
 def evaluate_features(train_acts: torch.Tensor, test_acts: torch.Tensor, max_acts: torch.Tensor,

@@ -20,8 +20,11 @@ from typing import Iterator
 import torch
 import torch.nn.functional as F
 
-# Active entries handled at once: bounds the index tensors (about 40 bytes per active entry).
+# Bounds on one block of features: the positions x features entries it scans (its index tensors
+# take up to about 64 bytes per active entry), and its (features, thresholds + 1, BSPs) float sums,
+# which matter when positions are few and features many.
 ENTRIES_PER_BLOCK = 2 ** 24
+SUMS_PER_BLOCK = 2 ** 24
 
 
 def threshold_counts(acts: torch.Tensor, max_acts: torch.Tensor, labels: torch.Tensor, thresholds: torch.Tensor
@@ -31,7 +34,8 @@ def threshold_counts(acts: torch.Tensor, max_acts: torch.Tensor, labels: torch.T
     on counts (B, T), in feature order."""
     n_pos, n_features = acts.shape
     n_t = len(thresholds)
-    block = max(1, min(n_features, ENTRIES_PER_BLOCK // max(1, n_pos)))
+    n_labels = labels.shape[1]
+    block = max(1, min(n_features, ENTRIES_PER_BLOCK // max(1, n_pos), SUMS_PER_BLOCK // ((n_t + 1) * max(1, n_labels))))
     for start in range(0, n_features, block):
         a = acts[:, start:start + block]
         n = a.shape[1]
@@ -45,7 +49,7 @@ def threshold_counts(acts: torch.Tensor, max_acts: torch.Tensor, labels: torch.T
         order = key.argsort(stable=True)
         per_bag = torch.bincount(key, minlength=n * (n_t + 1))
         offsets = per_bag.cumsum(0) - per_bag
-        sums = F.embedding_bag(pos[order], labels, offsets, mode="sum").view(n, n_t + 1, -1)
+        sums = F.embedding_bag(pos[order], labels, offsets, mode="sum").view(n, n_t + 1, n_labels)
         # on at threshold i <=> bin >= i + 1: sum the bins from the top down
         on_labelled = sums.flip(1).cumsum(1).flip(1)[:, 1:]
         on = per_bag.view(n, n_t + 1).flip(1).cumsum(1).flip(1)[:, 1:].float()

@@ -20,7 +20,8 @@ class LanguageConfig:
     n_features: int = 0
     # "verified" (the protocol) or "weakest": see tasks/language/autointerp/sampling.py.
     negatives: str = "verified"
-    # "local" starts llama.cpp's server on this machine for the run (tasks/language/autointerp/local_server.py).
+    # "local" starts llama.cpp's server on this machine for the run (tasks/language/autointerp/local_server.py),
+    # with one request in flight and a timeout of at least 600 s.
     llm_base_url: str = "http://127.0.0.1:8080/v1"
     llm_model: str = "SmolLM2-135M-Instruct.Q4_1"  # what the local server (local_server.py) serves
     llm_concurrency: int = 1

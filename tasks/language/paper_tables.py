@@ -35,17 +35,21 @@ def render(stats: dict) -> list[str]:
 
 
 def _detection_claim(stats: dict) -> list[str]:
-    """The paper's claim in two parts, each judged with the bootstrap 95% CIs: MoE-X matches or beats
-    SAE detection (its CI reaches the SAE's score), and both beat dense neurons (their CIs lie above
-    dense's)."""
+    """The paper's claim in two parts, each judged with the bootstrap 95% CIs: MoE-X against the SAE
+    (above, overlapping or below: "matches or beats" holds unless it is below), and both against
+    dense neurons (their CIs above dense's)."""
     models = ("moex", "dense+sae", "dense")
     score = {m: [_mean(stats, m, f"detection{s}") for s in ("", "_ci_low", "_ci_high")] for m in models}
     if any(v is None for m in models for v in score[m]):
         return []
-    (moex, moex_low, moex_high), (sae, sae_low, _), (dense, _, dense_high) = (score[m] for m in models)
-    matches = moex_high >= sae
+    (moex, moex_low, moex_high), (sae, sae_low, sae_high), (dense, _, dense_high) = (score[m] for m in models)
+    versus_sae = ("CI above the SAE's (beats it)" if moex_low > sae_high else
+                  "CI below the SAE's (does not match it)" if moex_high < sae_low else
+                  "CIs overlap (not distinguishable at this size)")
     beat = moex_low > dense_high and sae_low > dense_high
     described = ", ".join(f"{m} {v:.3f} [{low:.3f}, {high:.3f}]" for m, (v, low, high) in score.items())
-    return ["", f"The paper's claim, on detection (95% CIs in brackets): {described}. MoE-X matches or "
-                f"beats the SAE: {'yes' if matches else 'no'}; both beat dense neurons: "
-                f"{'yes' if beat else 'no'} (backend and skipped features in each result's details)."]
+    seeds = max(stats[m].get("n_seeds", 1) for m in models)
+    averaged = f" CIs are means over {seeds} seeds' CIs, not a CI of the mean." if seeds > 1 else ""
+    return ["", f"The paper's claim, on detection (95% bootstrap CIs over features in brackets): {described}. "
+                f"MoE-X against the SAE: {versus_sae}; both above dense neurons: {'yes' if beat else 'no'} (backend and "
+                f"skipped features in each result's details).{averaged}"]

@@ -142,10 +142,13 @@ def _backend(config: LanguageConfig, stack: contextlib.ExitStack):
     from tasks.language.autointerp.llm_backend import LLMBackend
     from tasks.language.autointerp.llm_client import LLMConfig
 
-    base_url = config.llm_base_url
+    base_url, concurrency, timeout_s = config.llm_base_url, config.llm_concurrency, config.llm_timeout_s
     if base_url == "local":
-        from tasks.language.autointerp.local_server import LocalServer
+        from tasks.language.autointerp.local_server import LOCAL_TIMEOUT_S, LocalServer
 
         base_url = stack.enter_context(LocalServer(threads=torch.get_num_threads())).base_url
-    return LLMBackend(LLMConfig(base_url=base_url, model=config.llm_model,
-                                max_concurrency=config.llm_concurrency, timeout_s=config.llm_timeout_s))
+        # The local server has one slot on CPU threads: more requests in flight only queue, and a
+        # 40-example explanation prompt takes minutes there.
+        concurrency, timeout_s = 1, max(timeout_s, LOCAL_TIMEOUT_S)
+    return LLMBackend(LLMConfig(base_url=base_url, model=config.llm_model, max_concurrency=concurrency,
+                                timeout_s=timeout_s))
