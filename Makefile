@@ -32,9 +32,9 @@ train: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-# Summary table and plot of a task, from its results JSON alone.
+# Summary table and plot of a task, from its results JSON alone; VARIANT=llm for the language task's LLM folder.
 report: $(STAMP)
-	$(BIN)/python -m bench report --task $(TASK) --preset $(PRESET)
+	$(BIN)/python -m bench report --task $(TASK) --preset $(PRESET) $(if $(VARIANT),--variant $(VARIANT),)
 
 # CI gate: fresh interpretability scores against results/regress/<mode>.json (bench/regress.py).
 # MODE=tiny retrains the tiny models end to end; UPDATE=1 rewrites the reference from a fresh run.

@@ -38,6 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="rewrite a task's summary table and plot from its results JSON")
     rep.add_argument("--task", default="chess")
     rep.add_argument("--preset", default="cpu")
+    rep.add_argument("--variant", default=None,
+                     help="a variant folder of the task's results (e.g. llm: the language task's LLM backend)")
     sub.add_parser("list", help="list models, tasks and presets")
     return parser
 
@@ -99,11 +101,15 @@ def _dispatch(args) -> None:
     elif args.command == "report":
         from bench import registry
         from bench.report import write_summary
+        from bench.results import result_dir
 
         task = registry.task(args.task)
         registry.check_preset(args.preset, task)
-        paths = write_summary(args.task, args.preset)
-        if hasattr(task, "figures"):  # drawn from the results files too, nothing recomputed
+        if args.variant and not result_dir(args.task, args.preset, args.variant).is_dir():
+            raise BenchError(f"no results folder {result_dir(args.task, args.preset, args.variant)} for variant "
+                             f"{args.variant!r}; run the bench with that variant first, or leave VARIANT unset")
+        paths = write_summary(args.task, args.preset, args.variant)
+        if hasattr(task, "figures") and not args.variant:  # drawn from the results files too, nothing recomputed
             paths += task.figures(args.preset) or []
         for path in paths:
             print(f"wrote {path}")

@@ -28,6 +28,7 @@ def test_help_lists_models_and_tasks():
     (["bench", "--preset", "tiny", "layr=3"], "error: unknown setting 'layr' for ChessConfig; choose from"),
     (["bench", "--preset", "tiny", "layer=three"], "error: layer='three' is not a valid int"),
     (["bench", "--preset", "tiny", "site=attn"], "error: site 'attn' unknown; choose mlp or resid"),
+    (["report", "--task", "language", "--variant", "nosuch"], "error: no results folder "),
 ])
 def test_bad_input_is_one_line_and_exit_2(args, message):
     out = _run(*args)

@@ -50,6 +50,17 @@ def test_summary_shows_mean_and_spread_over_seeds():
     assert "| m | cpu | 3 |" in (task_dir("chess") / "summary.md").read_text()
 
 
+def test_a_variant_summary_reads_its_own_folder_only():
+    from bench.report import write_summary
+    from bench.results import result_dir
+
+    write_result("unitv", "m", "cpu", 0, {"detection": 0.9}, {}, {}, {})
+    write_result("unitv", "m", "cpu", 0, {"detection": 0.6}, {}, {}, {}, variant="llm")
+    write_summary("unitv", "cpu", "llm")
+    text = (result_dir("unitv", "cpu", "llm") / "summary.md").read_text()
+    assert "(cpu preset, llm)" in text and "0.6" in text and "0.9" not in text
+
+
 def test_curve_files_beside_results_are_not_read_as_results(tmp_path):
     from bench.results import result_files
 
