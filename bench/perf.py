@@ -99,7 +99,7 @@ def _counting_seconds(n_features: int, n_positions: int = 20_000, density: float
     return time.perf_counter() - start
 
 
-PARTS = ("train", "dispatch", "mfu", "counting", "variants", "autointerp")
+PARTS = ("train", "dispatch", "mfu", "counting", "variants", "autointerp", "end_to_end")
 
 
 def _measure(part: str, args) -> dict:
@@ -128,6 +128,10 @@ def _measure(part: str, args) -> dict:
         return {"dense_step_seconds_by_variant": {name: _step_seconds("dense", args.preset, args.steps, warmup=3,
                                                                       bf16=b, compiled=c)
                                                   for name, (b, c) in variants.items()}}
+    if part == "end_to_end":
+        from bench.perf_end_to_end import bench_seconds
+
+        return {"end_to_end": bench_seconds(threads=args.threads)}
     from bench.perf_autointerp import caching_scaling, lexical_features_per_second
 
     return {"autointerp": {"lexical_features_per_second": lexical_features_per_second(),
@@ -161,7 +165,9 @@ NOTES = ("step: median of timed steps after 2 warm-up steps, random tokens, batc
          "matmul's rate. dense variants: the same step with bf16 autocast and/or torch.compile (compile time "
          "excluded by the warm-up steps). autointerp: lexical scoring of synthetic features (40 + 50 + 50 windows "
          "of 32 tokens); caching = the window-maxima pass over a random sparse 16,384-feature map, each token "
-         "count in a fresh process (peak RSS its own).")
+         "count in a fresh process (peak RSS its own). end_to_end: `make bench MODEL=moex TASK=chess` from the committed "
+         "checkpoint in a child process (peak RSS its own), results and caches in a scratch folder, first with an "
+         "empty cache, then again with the cache it filled.")
 
 
 def main(argv=None) -> None:
@@ -254,6 +260,12 @@ def _markdown(record: dict) -> list[str]:
                   "| tokens cached | features | tokens/s | peak RSS (MiB) |", "|---|---|---|---|"]
         lines += [f"| {c['tokens']:,} | {c['features']:,} | {c['tokens_per_second']:,.0f} | {c['peak_rss_mib']:.0f} |"
                   for c in auto["caching"]]
+    e2e = record.get("end_to_end")
+    if e2e:
+        lines += ["", _when(record, "end_to_end"), "", f"`{e2e['command']}`:", "",
+                  "| cache | wall (s) | peak RSS (MiB) |", "|---|---|---|"]
+        lines += [f"| {name.split('_')[0]} | {e2e[name]['wall_seconds']:.0f} | {e2e[name]['peak_rss_mib']:.0f} |"
+                  for name in ("cold_cache", "warm_cache")]
     return lines
 
 
