@@ -34,11 +34,17 @@ def run_bench(adapter_cls, task, config, preset: str, seed: int, device: str) ->
         "feature_kind": adapter.feature_kind,
         **({"features_from": adapter.sae_source} if getattr(adapter, "sae_source", None) else {}),
     }
-    variant = task.result_variant(config) if hasattr(task, "result_variant") else None
+    variant = _variant(task, config)
     path = write_result(task.name, adapter_cls.name, preset, seed, out["metrics"], dataclasses.asdict(config),
                         out["details"], provenance, out.get("per_item"), variant)
     _report(task, preset, seed, variant)
     return path
+
+
+def _variant(task, config) -> str | None:
+    """A setting that makes a different experiment (the language LLM backend, a non-uniform toy
+    importance) writes to its own results folder, never over the default run's."""
+    return task.result_variant(config) if hasattr(task, "result_variant") else None
 
 
 def _report(task, preset: str, seed: int, variant: str | None = None) -> None:
@@ -46,7 +52,7 @@ def _report(task, preset: str, seed: int, variant: str | None = None) -> None:
     if seed == 0:
         write_summary(task.name, preset, variant)
         if hasattr(task, "figures"):
-            task.figures(preset, variant) if variant else task.figures(preset)
+            task.figures(preset, variant)
 
 
 def _run_self_contained(adapter_cls, task, config, preset: str, seed: int, device: str) -> Path:
@@ -54,7 +60,8 @@ def _run_self_contained(adapter_cls, task, config, preset: str, seed: int, devic
     out = task.run(adapter_cls, config, preset, seed, device)
     provenance = {"deviations": out["deviations"], "feature_kind": out.get("feature_kind", ""),
                   "command": f"make bench MODEL={adapter_cls.name} TASK={task.name} PRESET={preset} SEED={seed}"}
+    variant = _variant(task, config)
     path = write_result(task.name, adapter_cls.name, preset, seed, out["metrics"], dataclasses.asdict(config),
-                        out["details"], provenance, out.get("per_item"))
-    _report(task, preset, seed)
+                        out["details"], provenance, out.get("per_item"), variant)
+    _report(task, preset, seed, variant)
     return path

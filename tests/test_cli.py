@@ -29,6 +29,8 @@ def test_help_lists_models_and_tasks():
     (["bench", "--preset", "tiny", "layer=three"], "error: layer='three' is not a valid int"),
     (["bench", "--preset", "tiny", "site=attn"], "error: site 'attn' unknown; choose mlp or resid"),
     (["report", "--task", "language", "--variant", "nosuch"], "error: no results folder "),
+    (["bench", "--task", "superposition", "--preset", "tiny", "importance_decay=1.5"],
+     "error: importance_decay=1.5 must be in (0, 1]; 1 is uniform importance"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args, message):
     out = _run(*args)

@@ -92,3 +92,18 @@ def test_superposition_task_end_to_end_at_the_tiny_preset():
     assert (result_path("superposition", "moex", "tiny", 0).parent / "features_per_dimension.png").exists()
     bad = _bench("--model", "dense+sae")
     assert bad.returncode == 2 and "no toy counterpart" in bad.stderr and bad.stderr.count("\n") == 1
+
+
+def test_a_decaying_importance_is_its_own_experiment_in_its_own_folder():
+    out = _bench("--model", "dense", "importance_decay=0.5", "eval_samples=512", "specialisation=false")
+    assert out.returncode == 0, out.stderr[-2000:]
+    path = result_path("superposition", "dense", "tiny", 0, "importance-0.5")
+    record = load_result(path)
+    assert record["config"]["importance_decay"] == 0.5
+    assert (path.parent / "summary.md").exists() and (path.parent / "features_per_dimension.png").exists()
+    # Same seed and initial weights as the uniform sweep: only the loss weighting differs, so the
+    # trained models must too.
+    assert _bench("--model", "dense", "eval_samples=512").returncode == 0
+    uniform = load_result(result_path("superposition", "dense", "tiny", 0))
+    assert uniform["config"]["importance_decay"] == 1.0
+    assert uniform["metrics"]["loss"] != record["metrics"]["loss"]

@@ -15,7 +15,14 @@ class SuperpositionConfig:
     eval_samples: int = 8192
     # Also run the expert-specialisation experiment (MoE models only).
     specialisation: bool = True
+    # Feature importance of the main sweep, I_i = importance_decay ** i. 1.0 is uniform, the reference's
+    # main sweep; uniform importance leaves a dense optimum free to rotate (any 20-dim projection of
+    # the 100 features loses the same), so no feature need sit alone in a direction. Below 1, results
+    # go to results/superposition/importance-<decay>/.
+    importance_decay: float = 1.0
 
     def __post_init__(self):
         if self.mono_threshold <= 0 or self.min_norm < 0 or self.eval_samples < 1:
             raise ValueError("mono_threshold must be > 0, min_norm >= 0 and eval_samples >= 1")
+        if not 0 < self.importance_decay <= 1:
+            raise ValueError(f"importance_decay={self.importance_decay} must be in (0, 1]; 1 is uniform importance")

@@ -7,11 +7,11 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 
-from bench.results import load_result, result_files, task_dir
+from bench.results import load_result, result_dir, result_files
 
 
-def write_figures(preset: str) -> list:
-    folder = task_dir("superposition", preset)
+def write_figures(preset: str, variant: str | None = None) -> list:
+    folder = result_dir("superposition", preset, variant)
     records = [load_result(p) for p in result_files(folder)]
     records = [r for r in records if r.get("details", {}).get("sweep")]
     if not records:
@@ -32,7 +32,8 @@ def write_figures(preset: str) -> list:
                     label=f"{r['model']} {config}")
     ax.set_xscale("log")
     ax.set(xlabel="1 / (1 - S) = 1 / feature density (log)", ylabel="features per dimension",
-           title=f"Superposition in toy models ({preset} preset; mean over seeds)")
+           title=f"Superposition in toy models ({preset} preset{f', {variant}' if variant else ''}; "
+                 "mean over seeds)")
     ax.axhline(1.0, color="grey", lw=0.8, ls="--")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()

@@ -38,7 +38,8 @@ def run_sweep(spec: ToySpec, densities: tuple, seeds: int, steps: int, batch: in
     """Trains len(densities) * seeds models of `spec` at once; one record per model."""
     density = torch.tensor(densities, dtype=torch.float32).repeat(seeds)
     model = ToyModels(spec, len(density), generator)
-    importance = torch.ones(spec.n_features)  # the reference's main sweep: uniform importance
+    # The reference's main sweep: uniform importance (importance_decay = 1).
+    importance = config.importance_decay ** torch.arange(spec.n_features, dtype=torch.float32)
     train_models(model, density, importance, steps, batch, lr, generator)
     ev = _evaluate(model, density, config.eval_samples, generator)
     W = model.W.detach()

@@ -81,6 +81,11 @@ class SuperpositionTask:
     presets = tuple(PRESETS)
 
     @staticmethod
+    def result_variant(config: SuperpositionConfig) -> str | None:
+        """A non-uniform importance is a different experiment: its results never replace the main sweep's."""
+        return None if config.importance_decay == 1 else f"importance-{config.importance_decay:g}"
+
+    @staticmethod
     def run(adapter_cls, config: SuperpositionConfig, preset: str, seed: int, device: str) -> dict:
         from tasks.superposition.sweep import label, run_specialisation, run_sweep
 
@@ -109,7 +114,7 @@ class SuperpositionTask:
                 "per_item": rows + special, "feature_kind": "toy-model feature directions (rows of W_e)"}
 
     @staticmethod
-    def figures(preset: str) -> list:
+    def figures(preset: str, variant: str | None = None) -> list:
         from tasks.superposition.figures import write_figures
 
-        return write_figures(preset)
+        return write_figures(preset, variant)
