@@ -21,4 +21,23 @@ def test_claims_are_judged_from_our_numbers():
     assert "| moe-relu | khot | 10% | 80% | 67-100%: yes |" in text
     assert "| e4m5k1 | 1.200 | 0.900 | lower | 0.090 | 0.100 |" in text
     assert "mean interference of represented features is 1.10-1.40" in text
+    assert "monosemantic share" not in text  # results without per-configuration shares get no such column
     assert render({"moex": stats["moex"]}) == []  # nothing to compare against without dense
+
+
+def test_monosemantic_shares_are_tabled_once_any_model_has_one():
+    stats = {"dense": _stat(features_per_dim=3.0, loss=0.05, features_per_dim_max_jump=1.0,
+                            monosemantic_fraction=0.10, mean_interference=0.5),
+             "moe-relu": _stat(features_per_dim=1.0, loss=0.09, features_per_dim_max_jump=0.4,
+                               monosemantic_fraction=0.2, mean_interference=0.4, features_per_dim_e10m2k2=1.0,
+                               loss_e10m2k2=0.09, monosemantic_fraction_e10m2k2=0.15,
+                               monosemantic_fraction_e4m5k1=0.25),
+             "moex": _stat(features_per_dim=0.9, loss=0.10, features_per_dim_max_jump=0.5, monosemantic_fraction=0.3,
+                           mean_interference=0.3, features_per_dim_e10m2k2=0.9, loss_e10m2k2=0.1,
+                           monosemantic_fraction_e10m2k2=0.35, monosemantic_fraction_e4m5k1=0.25)}
+    text = "\n".join(render(stats))
+    assert "| model | all configurations | e4m5k1 | e10m2k2 |" in text  # by size, not as text
+    assert "| dense | 0.100 | - | - |" in text
+    assert "| moex | 0.300 | 0.250 | 0.350 |" in text
+    assert "| e10m2k2 | 1.000 | 0.900 | lower | 0.090 | 0.100 | 0.150 / 0.350 |" in text
+    assert "No model has a monosemantic feature" not in text

@@ -17,6 +17,11 @@ def _get(stats: dict, model: str, metric: str) -> float | None:
     return stats.get(model, {}).get("mean", {}).get(metric)
 
 
+def _in_order(configs) -> list[str]:
+    """Configuration labels (e4m5k1, ...) by their numbers, not as text."""
+    return sorted(configs, key=lambda c: [int(x) for x in re.findall(r"\d+", c)])
+
+
 def _yes(flag: bool) -> str:
     return "yes" if flag else "no"
 
@@ -46,9 +51,27 @@ def render(stats: dict) -> list[str]:
     if inter and all(v == 0 for v in mono.values() if v is not None):
         lines += ["", f"No model has a monosemantic feature in the sweep (interference norm < 0.2), so the count "
                       f"cannot separate the models here: mean interference of represented features is "
-                      f"{min(inter):.2f}-{max(inter):.2f}. This preset trains about 150x less than the reference; "
-                      f"whether longer training brings monosemantic features is untested (`PRESET=paper`)."]
+                      f"{min(inter):.2f}-{max(inter):.2f}. With uniform importance any rotation of a solution "
+                      f"loses the same, so nothing favours one feature per direction; `importance_decay` below 1 "
+                      f"breaks that symmetry."]
+    else:
+        lines += _monosemantic(stats, ["dense", *moes])
     return lines + [""]
+
+
+def _monosemantic(stats: dict, models: list[str]) -> list[str]:
+    """Share of the features that are monosemantic in some expert, per model and configuration."""
+    configs = _in_order({k[len("monosemantic_fraction_"):] for m in models for k in stats[m]["mean"]
+                         if k.startswith("monosemantic_fraction_e")})
+    rows = []
+    for m in models:
+        cells = [_get(stats, m, f"monosemantic_fraction_{c}") for c in configs]
+        rows.append(f"| {m} | {_get(stats, m, 'monosemantic_fraction'):.3f} | "
+                    + " | ".join("-" if v is None else f"{v:.3f}" for v in cells) + " |")
+    return ["", "Monosemantic features (interference norm < 0.2, norm >= 0.1): share of the features, sweep mean "
+                "over densities and seeds; a dense model is its own single configuration.", "",
+            "| model | all configurations | " + " | ".join(configs) + " |",
+            "|---|---|" + "---|" * len(configs)] + rows
 
 
 def _specialisation(stats: dict) -> list[str]:
@@ -73,18 +96,23 @@ def _router_question(stats: dict) -> list[str]:
     """MoE-X's router against a learned one with the same ReLU hidden form, configuration by configuration."""
     if _get(stats, "moex", "features_per_dim") is None or _get(stats, "moe-relu", "features_per_dim") is None:
         return []
-    configs = sorted((k[len("features_per_dim_"):] for k in stats["moex"]["mean"] if k.startswith("features_per_dim_e")),
-                     key=lambda c: [int(x) for x in re.findall(r"\d+", c)])
+    configs = _in_order(k[len("features_per_dim_"):] for k in stats["moex"]["mean"] if k.startswith("features_per_dim_e"))
+    # Older results have no per-configuration monosemantic share: that column only when every row has it.
+    with_mono = all(_get(stats, m, f"monosemantic_fraction_{c}") is not None
+                    for m in ("moex", "moe-relu") for c in configs)
     rows = []
     for c in configs:
         x, r = _get(stats, "moex", f"features_per_dim_{c}"), _get(stats, "moe-relu", f"features_per_dim_{c}")
         lx, lr = _get(stats, "moex", f"loss_{c}"), _get(stats, "moe-relu", f"loss_{c}")
         if None not in (x, r, lx, lr):
             verdict = "about equal" if abs(x - r) <= ABOUT_EQUAL * r else "lower" if x < r else "higher"
-            rows.append(f"| {c} | {r:.3f} | {x:.3f} | {verdict} | {lr:.3f} | {lx:.3f} |")
+            mono = (f" {_get(stats, 'moe-relu', f'monosemantic_fraction_{c}'):.3f} / "
+                    f"{_get(stats, 'moex', f'monosemantic_fraction_{c}'):.3f} |") if with_mono else ""
+            rows.append(f"| {c} | {r:.3f} | {x:.3f} | {verdict} | {lr:.3f} | {lx:.3f} |{mono}")
     return ["", "Does MoE-X's sparsity-aware router lower superposition further than a learned router at equal "
                 "network sparsity? `moe-relu` (learned router) against `moex` (sparsity router), the same ReLU "
                 "experts; configurations are E experts of m units, top-k. Within 5% is called about equal (2 seeds, no "
                 "spread per configuration).", "",
             "| configuration | features/dim, learned router | features/dim, MoE-X router | MoE-X | loss, learned "
-            "| loss, MoE-X |", "|---|---|---|---|---|---|"] + rows
+            "| loss, MoE-X |" + (" monosemantic share, learned / MoE-X |" if with_mono else ""),
+            "|---|---|---|---|---|---|" + ("---|" if with_mono else "")] + rows

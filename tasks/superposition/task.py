@@ -68,6 +68,8 @@ def headline(rows: list[dict], special: list[dict], n_features: int) -> dict:
     for config in sorted({r["config"] for r in rows}):
         out[f"features_per_dim_{config}"] = _mean([r["features_per_dim"] for r in rows if r["config"] == config])
         out[f"loss_{config}"] = _mean([r["loss"] for r in rows if r["config"] == config])
+        out[f"monosemantic_fraction_{config}"] = _mean([r["monosemantic_features"] / n_features
+                                                        for r in rows if r["config"] == config])
     for init in sorted({s["gate_init"] for s in special}):
         group = [s for s in special if s["gate_init"] == init]
         out[f"specialisation_usage_{init}"] = _mean([s["usage_clamped"] for s in group])
