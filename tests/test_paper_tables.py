@@ -46,4 +46,6 @@ def test_language_table_2_and_the_detection_claim_from_our_numbers():
             in "\n".join(render_language(stats)))
     stats["moex"] = stat(28.0, 28.0, 0.80, 0.75, 0.85)
     assert "the SAE: CI above the SAE's (beats it)" in "\n".join(render_language(stats))
+    stats["moex"]["mean"].update(detection_n_features=90, autointerp_features_sampled=200)
+    assert "moex 0.800 [0.750, 0.850] (90 of 200 scored), dense+sae 0.700" in "\n".join(render_language(stats))
     assert render_language({"dense+sae:gated": stats["dense"]}) == []

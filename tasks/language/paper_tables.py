@@ -34,6 +34,13 @@ def render(stats: dict) -> list[str]:
     return lines + [""]
 
 
+def _scored(stats: dict, model: str) -> str:
+    """How many sampled features were scored: a unit that rarely fires is skipped (too few activating
+    windows), so a model with many such units is judged on its more active ones."""
+    n, sampled = _mean(stats, model, "detection_n_features"), _mean(stats, model, "autointerp_features_sampled")
+    return "" if None in (n, sampled) else f" ({n:.0f} of {sampled:.0f} scored)"
+
+
 def _detection_claim(stats: dict) -> list[str]:
     """The paper's claim in two parts, each judged with the bootstrap 95% CIs: MoE-X against the SAE
     (above, overlapping or below: "matches or beats" holds unless it is below), and both against
@@ -47,7 +54,8 @@ def _detection_claim(stats: dict) -> list[str]:
                   "CI below the SAE's (does not match it)" if moex_high < sae_low else
                   "CIs overlap (not distinguishable at this size)")
     beat = moex_low > dense_high and sae_low > dense_high
-    described = ", ".join(f"{m} {v:.3f} [{low:.3f}, {high:.3f}]" for m, (v, low, high) in score.items())
+    described = ", ".join(f"{m} {v:.3f} [{low:.3f}, {high:.3f}]{_scored(stats, m)}"
+                          for m, (v, low, high) in score.items())
     seeds = max(stats[m].get("n_seeds", 1) for m in models)
     averaged = f" CIs are means over {seeds} seeds' CIs, not a CI of the mean." if seeds > 1 else ""
     return ["", f"The paper's claim, on detection (95% bootstrap CIs over features in brackets): {described}. "
