@@ -75,6 +75,8 @@ MODES = {
         Check("chess", "dense+sae", "cpu", CHESS_EVAL, {**CHESS_SCORES, "loss_recovered": 0.005}),
         Check("language", "dense", "cpu", LANGUAGE_EVAL, LANGUAGE_SCORES, LANGUAGE_NOISE),
         Check("language", "dense+sae", "cpu", LANGUAGE_EVAL, LANGUAGE_SCORES, LANGUAGE_NOISE),
+        Check("language", "moex", "cpu", LANGUAGE_EVAL, LANGUAGE_SCORES, LANGUAGE_NOISE),
+        Check("language", "switch", "cpu", LANGUAGE_EVAL, LANGUAGE_SCORES, LANGUAGE_NOISE),
         Check("superposition", "dense", "tiny", (), SUPERPOSITION, TOY_NOISE),
         Check("superposition", "moex", "tiny", (), SUPERPOSITION, TOY_NOISE),
     ],
