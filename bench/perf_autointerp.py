@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -19,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from bench.peak_memory import own_peak_rss_mib
 
 
 def lexical_features_per_second(n_features: int = 100, seed: int = 0) -> float:
@@ -62,7 +63,7 @@ def _caching_run(n_tokens: int, n_features: int, n_score: int) -> dict:
         seconds = time.perf_counter() - start
     return {"tokens": int(seqs.size), "features": n_features, "scored_features": n_score,
             "tokens_per_second": seqs.size / seconds,
-            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "peak_rss_mib": own_peak_rss_mib()}
 
 
 def caching_scaling(token_counts=(100_000, 1_000_000), n_features: int = 16_384, n_score: int = 1000,

@@ -5,6 +5,7 @@ floor computed), the second reuses it."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -15,18 +16,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _timed_child(cmd: list[str], env: dict) -> dict:
-    """Wall seconds and the child's own peak RSS (os.wait4 reports it for that process alone)."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    stderr = proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        last = (stderr.strip().splitlines() or ["(no output)"])[-1]
-        raise SystemExit(f"error: {' '.join(cmd[2:])} failed: {last}")
-    return {"wall_seconds": seconds, "peak_rss_mib": usage.ru_maxrss / 1024}
+def _timed_child(module_args: list[str], env: dict) -> dict:
+    """Wall seconds and peak RSS of `python -m MODULE ARGS...`, its own (bench/peak_memory.py says why
+    not os.wait4's ru_maxrss)."""
+    with tempfile.TemporaryDirectory(prefix="moexbench-peak-") as tmp:
+        peak_file = Path(tmp) / "peak.json"
+        cmd = [sys.executable, "-m", "bench.peak_memory", str(peak_file), *module_args]
+        start = time.perf_counter()
+        out = subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        seconds = time.perf_counter() - start
+        if out.returncode != 0:
+            last = (out.stderr.strip().splitlines() or ["(no output)"])[-1]
+            raise SystemExit(f"error: python -m {' '.join(module_args)} failed: {last}")
+        return {"wall_seconds": seconds, **json.loads(peak_file.read_text())}
 
 
 def bench_seconds(model: str = "moex", task: str = "chess", preset: str = "cpu", threads: int = 2) -> dict:
@@ -34,7 +36,7 @@ def bench_seconds(model: str = "moex", task: str = "chess", preset: str = "cpu",
         env = {**os.environ, "MOEXBENCH_RESULTS": str(Path(tmp) / "results"),
                "MOEXBENCH_CACHE": str(Path(tmp) / "cache"),
                "MOEXBENCH_NO_TRAIN": "1"}  # from the committed checkpoint, never a training run
-        cmd = [sys.executable, "-m", "bench", "bench", "--model", model, "--task", task, "--preset", preset,
-               "--seed", "0", "--threads", str(threads)]
+        cmd = ["bench", "bench", "--model", model, "--task", task, "--preset", preset, "--seed", "0",
+               "--threads", str(threads)]
         return {"command": f"make bench MODEL={model} TASK={task} PRESET={preset} THREADS={threads}",
                 "cold_cache": _timed_child(cmd, env), "warm_cache": _timed_child(cmd, env)}

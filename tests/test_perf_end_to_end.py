@@ -1,20 +1,32 @@
-"""The end-to-end perf figure measures its child alone: wall time, that process's peak memory, and a
-failing run is one error line, never a figure."""
+"""Peak memory figures in `make perf` are each child's own: wall time, that process's peak (not a
+high-water mark inherited from a big parent), and a failing run is one error line, never a figure."""
 
 import os
 import sys
 
+import numpy as np
 import pytest
 
 from bench.perf_end_to_end import _timed_child
 
 
-def test_peak_memory_is_the_childs_own():
-    grab = "import numpy as np; a = np.ones(200 * 2**20 // 8); print(a.sum())"
-    out = _timed_child([sys.executable, "-c", grab], dict(os.environ))
-    assert out["peak_rss_mib"] > 200 and out["wall_seconds"] > 0
+@pytest.fixture
+def module_dir(tmp_path):
+    (tmp_path / "grab_memory.py").write_text(
+        "import sys\nimport numpy as np\na = np.ones(int(sys.argv[1]) * 2**20 // 8)\nprint(a.sum())\n")
+    (tmp_path / "fail_loudly.py").write_text("raise ValueError('no checkpoint')\n")
+    return {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
 
 
-def test_a_failing_run_names_its_last_error_line():
-    with pytest.raises(SystemExit, match="failed: ValueError: no checkpoint"):
-        _timed_child([sys.executable, "-c", "raise ValueError('no checkpoint')"], dict(os.environ))
+def test_peak_memory_is_the_childs_own_not_its_parents(module_dir):
+    held = np.ones(600 * 2**20 // 8)  # this process now peaks above 600 MiB; a child must not report that
+    small = _timed_child(["grab_memory", "50"], module_dir)
+    big = _timed_child(["grab_memory", "300"], module_dir)
+    assert held.sum() > 0
+    assert small["peak_rss_mib"] < 400, small
+    assert big["peak_rss_mib"] > small["peak_rss_mib"] + 200 and big["wall_seconds"] > 0
+
+
+def test_a_failing_run_names_its_last_error_line(module_dir):
+    with pytest.raises(SystemExit, match="python -m fail_loudly failed: ValueError: no checkpoint"):
+        _timed_child(["fail_loudly"], module_dir)
