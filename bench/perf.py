@@ -99,7 +99,7 @@ def _counting_seconds(n_features: int, n_positions: int = 20_000, density: float
     return time.perf_counter() - start
 
 
-PARTS = ("train", "dispatch", "mfu", "counting", "variants", "autointerp", "end_to_end")
+PARTS = ("train", "dispatch", "dispatch_profile", "mfu", "counting", "variants", "autointerp", "end_to_end")
 
 
 def _measure(part: str, args) -> dict:
@@ -111,6 +111,10 @@ def _measure(part: str, args) -> dict:
         from bench.perf_dispatch import dispatch_seconds
 
         return {"moe_dispatch": dispatch_seconds()}
+    if part == "dispatch_profile":
+        from bench.perf_dispatch import dispatch_profile
+
+        return {"moe_dispatch_profile": dispatch_profile()}
     if part == "mfu":
         return {"model_flop_utilisation": _mfu(args)}
     if part == "counting":
@@ -160,7 +164,8 @@ def _mfu(args) -> dict:
 NOTES = ("step: median of timed steps after 2 warm-up steps, random tokens, batch and context of the preset; "
          "the models of the train and mfu parts take turns step by step. "
          "counting: evaluate_features on random activations of 5% density, 20,000 + 20,000 positions, 908 BSPs, "
-         "11 thresholds. dispatch: one MLP layer on 32 x 256 tokens, the three timed in turn (median of 15). mfu: "
+         "11 thresholds. dispatch: one MLP layer on 32 x 256 tokens, the three timed in turn (median of 15); its "
+         "profile: 10 profiled steps of ours and the dense MLP after 3 warm-up steps. mfu: "
          "FLOPs = 6 x matmul parameters (active experts only) x tokens + attention products, over a 2048^2 fp32 "
          "matmul's rate. dense variants: the same step with bf16 autocast and/or torch.compile (compile time "
          "excluded by the warm-up steps). autointerp: lexical scoring of synthetic features (40 + 50 + 50 windows "
@@ -233,6 +238,14 @@ def _markdown(record: dict) -> list[str]:
                   f"| dense MLP, width 512 (aim: ours <= 1.25x) | {sec['dense']:.4f} | {dispatch['ours_over_dense']:.2f} |",
                   f"| TransformerLens MoE, same experts (gated: 1.5x the FLOPs) | {sec['tl']:.4f} | "
                   f"{dispatch['ours_over_tl']:.2f} ({dispatch['ours_over_tl_per_flop']:.2f} per FLOP) |"]
+    prof = record.get("moe_dispatch_profile")
+    if prof:
+        total = prof["total_ms_per_step"]
+        lines += ["", _when(record, "dispatch_profile"), "",
+                  "Where the layer's time goes (torch profiler, self CPU ms per forward + backward):", "",
+                  "| operator | ours (ms) | dense MLP (ms) |", "|---|---|---|"]
+        lines += [f"| {op} | {v['ours']:.2f} | {v['dense']:.2f} |" for op, v in prof["self_ms_per_step"].items()]
+        lines += [f"| all operators | {total['ours']:.2f} | {total['dense']:.2f} |"]
     mfu = record.get("model_flop_utilisation")
     if mfu:
         lines += ["", _when(record, "mfu"), "",

@@ -51,10 +51,8 @@ def _fwd_bwd(module, x):
     return step
 
 
-def dispatch_seconds(d_model: int = 128, n_experts: int = 8, top_k: int = 2, tokens: int = 32 * 256) -> dict:
-    from transformer_lens import HookedTransformerConfig
-    from transformer_lens.components import MoE as TLMoE
-
+def _ours_and_dense(d_model: int, n_experts: int, top_k: int, tokens: int):
+    """Our MoE layer and the dense MLP of its active width, on the same random input."""
     from models.config import GPTConfig
     from models.gpt import DenseMLP
     from models.moe import MoEMLP
@@ -67,6 +65,36 @@ def dispatch_seconds(d_model: int = 128, n_experts: int = 8, top_k: int = 2, tok
                             mlp_options=(("d_expert", d_expert), ("n_experts", n_experts), ("top_k", top_k))))
     dense = DenseMLP(GPTConfig(vocab_size=32, n_ctx=tokens // 32, d_model=d_model, n_layers=1, n_heads=4,
                                d_mlp=top_k * d_expert))
+    return x, ours, dense, d_expert
+
+
+def dispatch_profile(steps: int = 10, top: int = 10, d_model: int = 128, n_experts: int = 8, top_k: int = 2,
+                     tokens: int = 32 * 256) -> dict:
+    """Where the MoE layer's time goes beside the dense MLP's: self CPU milliseconds per forward +
+    backward, by operator (torch profiler), the top operators of either."""
+    from torch.profiler import ProfilerActivity, profile
+
+    x, ours, dense, _ = _ours_and_dense(d_model, n_experts, top_k, tokens)
+    per_op = {}
+    for name, module in (("ours", ours), ("dense", dense)):
+        step = _fwd_bwd(module, x)
+        for _ in range(3):
+            step()
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for _ in range(steps):
+                step()
+        per_op[name] = {e.key: e.self_cpu_time_total / 1000 / steps for e in prof.key_averages()}
+    ops = sorted(set(per_op["ours"]) | set(per_op["dense"]),
+                 key=lambda op: -max(per_op["ours"].get(op, 0), per_op["dense"].get(op, 0)))[:top]
+    return {"self_ms_per_step": {op: {name: per_op[name].get(op, 0.0) for name in per_op} for op in ops},
+            "total_ms_per_step": {name: sum(v.values()) for name, v in per_op.items()}}
+
+
+def dispatch_seconds(d_model: int = 128, n_experts: int = 8, top_k: int = 2, tokens: int = 32 * 256) -> dict:
+    from transformer_lens import HookedTransformerConfig
+    from transformer_lens.components import MoE as TLMoE
+
+    x, ours, dense, d_expert = _ours_and_dense(d_model, n_experts, top_k, tokens)
     tl = TLMoE(HookedTransformerConfig(n_layers=1, d_model=d_model, n_ctx=tokens // 32, d_head=d_model // 4,
                                        n_heads=4, d_mlp=d_expert, act_fn="gelu", num_experts=n_experts,
                                        experts_per_token=top_k, d_vocab=32))
