@@ -217,8 +217,39 @@ def _when(record: dict, part: str) -> str:
     return f"_{part}: an earlier whole run, {record.get('threads', '?')} thread(s), before per-part records_"
 
 
+def _aims(record: dict) -> list[str]:
+    """Each of issue 8's aims, judged from the figures below (a figure not measured is left out)."""
+    rows = []
+
+    def judge(what: str, value, text: str, met) -> None:
+        if value is not None:
+            rows.append(f"| {what} | {text.format(value)} | {'met' if met(value) else 'missed'} |")
+
+    judge("moex training step over dense (<= 1.25x)", record.get("train_step_ratio_to_dense", {}).get("moex"),
+          "{:.2f}x", lambda v: v <= 1.25)
+    dispatch = record.get("moe_dispatch") or {}
+    judge("MoE layer over the dense MLP (<= 1.25x)", dispatch.get("ours_over_dense"), "{:.2f}x", lambda v: v <= 1.25)
+    judge("MoE layer over TransformerLens's MoE (< 1x)", dispatch.get("ours_over_tl"), "{:.2f}x", lambda v: v < 1)
+    for model, v in (record.get("model_flop_utilisation") or {}).get("models", {}).items():
+        judge(f"{model} FLOP utilisation (>= 35%)", v["utilisation"], "{:.0%}", lambda u: u >= 0.35)
+    counting = record.get("chess_counting_seconds_by_features", {})
+    if counting:
+        largest = max(counting, key=int)
+        judge(f"chess counting at {largest} features (< 60 s)", counting[largest], "{:.1f} s", lambda v: v < 60)
+    auto = record.get("autointerp") or {}
+    judge("lexical auto-interp (>= 50 features/s)", auto.get("lexical_features_per_second"), "{:.0f}/s",
+          lambda v: v >= 50)
+    caching = auto.get("caching") or []
+    if len(caching) >= 2:
+        tokens = caching[-1]["tokens"] / caching[0]["tokens"]
+        judge(f"caching peak memory at {tokens:.0f}x the tokens (flat: under 2x)",
+              caching[-1]["peak_rss_mib"] / caching[0]["peak_rss_mib"], "{:.2f}x", lambda v: v < 2)
+    return ["## Aims", "", "| aim | now | |", "|---|---|---|", *rows, ""] if rows else []
+
+
 def _markdown(record: dict) -> list[str]:
-    lines = ["# Performance", "", "Parts are measured separately (`--parts`); each names its run.", ""]
+    lines = ["# Performance", "", "Parts are measured separately (`--parts`); each names its run.", "",
+             *_aims(record)]
     step = record.get("train_step_seconds", {})
     if step:
         ratio = record.get("train_step_ratio_to_dense", {})
