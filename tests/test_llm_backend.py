@@ -123,21 +123,30 @@ class FakeEndpoint:
                     endpoint.auth_headers.append(self.headers.get("Authorization"))
                     endpoint.in_flight += 1
                     endpoint.max_in_flight = max(endpoint.max_in_flight, endpoint.in_flight)
+                left = []
+
+                def leave():  # once, before the first byte of the answer goes out
+                    if not left:
+                        left.append(True)
+                        with endpoint._lock:
+                            endpoint.in_flight -= 1
                 try:
-                    endpoint.respond(self, n)
+                    endpoint.respond(self, n, leave)
                 finally:
-                    with endpoint._lock:
-                        endpoint.in_flight -= 1
+                    leave()
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
-    def respond(self, handler, n):
+    def respond(self, handler, n, leave):
+        """`leave()` ends the request's in-flight count before the answer is sent: once the client can
+        read it, it may send its next request, which must not count as overlapping this one."""
         if self.delay:
             time.sleep(self.delay)
         if self.mode == "slow":
             time.sleep(1.0)
+        leave()
         if self.mode == "status" or (self.mode == "flaky" and n <= self.fail_first):
             code = self.status if self.mode == "status" else 503
             handler.send_response(code)
