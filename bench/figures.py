@@ -240,17 +240,17 @@ def width_sweep(preset: str) -> list[Path] | str:
         return (f"no model has results at two or more widths of {', '.join(WIDTH_SWEEP)} "
                 f"(run `make grid TASK=chess PRESET=short-w64` and `PRESET=short-w192`)")
     plt = _plt()
-    fig, axes = plt.subplots(1, 2, figsize=(9.6, 3.8))
+    fig, axes = plt.subplots(1, 2, figsize=(9.6, 4.0), layout="constrained")  # room for the shared x label
     for model, pts in sorted(points.items()):
         widths = [w for w, _ in pts]
         for ax, metric in zip(axes, ("coverage", "reconstruction")):
             ax.plot(widths, [r["metrics"][metric] for _, r in pts], marker="o", ms=4, label=model)
     for ax, metric in zip(axes, ("coverage", "reconstruction")):
-        ax.set(xlabel="d_model (MLP hidden width 4 x d_model active per token)", ylabel=f"{metric} (board state F1)",
-               xticks=[PRESETS[p].d_model for p in WIDTH_SWEEP])
+        ax.set(ylabel=f"{metric} (board state F1)", xticks=[PRESETS[p].d_model for p in WIDTH_SWEEP])
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     fig.suptitle("Chess: coverage and reconstruction against model width (the paper's Fig. 3/5; short recipe)")
+    fig.supxlabel("d_model (the MLP's active hidden width is 4 x d_model)", fontsize=10)  # one label: two would collide
     used = [r for pts in points.values() for _, r in pts]
     absent = sorted({f"{m} at {p}" for m in points for p in WIDTH_SWEEP}
                     - {f"{r['model']} at {r['preset']}" for r in used})
