@@ -100,10 +100,12 @@ def test_a_decaying_importance_is_its_own_experiment_in_its_own_folder():
     path = result_path("superposition", "dense", "tiny", 0, "importance-0.5")
     record = load_result(path)
     assert record["config"]["importance_decay"] == 0.5
+    assert any("I_i = 0.5^i" in d for d in record["provenance"]["deviations"])
     assert (path.parent / "summary.md").exists() and (path.parent / "features_per_dimension.png").exists()
     # Same seed and initial weights as the uniform sweep: only the loss weighting differs, so the
     # trained models must too.
     assert _bench("--model", "dense", "eval_samples=512").returncode == 0
     uniform = load_result(result_path("superposition", "dense", "tiny", 0))
     assert uniform["config"]["importance_decay"] == 1.0
+    assert not any("importance_decay" in d for d in uniform["provenance"]["deviations"])
     assert uniform["metrics"]["loss"] != record["metrics"]["loss"]

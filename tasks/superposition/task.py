@@ -112,7 +112,9 @@ class SuperpositionTask:
                 special += run_specialisation(spec, sp, init, p.lr, p.batch, config, generator)
         metrics = headline(rows, special, p.n_features)
         details = {"toy_form": form, "preset": dataclasses.asdict(p), "sweep": rows, "specialisation": special}
-        return {"metrics": metrics, "details": details, "deviations": DEVIATIONS,
+        deviations = DEVIATIONS + ([f"main sweep importance I_i = {config.importance_decay:g}^i (importance_decay); the "
+                                    f"reference's main sweep is uniform"] if config.importance_decay != 1 else [])
+        return {"metrics": metrics, "details": details, "deviations": deviations,
                 "per_item": rows + special, "feature_kind": "toy-model feature directions (rows of W_e)"}
 
     @staticmethod
