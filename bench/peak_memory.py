@@ -12,8 +12,13 @@ from __future__ import annotations
 import json
 import resource
 import runpy
+import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def own_peak_rss_mib() -> float:
@@ -24,6 +29,21 @@ def own_peak_rss_mib() -> float:
     except OSError:
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # not Linux: the closest there is
+
+
+def measure_module(module_args: list[str], env: dict) -> dict:
+    """Wall seconds and peak RSS of `python -m MODULE ARGS...` in a child process, its own (run through
+    this module's `__main__`), from the repository root. A failure is one error line."""
+    with tempfile.TemporaryDirectory(prefix="moexbench-peak-") as tmp:
+        peak_file = Path(tmp) / "peak.json"
+        cmd = [sys.executable, "-m", "bench.peak_memory", str(peak_file), *module_args]
+        start = time.perf_counter()
+        out = subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        seconds = time.perf_counter() - start
+        if out.returncode != 0:
+            last = (out.stderr.strip().splitlines() or ["(no output)"])[-1]
+            raise SystemExit(f"error: python -m {' '.join(module_args)} failed: {last}")
+        return {"wall_seconds": seconds, **json.loads(peak_file.read_text())}
 
 
 if __name__ == "__main__":

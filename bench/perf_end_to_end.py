@@ -5,30 +5,11 @@ floor computed), the second reuses it."""
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _timed_child(module_args: list[str], env: dict) -> dict:
-    """Wall seconds and peak RSS of `python -m MODULE ARGS...`, its own (bench/peak_memory.py says why
-    not os.wait4's ru_maxrss)."""
-    with tempfile.TemporaryDirectory(prefix="moexbench-peak-") as tmp:
-        peak_file = Path(tmp) / "peak.json"
-        cmd = [sys.executable, "-m", "bench.peak_memory", str(peak_file), *module_args]
-        start = time.perf_counter()
-        out = subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        seconds = time.perf_counter() - start
-        if out.returncode != 0:
-            last = (out.stderr.strip().splitlines() or ["(no output)"])[-1]
-            raise SystemExit(f"error: python -m {' '.join(module_args)} failed: {last}")
-        return {"wall_seconds": seconds, **json.loads(peak_file.read_text())}
+from bench.peak_memory import measure_module
 
 
 def bench_seconds(model: str = "moex", task: str = "chess", preset: str = "cpu", threads: int = 2) -> dict:
@@ -39,4 +20,4 @@ def bench_seconds(model: str = "moex", task: str = "chess", preset: str = "cpu",
         cmd = ["bench", "bench", "--model", model, "--task", task, "--preset", preset, "--seed", "0",
                "--threads", str(threads)]
         return {"command": f"make bench MODEL={model} TASK={task} PRESET={preset} THREADS={threads}",
-                "cold_cache": _timed_child(cmd, env), "warm_cache": _timed_child(cmd, env)}
+                "cold_cache": measure_module(cmd, env), "warm_cache": measure_module(cmd, env)}

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from bench.perf_end_to_end import _timed_child
+from bench.peak_memory import measure_module
 
 
 @pytest.fixture
@@ -20,8 +20,8 @@ def module_dir(tmp_path):
 
 def test_peak_memory_is_the_childs_own_not_its_parents(module_dir):
     held = np.ones(600 * 2**20 // 8)  # this process now peaks above 600 MiB; a child must not report that
-    small = _timed_child(["grab_memory", "50"], module_dir)
-    big = _timed_child(["grab_memory", "300"], module_dir)
+    small = measure_module(["grab_memory", "50"], module_dir)
+    big = measure_module(["grab_memory", "300"], module_dir)
     assert held.sum() > 0
     assert small["peak_rss_mib"] < 400, small
     assert big["peak_rss_mib"] > small["peak_rss_mib"] + 200 and big["wall_seconds"] > 0
@@ -29,4 +29,4 @@ def test_peak_memory_is_the_childs_own_not_its_parents(module_dir):
 
 def test_a_failing_run_names_its_last_error_line(module_dir):
     with pytest.raises(SystemExit, match="python -m fail_loudly failed: ValueError: no checkpoint"):
-        _timed_child(["fail_loudly"], module_dir)
+        measure_module(["fail_loudly"], module_dir)
