@@ -28,15 +28,16 @@ def _z_and_output(layer, x):
 @pytest.mark.parametrize("router,act", [("learned", "gelu"), ("switch", "gelu"), ("sparsity", "relu"),
                                         ("sparsity", "gelu"), ("learned", "relu")])
 def test_layer_is_the_concatenated_decoder_applied_to_z(router, act):
-    torch.manual_seed(0)
+    seed = torch.seed() % 2**31  # fresh weights and inputs each run; the seed is in the failure message
+    torch.manual_seed(seed)
     layer = MoEMLP(_cfg(router, act, aux_loss_coef=0.01))
     torch.nn.init.normal_(layer.b_enc, std=0.5)
     x = torch.randn(3, 5, 16)
     z, slow, fast = _z_and_output(layer, x)
     assert z.shape == (3, 5, 4 * 8)
     wide = z @ torch.cat(list(layer.W_dec), dim=0) + layer.b_dec
-    torch.testing.assert_close(fast, wide, rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(slow, fast, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(fast, wide, rtol=1e-5, atol=1e-6, msg=lambda m: f"seed {seed}: {m}")
+    torch.testing.assert_close(slow, fast, rtol=1e-5, atol=1e-6, msg=lambda m: f"seed {seed}: {m}")
     # at most k non-zero blocks per token
     blocks = z.view(3, 5, 4, 8).abs().sum(-1) > 0
     assert (blocks.sum(-1) <= 2).all()
