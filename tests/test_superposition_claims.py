@@ -41,3 +41,23 @@ def test_monosemantic_shares_are_tabled_once_any_model_has_one():
     assert "| moex | 0.300 | 0.250 | 0.350 |" in text
     assert "| e10m2k2 | 1.000 | 0.900 | lower | 0.090 | 0.100 | 0.150 / 0.350 |" in text
     assert "No model has a monosemantic feature" not in text
+
+
+def test_silent_experts_chosen_by_the_sparsity_router_are_called_out():
+    both = dict(features_per_dim=1.0, loss=0.09, features_per_dim_max_jump=0.4, monosemantic_fraction=0.0,
+                mean_interference=1.2, features_per_dim_e20m1k5=0.6, loss_e20m1k5=0.08,
+                monosemantic_fraction_e20m1k5=0.0, features_per_dim_e4m5k1=1.3, loss_e4m5k1=0.08,
+                monosemantic_fraction_e4m5k1=0.01)
+    stats = {"dense": _stat(features_per_dim=1.7, loss=0.07, features_per_dim_max_jump=1.0,
+                            monosemantic_fraction=0.0, mean_interference=1.1),
+             "moe-relu": _stat(**both, chosen_units_on_e20m1k5=0.8, chosen_units_on_e4m5k1=0.85),
+             "moex": _stat(**{**both, "features_per_dim_e20m1k5": 0.36}, chosen_units_on_e20m1k5=0.001,
+                           chosen_units_on_e4m5k1=0.7)}
+    text = "\n".join(render(stats))
+    assert "| e20m1k5 | 0.600 | 0.360 | lower | 0.080 | 0.080 | 0.000 / 0.000 | 0.800 / 0.001 |" in text
+    assert "picks silent experts at e20m1k5 (0.1% of their units firing):" in text
+    assert "e4m5k1 (" not in text  # 70% firing is not silent
+    del stats["moex"]["mean"]["chosen_units_on_e4m5k1"]  # a configuration without the share: no column
+    text = "\n".join(render(stats))
+    assert "units firing in chosen experts" not in text
+    assert "picks silent experts at e20m1k5" in text  # but the share that exists still gets its verdict

@@ -49,3 +49,14 @@ def test_allocation_and_global_dimensionality():
     # expert 1 holds feature 1 alone (D = 1). Global D_1 = 0.5 * 0.2 + 0.5 * 1.
     D = metrics.global_dimensionality(W, metrics.activation_given_presence(x, chosen))[0]
     assert D.tolist() == pytest.approx([0.8, 0.6], rel=1e-4)
+
+
+def test_share_of_a_chosen_experts_units_that_fire():
+    # Two experts of m = 2 over 2 features. Expert 0's units read +x0 and -x1; expert 1's read -x0, -x1.
+    W = torch.tensor([[[[1.0, 0.0], [0.0, -1.0]], [[-1.0, 0.0], [0.0, -1.0]]]])
+    x = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])            # input 0: only x0; input 1: only x1
+    # Input 0 picks expert 0 (unit 0 fires: 1/2); input 1 picks expert 1 (nothing fires: 0).
+    chosen = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])
+    assert metrics.units_on_when_chosen(x, W, chosen).tolist() == [pytest.approx(0.25)]
+    # Both inputs pick both experts: 1/2 + 0 + 0 + 0 over four pairs.
+    assert metrics.units_on_when_chosen(x, W, torch.ones(1, 2, 2)).tolist() == [pytest.approx(0.125)]

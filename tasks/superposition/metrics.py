@@ -60,6 +60,14 @@ def activation_given_presence(x: torch.Tensor, chosen: torch.Tensor) -> torch.Te
     return together / present.sum(1).unsqueeze(1).clamp_min(1.0)
 
 
+def units_on_when_chosen(x: torch.Tensor, W: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:
+    """(N,): over every (input, chosen expert) pair, the mean share of that expert's hidden units with a
+    positive pre-activation x . W_e[:, h] (the units a ReLU lets through). 0 means every chosen expert is
+    silent: its output is its bias alone and its weights get no reconstruction gradient."""
+    on = (torch.einsum("nbf,nefh->nbeh", x, W) > 0).float().mean(-1)     # (N, B, E)
+    return (on * chosen).sum((1, 2)) / chosen.sum((1, 2)).clamp_min(1.0)
+
+
 def global_dimensionality(W: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
     """(N, n): D_i = sum_e alpha_i^(e) D_i^(e)."""
     return (alpha * feature_dimensionality(W)).sum(1)

@@ -11,6 +11,8 @@ MOE_MODELS = ("moe", "switch", "moe-relu", "moex")
 # Features per dimension within this relative difference are called about equal: each configuration
 # is a mean over the sweep's densities and only 2 seeds, with no spread computed per configuration.
 ABOUT_EQUAL = 0.05
+# Below this share of chosen experts' units firing, the experts a router picks are called silent.
+SILENT = 0.05
 
 
 def _get(stats: dict, model: str, metric: str) -> float | None:
@@ -97,22 +99,34 @@ def _router_question(stats: dict) -> list[str]:
     if _get(stats, "moex", "features_per_dim") is None or _get(stats, "moe-relu", "features_per_dim") is None:
         return []
     configs = _in_order(k[len("features_per_dim_"):] for k in stats["moex"]["mean"] if k.startswith("features_per_dim_e"))
-    # Older results have no per-configuration monosemantic share: that column only when every row has it.
-    with_mono = all(_get(stats, m, f"monosemantic_fraction_{c}") is not None
-                    for m in ("moex", "moe-relu") for c in configs)
-    rows = []
+    # Older results lack the per-configuration columns: each only when every row has it.
+    extra = [(key, title) for key, title in (("monosemantic_fraction", "monosemantic share"),
+                                             ("chosen_units_on", "units firing in chosen experts"))
+             if all(_get(stats, m, f"{key}_{c}") is not None for m in ("moe-relu", "moex") for c in configs)]
+    rows, silent = [], []
     for c in configs:
         x, r = _get(stats, "moex", f"features_per_dim_{c}"), _get(stats, "moe-relu", f"features_per_dim_{c}")
         lx, lr = _get(stats, "moex", f"loss_{c}"), _get(stats, "moe-relu", f"loss_{c}")
-        if None not in (x, r, lx, lr):
-            verdict = "about equal" if abs(x - r) <= ABOUT_EQUAL * r else "lower" if x < r else "higher"
-            mono = (f" {_get(stats, 'moe-relu', f'monosemantic_fraction_{c}'):.3f} / "
-                    f"{_get(stats, 'moex', f'monosemantic_fraction_{c}'):.3f} |") if with_mono else ""
-            rows.append(f"| {c} | {r:.3f} | {x:.3f} | {verdict} | {lr:.3f} | {lx:.3f} |{mono}")
-    return ["", "Does MoE-X's sparsity-aware router lower superposition further than a learned router at equal "
-                "network sparsity? `moe-relu` (learned router) against `moex` (sparsity router), the same ReLU "
-                "experts; configurations are E experts of m units, top-k. Within 5% is called about equal (2 seeds, no "
-                "spread per configuration).", "",
-            "| configuration | features/dim, learned router | features/dim, MoE-X router | MoE-X | loss, learned "
-            "| loss, MoE-X |" + (" monosemantic share, learned / MoE-X |" if with_mono else ""),
-            "|---|---|---|---|---|---|" + ("---|" if with_mono else "")] + rows
+        if None in (x, r, lx, lr):
+            continue
+        verdict = "about equal" if abs(x - r) <= ABOUT_EQUAL * r else "lower" if x < r else "higher"
+        cells = "".join(f" {_get(stats, 'moe-relu', f'{key}_{c}'):.3f} / {_get(stats, 'moex', f'{key}_{c}'):.3f} |"
+                        for key, _ in extra)
+        rows.append(f"| {c} | {r:.3f} | {x:.3f} | {verdict} | {lr:.3f} | {lx:.3f} |{cells}")
+        on = _get(stats, "moex", f"chosen_units_on_{c}")
+        if on is not None and on < SILENT:
+            silent.append(f"{c} ({on:.1%} of their units firing)")
+    lines = ["", "Does MoE-X's sparsity-aware router lower superposition further than a learned router at equal "
+                 "network sparsity? `moe-relu` (learned router) against `moex` (sparsity router), the same ReLU "
+                 "experts; configurations are E experts of m units, top-k. Within 5% is called about equal (2 seeds, "
+                 "no spread per configuration).", "",
+             "| configuration | features/dim, learned router | features/dim, MoE-X router | MoE-X | loss, learned "
+             "| loss, MoE-X |" + "".join(f" {title}, learned / MoE-X |" for _, title in extra),
+             "|---|---|---|---|---|---|" + "---|" * len(extra)] + rows
+    if silent:
+        lines += ["", f"MoE-X's router picks silent experts at {', '.join(silent)}: "
+                      f"it sends each input to the experts expected to fire least, and an expert of few units "
+                      f"can be expected not to fire at all. A silent expert outputs its bias and its weights "
+                      f"get no reconstruction gradient, so its features per dimension there measures experts that "
+                      f"never learned, not less superposition."]
+    return lines

@@ -18,9 +18,11 @@ def label(spec: ToySpec) -> str:
 
 @torch.no_grad()
 def _evaluate(model: ToyModels, density: torch.Tensor, samples: int, generator: torch.Generator) -> dict:
-    """Routing usage, P(expert | feature present) and the mean squared error over fresh inputs."""
+    """Routing usage, P(expert | feature present), the mean squared error and (ReLU hidden units only)
+    the share of a chosen expert's units that fire, over fresh inputs."""
     N, n, E = model.W.shape[0], model.spec.n_features, model.spec.n_experts
     usage, together, present, sq_err, count = torch.zeros(N, E), torch.zeros(N, E, n), torch.zeros(N, n), torch.zeros(N), 0
+    units_on = torch.zeros(N)
     for start in range(0, samples, EVAL_CHUNK):
         x = sample_features(N, min(EVAL_CHUNK, samples - start), n, density, generator)
         x_hat, weights, _ = model(x)
@@ -28,9 +30,11 @@ def _evaluate(model: ToyModels, density: torch.Tensor, samples: int, generator: 
         together += torch.einsum("nbe,nbi->nei", (weights > 0).float(), (x > 0).float())
         present += (x > 0).float().sum(1)
         sq_err += (x - x_hat).pow(2).mean(-1).sum(1)
+        # Every input has exactly k chosen experts, so weighting each chunk by its size is exact.
+        units_on += M.units_on_when_chosen(x, model.W, (weights > 0).float()) * x.shape[1]
         count += x.shape[1]
     return {"usage": usage / count, "alpha": together / present.unsqueeze(1).clamp_min(1.0),
-            "loss": sq_err / count}
+            "loss": sq_err / count, "units_on": units_on / count}
 
 
 def run_sweep(spec: ToySpec, densities: tuple, seeds: int, steps: int, batch: int, lr: float, config,
@@ -62,6 +66,8 @@ def run_sweep(spec: ToySpec, densities: tuple, seeds: int, steps: int, batch: in
             "mean_interference": float(inter[i][rep].mean()) if rep.any() else 0.0,
             "mean_max_allocation": float(alloc[i].max(0).values.mean()),
             "expert_usage": [round(float(u), 4) for u in ev["usage"][i]],
+            # Meaningless for the tied linear form, whose hidden units are not gated.
+            "chosen_units_on": float(ev["units_on"][i]) if spec.hidden == "relu" else None,
         })
     return rows
 

@@ -70,6 +70,9 @@ def headline(rows: list[dict], special: list[dict], n_features: int) -> dict:
         out[f"loss_{config}"] = _mean([r["loss"] for r in rows if r["config"] == config])
         out[f"monosemantic_fraction_{config}"] = _mean([r["monosemantic_features"] / n_features
                                                         for r in rows if r["config"] == config])
+        on = [r["chosen_units_on"] for r in rows if r["config"] == config and r.get("chosen_units_on") is not None]
+        if on:
+            out[f"chosen_units_on_{config}"] = _mean(on)
     for init in sorted({s["gate_init"] for s in special}):
         group = [s for s in special if s["gate_init"] == init]
         out[f"specialisation_usage_{init}"] = _mean([s["usage_clamped"] for s in group])
