@@ -48,11 +48,11 @@ def _variant(task, config) -> str | None:
 
 
 def _report(task, preset: str, seed: int, variant: str | None = None) -> None:
-    """The task's summary, and its own figures or pages when it draws any (seed 0 only)."""
-    if seed == 0:
-        write_summary(task.name, preset, variant)
-        if hasattr(task, "figures"):
-            task.figures(preset, variant)
+    """The task's summary after every seed (its means and spreads count them all), and its own
+    figures or pages, drawn from seed 0, when it draws any."""
+    write_summary(task.name, preset, variant)
+    if seed == 0 and hasattr(task, "figures"):
+        task.figures(preset, variant)
 
 
 def _run_self_contained(adapter_cls, task, config, preset: str, seed: int, device: str) -> Path:

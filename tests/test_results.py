@@ -67,3 +67,19 @@ def test_curve_files_beside_results_are_not_read_as_results(tmp_path):
     (tmp_path / "dense.json").write_text("{}")
     (tmp_path / "training_curve_dense.json").write_text("{}")
     assert [p.name for p in result_files(tmp_path)] == ["dense.json"]
+
+
+def test_a_later_seed_refreshes_the_summary_but_not_the_figures():
+    from types import SimpleNamespace
+
+    from bench.results import task_dir
+    from bench.runner import _report
+
+    drawn = []
+    task = SimpleNamespace(name="unitseeds", figures=lambda preset, variant: drawn.append(preset))
+    write_result("unitseeds", "m", "cpu", 0, {"coverage": 0.2}, {}, {}, {})
+    _report(task, "cpu", 0)
+    write_result("unitseeds", "m", "cpu", 1, {"coverage": 0.4}, {}, {}, {})
+    _report(task, "cpu", 1)
+    assert "| m | cpu | 2 |" in (task_dir("unitseeds") / "summary.md").read_text()
+    assert drawn == ["cpu"]  # figures are drawn from seed 0, once
