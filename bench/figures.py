@@ -164,7 +164,8 @@ def expert_encoders(preset: str) -> list[Path] | str:
     if isinstance(analyses, str):
         return analyses
     plt = _plt()
-    fig, axes = plt.subplots(1, len(analyses), figsize=(4.4 * len(analyses), 4.2), squeeze=False)
+    # constrained layout: each panel's y label gets room instead of touching the panel to its left
+    fig, axes = plt.subplots(1, len(analyses), figsize=(4.4 * len(analyses), 4.2), squeeze=False, layout="constrained")
     for ax, a in zip(axes[0], analyses):
         pca = a["encoder_pca"]
         for e, pts in enumerate(pca["coords"]):
@@ -185,7 +186,7 @@ def router_vs_active(preset: str) -> list[Path] | str:
     if isinstance(analyses, str):
         return analyses
     plt = _plt()
-    fig, axes = plt.subplots(1, len(analyses), figsize=(4.4 * len(analyses), 4.0), squeeze=False)
+    fig, axes = plt.subplots(1, len(analyses), figsize=(4.4 * len(analyses), 4.0), squeeze=False, layout="constrained")
     for ax, a in zip(axes[0], analyses):
         rv = a["router_vs_active"]
         ax.scatter(rv["score"], rv["active_units"], s=4, alpha=0.4, c=rv["expert"], cmap="tab10")
