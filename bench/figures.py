@@ -133,10 +133,14 @@ def coverage_vs_l0(preset: str) -> list[Path] | str:
                       f"{', '.join(str(p[sweep['knob']]) for p in pts)})")
         paths.append(path)
         shas.append(sweep["provenance"]["git_sha"])
+    rightmost = max((r["metrics"]["l0"] for r in records), default=None)
     for r in records:
         m = r["metrics"]
         ax.scatter(m["l0"], m["coverage"], marker="s", s=28, zorder=3)
-        ax.annotate(r["model"], (m["l0"], m["coverage"]), fontsize=7, xytext=(4, 3), textcoords="offset points")
+        # the rightmost point's name goes to its left, inside the axes rather than across the frame
+        left = len(records) > 1 and m["l0"] == rightmost
+        ax.annotate(r["model"], (m["l0"], m["coverage"]), fontsize=7, xytext=(-4 if left else 4, 3),
+                    textcoords="offset points", ha="right" if left else "left")
         paths.append(r["_path"])
         shas.append(r["provenance"]["git_sha"])
     ax.set_xscale("log")
