@@ -2,7 +2,6 @@
 high-water mark inherited from a big parent), and a failing run is one error line, never a figure."""
 
 import os
-import sys
 
 import numpy as np
 import pytest
