@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import platform
 from pathlib import Path
 
 import torch
@@ -47,6 +48,14 @@ def build_random(adapter_cls, task, preset: str, seed: int) -> GPT:
     return GPT(adapter_cls.model_config(task.dense_config(preset)))
 
 
+def describe_device(device: str) -> str:
+    """Where a checkpoint was trained, for its provenance: the same recipe gives other numbers on
+    another device (float order, kernels), so a result says which one made its weights."""
+    if device.startswith("cuda"):
+        return f"{device} ({torch.cuda.get_device_name(torch.device(device))}), torch {torch.__version__}"
+    return f"{device} ({platform.machine()}, {torch.get_num_threads()} thread(s)), torch {torch.__version__}"
+
+
 def train_model(adapter_cls, task, preset: str, seed: int, device: str, progress: bool = True) -> Path:
     """Trains (or resumes) and returns the checkpoint stem."""
     model = build_random(adapter_cls, task, preset, seed).to(device)
@@ -54,8 +63,10 @@ def train_model(adapter_cls, task, preset: str, seed: int, device: str, progress
     fingerprint = dict(data.fingerprint)
     stem = checkpoint_stem(task.name, adapter_cls.name, preset, seed)
     recipe = task.train_config(preset, seed)
+    on_device = "" if device == "cpu" else f" DEVICE={device}"
     meta = {"task": task.name, "model": adapter_cls.name, "preset": preset, "seed": seed,
-            "command": f"make train MODEL={adapter_cls.name} TASK={task.name} PRESET={preset} SEED={seed}"}
+            "command": f"make train MODEL={adapter_cls.name} TASK={task.name} PRESET={preset} SEED={seed}{on_device}",
+            "trained_on": describe_device(device)}
     source = getattr(adapter_cls, "initialise_from", None)
     if source:  # continued training / upcycling: start from another model's checkpoint
         from bench import registry

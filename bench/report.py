@@ -54,6 +54,19 @@ def _paper_tables(task: str, stats: dict) -> list[str]:
     return render(stats)
 
 
+def _trained_elsewhere(seeds_of: dict[str, list[dict]]) -> list[str]:
+    """A line naming the results whose checkpoints were not trained on a CPU: same recipe and data,
+    but other float arithmetic, so a reader comparing seeds should know."""
+    where: dict[str, list[str]] = {}
+    for model, seeds in seeds_of.items():
+        for record in seeds:
+            device = record.get("provenance", {}).get("trained", {}).get("device") or "cpu"
+            if not device.startswith("cpu"):
+                where.setdefault(device, []).append(f"{model} seed {record.get('provenance', {}).get('seed')}")
+    return [f"Trained on {device}, same recipe and data: {', '.join(runs)}. Every other checkpoint was trained "
+            f"on this machine's CPU." for device, runs in where.items()] + ([""] if where else [])
+
+
 def _fmt(value) -> str:
     if value is None:
         return "-"
@@ -73,10 +86,11 @@ def write_summary(task: str, preset: str = "cpu", variant: str | None = None) ->
     spread = SEED_SPREAD.get(task, [])
     header = (["model", "preset", "n_seeds"] + columns + [f"{c}_{s}" for c in spread for s in ("mean", "std")]
               + [f"paper_{c}" for c in paper_cols])
-    rows, by_model = [], {}
+    rows, by_model, seeds_of = [], {}, {}
     for r in records:
         ref = paper.get(r["model"], {})
         seeds = [r] + [load_result(p) for p in sorted((folder / "seeds").glob(f"{file_stem(r['model'])}.seed*.json"))]
+        seeds_of[r["model"]] = seeds
         by_model[r["model"]] = stat = _seed_stats(seeds)
         cells = [v for c in spread for v in (stat["mean"].get(c), stat["std"].get(c))]
         rows.append([r["model"], r["preset"], len(seeds)] + [r["metrics"].get(c) for c in columns] + cells
@@ -90,7 +104,7 @@ def write_summary(task: str, preset: str = "cpu", variant: str | None = None) ->
           "columns are the published numbers for the same architecture (far larger models and data).", "",
           "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     md += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows]
-    md += [""] + _paper_tables(task, by_model)
+    md += [""] + _trained_elsewhere(seeds_of) + _paper_tables(task, by_model)
     atomic_write_text(folder / "summary.md", "\n".join(md) + "\n")
     plot = _plot(task, folder, records, paper)
     return [folder / "summary.csv", folder / "summary.md"] + ([plot] if plot else [])

@@ -29,7 +29,9 @@ def run_bench(adapter_cls, task, config, preset: str, seed: int, device: str) ->
     provenance = {
         "checkpoint": str(stem.relative_to(stem.parents[2])) if len(stem.parents) > 2 else str(stem),
         "trained": {"steps": history[-1].get("step"), "tokens": history[-1].get("tokens"),
-                    "seconds": history[-1].get("seconds"), "command": meta.get("command")},
+                    "seconds": history[-1].get("seconds"), "command": meta.get("command"),
+                    # checkpoints from before this field were all trained on this project's CPU machine
+                    "device": meta.get("trained_on", "cpu")},
         "deviations": out["deviations"],
         "feature_kind": adapter.feature_kind,
         **({"features_from": adapter.sae_source} if getattr(adapter, "sae_source", None) else {}),

@@ -31,6 +31,7 @@ def test_make_bench_tiny_writes_the_results_contract():
     assert record["metrics"]["n_features"] == 128  # tiny: d_mlp = 4 x 32
     assert record["details"]["positions"] == {"probe_train": 800, "probe_test": 800}
     assert record["provenance"]["deviations"] and record["provenance"]["seed"] == 0
+    assert record["provenance"]["trained"]["device"].startswith("cpu (")  # where its weights were trained
     assert record["details"]["feature_hook"] == "blocks.1.mlp.hook_post"
     rows = [json.loads(line) for line in path.with_suffix(".jsonl").read_text().splitlines()]
     assert len(rows) == 768 and {"bsp", "best_f1", "best_feature"} <= set(rows[0])

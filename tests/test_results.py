@@ -83,3 +83,19 @@ def test_a_later_seed_refreshes_the_summary_but_not_the_figures():
     _report(task, "cpu", 1)
     assert "| m | cpu | 2 |" in (task_dir("unitseeds") / "summary.md").read_text()
     assert drawn == ["cpu"]  # figures are drawn from seed 0, once
+
+
+def test_the_summary_names_results_whose_checkpoints_were_trained_off_this_cpu():
+    from bench.report import write_summary
+    from bench.results import task_dir
+
+    gpu = "cuda (NVIDIA H100 80GB HBM3), torch 2.11.0+cu130"
+    cpu = "cpu (x86_64, 1 thread(s)), torch 2.13.0+cpu"
+    write_result("unitdev", "m", "cpu", 0, {"coverage": 0.2}, {}, {}, {"trained": {"device": cpu}})
+    write_result("unitdev", "m", "cpu", 1, {"coverage": 0.3}, {}, {}, {"trained": {"device": gpu}})
+    write_result("unitdev", "m", "cpu", 2, {"coverage": 0.4}, {}, {}, {"trained": {}})  # before the field: cpu
+    write_summary("unitdev", "cpu")
+    text = (task_dir("unitdev") / "summary.md").read_text()
+    lines = [line for line in text.splitlines() if line.startswith("Trained on")]
+    assert lines == [f"Trained on {gpu}, same recipe and data: m seed 1. Every other checkpoint was trained on "
+                     "this machine's CPU."]
