@@ -16,7 +16,7 @@ from pathlib import Path
 
 from bench.errors import run_command
 from bench.report import _seed_stats
-from bench.results import atomic_write_text, file_stem, load_result, result_files, results_root, task_dir
+from bench.results import atomic_write_text, load_result, result_files, results_root, seed_files, task_dir
 
 
 def out_dir() -> Path:
@@ -71,7 +71,7 @@ def paper_tables(preset: str) -> list[Path] | str:
     folder = task_dir("chess", preset)
     stats = {}
     for r in records:
-        seeds = [r] + [load_result(p) for p in sorted((folder / "seeds").glob(f"{file_stem(r['model'])}.seed*.json"))]
+        seeds = [r] + [load_result(p) for p in seed_files(folder, r["model"])]
         stats[r["model"]] = _seed_stats(seeds)
     lines = render(stats)
     if not lines:
@@ -100,20 +100,34 @@ def coverage_vs_reconstruction(preset: str) -> list[Path] | str:
     records = [r for r in _records("chess", preset) if "coverage" in r["metrics"]]
     if not records:
         return f"no chess results at the {preset} preset"
+    folder = task_dir("chess", preset)
+    points, paths, shas = [], [], []
+    for r in records:
+        seeds = [r] + [load_result(p) | {"_path": p} for p in seed_files(folder, r["model"])]
+        stats = _seed_stats(seeds)
+        points.append((r["model"], len(seeds), stats["mean"]["coverage"], stats["mean"]["reconstruction"],
+                       stats["std"].get("coverage", 0.0), stats["std"].get("reconstruction", 0.0)))
+        paths += [s["_path"] for s in seeds]
+        shas += [s["provenance"]["git_sha"] for s in seeds]
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.2, 4.6))
-    for i, r in enumerate(sorted(records, key=lambda r: r["metrics"]["coverage"])):
-        m = r["metrics"]
-        ax.scatter(m["coverage"], m["reconstruction"], s=30)
+    lines = []
+    for i, (model, n, cov, rec, cov_std, rec_std) in enumerate(sorted(points, key=lambda p: p[2])):
+        # a model with several seeds is its mean with +-1 std bars: seed-to-seed spread is the yardstick
+        ax.errorbar(cov, rec, xerr=cov_std if n > 1 else None, yerr=rec_std if n > 1 else None, fmt="o", ms=5,
+                    capsize=2, elinewidth=0.8)
+        label = f"{model} ({n} seeds)" if n > 1 else model
         # neighbours alternate above and below their point so close labels do not overlap
-        ax.annotate(r["model"], (m["coverage"], m["reconstruction"]), fontsize=7, xytext=(4, 4 if i % 2 else -10),
-                    textcoords="offset points")
+        ax.annotate(label, (cov, rec), fontsize=7, xytext=(4, 4 if i % 2 else -10), textcoords="offset points")
+        spread = f" ± {cov_std:.3f}" if n > 1 else ""
+        lines.append(f"{model}: coverage {cov:.3f}{spread}, reconstruction {rec:.3f}"
+                     f"{f' ± {rec_std:.3f}' if n > 1 else ''} ({n} seed{'s' if n > 1 else ''})")
     ax.set(xlabel="coverage (board state, mean best F1)", ylabel="reconstruction (board state F1)",
            title=f"Chess: coverage against reconstruction per model ({preset} preset)")
     ax.grid(alpha=0.3)
-    caption = (f"Coverage against reconstruction of each model's features on the chess board state "
-               f"(seed 0, {preset} preset).\n"
-               + _sources([r["_path"] for r in records], [r["provenance"]["git_sha"] for r in records]))
+    caption = (f"Coverage against reconstruction of each model's features on the chess board state ({preset} "
+               f"preset): the mean over seeds with ±1 std bars where more than one seed ran, else seed 0.\n"
+               + "\n".join(lines) + "\n" + _sources(paths, shas))
     return _save(fig, f"chess_coverage_vs_reconstruction_{preset}", caption)
 
 
@@ -134,12 +148,13 @@ def coverage_vs_l0(preset: str) -> list[Path] | str:
         paths.append(path)
         shas.append(sweep["provenance"]["git_sha"])
     rightmost = max((r["metrics"]["l0"] for r in records), default=None)
-    for r in records:
+    for i, r in enumerate(sorted(records, key=lambda r: r["metrics"]["coverage"])):
         m = r["metrics"]
         ax.scatter(m["l0"], m["coverage"], marker="s", s=28, zorder=3)
-        # the rightmost point's name goes to its left, inside the axes rather than across the frame
+        # the rightmost point's name goes to its left, inside the axes rather than across the frame;
+        # neighbours in coverage alternate above and below their point so close labels do not overlap
         left = len(records) > 1 and m["l0"] == rightmost
-        ax.annotate(r["model"], (m["l0"], m["coverage"]), fontsize=7, xytext=(-4 if left else 4, 3),
+        ax.annotate(r["model"], (m["l0"], m["coverage"]), fontsize=7, xytext=(-4 if left else 4, 3 if i % 2 else -9),
                     textcoords="offset points", ha="right" if left else "left")
         paths.append(r["_path"])
         shas.append(r["provenance"]["git_sha"])

@@ -106,6 +106,11 @@ def result_files(folder: Path) -> list[Path]:
     return [p for p in sorted(folder.glob("*.json")) if not p.name.startswith(NOT_RESULTS)]
 
 
+def seed_files(folder: Path, model: str) -> list[Path]:
+    """The results of a model's other seeds, beside its seed-0 file in `folder`."""
+    return sorted((folder / "seeds").glob(f"{file_stem(model)}.seed*.json"))
+
+
 def load_result(path: Path) -> dict:
     try:
         record = json.loads(path.read_text())

@@ -53,3 +53,18 @@ def test_width_sweep_plots_models_with_two_widths_and_names_the_absent_ones(tmp_
     caption = (tmp_path / "figures" / "chess_width_sweep.txt").read_text()
     assert "Absent: moex at short-w192." in caption
     assert "chess/short-w64/dense.json" in caption and "chess/short-w192/dense.json" in caption
+
+
+def test_coverage_against_reconstruction_plots_the_seed_mean_with_its_spread(tmp_path, monkeypatch):
+    from bench.figures import coverage_vs_reconstruction
+
+    monkeypatch.setenv("MOEXBENCH_RESULTS", str(tmp_path))
+    _result("dense", 0.07, 0.02, 120.0)
+    for seed, (cov, rec) in ((0, (0.06, 0.02)), (1, (0.08, 0.04)), (2, (0.10, 0.06))):
+        write_result("chess", "moex", "cpu", seed, {"coverage": cov, "reconstruction": rec}, {}, {}, {})
+    coverage_vs_reconstruction("cpu")
+    caption = (tmp_path / "figures" / "chess_coverage_vs_reconstruction_cpu.txt").read_text()
+    # mean of 0.06/0.08/0.10 is 0.08 with sample std 0.02; of 0.02/0.04/0.06, 0.04 and 0.02
+    assert "moex: coverage 0.080 ± 0.020, reconstruction 0.040 ± 0.020 (3 seeds)" in caption
+    assert "dense: coverage 0.070, reconstruction 0.020 (1 seed)" in caption
+    assert "chess/seeds/moex.seed2.json" in caption
