@@ -119,9 +119,11 @@ def coverage_vs_reconstruction(preset: str) -> list[Path] | str:
         label = f"{model} ({n} seeds)" if n > 1 else model
         # neighbours alternate above and below their point so close labels do not overlap
         ax.annotate(label, (cov, rec), fontsize=7, xytext=(4, 4 if i % 2 else -10), textcoords="offset points")
-        spread = f" ± {cov_std:.3f}" if n > 1 else ""
-        lines.append(f"{model}: coverage {cov:.3f}{spread}, reconstruction {rec:.3f}"
-                     f"{f' ± {rec_std:.3f}' if n > 1 else ''} ({n} seed{'s' if n > 1 else ''})")
+        if n > 1:
+            lines.append(f"{model}: coverage {cov:.3f} ± {cov_std:.3f}, reconstruction {rec:.3f} ± {rec_std:.3f} "
+                         f"({n} seeds)")
+        else:
+            lines.append(f"{model}: coverage {cov:.3f}, reconstruction {rec:.3f} (1 seed)")
     ax.set(xlabel="coverage (board state, mean best F1)", ylabel="reconstruction (board state F1)",
            title=f"Chess: coverage against reconstruction per model ({preset} preset)")
     ax.grid(alpha=0.3)
