@@ -16,7 +16,7 @@ from pathlib import Path
 
 from bench.errors import run_command
 from bench.report import _seed_stats
-from bench.results import atomic_write_text, load_result, result_files, results_root, seed_files, task_dir
+from bench.results import atomic_write_text, load_result, result_files, results_root, task_dir, with_seeds
 
 
 def out_dir() -> Path:
@@ -71,7 +71,7 @@ def paper_tables(preset: str) -> list[Path] | str:
     folder = task_dir("chess", preset)
     stats = {}
     for r in records:
-        seeds = [r] + [load_result(p) for p in seed_files(folder, r["model"])]
+        seeds = with_seeds(folder, r)
         stats[r["model"]] = _seed_stats(seeds)
     lines = render(stats)
     if not lines:
@@ -103,7 +103,7 @@ def coverage_vs_reconstruction(preset: str) -> list[Path] | str:
     folder = task_dir("chess", preset)
     points, paths, shas = [], [], []
     for r in records:
-        seeds = [r] + [load_result(p) | {"_path": p} for p in seed_files(folder, r["model"])]
+        seeds = with_seeds(folder, r)
         stats = _seed_stats(seeds)
         points.append((r["model"], len(seeds), stats["mean"]["coverage"], stats["mean"]["reconstruction"],
                        stats["std"].get("coverage", 0.0), stats["std"].get("reconstruction", 0.0)))

@@ -8,7 +8,7 @@ import io
 import statistics
 from pathlib import Path
 
-from bench.results import atomic_write_text, load_result, result_dir, result_files, seed_files
+from bench.results import atomic_write_text, load_result, result_dir, result_files, with_seeds
 
 HEADLINE = {
     "chess": ["val_loss", "legal_move_rate", "coverage", "reconstruction", "coverage_strategy", "reconstruction_strategy",
@@ -89,7 +89,7 @@ def write_summary(task: str, preset: str = "cpu", variant: str | None = None) ->
     rows, by_model, seeds_of = [], {}, {}
     for r in records:
         ref = paper.get(r["model"], {})
-        seeds = [r] + [load_result(p) for p in seed_files(folder, r["model"])]
+        seeds = with_seeds(folder, r)
         seeds_of[r["model"]] = seeds
         by_model[r["model"]] = stat = _seed_stats(seeds)
         cells = [v for c in spread for v in (stat["mean"].get(c), stat["std"].get(c))]

@@ -106,9 +106,11 @@ def result_files(folder: Path) -> list[Path]:
     return [p for p in sorted(folder.glob("*.json")) if not p.name.startswith(NOT_RESULTS)]
 
 
-def seed_files(folder: Path, model: str) -> list[Path]:
-    """The results of a model's other seeds, beside its seed-0 file in `folder`."""
-    return sorted((folder / "seeds").glob(f"{file_stem(model)}.seed*.json"))
+def with_seeds(folder: Path, record: dict) -> list[dict]:
+    """A seed-0 result and the results of the model's other seeds in `folder`/seeds, each seed's
+    record carrying its file as `_path`."""
+    paths = sorted((folder / "seeds").glob(f"{file_stem(record['model'])}.seed*.json"))
+    return [record] + [load_result(p) | {"_path": p} for p in paths]
 
 
 def load_result(path: Path) -> dict:
