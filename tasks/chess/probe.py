@@ -16,13 +16,15 @@ def fit_probe(x: torch.Tensor, classes: torch.Tensor, max_iter: int = 100, l2: f
               seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """x (n, d) activations, classes (n, 64) in 0..12 -> (mean, std, W (d, 64*13), b).
     L-BFGS (sklearn's default solver for multinomial logistic regression) on standardised inputs,
-    full batch, so the fit is deterministic."""
+    full batch, so the fit is deterministic. It runs on x's device: on a GPU the fit is the bulk of a
+    training-curve point if it runs on the CPU. The initial weights are drawn on the CPU either way, so a
+    seed starts the same probe on every device."""
     mean, std = x.mean(0), x.std(0) + 1e-6
     z = (x - mean) / std
     gen = torch.Generator().manual_seed(seed)
-    weight = (torch.randn(x.shape[1], 64 * N_CLASSES, generator=gen) * 0.01).requires_grad_()
-    bias = torch.zeros(64 * N_CLASSES, requires_grad=True)
-    target = classes.long().reshape(-1)
+    weight = (torch.randn(x.shape[1], 64 * N_CLASSES, generator=gen) * 0.01).to(x.device).requires_grad_()
+    bias = torch.zeros(64 * N_CLASSES, device=x.device, requires_grad=True)
+    target = classes.to(x.device).long().reshape(-1)
     opt = torch.optim.LBFGS([weight, bias], lr=1.0, max_iter=max_iter, history_size=20,
                             line_search_fn="strong_wolfe", tolerance_grad=1e-6, tolerance_change=1e-9)
 
@@ -44,8 +46,8 @@ def predict_classes(probe, x: torch.Tensor) -> torch.Tensor:
 
 
 def masked_board_f1(pred_classes: torch.Tensor, true_classes: torch.Tensor) -> float:
-    pred = torch.from_numpy(one_hot_to_masked_bsps(pred_classes.numpy())).bool()
-    truth = torch.from_numpy(one_hot_to_masked_bsps(true_classes.numpy())).bool()
+    pred = torch.from_numpy(one_hot_to_masked_bsps(pred_classes.cpu().numpy())).bool()
+    truth = torch.from_numpy(one_hot_to_masked_bsps(true_classes.cpu().numpy())).bool()
     return f1_score((pred & truth).sum().item(), (pred & ~truth).sum().item(), (~pred & truth).sum().item())
 
 

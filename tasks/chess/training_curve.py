@@ -34,14 +34,15 @@ def _resid_at_dots(model, positions) -> list[torch.Tensor]:
     hooks = [f"blocks.{i}.hook_resid_post" for i in range(model.cfg.n_layers)]
     device = next(model.parameters()).device
     tokens = encode_batch(positions.games, EVAL_WINDOW).to(device)
-    dots = torch.from_numpy(positions.char_index).view(len(positions.games), -1)
+    dots = torch.from_numpy(positions.char_index).view(len(positions.games), -1).to(device)
     out = [[] for _ in hooks]
+    # Activations stay on the model's device, so the probe is fitted there too (fit_probe follows x).
     for start in range(0, len(tokens), 50):
         _, cache = model.run_with_cache(tokens[start:start + 50], names_filter=hooks)
         idx = dots[start:start + 50]
-        rows = torch.arange(len(idx))[:, None]
+        rows = torch.arange(len(idx), device=device)[:, None]
         for k, h in enumerate(hooks):
-            out[k].append(cache[h].float().cpu()[rows, idx].reshape(-1, model.cfg.d_model))
+            out[k].append(cache[h].float()[rows, idx].reshape(-1, model.cfg.d_model))
     return [torch.cat(x) for x in out]
 
 

@@ -1,0 +1,43 @@
+"""The linear probe on a case a linear map solves exactly, and the training curve's point built on it."""
+
+import pytest
+import torch
+
+from models.gpt import GPT
+from tasks.chess import training_curve
+from tasks.chess.corpus import read_split
+from tasks.chess.positions import build_positions
+from tasks.chess.probe import fit_probe, masked_board_f1, predict_classes
+from tasks.chess.task import ChessTask
+
+
+def test_a_probe_recovers_classes_that_are_one_hot_in_the_input():
+    # 64 samples; square s of sample i holds class (i + s) % 13, and the input is the one-hot of
+    # sample i's class on square 0, so every square's class is a fixed permutation of the input.
+    n = 64
+    first = torch.arange(n) % 13
+    classes = (first[:, None] + torch.arange(64)[None, :]) % 13
+    x = torch.nn.functional.one_hot(first, 13).float()
+    probe = fit_probe(x, classes)
+    assert torch.equal(predict_classes(probe, x), classes)
+    assert masked_board_f1(predict_classes(probe, x), classes) == pytest.approx(1.0, abs=1e-6)  # f1_score guards a zero division with an epsilon
+
+
+def test_a_probe_is_the_same_for_the_same_seed():
+    x = torch.randn(50, 8, generator=torch.Generator().manual_seed(1))
+    classes = torch.randint(0, 13, (50, 64), generator=torch.Generator().manual_seed(2))
+    a, b = fit_probe(x, classes, max_iter=5), fit_probe(x, classes, max_iter=5)
+    assert all(torch.equal(u, v) for u, v in zip(a, b))
+
+
+def test_a_curve_point_gives_every_layer_an_f1_and_restores_the_training_mode(monkeypatch):
+    positions = (build_positions(read_split("probe_train")[:6], workers=1),
+                 build_positions(read_split("probe_test")[:6], workers=1))
+    monkeypatch.setattr(training_curve, "_curve_positions", lambda: positions)
+    torch.manual_seed(0)
+    model = GPT(ChessTask.dense_config("tiny")).train()
+    point = training_curve.curve_point(model, step=0)
+    layers = point["probe_f1_by_layer"]
+    assert sorted(layers) == [str(i) for i in range(model.cfg.n_layers)]
+    assert all(0.0 <= f1 <= 1.0 for f1 in layers.values())
+    assert model.training
