@@ -23,8 +23,8 @@ from bench.results import ROOT, result_path
 GRIDS = {
     # The committed seeds 1-2 and the upcycling pair were trained on a GPU (each result's provenance
     # says where); here the grid trains what is missing on the CPU, about 80 minutes per model.
-    ("chess", "cpu"): [(m, s) for s in (0, 1, 2) for m in ("dense", "switch", "moex")]
-                      + [(m, 0) for m in ("moe", "dense-continued", "moex-upcycled", "switch-relu", "moex-gelu",
+    ("chess", "cpu"): [(m, s) for s in (0, 1, 2) for m in ("dense", "switch", "moex", "moe")]
+                      + [(m, 0) for m in ("dense-continued", "moex-upcycled", "switch-relu", "moex-gelu",
                                           "moe-relu")],
     ("chess", "short"): [(m, s) for s in (0, 1, 2) for m in ("dense", "switch", "moex")]
                         + [(m, 0) for m in ("switch-relu", "moex-gelu", "dense-continued", "moex-upcycled",
