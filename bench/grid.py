@@ -21,8 +21,8 @@ from bench.results import ROOT, result_path
 
 # cpu: the long preset for the Table 1 headline models; short: seeds and the corners of Tables 3 and 4.
 GRIDS = {
-    # The committed seeds 1-2 and the upcycling pair were trained on a GPU (each result's provenance
-    # says where); here the grid trains what is missing on the CPU, about 80 minutes per model.
+    # Seeds 1-2 of dense, switch and moex and the upcycling pair were trained on a GPU (each result's
+    # provenance says where); here the grid trains what is missing on the CPU, about 80 minutes per model.
     ("chess", "cpu"): [(m, s) for s in (0, 1, 2) for m in ("dense", "switch", "moex", "moe")]
                       + [(m, 0) for m in ("dense-continued", "moex-upcycled", "switch-relu", "moex-gelu",
                                           "moe-relu")],
