@@ -12,7 +12,10 @@ from bench.adapter import FeatureAdapter
 from models.config import GPTConfig
 
 N_EXPERTS, TOP_K = 8, 2
-COLLAPSE_LOAD = 0.9  # one expert taking this share of assignments counts as a collapsed router
+# A router has collapsed when its k most loaded experts take this share of the assignments: every token
+# then goes to nearly the same k experts. (One expert alone can take at most 1/k of top-k assignments,
+# so a threshold on the largest single load would never fire for k >= 2.)
+COLLAPSE_LOAD = 0.9
 
 
 class ExpertAdapter(FeatureAdapter):
@@ -53,11 +56,12 @@ class ExpertAdapter(FeatureAdapter):
         active = (pre > 0).sum(-1).float()                     # (n, M): units each expert would fire
         corr = torch.corrcoef(torch.stack([scores.flatten(), active.flatten()]))[0, 1].item()
         load = torch.bincount(chosen, minlength=mlp.opts.n_experts).float() / len(chosen)
+        top_k_load = load.topk(mlp.opts.top_k).values.sum().item()
         metrics = {"router_sparsity_corr": corr, "expert_load_max": load.max().item(),
-                   "router_collapsed": float(load.max().item() >= COLLAPSE_LOAD)}
+                   "router_collapsed": float(top_k_load >= COLLAPSE_LOAD)}
         details = {"expert_load": [round(v, 4) for v in load.tolist()],
                    "expert_active_units_mean": [round(v, 2) for v in active.mean(0).tolist()],
                    "router": mlp.opts.router, "n_experts": mlp.opts.n_experts, "top_k": mlp.opts.top_k,
                    "d_expert": mlp.opts.d_expert, "aux_loss_coef": mlp.opts.aux_loss_coef,
-                   "tokens_for_router_stats": len(x)}
+                   "tokens_for_router_stats": len(x), "top_k_load": round(top_k_load, 4)}
         return metrics, details

@@ -93,8 +93,8 @@ class ChessTask:
         metrics = dict(scored.metrics)
         model_metrics, model_details = adapter.model_metrics(encode_batch(stat_games[:64], EVAL_WINDOW), config.layer)
         if model_metrics.get("router_collapsed"):
-            print(f"warning: {adapter.name}'s router has collapsed: one expert takes "
-                  f"{model_metrics['expert_load_max']:.0%} of assignments at layer {config.layer}")
+            print(f"warning: {adapter.name}'s router has collapsed: its {model_details['top_k']} busiest experts "
+                  f"take {model_details['top_k_load']:.0%} of assignments at layer {config.layer}")
         metrics.update(model_metrics)
         if config.legal_move_games:
             from tasks.chess.legal_moves import legal_move_rate
