@@ -16,9 +16,9 @@ def fit_probe(x: torch.Tensor, classes: torch.Tensor, max_iter: int = 100, l2: f
               seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """x (n, d) activations, classes (n, 64) in 0..12 -> (mean, std, W (d, 64*13), b).
     L-BFGS (sklearn's default solver for multinomial logistic regression) on standardised inputs,
-    full batch, so the fit is deterministic. It runs on x's device: on a GPU the fit is the bulk of a
-    training-curve point if it runs on the CPU. The initial weights are drawn on the CPU either way, so a
-    seed starts the same probe on every device."""
+    full batch, so the fit is deterministic. It runs on x's device (fitted on the CPU, it was most of a
+    GPU training run's time); the initial weights are drawn on the CPU, so a seed starts the same probe
+    on every device."""
     mean, std = x.mean(0), x.std(0) + 1e-6
     z = (x - mean) / std
     gen = torch.Generator().manual_seed(seed)
