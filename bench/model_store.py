@@ -84,6 +84,16 @@ def train_model(adapter_cls, task, preset: str, seed: int, device: str, progress
     return stem
 
 
+def _check_format(task, preset: str, stem: Path) -> None:
+    """A checkpoint trained on one token format, asked for under a preset of another: say so before
+    the config comparison reports a mere vocabulary size."""
+    want = task.token_format(preset) if hasattr(task, "token_format") else None
+    got = (read_meta(stem).get("fingerprint") or {}).get("format", "chars")
+    if want is not None and got != want:
+        raise BenchError(f"checkpoint {stem}.json was trained in the {got!r} token format, but preset {preset} "
+                         f"reads {want!r}; evaluate it under a {got!r} preset or retrain it")
+
+
 def load_or_train(adapter_cls, task, preset: str, seed: int, device: str, train_if_missing: bool = True):
     """The adapter over the checkpoint for (task, model, preset, seed), training it first if absent."""
     if adapter_cls.base_model:  # features over another model's checkpoint (an SAE over dense)
@@ -99,6 +109,7 @@ def load_or_train(adapter_cls, task, preset: str, seed: int, device: str, train_
                              f"TASK={task.name} PRESET={preset} SEED={seed}`")
         print(f"no checkpoint at {stem}.safetensors: training it now (PRESET={preset})")
         train_model(adapter_cls, task, preset, seed, device)
+    _check_format(task, preset, stem)
     expected = adapter_cls.model_config(task.dense_config(preset))
     model, meta = load_model(stem, expected)
     model.to(device).eval()

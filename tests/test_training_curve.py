@@ -12,8 +12,8 @@ from tasks.chess.training_curve import reach_estimate, redraw
 
 def _curve(tmp_path: Path, **changes) -> Path:
     record = {"model": "dense", "preset": "tiny", "model_config": ChessTask.dense_config("tiny").to_json(),
-              "data": train_data_fingerprint(),
-              "points": [{"tokens": 1000 * i, "val_loss": 2.0 - i / 10, "probe_f1_by_layer": {"0": 0.1 * i}}
+              "data": train_data_fingerprint("tiny"),
+              "points": [{"tokens": 1000 * i, "seconds": 60 * i, "val_loss": 2.0 - i / 10, "probe_f1_by_layer": {"0": 0.1 * i}}
                          for i in (1, 2)]}
     record.update(changes)
     path = tmp_path / "training_curve_dense.json"

@@ -40,6 +40,11 @@ def read_split(name: str, data_dir: Path | None = None) -> list[str]:
     path = (data_dir or EMBEDDED_DIR) / SPLIT_FILES[name]
     if not path.exists():
         raise BenchError(f"chess corpus file {path} is missing; run `make chess-data` to generate it")
+    return read_games_file(path)
+
+
+def read_games_file(path: Path) -> list[str]:
+    """The games of one xz corpus file, one per line."""
     with lzma.open(path, "rt", encoding="ascii") as f:
         return [line for line in f.read().split("\n") if line]
 

@@ -11,11 +11,10 @@ import torch
 
 from bench.adapter import FeatureAdapter
 from tasks.chess.board_state import STRATEGY_FUNCTIONS, KEPT_CLASSES
-from tasks.chess.corpus import EVAL_WINDOW
 from tasks.chess.feature_metrics import BSPGroup, evaluate_features
 from tasks.chess.positions import Positions
 from tasks.chess.probe import probe_f1
-from tasks.chess.tokenizer import encode_batch
+from tasks.chess.formats import game_format
 
 
 @dataclass
@@ -27,12 +26,13 @@ class ScoredModel:
 
 
 def _at_dots(adapter: FeatureAdapter, positions: Positions, fn, batch_size: int) -> torch.Tensor:
-    """fn(tokens) -> (batch, pos, width), gathered at each position's dot: (n_positions, width)."""
+    """fn(tokens) -> (batch, pos, width), gathered at each evaluation position (a dot in the character
+    format): (n_positions, width)."""
     out = []
     per_game = len(positions.game_index) // len(positions.games)
-    dots = torch.from_numpy(positions.char_index).view(len(positions.games), per_game)
+    dots = torch.from_numpy(positions.token_index).view(len(positions.games), per_game)
     for start in range(0, len(positions.games), batch_size):
-        tokens = encode_batch(positions.games[start:start + batch_size], EVAL_WINDOW)
+        tokens = positions.tokens[start:start + batch_size]
         acts = fn(tokens.to(next(adapter.model.parameters()).device)).float().cpu()
         idx = dots[start:start + len(tokens)]
         out.append(acts[torch.arange(len(tokens))[:, None], idx].reshape(-1, acts.shape[-1]))
@@ -40,17 +40,17 @@ def _at_dots(adapter: FeatureAdapter, positions: Positions, fn, batch_size: int)
 
 
 def feature_statistics(adapter: FeatureAdapter, games: list[str], layer: int, site: str,
-                       batch_size: int) -> tuple[torch.Tensor, float]:
-    """Max activation per feature over every character position of `games` (first 256 characters,
-    padding excluded), and mean L0 (features > 0 per token) there."""
+                       batch_size: int, fmt_name: str) -> tuple[torch.Tensor, float]:
+    """Max activation per feature over every token of `games` (the format's window: the first 256
+    characters, or <bos> and the first 63 moves; padding excluded), and mean L0 (features > 0 per
+    token) there."""
+    fmt = game_format(fmt_name)
     device = next(adapter.model.parameters()).device
     max_acts, active, count = None, 0.0, 0
     for start in range(0, len(games), batch_size):
-        chunk = games[start:start + batch_size]
-        tokens = encode_batch(chunk, EVAL_WINDOW).to(device)
-        acts = adapter.features(tokens, layer, site).float().cpu()
-        real = torch.tensor([min(len(g), EVAL_WINDOW) for g in chunk])[:, None] > torch.arange(EVAL_WINDOW)
-        acts = acts[real]
+        tokens, lengths = fmt.encode(games[start:start + batch_size], fmt.window)
+        acts = adapter.features(tokens.to(device), layer, site).float().cpu()
+        acts = acts[lengths[:, None] > torch.arange(fmt.window)]
         batch_max = acts.max(0).values
         max_acts = batch_max if max_acts is None else torch.maximum(max_acts, batch_max)
         active += (acts > 0).sum().item()
@@ -77,7 +77,7 @@ def score_adapter(adapter: FeatureAdapter, train: Positions, test: Positions, st
         seconds[stage] = round(now - clock, 2)
         clock = now
 
-    max_acts, l0_fraction = feature_statistics(adapter, stat_games, layer, site, batch_size)
+    max_acts, l0_fraction = feature_statistics(adapter, stat_games, layer, site, batch_size, train.format)
     alive = max_acts > 0  # a feature that never fires (> 0) is dead and dropped
     features = lambda tokens: adapter.features(tokens, layer, site)[..., alive]  # noqa: E731
     train_acts = _at_dots(adapter, train, features, batch_size)

@@ -109,16 +109,24 @@ def _play_chunk(args) -> list[tuple[int, str]]:
     return [play_game(i, settings) for i in indices]
 
 
-def generate(n_games: int, settings: GeneratorSettings, workers: int) -> list[str]:
-    """Games in index order, duplicates (same movetext) dropped, first occurrence kept."""
-    chunks = [(list(range(s, min(s + 50, n_games))), settings) for s in range(0, n_games, 50)]
-    results: dict[int, str] = {}
-    started = time.time()
+def play_games(indices: list[int], settings: GeneratorSettings, workers: int):
+    """Yields {index: movetext} per chunk of 50 games, in completion order."""
+    chunks = [(indices[s:s + 50], settings) for s in range(0, len(indices), 50)]
+    if not chunks:
+        return
     with mp.get_context("spawn").Pool(workers, initializer=_worker_init) as pool:
         for chunk in pool.imap_unordered(_play_chunk, chunks):
-            results.update(chunk)
-            rate = len(results) / (time.time() - started)
-            print(f"\r{len(results)}/{n_games} games, {rate:.1f} games/s", end="", file=sys.stderr, flush=True)
+            yield dict(chunk)
+
+
+def generate(n_games: int, settings: GeneratorSettings, workers: int) -> list[str]:
+    """Games in index order, duplicates (same movetext) dropped, first occurrence kept."""
+    results: dict[int, str] = {}
+    started = time.time()
+    for chunk in play_games(list(range(n_games)), settings, workers):
+        results.update(chunk)
+        rate = len(results) / (time.time() - started)
+        print(f"\r{len(results)}/{n_games} games, {rate:.1f} games/s", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
     seen, games = set(), []
     for i in sorted(results):
@@ -172,6 +180,10 @@ def write_card(out: Path, settings: GeneratorSettings, n_requested: int, n_uniqu
         },
     }
     (out / "card.json").write_text(json.dumps(card, indent=2) + "\n")
+    write_card_markdown(out, card)
+
+
+def write_card_markdown(out: Path, card: dict) -> None:
     (out / "CARD.md").write_text(_card_markdown(card))
 
 
@@ -198,10 +210,28 @@ characters, disjoint from each other and from `train`.
 |---|---|---|---|
 {rows}
 
-**Licences:**
+{_more_shards_markdown(card)}**Licences:**
 {licences}
 
 This file and card.json are written by the generator; do not edit them by hand.
+"""
+
+
+def _more_shards_markdown(card: dict) -> str:
+    shards = card.get("more_shards")
+    if not shards:
+        return ""
+    rows = "\n".join(f"| more/{name} | {s['game_indices'][0]}-{s['game_indices'][1]} | {s['games_unique_new']} | "
+                     f"{s['characters']} | `{s['sha256_uncompressed']}` |" for name, s in sorted(shards.items()))
+    total = sum(s["games_unique_new"] for s in shards.values())
+    return f"""**More training games** ({total} in {len(shards)} shards): the same generator and settings at
+the game indices after the base corpus's, played by `python -m tasks.chess.more_games`; each shard
+keeps only games that appear in no file above and no earlier shard (so none is a probe game).
+
+| file | game indices | new unique games | characters | sha256 of the uncompressed text |
+|---|---|---|---|---|
+{rows}
+
 """
 
 

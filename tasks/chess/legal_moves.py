@@ -1,5 +1,6 @@
-"""Legal-move rate, as Karvonen reports it: at each move dot, decode the model's greedy next move
-(characters up to the next space) and check it is legal in the position there (White to move)."""
+"""Legal-move rate, as Karvonen reports it: at each evaluation position (White to move), the share
+of the model's greedy next moves that are legal there. In the character format the move is decoded
+character by character up to the next space; in the move format it is the one greedy next token."""
 
 from __future__ import annotations
 
@@ -36,10 +37,12 @@ def greedy_moves(model, prefixes: list[str]) -> list[str]:
 
 
 def legal_move_rate(model, positions: Positions, n_games: int, batch_size: int = 100) -> float:
+    if positions.format == "moves":
+        return _legal_share_moves(model, positions, n_games, batch_size)
     prefixes, boards = [], []
     for game_index in range(min(n_games, len(positions.games))):
         game = positions.games[game_index]
-        dots = positions.char_index[positions.game_index == game_index]
+        dots = positions.token_index[positions.game_index == game_index]
         # Only dots whose decoded move still fits in the context window.
         dots = [d for d in dots if d + 1 + MAX_MOVE_CHARS <= model.cfg.n_ctx]
         prefixes += [game[: d + 1] for d in dots]
@@ -54,3 +57,26 @@ def legal_move_rate(model, positions: Positions, n_games: int, batch_size: int =
             except ValueError:
                 pass
     return legal / len(prefixes)
+
+
+@torch.no_grad()
+def _legal_share_moves(model, positions: Positions, n_games: int, batch_size: int) -> float:
+    """One forward pass over each game's tokens; the argmax at each position is its move."""
+    import chess
+
+    from tasks.chess.move_vocab import vocabulary
+
+    vocab, legal, total = vocabulary(), 0, 0
+    n_games = min(n_games, len(positions.games))
+    device = next(model.parameters()).device
+    for start in range(0, n_games, batch_size):
+        tokens = positions.tokens[start:start + batch_size].to(device)
+        predicted = model(tokens).argmax(-1).cpu()
+        for row, game_index in enumerate(range(start, start + len(tokens))):
+            index = positions.token_index[positions.game_index == game_index]
+            for board, i in zip(boards_at_dots(positions.games[game_index], len(index)), index):
+                token = vocab[int(predicted[row, i])]
+                # <pad> and <bos> parse as no move: illegal.
+                legal += token[0] != "<" and chess.Move.from_uci(token) in board.legal_moves
+                total += 1
+    return legal / total

@@ -1,6 +1,8 @@
-"""Evaluation positions: the first 20 dots of each game's first 256 characters, and their BSPs.
+"""Evaluation positions: the first 20 positions with White to move in each game, their tokens in
+the preset's format, and their BSPs.
 
-At the dot of move n the board is the position after 2(n-1) plies (White to move). Labels take a
+Position n is the board after 2n plies: the move-number dot of move n + 1 in the character format,
+token 2n in the move format (formats.py); the labels are the same in both. Labels take a
 few milliseconds a position (the strategy functions try every legal move), so they are computed in
 worker processes and cached on disk under a key of the games' text.
 """
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from bench.cache import CACHE
 from bench.errors import BenchError
@@ -25,9 +28,11 @@ LABELS_VERSION = 1  # bump when a BSP function changes, so stale caches are not 
 
 @dataclass
 class Positions:
-    games: list[str]            # each cut to the evaluation window
+    games: list[str]            # each cut to the character window (what the labels read)
     game_index: np.ndarray      # (n,) which game a position is in
-    char_index: np.ndarray      # (n,) index of its dot in the game string
+    token_index: np.ndarray     # (n,) index of its token in the game's tokens (a dot in chars)
+    tokens: torch.Tensor        # (n_games, format window) every game's tokens, padded
+    format: str                 # the token format: chars or moves
     classes: np.ndarray         # (n, 64) int8 piece class per square (value + 6), for the probe
     board_state: np.ndarray     # (n, 768) uint8 masked board-state BSPs
     strategy: dict[str, np.ndarray]  # name -> (n, 1 or 64) uint8
@@ -65,14 +70,18 @@ def _cache_path(games: list[str]) -> Path:
     return CACHE / "chess" / f"labels-{key}.npz"
 
 
-def build_positions(games: list[str], workers: int = 2) -> Positions:
+def build_positions(games: list[str], workers: int = 2, fmt_name: str = "chars") -> Positions:
+    from tasks.chess.formats import game_format
+
+    fmt = game_format(fmt_name)
     for g, game in enumerate(games):
         if len(dot_indices(game)) < EVAL_MIN_DOTS:
             raise BenchError(f"evaluation game {g} has fewer than {EVAL_MIN_DOTS} dots in its first "
                              f"{EVAL_WINDOW} characters; evaluation games must be at least 20 moves long")
     cut = [g[:EVAL_WINDOW] for g in games]
     game_index = np.repeat(np.arange(len(cut)), EVAL_MIN_DOTS)
-    char_index = np.array([i for g in cut for i in dot_indices(g)])
+    token_index = np.array([i for g in games for i in fmt.position_index(g)])
+    tokens, _ = fmt.encode(games, fmt.window)
     path = _cache_path(cut)
     if path.exists():
         with np.load(path) as data:
@@ -80,7 +89,7 @@ def build_positions(games: list[str], workers: int = 2) -> Positions:
             classes = data["classes"]
     else:
         classes, strategy = _compute_labels(cut, workers, path)
-    return Positions(cut, game_index, char_index, classes, one_hot_to_masked_bsps(classes), strategy)
+    return Positions(cut, game_index, token_index, tokens, fmt.name, classes, one_hot_to_masked_bsps(classes), strategy)
 
 
 def _compute_labels(cut: list[str], workers: int, path: Path):

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from models.config import TrainConfig
-from tasks.chess.tokenizer import VOCAB
+from tasks.chess.formats import game_format
 
 
 @dataclass(frozen=True)
@@ -25,9 +25,11 @@ class ChessPreset:
     n_val_games: int        # held out of the train split for validation loss
     n_probe_games: int      # games from each probe split the evaluation reads (20 positions each)
     n_stat_games: int       # train-split games whose every position gives the max/alive statistics
+    format: str = "chars"   # how games become tokens (formats.py): chars or moves
+    more_shards: int = 0    # shards of data/chess/more/ trained on beside the train split
 
     def model_shape(self) -> dict:
-        return {"vocab_size": len(VOCAB), "n_ctx": self.n_ctx, "d_model": self.d_model,
+        return {"vocab_size": game_format(self.format).vocab_size, "n_ctx": self.n_ctx, "d_model": self.d_model,
                 "n_layers": self.n_layers, "n_heads": self.n_heads, "d_mlp": 4 * self.d_model}
 
 
@@ -53,6 +55,12 @@ PRESETS = {
         train=TrainConfig(steps=1000, batch_size=32, lr=2e-3, min_lr=2e-4, warmup_steps=50, bf16=False,
                           eval_every=250, checkpoint_every_s=180),
         n_val_games=500, n_probe_games=1000, n_stat_games=500),
+    # The move format at test size: one token per ply, a whole game in context.
+    "tiny-moves": ChessPreset(
+        n_layers=4, n_heads=2, d_model=32, n_ctx=64,
+        train=TrainConfig(steps=40, batch_size=8, lr=3e-3, min_lr=3e-4, warmup_steps=5, eval_every=20,
+                          checkpoint_every_s=60),
+        n_val_games=16, n_probe_games=40, n_stat_games=40, format="moves"),
     "paper": ChessPreset(
         n_layers=8, n_heads=8, d_model=512, n_ctx=1023,
         train=TrainConfig(steps=600_000, batch_size=100, lr=3e-4, min_lr=3e-5, warmup_steps=2000, bf16=True,

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from pathlib import Path
 
+import numpy as np
 import torch
 
 from bench.adapter import FeatureAdapter
+from bench.errors import BenchError
 from bench.training_data import TrainingData
 from models.config import GPTConfig, TrainConfig
 from tasks.chess.config import ChessConfig
-from tasks.chess.corpus import EMBEDDED_DIR, EVAL_WINDOW, SPLIT_FILES, read_split
+from tasks.chess.corpus import EMBEDDED_DIR, SPLIT_FILES, read_split
 from tasks.chess.presets import PRESETS
-from tasks.chess.tokenizer import encode_batch
-from tasks.chess.training_data import GameStream
+from tasks.chess.formats import PackedStream, flat_corpus, game_format
 
 # Every place our numbers may differ from the reference implementation (spec/chess.md section 7).
 DEVIATIONS = [
@@ -28,10 +30,27 @@ DEVIATIONS = [
 ]
 
 
-def train_data_fingerprint() -> str:
+def training_files(preset: str) -> list[Path]:
+    """The train split, then the preset's shards of more games (more_games.py)."""
+    from tasks.chess.more_games import shard_files
+
+    wanted = PRESETS[preset].more_shards
+    shards = shard_files(EMBEDDED_DIR)[:wanted] if wanted else []
+    if len(shards) < wanted:
+        raise BenchError(f"preset {preset} trains on {wanted} shards of {EMBEDDED_DIR / 'more'}, {len(shards)} exist; "
+                         f"run `python -m tasks.chess.more_games --shards {wanted}` (resumable)")
+    return [EMBEDDED_DIR / SPLIT_FILES["train"]] + shards
+
+
+def train_data_fingerprint(preset: str) -> str:
     """What a checkpoint or curve records of the corpus it was trained on."""
-    digest = hashlib.sha256((EMBEDDED_DIR / SPLIT_FILES["train"]).read_bytes()).hexdigest()
-    return f"chess train split sha256 {digest}"
+    files = training_files(preset)
+    digest = hashlib.sha256((files[0]).read_bytes()).hexdigest()
+    out = f"chess train split sha256 {digest}"
+    if len(files) > 1:
+        more = hashlib.sha256(b"".join(hashlib.sha256(f.read_bytes()).digest() for f in files[1:])).hexdigest()
+        out += f" + {len(files) - 1} shards of more games, sha256 of their sha256s {more}"
+    return out
 
 
 class ChessTask:
@@ -48,28 +67,45 @@ class ChessTask:
         return dataclasses.replace(PRESETS[preset].train, seed=seed)
 
     @staticmethod
+    def token_format(preset: str) -> str:
+        return PRESETS[preset].format
+
+    @staticmethod
     def training_data(preset: str, seed: int) -> TrainingData:
+        """Packed rows of the preset's format. Validation: the last n_val_games of the train split."""
         p = PRESETS[preset]
-        games = read_split("train")
-        train_games, val_games = games[:-p.n_val_games], games[-p.n_val_games:]
-        stream = GameStream(train_games, p.n_ctx, seed)
-        val = GameStream(val_games, p.n_ctx, seed=10_000 + seed)
+        fmt = game_format(p.format)
+        files = training_files(preset)
+        flat = [flat_corpus(fmt, path) for path in files]
+        base_tokens, base_starts = flat[0]
+        cut = int(base_starts[-p.n_val_games])
+        parts = [(base_tokens[:cut], base_starts[:-p.n_val_games])] + flat[1:]
+        val = PackedStream(torch.from_numpy(base_tokens[cut:].astype(np.int64)),
+                           torch.from_numpy(base_starts[-p.n_val_games:] - cut), p.n_ctx, seed=10_000 + seed)
+        offsets = np.cumsum([0] + [len(t) for t, _ in parts[:-1]])
+        stream = PackedStream(torch.from_numpy(np.concatenate([t for t, _ in parts]).astype(np.int64)),
+                              torch.from_numpy(np.concatenate([s + o for (_, s), o in zip(parts, offsets)])),
+                              p.n_ctx, seed)
         val_tokens = torch.cat([val.batch(step, 16) for step in range(max(1, p.n_val_games // 16))])
-        return TrainingData(lambda step: stream.batch(step, p.train.batch_size), val_tokens,
-                            {"data": train_data_fingerprint(), "n_val_games": p.n_val_games})
+        fingerprint = {"data": train_data_fingerprint(preset), "n_val_games": p.n_val_games}
+        if p.format != "chars":  # chars checkpoints predate the field; absent means chars
+            fingerprint["format"] = p.format
+        return TrainingData(lambda step: stream.batch(step, p.train.batch_size), val_tokens, fingerprint)
 
     @staticmethod
     def eval_callback(preset: str):
         """Probe F1 per layer at every validation step (the board-knowledge curve); not for tiny runs."""
-        if preset == "tiny":
+        if preset.startswith("tiny"):
             return None
+        from functools import partial
+
         from tasks.chess.training_curve import curve_point
 
-        return curve_point
+        return partial(curve_point, fmt_name=PRESETS[preset].format)
 
     @staticmethod
     def after_training(model_name: str, preset: str, seed: int, meta: dict) -> None:
-        if seed == 0 and preset != "tiny":
+        if seed == 0 and not preset.startswith("tiny"):
             from tasks.chess.training_curve import write_curve
 
             write_curve(model_name, preset, meta)
@@ -84,14 +120,15 @@ class ChessTask:
 
         p = PRESETS[preset]
         n_games = config.probe_games or p.n_probe_games
-        train = build_positions(read_split("probe_train")[:n_games], config.workers)
-        test = build_positions(read_split("probe_test")[:n_games], config.workers)
+        train = build_positions(read_split("probe_train")[:n_games], config.workers, p.format)
+        test = build_positions(read_split("probe_test")[:n_games], config.workers, p.format)
         stat_games = read_split("train")[:p.n_stat_games]
         args = dict(layer=config.layer, site=config.site, batch_size=config.batch_size,
                     probe_layers=config.probe_layers, seed=seed)
         scored = score_adapter(adapter, train, test, stat_games, **args)
         metrics = dict(scored.metrics)
-        model_metrics, model_details = adapter.model_metrics(encode_batch(stat_games[:64], EVAL_WINDOW), config.layer)
+        fmt = game_format(p.format)
+        model_metrics, model_details = adapter.model_metrics(fmt.encode(stat_games[:64], fmt.window)[0], config.layer)
         if model_metrics.get("router_collapsed"):
             print(f"warning: {adapter.name}'s router has collapsed: its {model_details['top_k']} busiest experts "
                   f"take {model_details['top_k_load']:.0%} of assignments at layer {config.layer}")

@@ -1,5 +1,5 @@
 """Board knowledge during training: a linear probe on every layer's residual stream at each
-validation step, on a small fixed slice of the probe sets (issue 12's curve).
+validation step, on a small fixed slice of the probe sets.
 
 The probe is the evaluation's own (tasks/chess/probe.py); the slice is smaller than the final
 evaluation's 1000 + 1000 games so a curve point costs seconds, and it is named in the curve file.
@@ -15,26 +15,25 @@ import torch
 
 from bench.errors import BenchError
 from bench.results import atomic_write_text, task_dir
-from tasks.chess.corpus import EVAL_WINDOW, read_split
+from tasks.chess.corpus import read_split
 from tasks.chess.positions import build_positions
 from tasks.chess.probe import probe_f1
-from tasks.chess.tokenizer import encode_batch
 
 CURVE_GAMES = 200  # per probe split: 4,000 positions each
 
 
-@lru_cache(maxsize=1)
-def _curve_positions():
-    return (build_positions(read_split("probe_train")[:CURVE_GAMES], workers=1),
-            build_positions(read_split("probe_test")[:CURVE_GAMES], workers=1))
+@lru_cache(maxsize=2)
+def _curve_positions(fmt_name: str):
+    return (build_positions(read_split("probe_train")[:CURVE_GAMES], workers=1, fmt_name=fmt_name),
+            build_positions(read_split("probe_test")[:CURVE_GAMES], workers=1, fmt_name=fmt_name))
 
 
 @torch.no_grad()
 def _resid_at_dots(model, positions) -> list[torch.Tensor]:
     hooks = [f"blocks.{i}.hook_resid_post" for i in range(model.cfg.n_layers)]
     device = next(model.parameters()).device
-    tokens = encode_batch(positions.games, EVAL_WINDOW).to(device)
-    dots = torch.from_numpy(positions.char_index).view(len(positions.games), -1).to(device)
+    tokens = positions.tokens.to(device)
+    dots = torch.from_numpy(positions.token_index).view(len(positions.games), -1).to(device)
     out = [[] for _ in hooks]
     # Activations stay on the model's device, so the probe is fitted there too (fit_probe follows x).
     for start in range(0, len(tokens), 50):
@@ -46,11 +45,11 @@ def _resid_at_dots(model, positions) -> list[torch.Tensor]:
     return [torch.cat(x) for x in out]
 
 
-def curve_point(model, step: int) -> dict:
+def curve_point(model, step: int, fmt_name: str = "chars") -> dict:
     """The probe F1 of every layer, to add to the training history at this step."""
     was_training = model.training
     model.eval()
-    train, test = _curve_positions()
+    train, test = _curve_positions(fmt_name)
     r_train, r_test = _resid_at_dots(model, train), _resid_at_dots(model, test)
     ct = torch.from_numpy(train.classes.astype(np.int64))
     cs = torch.from_numpy(test.classes.astype(np.int64))
@@ -65,7 +64,10 @@ def write_curve(model_name: str, preset: str, meta: dict) -> list:
     if not history:
         return []
     folder = task_dir("chess", preset)
-    record = {"model": model_name, "preset": preset, "model_config": meta.get("model_config"),
+    from tasks.chess.presets import PRESETS
+
+    record = {"model": model_name, "preset": preset, "format": PRESETS[preset].format,
+              "model_config": meta.get("model_config"),
               "train_config": meta.get("train_config"), "data": meta.get("fingerprint", {}).get("data"),
               "probe": f"multinomial logistic per square, first {CURVE_GAMES} games of each probe split "
                        f"({CURVE_GAMES * 20} positions each), F1 over the 768 masked board-state BSPs",
@@ -90,8 +92,9 @@ def check_curve(record: dict, path) -> None:
         if got != want:
             raise BenchError(f"{path}: model_config.{key} is {got!r} but {record['model']} at the "
                              f"{record['preset']} preset has {want!r}; curve from another model shape, not drawn")
-    if record["data"] != train_data_fingerprint():
-        raise BenchError(f"{path}: data is {record['data']!r}, not the corpus here ({train_data_fingerprint()}); "
+    if record["data"] != train_data_fingerprint(record["preset"]):
+        raise BenchError(f"{path}: data is {record['data']!r}, not the corpus here "
+                         f"({train_data_fingerprint(record['preset'])}); "
                          f"curve from other data, not drawn")
 
 
@@ -127,27 +130,35 @@ def redraw(path) -> object:
 
 
 def _plot(record: dict, path):
+    """Probe F1 per layer against tokens seen and against training minutes; validation loss."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    unit = "moves" if record.get("format") == "moves" else "characters"
     points = record["points"]
-    chars = [p["tokens"] / 1e6 for p in points]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
+    seen = [p["tokens"] / 1e6 for p in points]
+    minutes = [p["seconds"] / 60 for p in points]
+    fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(14, 3.8))
     for layer in points[0]["probe_f1_by_layer"]:
-        ax1.plot(chars, [p["probe_f1_by_layer"][layer] for p in points], marker="o", ms=3, label=f"after block {layer}")
-    ax1.axhline(0.9, color="grey", ls="--", lw=0.8, label="issue 12 target 0.9")
+        f1 = [p["probe_f1_by_layer"][layer] for p in points]
+        ax1.plot(seen, f1, marker="o", ms=3, label=f"after block {layer}")
+        ax2.plot(minutes, f1, marker="o", ms=3)
     if len(points) >= 4:
         reach = reach_estimate(record)
-        ax1.text(0.02, 0.03, f"trend of the best layer: +{reach['f1_per_doubling']:.3f} F1 per doubling of "
-                 f"characters;\n0.9 at ~{reach['times_trained_characters']:.0e} x the characters trained",
+        ax1.text(0.02, 0.03, f"trend of the best layer: {reach['f1_per_doubling']:+.3f} F1 per doubling of "
+                 f"{unit};\n0.9 at ~{reach['times_trained_characters']:.0e} x the {unit} trained",
                  transform=ax1.transAxes, va="bottom", fontsize=7)
-    ax1.set(xlabel="training characters (millions)", ylabel="probe F1, masked board state", ylim=(0, 1),
-            title="Linear probe on the residual stream")
+    for ax, xlabel in ((ax1, f"training {unit} (millions)"), (ax2, "training minutes (steps only)")):
+        ax.axhline(0.9, color="grey", ls="--", lw=0.8)
+        ax.set(xlabel=xlabel, ylabel="probe F1, masked board state", ylim=(0, 1))
+    ax1.set_title("Linear probe on the residual stream")
+    ax2.set_title("... against training time")
     ax1.legend(fontsize=7)
-    ax2.plot(chars, [p["val_loss"] for p in points], marker="o", ms=3, color="black")
-    ax2.set(xlabel="training characters (millions)", ylabel="validation loss (nats/char)", title="Validation loss")
+    ax3.plot(seen, [p["val_loss"] for p in points], marker="o", ms=3, color="black")
+    ax3.set(xlabel=f"training {unit} (millions)", ylabel=f"validation loss (nats per {unit[:-1]})",
+            title="Validation loss")
     fig.suptitle(f"{record['model']} ({record['preset']} preset): board knowledge during training")
     fig.tight_layout()
     fig.savefig(path, dpi=120)

@@ -1,0 +1,198 @@
+"""Which dense chess model in the move format learns the board most per CPU-hour on this machine.
+
+Each arm trains a dense model from scratch on one thread (one token per ply, a whole game in
+context, AdamW with warmup and cosine) and probes every layer's residual stream at each validation
+step with the training curve's probe, so arms compare at equal moves seen and, through the recorded
+step seconds, at equal CPU time. Arms differ in one thing each: width, depth, learning rate, or the
+number of unique games (at equal steps).
+
+    python -m experiments.chess_move_recipe --arms w256-d4 --threads 1   # resumable
+    python -m experiments.chess_move_recipe --report                     # table + figure
+
+An arm resumes from runs/chess/recipe_moves/<arm>/ and writes results/chess/recipe_moves/<arm>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.errors import BenchError, run_command
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "results" / "chess" / "recipe_moves"
+RUNS = ROOT / "runs" / "chess" / "recipe_moves"
+
+
+@dataclass(frozen=True)
+class Arm:
+    name: str
+    why: str
+    n_layers: int = 4
+    d_model: int = 256
+    lr: float = 2e-3
+    steps: int = 3000
+    more_shards: int = 1     # shards of data/chess/more/ beside the train split
+    train_games: int = 0     # 0: all of them; else the first N training games (repeated)
+
+
+ARMS = {a.name: a for a in [
+    Arm("w256-d4", "the issue's 4 x 256, the reference arm"),
+    Arm("w384-d4", "1.5x the width", d_model=384),
+    Arm("w512-d4", "twice the width", d_model=512),
+    Arm("w256-d2", "half the depth", n_layers=2),
+    Arm("w256-d6", "1.5x the depth", n_layers=6),
+    Arm("w256-d4-lr1e-3", "half the learning rate", lr=1e-3),
+    Arm("w256-d4-lr4e-3", "twice the learning rate", lr=4e-3),
+    Arm("w256-d4-games5k", "5,000 unique games at equal steps", train_games=5000),
+    Arm("w256-d4-games20k", "20,000 unique games at equal steps", train_games=20_000),
+    Arm("w256-d4-shards10", "about 120,000 unique games at equal steps", more_shards=10),
+]}
+
+BATCH, EVAL_EVERY = 32, 300
+
+
+def preset_for(arm: Arm):
+    """The arm as a chess preset in the move format, so training reads the task's own data path."""
+    from models.config import TrainConfig
+    from tasks.chess.presets import ChessPreset
+
+    return ChessPreset(n_layers=arm.n_layers, n_heads=max(4, arm.d_model // 64), d_model=arm.d_model, n_ctx=64,
+                       train=TrainConfig(steps=arm.steps, batch_size=BATCH, lr=arm.lr, min_lr=arm.lr / 10,
+                                         warmup_steps=100, eval_every=EVAL_EVERY, checkpoint_every_s=120),
+                       n_val_games=500, n_probe_games=1000, n_stat_games=500, format="moves",
+                       more_shards=arm.more_shards)
+
+
+def run_arm(arm: Arm, threads: int, progress: bool) -> dict:
+    import torch
+
+    from bench.results import atomic_write_text
+    from models.config import GPTConfig
+    from models.gpt import GPT
+    from models.train import train
+    from tasks.chess import presets
+    from tasks.chess.task import ChessTask
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    key = f"recipe-{arm.name}"
+    presets.PRESETS[key] = preset_for(arm)
+    data = ChessTask.training_data(key, seed=0)
+    batch_fn = data.batch_fn
+    if arm.train_games:
+        batch_fn = _first_games(key, arm.train_games)
+    model = GPT(GPTConfig(**presets.PRESETS[key].model_shape()))
+    recipe = presets.PRESETS[key].train
+    history = train(model, recipe, batch_fn, data.val_tokens, RUNS / arm.name, RUNS / arm.name / "final",
+                    {**data.fingerprint, "train_games": arm.train_games}, {"arm": arm.name},
+                    on_eval=ChessTask.eval_callback(key), progress=progress)
+    record = {"arm": dataclasses.asdict(arm), "threads": threads,
+              "parameters": sum(p.numel() for p in model.parameters()),
+              "train_config": dataclasses.asdict(recipe), "model_config": model.cfg.to_json(),
+              "data": data.fingerprint, "points": history}
+    OUT.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(OUT / f"{arm.name}.json", json.dumps(record, indent=2) + "\n")
+    return record
+
+
+def _first_games(key: str, n_games: int):
+    """Batches drawn from the first n training games only (same packing, same seed)."""
+    import numpy as np
+    import torch
+
+    from tasks.chess.formats import PackedStream, flat_corpus, game_format
+    from tasks.chess.presets import PRESETS
+    from tasks.chess.task import training_files
+
+    p = PRESETS[key]
+    tokens, starts = flat_corpus(game_format(p.format), training_files(key)[0])
+    if n_games >= len(starts) - p.n_val_games:
+        raise BenchError(f"train_games {n_games} is more than the train split holds; use more_shards instead")
+    end = int(starts[n_games])
+    stream = PackedStream(torch.from_numpy(tokens[:end].astype(np.int64)), torch.from_numpy(starts[:n_games]),
+                          p.n_ctx, seed=0)
+    return lambda step: stream.batch(step, p.train.batch_size)
+
+
+def _best(point: dict) -> float:
+    return max(point["probe_f1_by_layer"].values())
+
+
+def report() -> list:
+    records = [json.loads(p.read_text()) for p in sorted(OUT.glob("*.json"))]
+    if not records:
+        raise BenchError(f"no arm results in {OUT}; run python -m experiments.chess_move_recipe --arms w256-d4")
+    lines = ["# Chess recipe in the move format", "",
+             f"Dense models, one token per ply, context 64 (a whole game), batch {BATCH}, AdamW with 100 warmup "
+             f"steps and cosine to lr/10, fp32, one thread per arm beside one other job (the game generator). "
+             f"Probe: the training curve's (multinomial logistic per square, 200 + 200 probe games). "
+             f"Written by `python -m experiments.chess_move_recipe --report`.", "",
+             "| arm | params | steps | moves seen | train minutes | s/step | probe F1 best layer (which) "
+             "| F1 per CPU-hour | val loss | why |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in records:
+        last = r["points"][-1]
+        best_layer = max(last["probe_f1_by_layer"], key=last["probe_f1_by_layer"].get)
+        minutes = last["seconds"] / 60
+        lines.append(f"| {r['arm']['name']} | {r['parameters'] / 1e6:.2f}M | {last['step']} | {last['tokens'] / 1e6:.2f}M "
+                     f"| {minutes:.0f} | {last['seconds'] / last['step']:.2f} | {_best(last):.3f} ({best_layer}) "
+                     f"| {_best(last) / (minutes / 60):.2f} | {last['val_loss']:.3f} | {r['arm']['why']} |")
+    (OUT / "summary.md").write_text("\n".join(lines) + "\n")
+    return [OUT / "summary.md", _plot(records, OUT / "recipe_moves.png")]
+
+
+def _plot(records: list, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(15, 4))
+    for r in records:
+        pts, name = r["points"], r["arm"]["name"]
+        ax1.plot([p["tokens"] / 1e6 for p in pts], [_best(p) for p in pts], marker="o", ms=3, label=name)
+        ax2.plot([p["seconds"] / 60 for p in pts], [_best(p) for p in pts], marker="o", ms=3, label=name)
+        ax3.plot([p["tokens"] / 1e6 for p in pts], [p["val_loss"] for p in pts], marker="o", ms=3, label=name)
+    ax1.set(xlabel="moves seen (millions)", ylabel="probe F1 (best layer)", title="At equal moves")
+    ax2.set(xlabel="training minutes, one thread", ylabel="probe F1 (best layer)", title="At equal CPU time")
+    ax3.set(xlabel="moves seen (millions)", ylabel="validation loss (nats per move)", title="Validation loss")
+    ax2.legend(fontsize=7)
+    fig.suptitle("Dense chess models in the move format: board knowledge by arm")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--arms", default="", help=f"comma-separated, from: {', '.join(ARMS)}")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--report", action="store_true", help="write the table and figure from the arms' results")
+    parser.add_argument("--no-progress", action="store_true")
+    return run_command(lambda: _run(parser.parse_args(argv)))
+
+
+def _run(args) -> None:
+    names = [a for a in args.arms.split(",") if a]
+    unknown = [a for a in names if a not in ARMS]
+    if unknown:
+        raise BenchError(f"unknown arm {unknown[0]!r}; choose from {', '.join(ARMS)}")
+    if not names and not args.report:
+        raise BenchError("name --arms (comma-separated) or --report")
+    for name in names:
+        record = run_arm(ARMS[name], args.threads, not args.no_progress)
+        last = record["points"][-1]
+        print(f"{name}: probe F1 best layer {_best(last):.3f}, val loss {last['val_loss']:.3f}, "
+              f"{last['seconds'] / 60:.0f} min of steps")
+    if args.report:
+        for path in report():
+            print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

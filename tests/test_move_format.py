@@ -1,0 +1,154 @@
+"""The move format: its fixed vocabulary, encoding, evaluation positions, legal-move rate, and the
+refusals of a corpus or checkpoint that does not fit it."""
+
+import lzma
+
+import chess
+import pytest
+import torch
+
+from bench.errors import BenchError
+from tasks.chess.corpus import read_split
+from tasks.chess.formats import FORMATS, flat_corpus, game_move_ids, san_moves
+from tasks.chess.legal_moves import legal_move_rate
+from tasks.chess.move_vocab import BOS_ID, PAD_ID, token_ids, vocabulary
+from tasks.chess.positions import boards_at_dots, build_positions
+
+
+def test_vocabulary_is_every_queen_line_and_knight_move_plus_promotions():
+    vocab = vocabulary()
+    # 64 squares: queen lines 1,456 moves, knight 336; promotions 2 colours x 22 pawn moves x 4 pieces.
+    assert len(vocab) == 2 + 1456 + 336 + 176
+    assert vocab[PAD_ID] == "<pad>" and vocab[BOS_ID] == "<bos>"
+    ids = token_ids()
+    for move in ("e2e4", "g1f3", "e1g1", "e8c8", "a7b8q", "h2h1n", "b1a3", "a1h8"):
+        assert move in ids
+    for impossible in ("a1b4", "e2e2", "a3a1q", "e4e5q", "a7b8k", "a7c8q"):
+        assert impossible not in ids
+    assert len(set(vocab)) == len(vocab)
+
+
+def test_every_legal_move_of_real_games_is_in_the_vocabulary():
+    ids = token_ids()
+    for game in read_split("probe_test")[:30]:
+        board = chess.Board()
+        for san in san_moves(game):
+            assert all(m.uci() in ids for m in board.legal_moves)
+            board.push_san(san)
+
+
+def test_a_game_encodes_as_bos_then_one_uci_move_per_ply():
+    fmt = FORMATS["moves"]
+    ids = token_ids()
+    # 3.O-O is illegal here (f1 bishop in the way): only the first four plies fit the check below.
+    assert game_move_ids(";1.e4 e5 2.Nf3 Nc6") == [ids["e2e4"], ids["e7e5"], ids["g1f3"], ids["b8c6"]]
+    with pytest.raises(ValueError, match="ply 5: 'O-O'"):
+        game_move_ids(";1.e4 e5 2.Nf3 Nc6 3.O-O")
+    short, short_len = fmt.encode([";1.d4 d5"], 5)
+    assert short.tolist() == [[BOS_ID, ids["d2d4"], ids["d7d5"], PAD_ID, PAD_ID]] and short_len.tolist() == [3]
+
+
+def test_positions_are_the_same_boards_in_both_formats_at_token_2n():
+    games = read_split("probe_test")[:5]
+    chars, moves = build_positions(games, workers=1), build_positions(games, workers=1, fmt_name="moves")
+    assert (chars.classes == moves.classes).all()
+    assert moves.token_index.tolist() == [2 * n for n in range(20)] * 5
+    assert [chars.games[0][i] for i in chars.token_index[:20]] == ["."] * 20
+    # The tokens before position n replay to the board there.
+    vocab = vocabulary()
+    for n, board in enumerate(boards_at_dots(games[0])):
+        replay = chess.Board()
+        for t in moves.tokens[0, 1:2 * n + 1].tolist():
+            replay.push_uci(vocab[t])
+        assert replay.board_fen() == board.board_fen()
+
+
+class _Scripted(torch.nn.Module):
+    """A fake model for the glue: always predicts the same token."""
+
+    def __init__(self, token: int):
+        super().__init__()
+        self.anchor, self.token = torch.nn.Parameter(torch.zeros(1)), token
+
+        class cfg:
+            n_ctx = 64
+        self.cfg = cfg
+
+    def forward(self, tokens):
+        logits = torch.zeros(*tokens.shape, len(vocabulary()))
+        logits[..., self.token] = 1.0
+        return logits
+
+
+def test_legal_move_rate_counts_the_greedy_token_against_the_board():
+    games = read_split("probe_test")[:4]
+    positions = build_positions(games, workers=1, fmt_name="moves")
+    boards = [b for g in positions.games for b in boards_at_dots(g)]
+    expected = sum(chess.Move.from_uci("g1f3") in b.legal_moves for b in boards) / len(boards)
+    assert 0 < expected < 1  # the case is not degenerate
+    assert legal_move_rate(_Scripted(token_ids()["g1f3"]), positions, n_games=4) == expected
+    assert legal_move_rate(_Scripted(PAD_ID), positions, n_games=4) == 0.0
+
+
+def _xz(path, text: str):
+    with lzma.open(path, "wt", encoding="utf-8") as f:
+        f.write(text)
+    return path
+
+
+def test_a_corpus_with_an_illegal_move_is_refused_naming_file_line_and_move(tmp_path):
+    path = _xz(tmp_path / "bad.txt.xz", ";1.e4 e5 2.Nf3\n;1.d4 d5 2.Ke8\n")
+    with pytest.raises(BenchError, match=r"bad\.txt\.xz:2: ply 3: 'Ke8' is not a legal move"):
+        flat_corpus(FORMATS["moves"], path)
+
+
+def test_a_corpus_of_english_is_refused_in_both_formats(tmp_path):
+    path = _xz(tmp_path / "prose.txt.xz", ";1.e4 e5\nThe quick brown fox jumps.\n")
+    with pytest.raises(BenchError, match=r"prose\.txt\.xz:2: character 'T' is not in the chess vocabulary"):
+        flat_corpus(FORMATS["chars"], path)
+    with pytest.raises(BenchError, match=r"prose\.txt\.xz:2: ply 1: 'The' is not a legal move"):
+        flat_corpus(FORMATS["moves"], path)
+
+
+def test_a_corpus_file_that_is_not_xz_or_empty_is_one_clear_error(tmp_path):
+    plain = tmp_path / "plain.txt.xz"
+    plain.write_text(";1.e4 e5\n")
+    with pytest.raises(BenchError, match="not a readable xz chess corpus"):
+        flat_corpus(FORMATS["moves"], plain)
+    with pytest.raises(BenchError, match="holds no games"):
+        flat_corpus(FORMATS["chars"], _xz(tmp_path / "empty.txt.xz", ""))
+
+
+def test_flat_corpus_packs_games_with_their_starts(tmp_path):
+    path = _xz(tmp_path / "two.txt.xz", ";1.e4 e5\n;1.d4\n")
+    tokens, starts = flat_corpus(FORMATS["moves"], path)
+    ids = token_ids()
+    assert tokens.tolist() == [BOS_ID, ids["e2e4"], ids["e7e5"], BOS_ID, ids["d2d4"]]
+    assert starts.tolist() == [0, 3]
+    chars, char_starts = flat_corpus(FORMATS["chars"], path)
+    assert len(chars) == len(";1.e4 e5 ;1.d4 ") and char_starts.tolist() == [0, 9]
+
+
+def test_a_chars_checkpoint_under_a_moves_preset_names_both_formats(tmp_path, monkeypatch):
+    from bench import model_store, registry
+    from models.checkpoint import save_model
+    from models.gpt import GPT
+    from tasks.chess.task import ChessTask
+
+    monkeypatch.setattr(model_store, "CHECKPOINTS", tmp_path)
+    save_model(tmp_path / "chess" / "dense-tiny-moves", GPT(ChessTask.dense_config("tiny")), {"fingerprint": {}})
+    with pytest.raises(BenchError, match="trained in the 'chars' token format, but preset tiny-moves reads 'moves'"):
+        model_store.load_or_train(registry.model_adapter("dense"), ChessTask, "tiny-moves", 0, "cpu",
+                                  train_if_missing=False)
+
+
+def test_resuming_in_another_format_is_refused_naming_the_field(tmp_path):
+    from models.gpt import GPT
+    from models.train import _load_state, _optimizer, _save_state
+    from tasks.chess.task import ChessTask
+
+    model = GPT(ChessTask.dense_config("tiny-moves"))
+    recipe = ChessTask.train_config("tiny-moves", 0)
+    _save_state(tmp_path, model, _optimizer(model, recipe), 5, {"format": "moves", "data": "d"}, [])
+    with pytest.raises(BenchError, match="format differs \\(checkpoint 'moves', now None\\)"):
+        _load_state(tmp_path, model, _optimizer(model, recipe), {"data": "d"})
