@@ -16,7 +16,7 @@ from pathlib import Path
 
 from bench.errors import run_command
 from bench.report import _seed_stats
-from bench.results import atomic_write_text, load_result, result_files, results_root, task_dir, with_seeds
+from bench.results import atomic_write_text, load_results, results_root, task_dir, with_seeds
 
 
 def out_dir() -> Path:
@@ -25,7 +25,7 @@ def out_dir() -> Path:
 
 def _records(task: str, preset: str) -> list[dict]:
     folder = task_dir(task, preset)
-    return [load_result(p) | {"_path": p} for p in result_files(folder)] if folder.exists() else []
+    return load_results(folder) if folder.exists() else []
 
 
 def _sources(paths: list[Path], shas: list[str]) -> str:

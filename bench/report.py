@@ -8,7 +8,8 @@ import io
 import statistics
 from pathlib import Path
 
-from bench.results import atomic_write_text, load_result, result_dir, result_files, with_seeds
+from bench.errors import BenchError
+from bench.results import atomic_write_text, load_results, result_dir, with_seeds
 
 HEADLINE = {
     "chess": ["val_loss", "legal_move_rate", "coverage", "reconstruction", "coverage_strategy", "reconstruction_strategy",
@@ -38,9 +39,15 @@ def _paper_numbers(task: str) -> dict:
 
 
 def _seed_stats(seeds: list[dict]) -> dict:
-    """Mean and spread over seeds of every metric (std needs two or more seeds)."""
+    """Mean and spread over seeds of every metric (std needs two or more seeds). A metric that one
+    seed lacks and another has is refused: its mean would count fewer seeds than n_seeds says."""
     names = sorted({k for s in seeds for k in s["metrics"]})
-    values = {k: [s["metrics"][k] for s in seeds if k in s["metrics"]] for k in names}
+    for k in names:
+        lacking = [s for s in seeds if k not in s["metrics"]]
+        if lacking:
+            raise BenchError(f"{lacking[0].get('_path', 'a seed result')}: metric {k!r} is missing while another seed "
+                             f"of {seeds[0]['model']} has it; rerun that seed, or delete its file to leave it out")
+    values = {k: [s["metrics"][k] for s in seeds] for k in names}
     return {"n_seeds": len(seeds), "mean": {k: statistics.fmean(v) for k, v in values.items()},
             "std": {k: statistics.stdev(v) for k, v in values.items() if len(v) > 1}}
 
@@ -77,9 +84,9 @@ def write_summary(task: str, preset: str = "cpu", variant: str | None = None) ->
     """summary.md, summary.csv and scores.png in the task's results folder (or its variant's);
     returns the paths."""
     folder = result_dir(task, preset, variant)
-    records = [load_result(p) for p in result_files(folder)]
+    records = load_results(folder)
     if not records:
-        return []
+        raise BenchError(f"no results in {folder}; run `make bench TASK={task} PRESET={preset}` first")
     columns = HEADLINE.get(task) or sorted({k for r in records for k in r["metrics"]})
     paper = _paper_numbers(task)
     paper_cols = [c for c in ("val_loss", "coverage", "reconstruction") if any(c in v for v in paper.values())]
@@ -123,7 +130,8 @@ def _plot(task: str, folder: Path, records: list[dict], paper: dict) -> Path:
     width = 0.8 / len(metrics)
     for k, metric in enumerate(metrics):
         xs = [i + (k - (len(metrics) - 1) / 2) * width for i in range(len(records))]
-        ax.bar(xs, [r["metrics"].get(metric, 0) for r in records], width, label=metric)
+        # A model without this metric gets no bar, never a bar at 0.
+        ax.bar(xs, [r["metrics"].get(metric, float("nan")) for r in records], width, label=metric)
         floor = [r["metrics"].get(f"{metric}_random_init") for r in records]
         if any(v is not None for v in floor):
             ax.scatter([x for x, v in zip(xs, floor) if v is not None], [v for v in floor if v is not None],

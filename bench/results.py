@@ -80,7 +80,7 @@ def atomic_write_text(path: Path, text: str) -> None:
 def write_result(task: str, model: str, preset: str, seed: int, metrics: dict, config: dict, details: dict,
                  provenance_extra: dict, per_item: list[dict] | None = None, variant: str | None = None) -> Path:
     for name, value in metrics.items():
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        if not _finite_number(value):
             raise BenchError(f"metric {name!r} is {value!r}, not a finite number; nothing was written")
     record = {
         "task": task, "model": model, "preset": preset, "schema_version": SCHEMA_VERSION,
@@ -113,14 +113,33 @@ def with_seeds(folder: Path, record: dict) -> list[dict]:
     return [record] + [load_result(p) | {"_path": p} for p in paths]
 
 
+def load_results(folder: Path) -> list[dict]:
+    """Every result in a folder, each carrying its file as `_path`."""
+    return [load_result(p) | {"_path": p} for p in result_files(folder)]
+
+
+def _finite_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def load_result(path: Path) -> dict:
+    """A result file, checked: the contract's fields, and metrics that are all finite numbers (a
+    report must never average what is not there)."""
     try:
-        record = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise BenchError(f"{path} is not valid JSON ({e})") from None
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise BenchError(f"{path} is not valid JSON ({e}); rerun the bench that wrote it") from None
+    if not isinstance(record, dict):
+        raise BenchError(f"{path}: holds a {type(record).__name__}, not a result object; rerun the bench that wrote it")
     if record.get("schema_version") != SCHEMA_VERSION:
         raise BenchError(f"{path}: schema_version {record.get('schema_version')!r}, expected {SCHEMA_VERSION}")
     for field in ("task", "model", "preset", "metrics", "provenance"):
         if field not in record:
             raise BenchError(f"{path}: missing field {field!r}")
+    if not isinstance(record["metrics"], dict):
+        raise BenchError(f"{path}: metrics is a {type(record['metrics']).__name__}, not a name -> number mapping; "
+                         f"rerun the bench that wrote it")
+    for name, value in record["metrics"].items():
+        if not _finite_number(value):
+            raise BenchError(f"{path}: metric {name!r} is {value!r}, not a finite number; rerun the bench that wrote it")
     return record

@@ -7,6 +7,7 @@ against what the caller expects, and says which field differs.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -25,10 +26,10 @@ def _atomic_json(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
-def save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
+def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    save_file({k: v.detach().contiguous() for k, v in tensors.items()}, str(tmp))
+    save_file({k: v.detach().contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
     os.replace(tmp, path)
 
 
@@ -39,34 +40,60 @@ def load_tensors(path: Path) -> dict[str, torch.Tensor]:
         raise BenchError(f"checkpoint {path} is unreadable ({e}); delete it to retrain") from None
 
 
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def save_model(stem: Path, model: GPT, meta: dict, dtype: torch.dtype = torch.bfloat16) -> None:
-    """Weights first, then the JSON: a JSON beside weights means both are complete."""
-    save_tensors(stem.with_suffix(".safetensors"), {k: v.to(dtype) for k, v in model.state_dict().items()})
-    _atomic_json(stem.with_suffix(".json"), {"model_config": model.cfg.to_json(), **meta})
+    """Weights first, then the JSON with their sha256: a JSON beside weights means both are complete,
+    and a later change to the weights' bytes is caught on load."""
+    weights = stem.with_suffix(".safetensors")
+    save_tensors(weights, {k: v.to(dtype) for k, v in model.state_dict().items()})
+    _atomic_json(stem.with_suffix(".json"), {"model_config": model.cfg.to_json(), **meta,
+                                             "weights_sha256": file_sha256(weights)})
 
 
 def read_meta(stem: Path) -> dict | None:
-    path = stem.with_suffix(".json")
-    if not path.exists() or not stem.with_suffix(".safetensors").exists():
+    """The checkpoint's JSON; None when neither file exists. Half a checkpoint is refused: training
+    over it would overwrite what may be an hour's weights."""
+    path, weights = stem.with_suffix(".json"), stem.with_suffix(".safetensors")
+    if not path.exists() and not weights.exists():
         return None
+    if not path.exists() or not weights.exists():
+        there, missing = (weights, path) if weights.exists() else (path, weights)
+        raise BenchError(f"checkpoint {there} exists but {missing.name} beside it does not; restore it, or delete "
+                         f"{there} to retrain")
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise BenchError(f"checkpoint config {path} is not valid JSON ({e}); delete it to retrain") from None
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise BenchError(f"checkpoint config {path} is not valid JSON ({e}); restore it or delete both files to retrain") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("model_config"), dict):
+        raise BenchError(f"checkpoint config {path} has no model_config object; restore it or delete both files "
+                         f"to retrain")
+    return meta
 
 
 def load_model(stem: Path, expected: GPTConfig | None = None) -> tuple[GPT, dict]:
     meta = read_meta(stem)
     if meta is None:
         raise BenchError(f"no checkpoint at {stem}.safetensors/.json")
-    cfg = GPTConfig.from_json(meta["model_config"])
+    try:
+        cfg = GPTConfig.from_json(meta["model_config"])
+    except (TypeError, ValueError) as e:
+        raise BenchError(f"checkpoint config {stem}.json: model_config is not a model config ({e}); restore it or "
+                         f"delete both files to retrain") from None
     if expected is not None and cfg != expected:
         diffs = [f"{k}: checkpoint {v!r} != expected {expected.to_json()[k]!r}"
                  for k, v in cfg.to_json().items() if v != expected.to_json()[k]]
         raise BenchError(f"checkpoint {stem}.json does not match the preset ({'; '.join(diffs)}); "
                          f"retrain or pick the matching preset")
     model = GPT(cfg)
-    tensors = load_tensors(stem.with_suffix(".safetensors"))
+    weights = stem.with_suffix(".safetensors")
+    # Checkpoints written before the checksum have none to check.
+    if "weights_sha256" in meta and file_sha256(weights) != meta["weights_sha256"]:
+        raise BenchError(f"checkpoint {weights} does not match the sha256 recorded in {stem}.json: the weights "
+                         f"changed after they were written; restore them, or delete both files to retrain")
+    tensors = load_tensors(weights)
     own = model.state_dict()
     missing, extra = sorted(set(own) - set(tensors)), sorted(set(tensors) - set(own))
     wrong = [k for k in own if k in tensors and tensors[k].shape != own[k].shape]

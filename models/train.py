@@ -51,22 +51,56 @@ def _optimizer(model: GPT, cfg: TrainConfig) -> torch.optim.AdamW:
 
 def _save_state(run_dir: Path, model: GPT, opt: torch.optim.Optimizer, step: int, fingerprint: dict,
                 history: list) -> None:
+    """One file: the tensors, with the step, fingerprint and history in its metadata, so a crash can
+    never leave weights of one step beside the bookkeeping of another. state.json is a readable copy."""
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
     for i, state in opt.state_dict()["state"].items():
         for key, value in state.items():
             tensors[f"opt.{i}.{key}"] = value if torch.is_tensor(value) else torch.tensor(value)
-    save_tensors(run_dir / "state.safetensors", tensors)
-    _atomic_json(run_dir / "state.json", {"step": step, "fingerprint": fingerprint, "history": history})
+    meta = {"step": step, "fingerprint": fingerprint, "history": history}
+    save_tensors(run_dir / "state.safetensors", tensors, metadata={"state": json.dumps(meta)})
+    _atomic_json(run_dir / "state.json", meta)
+
+
+def _read_state_meta(run_dir: Path) -> dict:
+    from safetensors import safe_open
+
+    path = run_dir / "state.safetensors"
+    try:
+        with safe_open(str(path), "pt") as f:
+            embedded = (f.metadata() or {}).get("state")
+        # A state saved before the bookkeeping moved into the file has only state.json beside it.
+        meta = json.loads(embedded if embedded is not None else (run_dir / "state.json").read_text())
+        if not isinstance(meta, dict) or not {"step", "fingerprint", "history"} <= set(meta):
+            raise ValueError("fields missing")
+    except Exception as e:  # noqa: BLE001 - any damage to the file means the same thing
+        raise BenchError(f"resume state {path} is unreadable ({type(e).__name__}: {e}); delete {run_dir} to start "
+                         f"over") from None
+    return meta
+
+
+def _first_difference(key: str, then, now) -> str:
+    """The dotted name of the first field that differs (train_config.lr, not the whole dict)."""
+    if isinstance(then, dict) and isinstance(now, dict):
+        for k in sorted(set(then) | set(now)):
+            if then.get(k) != now.get(k):
+                return _first_difference(f"{key}.{k}", then.get(k), now.get(k))
+    return f"{key} differs (checkpoint {then!r}, now {now!r})"
 
 
 def _load_state(run_dir: Path, model: GPT, opt: torch.optim.Optimizer, fingerprint: dict) -> tuple[int, list]:
-    meta = json.loads((run_dir / "state.json").read_text())
+    meta = _read_state_meta(run_dir)
     for key in sorted(set(fingerprint) | set(meta["fingerprint"])):
         if fingerprint.get(key) != meta["fingerprint"].get(key):
             raise BenchError(
-                f"cannot resume {run_dir}: {key} differs (checkpoint {meta['fingerprint'].get(key)!r}, "
-                f"now {fingerprint.get(key)!r}); delete {run_dir} to start over or restore the old setting")
+                f"cannot resume {run_dir}: {_first_difference(key, meta['fingerprint'].get(key), fingerprint.get(key))}; "
+                f"delete {run_dir} to start over or restore the old setting")
     tensors = load_tensors(run_dir / "state.safetensors")
+    own = model.state_dict()
+    if any(k[len("model."):] not in own or own[k[len("model."):]].shape != v.shape
+           for k, v in tensors.items() if k.startswith("model.")):
+        raise BenchError(f"resume state {run_dir}/state.safetensors does not fit this model; delete {run_dir} to "
+                         f"start over")
     model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
     opt_state = opt.state_dict()
     for i in range(sum(len(g["params"]) for g in opt_state["param_groups"])):
@@ -104,7 +138,7 @@ def train(model: GPT, cfg: TrainConfig, batch_fn: Callable[[int], torch.Tensor],
     opt = _optimizer(model, cfg)
     step, history = 0, []
     run_dir.mkdir(parents=True, exist_ok=True)
-    if (run_dir / "state.json").exists():
+    if (run_dir / "state.safetensors").exists():
         step, history = _load_state(run_dir, model, opt, fingerprint)
     ddp = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     device = next(model.parameters()).device

@@ -1,3 +1,4 @@
+import json
 import dataclasses
 
 import pytest
@@ -30,9 +31,25 @@ def test_truncated_checkpoint_is_a_clear_error_and_is_left_alone(tmp_path):
     path = tmp_path / "m.safetensors"
     path.write_bytes(path.read_bytes()[:1000])
     before = path.read_bytes()
-    with pytest.raises(BenchError, match="unreadable"):
+    with pytest.raises(BenchError, match="does not match the sha256 recorded"):
         load_model(tmp_path / "m")
     assert path.read_bytes() == before
+    # Without a recorded checksum (checkpoints older than it), the reader itself refuses.
+    meta = json.loads((tmp_path / "m.json").read_text())
+    del meta["weights_sha256"]
+    (tmp_path / "m.json").write_text(json.dumps(meta))
+    with pytest.raises(BenchError, match="unreadable"):
+        load_model(tmp_path / "m")
+
+
+def test_weights_changed_in_place_are_caught_by_the_checksum(tmp_path):
+    _saved(tmp_path)
+    path = tmp_path / "m.safetensors"
+    data = bytearray(path.read_bytes())
+    data[-4096:] = bytes(4096)  # zero the last 4 KB: still a loadable file, silently other weights
+    path.write_bytes(bytes(data))
+    with pytest.raises(BenchError, match="the weights changed after they were written"):
+        load_model(tmp_path / "m")
 
 
 def test_checkpoint_of_another_shape_names_the_field(tmp_path):
