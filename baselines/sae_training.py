@@ -152,7 +152,12 @@ def load_sae(folder: Path, expected_hook: str | None = None, expected_d_in: int 
 
     if not (folder / "cfg.json").exists():
         raise BenchError(f"{folder} is not a SAELens SAE folder (no cfg.json)")
-    sae = SAE.load_from_disk(str(folder), dtype="float32")
+    try:
+        json.loads((folder / "cfg.json").read_text(encoding="utf-8"))
+        sae = SAE.load_from_disk(str(folder), dtype="float32")
+    except Exception as e:  # noqa: BLE001 - SAELens raises many kinds for a damaged folder; all mean the same
+        raise BenchError(f"SAE folder {folder} is damaged ({type(e).__name__}: {str(e)[:160]}); delete it to "
+                         f"retrain, or restore it") from None
     if expected_d_in is not None and sae.cfg.d_in != expected_d_in:
         raise BenchError(f"SAE at {folder} reads {sae.cfg.d_in}-wide activations but site {expected_hook} is "
                          f"{expected_d_in} wide; choose a site of that width ({', '.join(valid_sites)}) or another SAE")
@@ -161,4 +166,12 @@ def load_sae(folder: Path, expected_hook: str | None = None, expected_d_in: int 
 
 def read_record(folder: Path) -> dict | None:
     path = folder / "moexbench.json"
-    return json.loads(path.read_text()) if path.exists() else None
+    if not path.exists():
+        return None
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise BenchError(f"{path} is not valid JSON ({e}); delete {folder} to retrain the SAE") from None
+    if not isinstance(record, dict):
+        raise BenchError(f"{path} holds a {type(record).__name__}, not our record of the SAE; delete {folder} to retrain")
+    return record

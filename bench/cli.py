@@ -48,6 +48,12 @@ def _setup(args) -> None:
     import torch
 
     torch.set_num_threads(max(1, args.threads))
+    try:
+        torch.device(args.device)
+    except RuntimeError:
+        raise BenchError(f"device {args.device!r} is not a torch device; use DEVICE=cpu or DEVICE=cuda") from None
+    if args.device not in ("cpu",) and not args.device.startswith("cuda"):
+        raise BenchError(f"device {args.device!r} is not supported here; use DEVICE=cpu or DEVICE=cuda")
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise BenchError(f"device {args.device!r} requested but CUDA is not available here; use DEVICE=cpu")
 

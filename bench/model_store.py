@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from bench.errors import BenchError
+from bench.results import ensure_writable
 from models.checkpoint import load_model, read_meta
 from models.gpt import GPT
 from models.train import train
@@ -58,10 +59,12 @@ def describe_device(device: str) -> str:
 
 def train_model(adapter_cls, task, preset: str, seed: int, device: str, progress: bool = True) -> Path:
     """Trains (or resumes) and returns the checkpoint stem."""
+    stem = checkpoint_stem(task.name, adapter_cls.name, preset, seed)
+    ensure_writable(stem.parent)
+    ensure_writable(run_dir(task.name, adapter_cls.name, preset, seed))
     model = build_random(adapter_cls, task, preset, seed).to(device)
     data = task.training_data(preset, seed)
     fingerprint = dict(data.fingerprint)
-    stem = checkpoint_stem(task.name, adapter_cls.name, preset, seed)
     recipe = task.train_config(preset, seed)
     on_device = "" if device == "cpu" else f" DEVICE={device}"
     meta = {"task": task.name, "model": adapter_cls.name, "preset": preset, "seed": seed,

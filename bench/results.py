@@ -13,6 +13,7 @@ import json
 import math
 import os
 import platform
+import re
 import subprocess
 from pathlib import Path
 
@@ -32,8 +33,27 @@ def task_dir(task: str, preset: str = DEFAULT_PRESET) -> Path:
     return base if preset == DEFAULT_PRESET else base / preset
 
 
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
 def result_dir(task: str, preset: str = DEFAULT_PRESET, variant: str | None = None) -> Path:
+    # Every name here becomes part of a path: `../language` would write over another task's files.
+    for kind, name in (("task", task), ("preset", preset), ("variant", variant)):
+        if name is not None and not SAFE_NAME.fullmatch(name):
+            raise BenchError(f"{kind} {name!r} is not a plain name (letters, digits, -, _ and .); nothing was written")
     return task_dir(task, preset) / variant if variant else task_dir(task, preset)
+
+
+def ensure_writable(folder: Path) -> None:
+    """Fails now, in one line, rather than after an hour of work that then cannot be saved."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise BenchError(f"cannot write to {folder} ({e.strerror}); make it writable or point "
+                         f"MOEXBENCH_RESULTS / MOEXBENCH_CHECKPOINTS elsewhere") from None
 
 
 def file_stem(model: str) -> str:

@@ -10,10 +10,11 @@ import torch
 
 from bench.model_store import build_random, load_or_train
 from bench.report import write_summary
-from bench.results import write_result
+from bench.results import ensure_writable, result_path, write_result
 
 
 def run_bench(adapter_cls, task, config, preset: str, seed: int, device: str) -> Path:
+    ensure_writable(result_path(task.name, adapter_cls.name, preset, seed, _variant(task, config)).parent)
     if hasattr(task, "run"):  # a task that builds and trains its own (toy) models
         return _run_self_contained(adapter_cls, task, config, preset, seed, device)
     adapter, meta, stem = load_or_train(adapter_cls, task, preset, seed, device)

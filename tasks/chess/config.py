@@ -29,5 +29,5 @@ class ChessConfig:
             raise ValueError(f"site {self.site!r} unknown; choose mlp or resid")
         if self.probe_layers not in ("site", "all"):
             raise ValueError(f"probe_layers {self.probe_layers!r} unknown; choose site or all")
-        if self.probe_games < 0 or self.batch_size < 1 or self.workers < 1:
-            raise ValueError("probe_games must be >= 0, batch_size and workers >= 1")
+        if self.probe_games < 0 or self.legal_move_games < 0 or self.batch_size < 1 or self.workers < 1:
+            raise ValueError("probe_games and legal_move_games must be >= 0, batch_size and workers >= 1")

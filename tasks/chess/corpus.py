@@ -44,9 +44,17 @@ def read_split(name: str, data_dir: Path | None = None) -> list[str]:
 
 
 def read_games_file(path: Path) -> list[str]:
-    """The games of one xz corpus file, one per line."""
-    with lzma.open(path, "rt", encoding="ascii") as f:
-        return [line for line in f.read().split("\n") if line]
+    """The games of one xz corpus file, one per line; a file that is not xz-compressed ASCII text
+    with at least one game is refused in one line."""
+    try:
+        with lzma.open(path, "rt", encoding="ascii") as f:
+            games = [line for line in f.read().split("\n") if line]
+    except (OSError, EOFError, lzma.LZMAError, UnicodeDecodeError) as e:
+        raise BenchError(f"{path}: not a readable xz chess corpus of ASCII games ({e}); regenerate it "
+                         f"(`make chess-data`) or write it with tasks.chess.corpus.write_split") from None
+    if not games:
+        raise BenchError(f"{path}: holds no games; regenerate it")
+    return games
 
 
 @dataclass
@@ -138,21 +146,42 @@ def load_blocks(path: Path, on_error: str = "raise") -> LoadedGames:
     lichess dataset) holding one or more games. Blocks are cut at a fixed length, so the last
     move of a line may be partial: only that one token is dropped; any other bad move is an error."""
     out = LoadedGames([])
-    with open(path, encoding="ascii", errors="strict") as f:
-        for line_no, line in enumerate(f, start=1):
-            games = [g.rstrip() for g in _BLOCK_GAME.findall(line.strip())]
-            for k, game in enumerate(games):
-                if k == len(games) - 1 and not _replays(game):
-                    game = game.rsplit(" ", 1)[0] if " " in game else ""
-                if len(game) < 3:
-                    continue
-                try:
-                    out.games.append(_validated(game, f"{path}:{line_no}"))
-                except ValueError as e:
-                    if on_error == "raise":
-                        raise BenchError(f"{e}; fix the file or pass on_error=skip") from None
-                    out.skipped.append(str(e))
+    raw = _read_text(path)
+    if raw.startswith("\ufeff"):
+        raise BenchError(f"{path} starts with a byte-order mark; save it as plain ASCII (no BOM)")
+    bad = next((i for i, c in enumerate(raw) if ord(c) > 127), None)
+    if bad is not None:
+        line_no = raw.count("\n", 0, bad) + 1
+        raise BenchError(f"{path}:{line_no}: character {raw[bad]!r} is not ASCII; Karvonen-style blocks are "
+                         f"ASCII movetext")
+    for line_no, line in enumerate(raw.splitlines(), start=1):
+        games = [g.rstrip() for g in _BLOCK_GAME.findall(line.strip())]
+        for k, game in enumerate(games):
+            if k == len(games) - 1 and not _replays(game):
+                game = game.rsplit(" ", 1)[0] if " " in game else ""
+            if len(game) < 3:
+                continue
+            try:
+                out.games.append(_validated(game, f"{path}:{line_no}"))
+            except ValueError as e:
+                if on_error == "raise":
+                    raise BenchError(f"{e}; fix the file or pass on_error=skip") from None
+                out.skipped.append(str(e))
+    if not out.games and not out.skipped:
+        raise BenchError(f"{path} holds no games")
     return out
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return Path(path).read_bytes().decode("utf-8")
+    except IsADirectoryError:
+        raise BenchError(f"{path} is a directory, not a file of games") from None
+    except FileNotFoundError:
+        raise BenchError(f"{path} does not exist") from None
+    except UnicodeDecodeError as e:
+        raise BenchError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start}); convert it, "
+                         f"e.g. iconv -f latin1 -t utf-8") from None
 
 
 def _replays(game: str) -> bool:

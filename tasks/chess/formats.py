@@ -13,7 +13,6 @@ positions, so it runs unchanged on either. What differs, and lives here:
 from __future__ import annotations
 
 import hashlib
-import lzma
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,7 +136,7 @@ def flat_corpus(fmt, path: Path) -> tuple[np.ndarray, np.ndarray]:
         with np.load(cache) as data:
             return data["tokens"], data["starts"]
     try:
-        tokens, starts = fmt.flat_games(_read_checked(path))
+        tokens, starts = fmt.flat_games(read_games_file(path))
     except GameError as e:
         raise BenchError(f"{path}:{e.game_index + 1}: {e.reason}; not a chess game in the `;1.e4 e5 ...` "
                          f"format") from None
@@ -165,16 +164,6 @@ def game_move_ids(game: str, limit: int | None = None) -> list[int]:
             raise ValueError(f"ply {ply + 1}: {san!r} is not a legal move here") from None
         ids.append(lookup[move.uci()])
     return ids
-
-
-def _read_checked(path: Path) -> list[str]:
-    try:
-        games = read_games_file(path)
-    except (OSError, EOFError, lzma.LZMAError, UnicodeDecodeError) as e:
-        raise BenchError(f"{path}: not a readable xz chess corpus ({e}); regenerate it") from None
-    if not games:
-        raise BenchError(f"{path}: holds no games; regenerate it")
-    return games
 
 
 FORMATS = {"chars": CharFormat(), "moves": MoveFormat()}

@@ -37,5 +37,7 @@ class LanguageConfig:
             raise ValueError(f"llm_base_url {self.llm_base_url!r} must start with http:// or https://, or be local")
         if self.backend not in BACKENDS:
             raise ValueError(f"backend {self.backend!r} unknown; choose one of {', '.join(BACKENDS)}")
-        if self.n_features < 0 or self.batch_size < 1 or self.llm_concurrency < 1 or self.llm_timeout_s <= 0:
-            raise ValueError("n_features must be >= 0; batch_size and llm_concurrency >= 1; llm_timeout_s > 0")
+        if self.n_features < 0 or self.batch_size < 1 or self.llm_concurrency < 1 or \
+                not 0 < self.llm_timeout_s < float("inf"):
+            raise ValueError("n_features must be >= 0; batch_size and llm_concurrency >= 1; llm_timeout_s a finite "
+                             "number of seconds > 0")

@@ -42,7 +42,11 @@ def read_records(split: str, data_dir: Path | None = None) -> list[dict]:
             records = []
             for number, line in enumerate(f, start=1):
                 if line.strip():
-                    records.append(json.loads(line))
+                    record = json.loads(line)
+                    if not isinstance(record, dict) or not isinstance(record.get("text"), str):
+                        raise BenchError(f"{path} line {number} has no \"text\" string; each line must be "
+                                         f"{{\"id\", \"source\", \"text\"}}: rebuild it with `make language-data`")
+                    records.append(record)
             return records
     except (lzma.LZMAError, EOFError, UnicodeDecodeError) as e:
         raise BenchError(f"{path} is not a readable xz file of UTF-8 JSON lines ({e}); rebuild it with "
@@ -60,6 +64,8 @@ def load_text_files(paths) -> list[str]:
     """A user's own UTF-8 text files, one document per file, in the order given."""
     docs = []
     for path in map(Path, paths):
+        if path.is_dir():
+            raise BenchError(f"{path} is a directory; give the text files in it, e.g. {path}/*.txt")
         if not path.is_file():
             raise BenchError(f"text file {path} does not exist")
         data = path.read_bytes()
@@ -68,9 +74,11 @@ def load_text_files(paths) -> list[str]:
         except UnicodeDecodeError as e:
             raise BenchError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start}); convert it, "
                              f"e.g. iconv -f latin1 -t utf-8") from None
+        # The byte-order mark comes off before the emptiness check: a file of only a BOM is empty.
+        text = text.removeprefix("\ufeff")
         if not text.strip():
             raise BenchError(f"{path} is empty; remove it from the list or give it text")
-        docs.append(text.removeprefix("\ufeff"))
+        docs.append(text)
     if not docs:
         raise BenchError("no text files given")
     return docs

@@ -1,0 +1,193 @@
+"""The bad-input matrix: each row is a hostile input to the real command line, and each must end in
+exit status 2, one `error:` line naming the file, field or value, no traceback, and the results and
+checkpoints left byte for byte as they were."""
+
+import hashlib
+import json
+import lzma
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _tree_digest(*folders: Path) -> str:
+    digest = hashlib.sha256()
+    for folder in folders:
+        for path in sorted(folder.rglob("*")) if folder.exists() else []:
+            if path.is_file():
+                digest.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+class Sandbox:
+    """Results, checkpoints, runs, cache and chess data of one row, in a temp folder."""
+
+    def __init__(self, root: Path, checkpoint_source: Path):
+        self.root = root
+        self.results, self.checkpoints = root / "results", root / "checkpoints"
+        self.data = root / "chess-data"
+        shutil.copytree(ROOT / "data" / "chess", self.data, ignore=shutil.ignore_patterns("more"))
+        shutil.copytree(checkpoint_source, self.checkpoints)
+        self.stem = self.checkpoints / "chess" / "dense-tiny"
+
+    def env(self) -> dict:
+        return {**os.environ, "MOEXBENCH_RESULTS": str(self.results), "MOEXBENCH_CHECKPOINTS": str(self.checkpoints),
+                "MOEXBENCH_RUNS": str(self.root / "runs"), "MOEXBENCH_CACHE": str(self.root / "cache"),
+                "MOEXBENCH_CHESS_DATA": str(self.data), "MOEXBENCH_THREADS": "1", "CI": "true"}
+
+    def run(self, *args, env: dict | None = None):
+        return subprocess.run([sys.executable, "-m", "bench", *args], cwd=ROOT, capture_output=True, text=True,
+                              timeout=300, env=env or self.env())
+
+    def write_result(self, model: str, seed: int, metrics) -> Path:
+        folder = self.results / "chess" / "tiny"
+        path = folder / (f"{model}.json" if seed == 0 else f"seeds/{model}.seed{seed}.json")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"task": "chess", "model": model, "preset": "tiny", "schema_version": 1,
+                                    "metrics": metrics, "config": {}, "provenance": {"seed": seed}}))
+        return path
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """One tiny dense chess checkpoint, trained through the real command line."""
+    root = tmp_path_factory.mktemp("tiny-ckpt")
+    env = {**os.environ, "MOEXBENCH_CHECKPOINTS": str(root / "checkpoints"), "MOEXBENCH_RUNS": str(root / "runs"),
+           "MOEXBENCH_CACHE": str(root / "cache"), "CI": "true"}
+    out = subprocess.run([sys.executable, "-m", "bench", "train", "--model", "dense", "--task", "chess",
+                          "--preset", "tiny", "--threads", "1"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=300, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return root / "checkpoints"
+
+
+def _xz(path: Path, text: str) -> None:
+    with lzma.open(path, "wt", encoding="utf-8") as f:
+        f.write(text)
+
+
+def _patch_json(path: Path, change) -> None:
+    path.write_text(json.dumps(change(json.loads(path.read_text()))))
+
+
+BENCH_TINY = ("bench", "--model", "dense", "--task", "chess", "--preset", "tiny", "--threads", "1",
+              "random_floor=false", "legal_move_games=0", "probe_games=20")
+TRAIN_TINY = ("train", "--model", "dense", "--task", "chess", "--preset", "tiny", "--threads", "1")
+
+
+def _ckpt_json(value):
+    return lambda s: s.stem.with_suffix(".json").write_text(value)
+
+
+def _zero_weights(s):
+    path = s.stem.with_suffix(".safetensors")
+    data = bytearray(path.read_bytes())
+    data[-4096:] = bytes(4096)
+    path.write_bytes(bytes(data))
+
+
+def _drop_metric(s):
+    s.write_result("dense", 0, {"reconstruction": 0.1})
+    s.write_result("dense", 1, {"coverage": 0.2, "reconstruction": 0.1})
+
+
+def _fresh_model_json_gone(s):
+    s.stem.with_suffix(".json").unlink()
+
+
+def _bad_state(s):
+    run = s.root / "runs" / "chess" / "dense-tiny-seed0"
+    run.mkdir(parents=True)
+    (run / "state.safetensors").write_bytes(b"{not a state")
+    s.stem.with_suffix(".json").unlink()
+    s.stem.with_suffix(".safetensors").unlink()
+
+
+def _prose_corpus(s):
+    _xz(s.data / "train.txt.xz", ";1.e4 e5 2.Nf3\nThe quick brown fox jumps over the lazy dog.\n")
+    for suffix in (".json", ".safetensors"):
+        s.stem.with_suffix(suffix).unlink()
+
+
+def _illegal_corpus(s):
+    _xz(s.data / "train.txt.xz", ";1.e4 e5\n;1.e4 e5 2.Ke4\n")
+    for suffix in (".json", ".safetensors"):
+        s.stem.with_suffix(suffix).unlink()
+
+
+def _corpus_not_xz(s):
+    (s.data / "probe_test.txt.xz").write_text(";1.e4 e5\n")
+
+
+# (id, how to break the sandbox, command line, what the one error line must contain)
+ROWS = [
+    ("unknown-model", None, ("bench", "--model", "nonesuch"), ["unknown model 'nonesuch'"]),
+    ("unknown-key", None, BENCH_TINY + ("layr=3",), ["unknown setting 'layr'"]),
+    ("bad-value-type", None, BENCH_TINY + ("probe_games=many",), ["probe_games='many' is not a valid int"]),
+    ("negative-legal-games", None, BENCH_TINY + ("legal_move_games=-1",), ["legal_move_games must be >= 0"]),
+    ("unknown-device", None, BENCH_TINY + ("--device", "foo"), ["device 'foo'"]),
+    ("llm-timeout-nan", None, ("bench", "--task", "language", "--preset", "tiny", "llm_timeout_s=nan"),
+     ["llm_timeout_s a finite number"]),
+    ("llm-timeout-inf", None, ("bench", "--task", "language", "--preset", "tiny", "llm_timeout_s=inf"),
+     ["llm_timeout_s a finite number"]),
+    ("report-variant-path", None, ("report", "--task", "chess", "--preset", "tiny", "--variant", "../language"),
+     ["variant '../language' is not a plain name"]),
+    ("report-no-results", None, ("report", "--task", "chess", "--preset", "paper"), ["no results in", "paper"]),
+    ("report-metric-missing-in-a-seed", _drop_metric, ("report", "--task", "chess", "--preset", "tiny"),
+     ["dense.json: metric 'coverage' is missing while another seed"]),
+    ("report-metric-string", lambda s: s.write_result("dense", 0, {"coverage": "high"}),
+     ("report", "--task", "chess", "--preset", "tiny"), ["dense.json: metric 'coverage' is 'high'"]),
+    ("report-metric-null", lambda s: s.write_result("dense", 0, {"coverage": None}),
+     ("report", "--task", "chess", "--preset", "tiny"), ["metric 'coverage' is None"]),
+    ("report-metrics-list", lambda s: s.write_result("dense", 0, [0.1, 0.2]),
+     ("report", "--task", "chess", "--preset", "tiny"), ["dense.json: metrics is a list"]),
+    ("checkpoint-json-empty-object", _ckpt_json("{}"), BENCH_TINY, ["dense-tiny.json has no model_config"]),
+    ("checkpoint-json-list", _ckpt_json("[]"), BENCH_TINY, ["dense-tiny.json has no model_config"]),
+    ("checkpoint-json-wrong-type", _ckpt_json('{"model_config": {"d_model": "wide"}}'), BENCH_TINY,
+     ["dense-tiny.json: model_config is not a model config"]),
+    ("checkpoint-json-not-utf8", lambda s: s.stem.with_suffix(".json").write_bytes(b"\xff\xfe{"), BENCH_TINY,
+     ["dense-tiny.json is not valid JSON"]),
+    ("checkpoint-weights-zeroed", _zero_weights, BENCH_TINY, ["dense-tiny.safetensors does not match the sha256"]),
+    ("checkpoint-weights-random", lambda s: s.stem.with_suffix(".safetensors").write_bytes(os.urandom(5000)),
+     BENCH_TINY, ["does not match the sha256"]),
+    ("checkpoint-json-gone", _fresh_model_json_gone, BENCH_TINY,
+     ["dense-tiny.safetensors exists but dense-tiny.json beside it does not"]),
+    ("resume-state-garbled", _bad_state, TRAIN_TINY, ["resume state", "state.safetensors is unreadable"]),
+    ("corpus-prose", _prose_corpus, TRAIN_TINY, ["train.txt.xz:2: character 'T' is not in the chess vocabulary"]),
+    ("corpus-illegal-move", _illegal_corpus, ("train", "--model", "dense", "--task", "chess", "--preset",
+                                              "tiny-moves", "--threads", "1"),
+     ["train.txt.xz:2: ply 3: 'Ke4' is not a legal move"]),
+    ("corpus-not-xz", _corpus_not_xz, BENCH_TINY, ["probe_test.txt.xz: not a readable xz chess corpus"]),
+]
+
+
+@pytest.mark.parametrize("breaks, argv, needles", [r[1:] for r in ROWS], ids=[r[0] for r in ROWS])
+def test_bad_input_row(tmp_path, tiny_checkpoint, breaks, argv, needles):
+    sandbox = Sandbox(tmp_path, tiny_checkpoint)
+    if breaks is not None:
+        breaks(sandbox)
+    before = _tree_digest(sandbox.results, sandbox.checkpoints)
+    out = sandbox.run(*argv)
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    assert out.returncode == 2, out.stderr[-3000:]
+    assert "Traceback" not in out.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: "), out.stderr[-3000:]
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    assert _tree_digest(sandbox.results, sandbox.checkpoints) == before
+
+
+def test_an_unwritable_results_folder_is_refused_before_any_work(tmp_path, tiny_checkpoint):
+    sandbox = Sandbox(tmp_path, tiny_checkpoint)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    env = {**sandbox.env(), "MOEXBENCH_RESULTS": str(blocker / "results")}
+    out = sandbox.run(*BENCH_TINY, env=env)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.strip().startswith(f"error: cannot write to {blocker}/results/chess/tiny")
