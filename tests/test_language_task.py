@@ -21,11 +21,12 @@ def _bench(*args):
 
 
 # Tiny models are barely trained: their sparse units and SAE latents rarely reach enough activating
-# windows to be scored. Dense neurons with weakest-window negatives always can, so that run must score
-# features; the scoring itself is checked on known features in tests/test_autointerp.py.
-@pytest.mark.parametrize("model, own_units, args, must_score", [
-    ("dense", True, ["negatives=weakest"], True), ("moex", True, [], False), ("dense+sae", False, [], False)])
-def test_language_bench_tiny_writes_fidelity_and_autointerp(model, own_units, args, must_score):
+# windows to be scored, so those runs sample 256 features and take the weakest windows as negatives;
+# each must then score some (the scoring itself is checked on known features in test_autointerp.py).
+@pytest.mark.parametrize("model, own_units, args", [
+    ("dense", True, ["negatives=weakest"]), ("moex", True, ["negatives=weakest", "n_features=256"]),
+    ("dense+sae", False, ["negatives=weakest", "n_features=256"])])
+def test_language_bench_tiny_writes_fidelity_and_autointerp(model, own_units, args):
     out = _bench("--model", model, *args)
     assert out.returncode == 0, out.stderr[-2000:]
     path = result_path("language", model, "tiny", 0)
@@ -44,12 +45,21 @@ def test_language_bench_tiny_writes_fidelity_and_autointerp(model, own_units, ar
     assert len(records) == scored
     assert m["autointerp_skipped_few_activating"] + m["autointerp_skipped_few_negatives"] == \
         m["autointerp_features_skipped"]
-    assert scored >= 1 or not must_score
-    if scored:  # every scored feature has an answer per test example and a balanced accuracy in [0, 1]
-        assert 0.0 <= m["detection"] <= 1.0 and m["detection_ci_low"] <= m["detection"] <= m["detection_ci_high"]
-        assert all(len(r["detection_answers"]) == len(r["labels"]) for r in records)
-        assert records[0]["backend"] == "lexical"
-        assert path.with_suffix(".html").read_text().count("<tr>") == scored + 1
+    assert scored >= 1
+    # every scored feature has an answer per test example and a balanced accuracy in [0, 1]
+    assert 0.0 <= m["detection"] <= 1.0 and m["detection_ci_low"] <= m["detection"] <= m["detection_ci_high"]
+    assert all(len(r["detection_answers"]) == len(r["labels"]) for r in records)
+    assert records[0]["backend"] == "lexical"
+    assert path.with_suffix(".html").read_text().count("<tr>") == scored + 1
+
+
+def test_a_run_that_scores_no_feature_fails_naming_why_and_writes_nothing():
+    path = result_path("language", "moex", "tiny", 0)
+    before = path.read_bytes() if path.exists() else None
+    out = _bench("--model", "moex", "n_features=2")
+    assert out.returncode == 2
+    assert "error: auto-interp scored none of the 2 features sampled (2 skipped:" in out.stderr
+    assert (path.read_bytes() if path.exists() else None) == before
 
 
 def test_language_rejects_an_unknown_backend_in_one_line():

@@ -147,10 +147,24 @@ class FakeEndpoint:
         if self.mode == "slow":
             time.sleep(1.0)
         leave()
-        if self.mode == "status" or (self.mode == "flaky" and n <= self.fail_first):
+        if self.mode == "status" or (self.mode in ("flaky", "retry_after") and n <= self.fail_first):
             code = self.status if self.mode == "status" else 503
             handler.send_response(code)
+            if self.mode == "retry_after":
+                handler.send_header("Retry-After", "1")
             handler.end_headers()
+            return
+        if self.mode == "drip":   # a valid start, then one byte a tenth of a second, forever
+            handler.send_response(200)
+            handler.send_header("Content-Type", "application/json")
+            handler.end_headers()
+            try:
+                for _ in range(600):
+                    handler.wfile.write(b" ")
+                    handler.wfile.flush()
+                    time.sleep(0.1)
+            except OSError:   # the client gave up: what the test wants
+                pass
             return
         if self.mode == "garbage":
             body = b"<html>not an API</html>"
@@ -208,6 +222,40 @@ def test_timeout_retries_then_bench_error(endpoint, tmp_path):
     with pytest.raises(BenchError, match="no answer within 0.2 s"):
         client.complete([{"role": "user", "content": "hi"}])
     assert endpoint.requests == 2
+
+
+def test_a_server_dripping_bytes_cannot_outlast_the_deadline(endpoint, tmp_path):
+    endpoint.mode = "drip"
+    client = ChatClient(config(endpoint.base_url, tmp_path, timeout_s=0.5, max_retries=1))
+    started = time.monotonic()
+    with pytest.raises(BenchError, match="no whole answer within 0.5 s"):
+        client.complete([{"role": "user", "content": "hi"}])
+    # two attempts of 0.5 s each and a backoff; a per-read timeout would have waited 60 s
+    assert time.monotonic() - started < 5
+    assert endpoint.requests == 2
+
+
+def test_retry_after_is_honoured(endpoint, tmp_path):
+    endpoint.mode, endpoint.fail_first = "retry_after", 1
+    client = ChatClient(config(endpoint.base_url, tmp_path, max_retries=1, backoff_s=0.01))
+    started = time.monotonic()
+    assert client.complete([{"role": "user", "content": "hi"}]) == "[1, 0, 1]"
+    assert time.monotonic() - started >= 1.0   # the server asked for 1 s, our own backoff was 0.01 s
+    assert endpoint.requests == 2
+
+
+def test_an_unparseable_answer_is_never_cached_so_a_fixed_server_is_asked_again(endpoint, tmp_path):
+    backend = LLMBackend(config(endpoint.base_url, tmp_path))
+    endpoint.reply = "I cannot say."
+    assert backend.detect("The word bank.", SCORE_BATCH) == [None, None, None]
+    assert backend.explain(EXPLAIN_EXAMPLES) is None
+    assert not list((tmp_path / "cache").rglob("*.json"))
+    endpoint.reply = "[0, 1, 1]"
+    assert backend.detect("The word bank.", SCORE_BATCH) == [False, True, True]
+    assert endpoint.requests == 3
+    assert len(list((tmp_path / "cache").rglob("*.json"))) == 1
+    assert backend.detect("The word bank.", SCORE_BATCH) == [False, True, True]   # now from the cache
+    assert endpoint.requests == 3
 
 
 def test_server_errors_are_retried_until_an_answer_comes(endpoint, tmp_path):

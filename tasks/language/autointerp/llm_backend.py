@@ -23,7 +23,8 @@ class LLMBackend:
         self._lock = threading.Lock()
 
     def explain(self, examples: list[Example]) -> str | None:
-        reply = self.client.complete(prompts.explanation_messages(examples))
+        reply = self.client.complete(prompts.explanation_messages(examples),
+                                     accept=lambda text: prompts.parse_explanation(text) is not None)
         explanation = prompts.parse_explanation(reply)
         if explanation is None:
             self._count("explain", 1)
@@ -45,7 +46,9 @@ class LLMBackend:
 
     def _score(self, kind: str, conversations, batches) -> list[list[bool | None]]:
         asked = [i for i, batch in enumerate(batches) if batch]   # an empty batch needs no request
-        replies = dict(zip(asked, self.client.complete_many([conversations[i] for i in asked])))
+        # A reply is cached only when every answer in it parses.
+        accepts = [lambda text, n=len(batches[i]): None not in prompts.parse_answers(text, n) for i in asked]
+        replies = dict(zip(asked, self.client.complete_many([conversations[i] for i in asked], accepts)))
         answers = [prompts.parse_answers(replies[i], len(batch)) if batch else []
                    for i, batch in enumerate(batches)]
         self._count(kind, sum(a is None for batch in answers for a in batch))

@@ -25,6 +25,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from bench.cache import CACHE
 from bench.errors import BenchError
@@ -63,7 +64,25 @@ class LLMConfig:
 
 
 class _Transient(Exception):
-    """A failure worth retrying (refused, timed out, 5xx, 429); its text names the cause."""
+    """A failure worth retrying (refused, timed out, 5xx, 429); its text names the cause, and
+    `retry_after` the wait the server asked for (seconds; 0 when it asked none)."""
+
+    def __init__(self, message: str, retry_after: float = 0.0):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+# A chat completion of max_tokens is a few KB; a server streaming more is not answering.
+MAX_RESPONSE_BYTES = 1 << 20
+# The longest Retry-After honoured: a server asking for more is treated as down.
+MAX_RETRY_AFTER_S = 60.0
+
+
+def _retry_after(headers) -> float:
+    try:
+        return min(MAX_RETRY_AFTER_S, max(0.0, float(headers.get("Retry-After", 0))))
+    except (TypeError, ValueError):  # an HTTP date, or junk: fall back to our own backoff
+        return 0.0
 
 
 class ChatClient:
@@ -79,26 +98,31 @@ class ChatClient:
 
     # --- public -----------------------------------------------------------------------------
 
-    def complete(self, messages: Messages) -> str:
-        """The assistant's text for `messages` (from the cache when present)."""
+    def complete(self, messages: Messages, accept: Callable[[str], bool] | None = None) -> str:
+        """The assistant's text for `messages` (from the cache when present). With `accept`, only an
+        answer it accepts is cached (or taken from the cache): an unparseable reply is returned for
+        the caller to count, and asked again on the next run, never replayed as a good one."""
         payload = self._payload(messages)
         key = cache_key(self.config.base_url, payload)
         cached = self._cache_read(key)
-        if cached is not None:
+        if cached is not None and (accept is None or accept(cached)):
             with self._lock:
                 self.cache_hits += 1
             return cached
         with self._slots:
             text = self._post_with_retries(payload)
-        self._cache_write(key, payload, text)
+        if accept is None or accept(text):
+            self._cache_write(key, payload, text)
         return text
 
-    def complete_many(self, conversations: list[Messages]) -> list[str]:
+    def complete_many(self, conversations: list[Messages],
+                      accepts: list[Callable[[str], bool]] | None = None) -> list[str]:
         """`complete` for each, in order, `max_concurrency` at a time."""
+        accepts = accepts or [None] * len(conversations)
         if len(conversations) <= 1:
-            return [self.complete(m) for m in conversations]
+            return [self.complete(m, a) for m, a in zip(conversations, accepts)]
         with ThreadPoolExecutor(max_workers=self.config.max_concurrency) as pool:
-            return list(pool.map(self.complete, conversations))
+            return list(pool.map(self.complete, conversations, accepts))
 
     # --- request ----------------------------------------------------------------------------
 
@@ -117,29 +141,32 @@ class ChatClient:
         cfg = self.config
         url = cfg.base_url.rstrip("/") + "/chat/completions"
         body = json.dumps(payload).encode()
-        last = ""
+        last, wait = "", 0.0
         for attempt in range(cfg.max_retries + 1):
             if attempt:
-                time.sleep(cfg.backoff_s * 2 ** (attempt - 1))
+                time.sleep(max(wait, cfg.backoff_s * 2 ** (attempt - 1)))
             with self._lock:
                 self.requests_sent += 1
             try:
                 return self._post_once(url, body)
             except _Transient as e:
-                last = str(e)
+                last, wait = str(e), e.retry_after
         attempts = cfg.max_retries + 1
         raise BenchError(f"LLM endpoint {url} gave no answer in {attempts} attempt{'s' * (attempts > 1)} "
                          f"({last}); start the server or set base_url to a reachable OpenAI-compatible "
                          f"endpoint")
 
     def _post_once(self, url: str, body: bytes) -> str:
+        """One request under one deadline: timeout_s bounds the whole exchange, not each socket read,
+        so a server dripping a byte a second cannot hold a run."""
         request = urllib.request.Request(url, data=body, headers=self._headers(), method="POST")
+        deadline = time.monotonic() + self.config.timeout_s
         try:
             with self._opener.open(request, timeout=self.config.timeout_s) as response:
-                raw = response.read()
+                raw = _read_before(response, deadline, self.config.timeout_s)
         except urllib.error.HTTPError as e:
             if e.code >= 500 or e.code == 429:
-                raise _Transient(f"HTTP {e.code}") from None
+                raise _Transient(f"HTTP {e.code}", _retry_after(e.headers)) from None
             fix = {401: f"set the key in ${self.config.api_key_env}",
                    403: f"check the key in ${self.config.api_key_env}",
                    404: "check base_url (it should end in /v1) and the model name"}.get(
@@ -193,6 +220,27 @@ class ChatClient:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+
+def _read_before(response, deadline: float, timeout_s: float) -> bytes:
+    chunks, size = [], 0
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise _Transient(f"no whole answer within {timeout_s:g} s")
+        sock = getattr(getattr(getattr(response, "fp", None), "raw", None), "_sock", None)
+        if sock is not None:
+            sock.settimeout(left)
+        try:
+            chunk = response.read1(4096) if hasattr(response, "read1") else response.read(4096)
+        except (TimeoutError, socket.timeout):
+            raise _Transient(f"no whole answer within {timeout_s:g} s") from None
+        if not chunk:
+            return b"".join(chunks)
+        size += len(chunk)
+        if size > MAX_RESPONSE_BYTES:
+            raise _Transient(f"answer longer than {MAX_RESPONSE_BYTES} bytes")
+        chunks.append(chunk)
 
 
 def opener_for(url: str) -> urllib.request.OpenerDirector:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.errors import BenchError
 from tasks.language.autointerp.activation_cache import FeatureFn, window_activations, window_maxima
 from tasks.language.autointerp.backend import Backend, Example
 from tasks.language.autointerp.protocol import FeatureExamples, score_feature
@@ -79,10 +80,25 @@ def run_autointerp(feature_fn: FeatureFn, n_features: int, sequences: np.ndarray
         record["negatives_verified"] = s.negatives_verified
         records.append(record)
     metrics, details = _summarise(records, len(features), skipped, backend, rules, seed, started)
+    if len(features) and not metrics["detection_n_features"]:
+        raise BenchError(f"auto-interp scored none of the {len(features)} features sampled "
+                         f"({_reasons(skipped, records, backend)}); nothing was written: sample more features "
+                         f"(n_features), or check that the backend answers in the expected format")
     # Density over every sampled feature too: skipped features are the densest (too few negatives)
     # or the sparsest, so the scored ones alone would understate the confound.
     metrics["firing_density_sampled"] = float(density.mean())
     return AutoInterpResult(metrics, details, records)
+
+
+def _reasons(skipped: Counter, records: list[dict], backend: Backend) -> str:
+    counts = [f"{n} skipped: {reason}" for reason, n in skipped.items()]
+    failed = sum(bool(r.get("explanation_failed")) for r in records)
+    if failed:
+        counts.append(f"{failed} without a parseable explanation")
+    unscored = len(records) - failed
+    if unscored > 0:
+        counts.append(f"{unscored} whose detection answers could not be parsed")
+    return "; ".join(counts)
 
 
 def _rng(seed: int, feature, stream: int = 0) -> np.random.Generator:
