@@ -7,8 +7,11 @@ import json
 import lzma
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -56,14 +59,15 @@ class Sandbox:
 
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory) -> Path:
-    """One tiny dense chess checkpoint, trained through the real command line."""
+    """Tiny dense chess and language checkpoints, trained through the real command line."""
     root = tmp_path_factory.mktemp("tiny-ckpt")
     env = {**os.environ, "MOEXBENCH_CHECKPOINTS": str(root / "checkpoints"), "MOEXBENCH_RUNS": str(root / "runs"),
            "MOEXBENCH_CACHE": str(root / "cache"), "CI": "true"}
-    out = subprocess.run([sys.executable, "-m", "bench", "train", "--model", "dense", "--task", "chess",
-                          "--preset", "tiny", "--threads", "1"], cwd=ROOT, capture_output=True, text=True,
-                         timeout=300, env=env)
-    assert out.returncode == 0, out.stderr[-2000:]
+    for task in ("chess", "language"):
+        out = subprocess.run([sys.executable, "-m", "bench", "train", "--model", "dense", "--task", task,
+                              "--preset", "tiny", "--threads", "1"], cwd=ROOT, capture_output=True, text=True,
+                             timeout=300, env=env)
+        assert out.returncode == 0, out.stderr[-2000:]
     return root / "checkpoints"
 
 
@@ -181,6 +185,63 @@ def test_bad_input_row(tmp_path, tiny_checkpoint, breaks, argv, needles):
     for needle in needles:
         assert needle in lines[0], lines[0]
     assert _tree_digest(sandbox.results, sandbox.checkpoints) == before
+
+
+def _dead_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class _NonsenseServer:
+    """An OpenAI-style endpoint on 127.0.0.1 whose every answer is prose no parser can read."""
+
+    def __init__(self):
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                body = json.dumps({"choices": [{"message": {"role": "assistant", "content": "Bananas."}}]}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+LLM_BENCH = ("bench", "--model", "dense", "--task", "language", "--preset", "tiny", "--threads", "1",
+             "backend=llm", "negatives=weakest", "n_features=4", "llm_timeout_s=3")
+
+
+def test_an_llm_endpoint_that_is_down_is_one_line(tmp_path, tiny_checkpoint):
+    sandbox = Sandbox(tmp_path, tiny_checkpoint)
+    before = _tree_digest(sandbox.results, sandbox.checkpoints)
+    url = f"http://127.0.0.1:{_dead_port()}/v1"
+    out = sandbox.run(*LLM_BENCH, f"llm_base_url={url}")
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-2000:]
+    assert out.stderr.strip().splitlines()[-1].startswith(f"error: LLM endpoint {url}/chat/completions gave no answer")
+    assert _tree_digest(sandbox.results, sandbox.checkpoints) == before
+
+
+def test_an_llm_answering_nonsense_scores_nothing_and_fails_naming_why(tmp_path, tiny_checkpoint):
+    sandbox, server = Sandbox(tmp_path, tiny_checkpoint), _NonsenseServer()
+    try:
+        before = _tree_digest(sandbox.results, sandbox.checkpoints)
+        out = sandbox.run(*LLM_BENCH, f"llm_base_url={server.base_url}")
+    finally:
+        server.server.shutdown()
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-2000:]
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: auto-interp scored none of the 4 features sampled") and \
+        "without a parseable explanation" in last, last
+    assert _tree_digest(sandbox.results, sandbox.checkpoints) == before
+    assert not list((sandbox.root / "cache").rglob("llm/**/*.json"))  # nonsense is never cached
 
 
 def test_an_unwritable_results_folder_is_refused_before_any_work(tmp_path, tiny_checkpoint):
