@@ -91,7 +91,18 @@ def cmd_bench(args) -> None:
     for adapter_cls in adapters:
         started = time.time()
         path = run_bench(adapter_cls, task, config, args.preset, args.seed, args.device)
-        print(f"wrote {path} ({time.time() - started:.0f} s)")
+        _print_run(task, adapter_cls.name, path, time.time() - started)
+
+
+def _print_run(task, model: str, path, seconds: float) -> None:
+    """What the run found, then where it wrote it."""
+    from bench.headline import run_table
+    from bench.report import paper_numbers
+    from bench.results import load_result
+
+    print(f"\n{model} on {task.name}:")
+    print("\n".join(run_table(task.name, load_result(path)["metrics"], paper_numbers(task.name).get(model, {}))))
+    print(f"wrote {path} ({seconds:.0f} s)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -106,7 +117,7 @@ def _dispatch(args) -> None:
         print("presets: " + ", ".join(PRESETS))
     elif args.command == "report":
         from bench import registry
-        from bench.report import write_summary
+        from bench.report import headline_lines, write_summary
         from bench.results import result_dir
 
         task = registry.task(args.task)
@@ -117,6 +128,7 @@ def _dispatch(args) -> None:
         paths = write_summary(args.task, args.preset, args.variant)
         if hasattr(task, "figures"):  # drawn from the results files too, nothing recomputed
             paths += task.figures(args.preset, args.variant) or []
+        print("\n".join(headline_lines(args.task, args.preset, args.variant)))
         for path in paths:
             print(f"wrote {path}")
     elif args.command == "train":

@@ -102,6 +102,7 @@ def write_result(task: str, model: str, preset: str, seed: int, metrics: dict, c
     for name, value in metrics.items():
         if not _finite_number(value):
             raise BenchError(f"metric {name!r} is {value!r}, not a finite number; nothing was written")
+    _check_declared(task, metrics, "nothing was written (a bug in the metric: please report it)")
     record = {
         "task": task, "model": model, "preset": preset, "schema_version": SCHEMA_VERSION,
         "metrics": metrics, "config": config,
@@ -162,4 +163,16 @@ def load_result(path: Path) -> dict:
     for name, value in record["metrics"].items():
         if not _finite_number(value):
             raise BenchError(f"{path}: metric {name!r} is {value!r}, not a finite number; rerun the bench that wrote it")
+    _check_declared(record["task"], record["metrics"], f"in {path}; rerun the bench that wrote it")
     return record
+
+
+def _check_declared(task: str, metrics: dict, what_then: str) -> None:
+    """Each metric the task declares must lie in its declared range."""
+    from bench.metrics import by_name
+
+    declared = by_name(task) if isinstance(task, str) and SAFE_NAME.fullmatch(task) else {}
+    for name, value in metrics.items():
+        problem = declared[name].check(value) if name in declared else None
+        if problem:
+            raise BenchError(f"metric {name!r} of task {task}: {problem}, {what_then}")

@@ -99,3 +99,25 @@ def test_the_summary_names_results_whose_checkpoints_were_trained_off_this_cpu()
     lines = [line for line in text.splitlines() if line.startswith("Trained on")]
     assert lines == [f"Trained on {gpu}, same recipe and data: m seed 1. Every other checkpoint was trained on "
                      "this machine's CPU."]
+
+
+def test_a_metric_outside_its_declared_range_is_never_written(tmp_path, monkeypatch):
+    from bench.errors import BenchError
+    from bench.results import write_result
+
+    monkeypatch.setenv("MOEXBENCH_RESULTS", str(tmp_path))
+    with pytest.raises(BenchError, match=r"metric 'coverage' of task chess: 1\.5 is outside \[0, 1\]"):
+        write_result("chess", "dense", "tiny", 0, {"coverage": 1.5}, {}, {}, {})
+    assert not list(tmp_path.rglob("*.json"))
+
+
+def test_the_compact_tables_keep_floor_ceiling_spread_and_paper_beside_each_score():
+    from bench.headline import models_table, run_table
+
+    seeds = [{"metrics": {"coverage": 0.3, "coverage_random_init": 0.1, "reconstruction": 0.2}},
+             {"metrics": {"coverage": 0.1, "coverage_random_init": 0.05, "reconstruction": 0.2}}]
+    table = models_table("chess", {"moex": seeds}, {"moex": {"coverage": 0.428, "reconstruction": 0.84}})
+    assert table[0].startswith("| model | seeds | coverage | reconstruction | probe_f1 |")
+    assert table[2] == "| moex | 2 | 0.200 ± 0.141 (0.075) | 0.200 ± 0.000 | - | - | - | 0.428 / 0.840 |"
+    run = run_table("chess", {"reconstruction": 0.3, "reconstruction_random_init": 0.01, "probe_f1": 0.6}, {})
+    assert "| reconstruction | 0.300 | 0.010 | 0.600 (probe_f1) | - |" in run

@@ -1,0 +1,53 @@
+"""The compact tables a reader sees first: one run's headline metrics (printed by `make bench`), and
+every model's (printed by `make report`, and the top of each summary.md). Built from the task's metric
+declarations; every score keeps its random-init floor, its ceiling and the paper's number beside it."""
+
+from __future__ import annotations
+
+import statistics
+
+from bench.metrics import declared
+
+
+def _num(value) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _markdown(header: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in rows]
+
+
+def run_table(task: str, metrics: dict, paper: dict) -> list[str]:
+    """One result: a row per headline metric it has."""
+    rows = []
+    for m in declared(task):
+        if m.headline and m.name in metrics:
+            rows.append([m.name, _num(metrics[m.name]), _num(metrics.get(m.floor)) if m.floor else "",
+                         f"{_num(metrics.get(m.ceiling))} ({m.ceiling})" if m.ceiling and m.ceiling in metrics else "",
+                         _num(paper.get(m.name))])
+    return _markdown(["metric", "value", "random-init floor", "ceiling", "paper"], rows)
+
+
+def _cell(seeds: list[dict], name: str, floor: str | None) -> str:
+    values = [s["metrics"][name] for s in seeds if name in s["metrics"]]
+    if not values:
+        return "-"
+    text = f"{statistics.fmean(values):.3f}"
+    if len(values) > 1:
+        text += f" ± {statistics.stdev(values):.3f}"
+    floors = [s["metrics"][floor] for s in seeds if floor and floor in s["metrics"]]
+    return text + (f" ({statistics.fmean(floors):.3f})" if floors else "")
+
+
+def models_table(task: str, seeds_of: dict[str, list[dict]], paper: dict) -> list[str]:
+    """Every model: mean ± std over its seeds of each headline metric (at most five), the mean
+    random-init floor in brackets, and the paper's numbers where it has any."""
+    heads = [m for m in declared(task) if m.headline][:5]
+    paper_cols = [m.name for m in heads if any(m.name in v for v in paper.values())]
+    rows = []
+    for model, seeds in seeds_of.items():
+        ref = paper.get(model, {})
+        rows.append([model, str(len(seeds))] + [_cell(seeds, m.name, m.floor) for m in heads]
+                    + (([" / ".join(_num(ref.get(c)) for c in paper_cols)]) if paper_cols else []))
+    header = ["model", "seeds"] + [m.name for m in heads] + ([f"paper {' / '.join(paper_cols)}"] if paper_cols else [])
+    return _markdown(header, rows)

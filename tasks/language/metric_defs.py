@@ -1,0 +1,34 @@
+"""The language task's metrics (docs/language.md has the definitions)."""
+
+from bench.metrics import Metric, unit_range
+
+METRICS = (
+    unit_range("detection", "auto-interp detection: mean balanced accuracy over scored features of telling "
+               "activating from non-activating windows from the explanation", headline=True, spread=True),
+    unit_range("fuzzing", "auto-interp fuzzing: mean balanced accuracy of telling correctly from wrongly "
+               "highlighted tokens", headline=True, spread=True),
+    Metric("loss_recovered", "share of the zero-ablation loss gap the features' splice recovers", True,
+           headline=True),
+    Metric("perplexity", "validation perplexity of the model", False, 1.0, headline=True, spread=True),
+    Metric("perplexity_splice", "validation perplexity with the features' reconstruction spliced in", False, 1.0),
+    Metric("explained_variance", "variance of the site's activations explained by the reconstruction", True,
+           high=1.0),
+    Metric("l0_fidelity", "mean number of features > 0 per token on the validation text", None, 0.0),
+    unit_range("dead_fraction", "share of features that never fire on the validation text", higher_is_better=False),
+    unit_range("detection_ci_low", "detection's bootstrap 95% interval, low end"),
+    unit_range("detection_ci_high", "detection's bootstrap 95% interval, high end"),
+    unit_range("fuzzing_ci_low", "fuzzing's bootstrap 95% interval, low end"),
+    unit_range("fuzzing_ci_high", "fuzzing's bootstrap 95% interval, high end"),
+    unit_range("firing_density", "mean share of tokens on which a scored feature fires", higher_is_better=None),
+    unit_range("firing_density_sampled", "the same over every sampled feature, skipped ones included",
+               higher_is_better=None),
+    Metric("autointerp_features_sampled", "features drawn for auto-interp", None, 0.0),
+    Metric("autointerp_features_skipped", "sampled features without enough activating or negative windows",
+           None, 0.0),
+    Metric("autointerp_explanation_failures", "scored features whose explanation could not be parsed", False, 0.0),
+    unit_range("detection_parse_failure_rate", "share of detection answers that could not be parsed",
+               higher_is_better=False),
+    Metric("router_sparsity_corr", "Pearson r of an MoE router's score against the chosen expert's active units",
+           None, -1.0, 1.0),
+    Metric("n_features", "features at the scored site", None, 0.0),
+)
