@@ -86,8 +86,11 @@ MODES = {
         # Dense neurons with weakest-window negatives: the tiny model whose features reliably get scored.
         Check("language", "dense", "tiny", ("negatives=weakest",),
               {"perplexity": 50.0, "loss_recovered": 1e-4, "detection": 0.1, "fuzzing": 0.1}, TRAIN_NOISE),
-        Check("language", "moex", "tiny", (), {"perplexity": 50.0, "loss_recovered": 1e-4}, TRAIN_NOISE),
-        Check("language", "dense+sae", "tiny", (), {"perplexity": 50.0, "loss_recovered": 0.1}, TRAIN_NOISE),
+        # A run that scores no feature is an error; these sample enough features for some to be scored.
+        Check("language", "moex", "tiny", ("negatives=weakest", "n_features=256"),
+              {"perplexity": 50.0, "loss_recovered": 1e-4}, TRAIN_NOISE),
+        Check("language", "dense+sae", "tiny", ("negatives=weakest", "n_features=256"),
+              {"perplexity": 50.0, "loss_recovered": 0.1}, TRAIN_NOISE),
         Check("superposition", "moex", "tiny", (), SUPERPOSITION, TOY_NOISE),
     ],
 }

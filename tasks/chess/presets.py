@@ -27,6 +27,7 @@ class ChessPreset:
     n_stat_games: int       # train-split games whose every position gives the max/alive statistics
     format: str = "chars"   # how games become tokens (formats.py): chars or moves
     more_shards: int = 0    # shards of data/chess/more/ trained on beside the train split
+    n_curve_games: int = 200  # games of each probe split the training curve's probe reads
 
     def model_shape(self) -> dict:
         return {"vocab_size": game_format(self.format).vocab_size, "n_ctx": self.n_ctx, "d_model": self.d_model,
@@ -61,6 +62,14 @@ PRESETS = {
         train=TrainConfig(steps=40, batch_size=8, lr=3e-3, min_lr=3e-4, warmup_steps=5, eval_every=20,
                           checkpoint_every_s=60),
         n_val_games=16, n_probe_games=40, n_stat_games=40, format="moves"),
+    # The paper's shape (8 x 512) in the move format, for one short GPU lease: all the generated games
+    # (train split + 20 shards of more games, about 12M moves) seen about 8 times in 98M moves, bf16.
+    # `python -m tasks.chess.gpu_run` does the whole run and refuses to start one that would not fit.
+    "gpu": ChessPreset(
+        n_layers=8, n_heads=8, d_model=512, n_ctx=64,
+        train=TrainConfig(steps=6000, batch_size=256, lr=1e-3, min_lr=1e-4, warmup_steps=300, bf16=True,
+                          eval_every=1000, checkpoint_every_s=120),
+        n_val_games=500, n_probe_games=1000, n_stat_games=500, format="moves", more_shards=20),
     "paper": ChessPreset(
         n_layers=8, n_heads=8, d_model=512, n_ctx=1023,
         train=TrainConfig(steps=600_000, batch_size=100, lr=3e-4, min_lr=3e-5, warmup_steps=2000, bf16=True,
@@ -73,3 +82,6 @@ PRESETS = {
 for _width in (64, 192):
     PRESETS[f"short-w{_width}"] = replace(PRESETS["short"], d_model=_width)
 WIDTH_SWEEP = ("short-w64", "short", "short-w192")
+# The gpu preset's script at test size, on a CPU in seconds: the same path, curve included.
+PRESETS["gpu-smoke"] = replace(PRESETS["tiny-moves"], train=replace(PRESETS["tiny-moves"].train, eval_every=20),
+                               n_curve_games=10)

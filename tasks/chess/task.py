@@ -101,7 +101,7 @@ class ChessTask:
 
         from tasks.chess.training_curve import curve_point
 
-        return partial(curve_point, fmt_name=PRESETS[preset].format)
+        return partial(curve_point, fmt_name=PRESETS[preset].format, n_games=PRESETS[preset].n_curve_games)
 
     @staticmethod
     def after_training(model_name: str, preset: str, seed: int, meta: dict) -> None:

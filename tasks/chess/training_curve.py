@@ -23,9 +23,9 @@ CURVE_GAMES = 200  # per probe split: 4,000 positions each
 
 
 @lru_cache(maxsize=2)
-def _curve_positions(fmt_name: str):
-    return (build_positions(read_split("probe_train")[:CURVE_GAMES], workers=1, fmt_name=fmt_name),
-            build_positions(read_split("probe_test")[:CURVE_GAMES], workers=1, fmt_name=fmt_name))
+def _curve_positions(fmt_name: str, n_games: int):
+    return (build_positions(read_split("probe_train")[:n_games], workers=1, fmt_name=fmt_name),
+            build_positions(read_split("probe_test")[:n_games], workers=1, fmt_name=fmt_name))
 
 
 @torch.no_grad()
@@ -45,11 +45,11 @@ def _resid_at_dots(model, positions) -> list[torch.Tensor]:
     return [torch.cat(x) for x in out]
 
 
-def curve_point(model, step: int, fmt_name: str = "chars") -> dict:
+def curve_point(model, step: int, fmt_name: str = "chars", n_games: int = CURVE_GAMES) -> dict:
     """The probe F1 of every layer, to add to the training history at this step."""
     was_training = model.training
     model.eval()
-    train, test = _curve_positions(fmt_name)
+    train, test = _curve_positions(fmt_name, n_games)
     r_train, r_test = _resid_at_dots(model, train), _resid_at_dots(model, test)
     ct = torch.from_numpy(train.classes.astype(np.int64))
     cs = torch.from_numpy(test.classes.astype(np.int64))
@@ -69,8 +69,9 @@ def write_curve(model_name: str, preset: str, meta: dict) -> list:
     record = {"model": model_name, "preset": preset, "format": PRESETS[preset].format,
               "model_config": meta.get("model_config"),
               "train_config": meta.get("train_config"), "data": meta.get("fingerprint", {}).get("data"),
-              "probe": f"multinomial logistic per square, first {CURVE_GAMES} games of each probe split "
-                       f"({CURVE_GAMES * 20} positions each), F1 over the 768 masked board-state BSPs",
+              "probe": f"multinomial logistic per square, first {PRESETS[preset].n_curve_games} games of each probe "
+                       f"split ({PRESETS[preset].n_curve_games * 20} positions each), F1 over the 768 masked "
+                       f"board-state BSPs",
               "points": history}
     path = folder / f"training_curve_{model_name}.json"
     atomic_write_text(path, json.dumps(record, indent=2) + "\n")
