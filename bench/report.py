@@ -37,7 +37,7 @@ def _seed_stats(seeds: list[dict]) -> dict:
                              f"of {seeds[0]['model']} has it; rerun that seed, or delete its file to leave it out")
     values = {k: [s["metrics"][k] for s in seeds] for k in names}
     return {"n_seeds": len(seeds), "mean": {k: statistics.fmean(v) for k, v in values.items()},
-            "std": {k: statistics.stdev(v) for k, v in values.items() if len(v) > 1}}
+            "std": {k: statistics.stdev(v) for k, v in values.items() if len(v) > 1}, "values": values}
 
 
 def _paper_tables(task: str, stats: dict) -> list[str]:
