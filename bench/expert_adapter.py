@@ -1,4 +1,4 @@
-"""What every MoE model's adapter shares: the parameter matching of spec/moex.md [D] (M = 8 experts
+"""What every MoE model's adapter shares: the parameter matching of docs/moex.md section 5 (M = 8 experts
 of width D = 2*d_model, top-2, so 4*d_model active units, equal to the dense model's d_mlp, and
 16*d_model in total), and the router diagnostics the results report."""
 

@@ -1,4 +1,4 @@
-"""Fidelity of an adapter's features at their site (spec/language.md section 2), for every adapter.
+"""Fidelity of an adapter's features at their site (docs/language.md section 3), for every adapter.
 
 The site's activation is replaced by the adapter's reconstruction of it: an SAE's decode(encode(x)),
 or x itself for models whose features are their own computation (dense neurons, MoE-X's z), which

@@ -1,4 +1,4 @@
-"""The runs behind the paper comparisons (issue 3), as one resumable command.
+"""The runs behind the paper comparisons, as one resumable command.
 
 `python -m bench.grid --task chess --preset short --jobs 2` runs, for every (model, seed) of the
 preset's grid whose result file is missing, `make bench` (training the checkpoint first when absent;

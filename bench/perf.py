@@ -126,7 +126,7 @@ def _measure(part: str, args) -> dict:
                                                              for f in sizes[:2]},
                 "chess_counting_seconds_by_positions": {n: _counting_seconds(sizes[0], n_positions=n)
                                                         for n in (5_000, 10_000, 20_000)}}
-    if part == "variants":  # throughput options for the dense training recipe (issue 12): dtype x torch.compile
+    if part == "variants":  # throughput options for the dense training recipe: dtype x torch.compile
         variants = {f"{'bf16' if b else 'fp32'}{'+compile' if c else ''}": (b, c) for b in (False, True)
                     for c in (False, True)}
         return {"dense_step_seconds_by_variant": {name: _step_seconds("dense", args.preset, args.steps, warmup=3,
@@ -218,7 +218,7 @@ def _when(record: dict, part: str) -> str:
 
 
 def _aims(record: dict) -> list[str]:
-    """Each of issue 8's aims, judged from the figures below (a figure not measured is left out)."""
+    """Each performance aim, judged from the figures below (a figure not measured is left out)."""
     rows = []
 
     def judge(what: str, value, text: str, met) -> None:

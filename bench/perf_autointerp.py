@@ -1,4 +1,4 @@
-"""Auto-interp speed and memory (issue 8, item 4; issue 5's targets), for `make perf`.
+"""Auto-interp speed and memory, for `make perf`.
 
 - Lexical features per second once activations are cached: explanation + detection + fuzzing of
   synthetic features (40 explanation, 50 + 50 test windows of 32 tokens each).

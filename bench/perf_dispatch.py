@@ -1,5 +1,5 @@
-"""MoE layer speed against its two obvious references (issue 8, item 2; issue 3's speed figure), and
-the machine's matmul peak with each model's FLOP utilisation (item 1), for `make perf`.
+"""MoE layer speed against its two obvious references, and the machine's matmul peak with each
+model's FLOP utilisation, for `make perf`.
 
 Dispatch: forward + backward of one MLP layer on the `cpu` preset's tokens (32 x 256, d_model 128):
 - our MoE layer (8 experts of width 256, top-2, GELU, learned router): the layer under test;

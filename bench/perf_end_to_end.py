@@ -1,4 +1,4 @@
-"""Issue 8 item 5: `make bench MODEL=moex TASK=chess` from the committed checkpoint, wall time and peak
+"""End to end: `make bench MODEL=moex TASK=chess` from the committed checkpoint, wall time and peak
 memory, as a user runs it. Results and derived-data caches go to a scratch folder, so the committed
 results are never touched; the first run starts from an empty cache (positions parsed, the random-init
 floor computed), the second reuses it."""

@@ -1,4 +1,4 @@
-"""TransformerLens imports, with the warnings it emits on import filtered (spec/environment.md).
+"""TransformerLens imports, with the warnings it emits on import filtered.
 
 Importing transformer_lens takes seconds, so only modules that need hook points import this.
 """

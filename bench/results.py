@@ -1,4 +1,6 @@
-"""The results contract of DESIGN.md: results/<task>/<model>.json, written atomically.
+"""The results contract: results/<task>/<model>.json, written atomically, holding task, model,
+preset, schema_version, flat `metrics` (name -> finite number), `config`, `provenance` (git sha,
+versions, seed, creation time, deviations, ...) and `details`; per-item rows go to a `.jsonl` beside it.
 
 The default preset (cpu) writes `results/<task>/<model>.json`; other presets write under
 `results/<task>/<preset>/`, seeds other than 0 under `.../seeds/`, and a task's variant of its
@@ -118,7 +120,7 @@ def write_result(task: str, model: str, preset: str, seed: int, metrics: dict, c
     return path
 
 
-# Other JSON that lives beside results (issue 12's curve, the tokenizer measurement) and is not a
+# Other JSON that lives beside results (the chess training curve, the tokenizer measurement) and is not a
 # result of the contract.
 NOT_RESULTS = ("training_curve_", "tokenizer_choice")
 

@@ -41,7 +41,7 @@ class Arm:
 
 
 ARMS = {a.name: a for a in [
-    Arm("w256-d4", "the issue's 4 x 256, the reference arm"),
+    Arm("w256-d4", "4 x 256, the reference arm"),
     Arm("w384-d4", "1.5x the width", d_model=384),
     Arm("w512-d4", "twice the width", d_model=512),
     Arm("w256-d2", "half the depth", n_layers=2),

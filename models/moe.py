@@ -1,4 +1,4 @@
-"""One MoE layer with pluggable parts, used by every MoE model (spec/moex.md section 1).
+"""One MoE layer with pluggable parts, used by every MoE model (docs/moex.md sections 1-3).
 
 M experts, each a plain two-matrix MLP (GELU or ReLU) of width D; a router picks k experts per
 token and weights them. The layer is one wide MLP of width M*D whose hidden code

@@ -1,4 +1,4 @@
-"""MoE-X (spec/moex.md): ReLU experts + the sparsity-aware router, and the "sparsity router only"
+"""MoE-X (docs/moex.md): ReLU experts + the sparsity-aware router, and the "sparsity router only"
 corner of the paper's Table 3 (GELU experts + sparsity router)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Board-state functions on hand-set positions (spec/chess.md section 3 and the reference quirks)."""
+"""Board-state functions on hand-set positions (docs/chess.md section 5 and the reference quirks of section 13)."""
 
 import chess
 import numpy as np

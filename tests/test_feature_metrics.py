@@ -80,7 +80,7 @@ def test_a_feature_whose_max_is_negative_is_never_on():
 
 
 def _straightforward(train, test, max_acts, y_train, y_test):
-    """The counts of spec/chess.md written out one threshold, feature and BSP at a time."""
+    """The counts of docs/chess.md sections 6-8 written out one threshold, feature and BSP at a time."""
     cov, rec = [], []
     for t_index, t in enumerate(THRESHOLDS):
         on_tr = train > t * max_acts.abs()

@@ -1,4 +1,4 @@
-"""perf.md judges each aim of issue 8 from the measured figures and leaves out what was not measured."""
+"""perf.md judges each performance aim from the measured figures and leaves out what was not measured."""
 
 from bench.perf import _aims
 

@@ -1,4 +1,4 @@
-"""Superposition metrics on hand-built weights with known answers (spec/superposition.md)."""
+"""Superposition metrics on hand-built weights with known answers (docs/superposition.md section 5)."""
 
 import math
 

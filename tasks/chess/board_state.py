@@ -1,4 +1,4 @@
-"""Board-state properties (BSPs) of spec/chess.md section 3, with the reference's semantics.
+"""Board-state properties (BSPs) of docs/chess.md section 5, with the reference's semantics.
 
 Each function maps a `chess.Board` to a flat uint8 vector of binary BSPs: the masked board state
 gives 768 (64 squares x 12 piece classes), the 14 strategy functions 1 or 64 each. Square index =

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class ChessConfig:
     # Block whose features are scored; negative counts from the end. -3 is index 5 of an 8-layer
-    # model, the layer Karvonen's SAEs and spec/moex.md [D] use.
+    # model, the layer Karvonen's SAEs use and the one we score (docs/moex.md section 8).
     layer: int = -3
     # "mlp": hidden units at blocks.{layer}.mlp.hook_post (or the adapter's own features there);
     # "resid": the residual stream after the block.

@@ -1,6 +1,6 @@
 """Chess corpora: the embedded engine-game corpus, a user's PGN files, Karvonen-style blocks.
 
-Every loader returns games as movetext strings `;1.e4 e5 2.Nf3 ...` (spec/chess.md section 1).
+Every loader returns games as movetext strings `;1.e4 e5 2.Nf3 ...` (docs/chess.md section 2.2).
 Bad games are never dropped silently: a loader either raises naming the file and line, or, with
 `on_error="skip"`, skips and returns how many it skipped.
 """
@@ -17,7 +17,7 @@ from bench.errors import BenchError
 
 EMBEDDED_DIR = Path(os.environ.get("MOEXBENCH_CHESS_DATA", Path(__file__).resolve().parents[2] / "data" / "chess"))
 SPLIT_FILES = {"train": "train.txt.xz", "probe_train": "probe_train.txt.xz", "probe_test": "probe_test.txt.xz"}
-# The evaluation reads the first 256 characters and the first 20 dots in them (spec/chess.md 2).
+# The evaluation reads the first 256 characters and the first 20 dots in them (docs/chess.md section 3).
 EVAL_WINDOW = 256
 EVAL_MIN_DOTS = 20
 

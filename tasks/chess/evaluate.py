@@ -1,5 +1,5 @@
 """The chess evaluation of one adapter: features at the dots -> coverage, reconstruction, and the
-linear-probe ceiling on the residual stream at the same dots (spec/chess.md)."""
+linear-probe ceiling on the residual stream at the same dots (docs/chess.md)."""
 
 from __future__ import annotations
 

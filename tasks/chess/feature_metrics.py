@@ -1,4 +1,4 @@
-"""Coverage and board reconstruction (spec/chess.md sections 4, 5 and 7), as the reference code
+"""Coverage and board reconstruction (docs/chess.md sections 6 to 8 and 13), as the reference code
 computes them.
 
 Counting (tasks/chess/threshold_counts.py) sums the label rows of each feature's active positions,

@@ -1,6 +1,6 @@
 """Play the embedded chess corpus: Stockfish self-play from weighted gnuchess-book openings.
 
-Engine games with human openings (spec/chess.md section 1). Every game is a pure function of
+Engine games with human openings (docs/chess.md section 2.1). Every game is a pure function of
 (seed, game index): its own random stream picks the opening and samples among the engine's top
 moves, and the engine's hash is cleared before each game, so the corpus does not depend on how
 games are spread over worker processes.
@@ -49,7 +49,7 @@ def check_tools() -> None:
 
 
 def movetext(board) -> str:
-    """The game as `;1.e4 e5 2.Nf3 ...` (no headers, no result), the format of spec/chess.md."""
+    """The game as `;1.e4 e5 2.Nf3 ...` (no headers, no result), the format of docs/chess.md section 2.2."""
     import chess
 
     replay = chess.Board()

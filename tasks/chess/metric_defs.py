@@ -24,8 +24,9 @@ METRICS = (
                higher_is_better=None),
     unit_range("reconstruction_random_init", "reconstruction at random init (the floor)", higher_is_better=None),
     unit_range("probe_f1_random_init", "probe F1 at random init (the floor)", higher_is_better=None),
-    Metric("router_sparsity_corr", "Pearson r of an MoE router's score against the chosen expert's active units "
-           "(MoE-X's router should be strongly negative)", None, -1.0, 1.0),
+    Metric("router_sparsity_corr", "Pearson r over every (token, expert) pair of the router's score against "
+           "the units that expert would fire (> 0 before the activation); MoE-X's should be strongly negative",
+           None, -1.0, 1.0),
     unit_range("expert_load_max", "the busiest expert's share of routed assignments", higher_is_better=None),
     Metric("loss_recovered", "share of the zero-ablation loss gap the features' splice recovers", True),
     Metric("explained_variance", "variance of the site's activations explained by the features' reconstruction",

@@ -1,4 +1,4 @@
-"""Published chess numbers to print beside ours (spec/moex.md section 4, spec/chess.md section 6).
+"""Published chess numbers to print beside ours (docs/moex.md section 9, docs/chess.md section 15).
 
 The paper's models are 8 x 512 trained on 16M lichess games; ours are far smaller and trained on
 engine games, so these are a reference point, not a target.

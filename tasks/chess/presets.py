@@ -4,7 +4,7 @@ Adapters turn the dense shape into their own (an MoE keeps the active width equa
 of a preset sees the same characters. `tiny` is for tests (seconds), `cpu` the embedded default
 (45-65 minutes per model here), `short` a third of it for seeds and ablation corners, `short-w64` and
 `short-w192` the `short` recipe at other widths (the paper's Fig. 3/5 counterpart), `paper` the MoE-X
-paper's Table 6 (spec/moex.md section 3), for a GPU.
+paper's Table 6 (docs/moex.md section 9), for a GPU.
 """
 
 from __future__ import annotations
@@ -40,16 +40,17 @@ PRESETS = {
         train=TrainConfig(steps=40, batch_size=8, lr=3e-3, min_lr=3e-4, warmup_steps=5, eval_every=20,
                           checkpoint_every_s=60),
         n_val_games=16, n_probe_games=40, n_stat_games=40),
-    # The shape measured in spec/environment.md (6 x 128, 1.2M parameters). fp32: with bf16 autocast a
+    # A shape measured on this machine (6 x 128, 1.2M parameters). fp32: with bf16 autocast a
     # step took 1.56-1.86x as long on 2 threads here (`make perf`, dense_step_seconds_by_variant; the
-    # fused attention's bf16 backward dominates). Not yet tuned for board knowledge: issue 12's recipe.
+    # fused attention's bf16 backward dominates). Not tuned for board knowledge: the move format's recipe
+    # study (experiments/chess_move_recipe.py) is what replaces it.
     "cpu": ChessPreset(
         n_layers=6, n_heads=4, d_model=128, n_ctx=256,
         train=TrainConfig(steps=3000, batch_size=32, lr=2e-3, min_lr=2e-4, warmup_steps=100, bf16=False,
                           eval_every=300, checkpoint_every_s=180),
         n_val_games=500, n_probe_games=1000, n_stat_games=500),
     # The cpu recipe cut to a third (8.2M characters): for the seeds and the corners of the paper's
-    # Table 3 grid, which the 2-core machine cannot afford at full length (issue 12, item 5). Its
+    # Table 3 grid, which the 2-core machine cannot afford at full length. Its
     # numbers land in results/chess/short/ and are compared only with each other.
     "short": ChessPreset(
         n_layers=6, n_heads=4, d_model=128, n_ctx=256,

@@ -1,4 +1,4 @@
-"""The 32-symbol character vocabulary of spec/chess.md (Karvonen's chess models use it)."""
+"""The 32-symbol character vocabulary of docs/chess.md section 2.2 (Karvonen's chess models use it)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Builds the embedded English corpus and the small BPE tokenizers (spec/language.md section 1).
+"""Builds the embedded English corpus and the small BPE tokenizers (docs/language.md section 2).
 
 `python -m tasks.language.build_corpus` (`make language-data`) reads four Debian packages that install
 offline (the Python and Linux kernel documentation as reST sources, the King James Bible, the

@@ -1,5 +1,5 @@
 """Text for the language task: the embedded English corpus, a user's own text files, or a Hugging
-Face data set the user has on disk (spec/language.md section 1).
+Face data set the user has on disk (docs/language.md section 2).
 
 Every loader returns documents as a list of strings; a tokenizer joins them with its document
 separator. Bad input is never skipped silently: a loader raises one line naming the file.

@@ -28,7 +28,8 @@ METRICS = (
     Metric("autointerp_explanation_failures", "scored features whose explanation could not be parsed", False, 0.0),
     unit_range("detection_parse_failure_rate", "share of detection answers that could not be parsed",
                higher_is_better=False),
-    Metric("router_sparsity_corr", "Pearson r of an MoE router's score against the chosen expert's active units",
+    Metric("router_sparsity_corr", "Pearson r over every (token, expert) pair of the router's score against "
+           "the units that expert would fire (> 0 before the activation); MoE-X's should be strongly negative",
            None, -1.0, 1.0),
     Metric("n_features", "features at the scored site", None, 0.0),
 )

@@ -1,4 +1,4 @@
-"""The MoE-X paper's language numbers (spec/moex.md section 4, Table 2), to print beside ours.
+"""The MoE-X paper's language numbers (docs/moex.md section 9, Table 2), to print beside ours.
 
 Its models are GPT-2 Small/Medium-sized, trained on FineWeb, evaluated on public text sets; ours are
 the preset's size on the embedded Debian-packaged corpus, evaluated on its held-out split. Only the

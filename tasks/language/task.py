@@ -1,6 +1,6 @@
 """The language task: train a language model on the embedded corpus, then, for any adapter, its
-perplexity and loss recovered with the features spliced in (spec/language.md section 2) and auto-
-interp of its features (section 3). The task never asks which model it is scoring."""
+perplexity and loss recovered with the features spliced in (docs/language.md section 3) and auto-
+interp of its features (section 4). The task never asks which model it is scoring."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from models.config import GPTConfig, TrainConfig
 from tasks.language.config import LanguageConfig
 from tasks.language.presets import PRESETS
 
-# Every place our numbers may differ from the references (spec/language.md).
+# Every place our numbers may differ from the references (docs/language.md section 6).
 DEVIATIONS = [
     "text: the embedded corpus of Debian-packaged English (data/language/CARD.md), not FineWeb / "
     "OpenWebText; perplexities are on its held-out split, not the paper's evaluation sets",

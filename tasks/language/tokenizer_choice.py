@@ -1,4 +1,4 @@
-"""Which tokenizer the CPU presets should use, by measurement (spec/language.md section 1).
+"""Which tokenizer the CPU presets should use, by measurement (docs/language.md section 2).
 
 GPT-2's 50257-entry unembedding dominates a tiny model's cost, but it also packs more characters
 into each token. What matters for a fixed training budget is the cost of one character of text:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 class SuperpositionConfig:
     # A feature is monosemantic in an expert when sqrt(sum_{j != i} (W_hat_i . W_j)^2) is below this.
     mono_threshold: float = 0.2
-    # ... and its norm is at least this ("not ~0" in the spec; the reference has no such floor).
+    # ... and its norm is at least this ("not ~0" in docs/superposition.md section 8; the reference has no such floor).
     min_norm: float = 0.1
     # Fresh inputs per model for routing usage, alpha and the evaluation loss.
     eval_samples: int = 8192

@@ -1,4 +1,4 @@
-"""Superposition metrics of spec/superposition.md on toy-model weights, for a batch of models.
+"""Superposition metrics of docs/superposition.md section 5 on toy-model weights, for a batch of models.
 
 Shapes: W (N, E, n, m) - model, expert, feature, hidden unit; row i of W[n, e] is feature i's
 direction in expert e. Reference quirks kept or changed are listed in tasks/superposition/task.py.

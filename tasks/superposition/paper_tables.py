@@ -1,4 +1,4 @@
-"""The published superposition claims (spec/superposition.md, Chaudhari et al.) beside our numbers,
+"""The published superposition claims (docs/superposition.md section 7, Chaudhari et al.) beside our numbers,
 each judged from them, plus the benchmark's own question: does MoE-X's router lower superposition
 further than a learned router at equal network sparsity? The report calls `render(stats)`."""
 
@@ -35,7 +35,7 @@ def render(stats: dict) -> list[str]:
         return []
     dense_jump = _get(stats, "dense", "features_per_dim_max_jump")
     lines = ["## Beside the published claims", "",
-             "Chaudhari et al.'s claims (spec/superposition.md), judged from the sweep means above (every "
+             "Chaudhari et al.'s claims (docs/superposition.md), judged from the sweep means above (every "
              "density, configuration and seed of each model).", "",
              "| model | features/dim, dense over it (claim 2-4x) | at most about 1 (<= 1.1) | largest jump between "
              f"neighbouring densities (dense {dense_jump:.2f}) | dense loss lower by (claim 0.03-0.08) |",

@@ -1,4 +1,4 @@
-"""Superposition sweeps per preset (spec/superposition.md; the reference's demo and specialisation
+"""Superposition sweeps per preset (docs/superposition.md section 4; the reference's demo and specialisation
 notebooks): n features, a dense width, MoE configurations of equal total width, densities, seeds."""
 
 from __future__ import annotations

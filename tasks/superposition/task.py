@@ -1,4 +1,4 @@
-"""The superposition task: toy models with known features (spec/superposition.md). A registry model
+"""The superposition task: toy models with known features (docs/superposition.md). A registry model
 is turned into its toy counterpart from what its adapter declares (dense or MoE MLP, hidden
 activation, router, auxiliary loss), so the task never asks for the model's name."""
 
@@ -16,10 +16,10 @@ from tasks.superposition.presets import PRESETS
 from tasks.superposition.toy_model import ToySpec
 
 DEVIATIONS = [
-    "training loss sums the importance-weighted squared error over features (the spec's form); the "
-    "reference's vectorised trainer also averages over features, a factor n that Adam all but ignores. "
-    "Reported losses are the reference's form: mean over features and inputs, on fresh inputs",
-    "a feature is monosemantic in an expert only if its norm there is >= min_norm (the spec's 'norm "
+    "training loss sums the importance-weighted squared error over features (the form of "
+    "docs/superposition.md section 3); the reference's vectorised trainer also averages over features, "
+    "a factor n that Adam all but ignores. Reported losses are the reference's form: mean over features and inputs, on fresh inputs",
+    "a feature is monosemantic in an expert only if its norm there is >= min_norm (docs/superposition.md: 'norm "
     "not ~0'); the reference has no norm floor",
     "feature dimensionality of an unrepresented feature is 0 (the reference divides 0 by 0)",
     "specialisation: the other features are sampled at the training density while an expert's "

@@ -1,4 +1,4 @@
-"""The toy models of spec/superposition.md, many trained at once as one batched module.
+"""The toy models of docs/superposition.md section 2, many trained at once as one batched module.
 
 Every parameter has a leading "model" axis of size N, so a whole sweep (densities x seeds) is one
 set of einsums. Expert e of model n: W[n, e] (features x hidden), output bias b[n, e]:
@@ -8,7 +8,7 @@ set of einsums. Expert e of model n: W[n, e] (features x hidden), output bias b[
 
 mixed by top-k routing weights: a learned linear router (softmax, top-k, renormalised over the
 chosen k, as the reference), optionally with the Switch load-balancing loss, or MoE-X's
-sparsity-aware router (spec/moex.md section 1: no router matrix; -erf of each expert's expected
+sparsity-aware router (docs/moex.md section 3.3: no router matrix; -erf of each expert's expected
 pre-activation z-score from the column statistics of its encoder W_e^T, softmax over the top-k).
 The reference decodes every input with every expert and weights the unchosen ones 0
 (`forward_every_expert`, kept as the straightforward version the tests compare against). `forward`

@@ -1,4 +1,4 @@
-"""What an auto-interp backend is given and returns (spec/language.md section 3, delphi's protocol).
+"""What an auto-interp backend is given and returns (docs/language.md section 4, delphi's protocol).
 
 A backend explains a feature from its explanation examples, then scores that explanation on test
 examples it has not seen: detection (plain text: does the feature fire here?) and fuzzing (tokens

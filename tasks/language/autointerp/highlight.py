@@ -1,5 +1,5 @@
 """Which tokens of an activating window count as its active ones: at or above 0.3 x the window's own
-maximum (delphi's threshold, spec/language.md). Used to mark explanation examples and to highlight
+maximum (delphi's threshold, docs/language.md section 4.4). Used to mark explanation examples and to highlight
 fuzzing examples, so both show the same tokens."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The `lexical` backend: a deterministic, offline explainer and scorer (spec/language.md section 3).
+"""The `lexical` backend: a deterministic, offline explainer and scorer (docs/language.md section 5.1).
 
 Explanation: the tokens that carry most of the activation mass in the explanation examples, in the
 spirit of OpenAI's token-lookup explanations. Tokens are compared by their text with surrounding

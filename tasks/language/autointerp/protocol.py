@@ -1,5 +1,5 @@
 """One feature through a backend: explain, then detection and fuzzing on held-back examples
-(spec/language.md section 3, delphi's protocol).
+(docs/language.md section 4.5, delphi's protocol).
 
 Detection shows the 50 activating and 50 non-activating test windows as plain text, shuffled, in
 batches of 5. Fuzzing shows the same windows with tokens highlighted: in an activating window the

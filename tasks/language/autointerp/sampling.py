@@ -1,4 +1,4 @@
-"""Which windows a feature is explained from and tested on (spec/language.md section 3, delphi's protocol).
+"""Which windows a feature is explained from and tested on (docs/language.md sections 4.2-4.4, delphi's protocol).
 
 Input: the feature's maximum activation in every 32-token window of the cached text. A window
 "activates" the feature when that maximum is above zero; it is a verified negative when it is not (for

@@ -1,4 +1,4 @@
-"""Scores of one feature's answers, and their summary over features (spec/language.md section 3).
+"""Scores of one feature's answers, and their summary over features (docs/language.md section 4.6).
 
 Per feature: balanced accuracy = (true-positive rate + true-negative rate) / 2 over the answers that
 parsed; a parse failure (None) is left out of both rates and counted apart, never scored as right or
