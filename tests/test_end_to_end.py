@@ -80,8 +80,10 @@ def test_moex_tiny_reports_router_diagnostics_beside_the_chess_scores():
     record = load_result(result_path("chess", "moex", "tiny", 0))
     metrics = record["metrics"]
     assert metrics["n_features"] == 8 * 64  # 8 experts x 2*d_model units: 4x the dense width
-    assert -1.0 <= metrics["router_sparsity_corr"] <= 1.0
-    assert metrics["router_collapsed"] in (0.0, 1.0)
+    # MoE-X's router scores an expert by the units it expects to fire, so the score and the units that
+    # do fire fall together (about -0.86 here after 40 steps; -0.99 at cpu); 40 steps do not collapse it.
+    assert metrics["router_sparsity_corr"] < -0.5
+    assert metrics["router_collapsed"] == 0.0
     assert abs(sum(record["details"]["model"]["expert_load"]) - 1.0) < 1e-3
     assert "coverage_random_init" not in metrics
 
