@@ -12,14 +12,14 @@ Each arm resumes from runs/chess/recipe/<arm>/ and writes results/chess/recipe/<
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import sys
 import time
 from dataclasses import dataclass
 
-from bench.errors import BenchError, run_command
+from bench.errors import BenchError
+from experiments.arm_cli import arms_main, best_f1, plot_arms
 
 
 @dataclass(frozen=True)
@@ -97,10 +97,6 @@ def run_arm(arm: Arm, threads: int, progress: bool) -> dict:
     return record
 
 
-def _best(point: dict) -> float:
-    return max(point["probe_f1_by_layer"].values())
-
-
 def report() -> list:
     """results/chess/recipe/summary.md and recipe_search.png from the arms' JSON files."""
     _, out_dir = _paths("")
@@ -121,54 +117,16 @@ def report() -> list:
         per_step = last["seconds"] / last["step"]
         last_layer = r["points"][-1]["probe_f1_by_layer"][str(r["model_config"]["n_layers"] - 1)]
         lines.append(f"| {r['arm']['name']} | {r['parameters'] / 1e6:.2f}M | {r['train_characters_unique'] / 1e6:.2f}M "
-                     f"| {epochs:.1f} | {per_step:.2f} | {_best(last):.3f} | {last_layer:.3f} | {last['val_loss']:.3f} "
-                     f"| {_best(first):.3f} | {r['arm']['why']} |")
+                     f"| {epochs:.1f} | {per_step:.2f} | {best_f1(last):.3f} | {last_layer:.3f} | {last['val_loss']:.3f} "
+                     f"| {best_f1(first):.3f} | {r['arm']['why']} |")
     (out_dir / "summary.md").write_text("\n".join(lines) + "\n")
-    return [out_dir / "summary.md", _plot(records, out_dir / "recipe_search.png")]
-
-
-def _plot(records: list, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
-    for r in records:
-        pts = r["points"]
-        ax1.plot([p["tokens"] / 1e6 for p in pts], [_best(p) for p in pts], marker="o", ms=3, label=r["arm"]["name"])
-        ax2.plot([p["seconds"] / 60 for p in pts], [_best(p) for p in pts], marker="o", ms=3, label=r["arm"]["name"])
-    ax1.set(xlabel="training characters (millions)", ylabel="probe F1 (best layer)", title="At equal characters")
-    ax2.set(xlabel="training minutes on one thread", ylabel="probe F1 (best layer)", title="At equal CPU time")
-    ax2.legend(fontsize=7)
-    fig.suptitle("Chess recipe search: board knowledge of dense models by arm")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    figure = plot_arms(records, out_dir / "recipe_search.png", "characters",
+                       "Chess recipe search: board knowledge of dense models by arm")
+    return [out_dir / "summary.md", figure]
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--arms", default="", help=f"comma-separated, from: {', '.join(ARMS)}")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--report", action="store_true", help="write the table and figure from the arms' results")
-    parser.add_argument("--no-progress", action="store_true")
-    return run_command(lambda: _run(parser.parse_args(argv)))
-
-
-def _run(args) -> None:
-    names = [a for a in args.arms.split(",") if a]
-    unknown = [a for a in names if a not in ARMS]
-    if unknown:
-        raise BenchError(f"unknown arm {unknown[0]!r}; choose from {', '.join(ARMS)}")
-    if not names and not args.report:
-        raise BenchError("name --arms (comma-separated) or --report")
-    for name in names:
-        run_arm(ARMS[name], args.threads, not args.no_progress)
-    if args.report:
-        for path in report():
-            print(f"wrote {path}")
+    return arms_main(__doc__, ARMS, run_arm, report, argv)
 
 
 if __name__ == "__main__":

@@ -14,14 +14,14 @@ An arm resumes from runs/chess/recipe_moves/<arm>/ and writes results/chess/reci
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.errors import BenchError, run_command
+from bench.errors import BenchError
+from experiments.arm_cli import arms_main, best_f1, plot_arms
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "results" / "chess" / "recipe_moves"
@@ -119,10 +119,6 @@ def _first_games(key: str, n_games: int):
     return lambda step: stream.batch(step, p.train.batch_size)
 
 
-def _best(point: dict) -> float:
-    return max(point["probe_f1_by_layer"].values())
-
-
 def report() -> list:
     records = [json.loads(p.read_text()) for p in sorted(OUT.glob("*.json"))]
     if not records:
@@ -139,59 +135,16 @@ def report() -> list:
         best_layer = max(last["probe_f1_by_layer"], key=last["probe_f1_by_layer"].get)
         minutes = last["seconds"] / 60
         lines.append(f"| {r['arm']['name']} | {r['parameters'] / 1e6:.2f}M | {last['step']} | {last['tokens'] / 1e6:.2f}M "
-                     f"| {minutes:.0f} | {last['seconds'] / last['step']:.2f} | {_best(last):.3f} ({best_layer}) "
-                     f"| {_best(last) / (minutes / 60):.2f} | {last['val_loss']:.3f} | {r['arm']['why']} |")
+                     f"| {minutes:.0f} | {last['seconds'] / last['step']:.2f} | {best_f1(last):.3f} ({best_layer}) "
+                     f"| {best_f1(last) / (minutes / 60):.2f} | {last['val_loss']:.3f} | {r['arm']['why']} |")
     (OUT / "summary.md").write_text("\n".join(lines) + "\n")
-    return [OUT / "summary.md", _plot(records, OUT / "recipe_moves.png")]
-
-
-def _plot(records: list, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(15, 4))
-    for r in records:
-        pts, name = r["points"], r["arm"]["name"]
-        ax1.plot([p["tokens"] / 1e6 for p in pts], [_best(p) for p in pts], marker="o", ms=3, label=name)
-        ax2.plot([p["seconds"] / 60 for p in pts], [_best(p) for p in pts], marker="o", ms=3, label=name)
-        ax3.plot([p["tokens"] / 1e6 for p in pts], [p["val_loss"] for p in pts], marker="o", ms=3, label=name)
-    ax1.set(xlabel="moves seen (millions)", ylabel="probe F1 (best layer)", title="At equal moves")
-    ax2.set(xlabel="training minutes, one thread", ylabel="probe F1 (best layer)", title="At equal CPU time")
-    ax3.set(xlabel="moves seen (millions)", ylabel="validation loss (nats per move)", title="Validation loss")
-    ax2.legend(fontsize=7)
-    fig.suptitle("Dense chess models in the move format: board knowledge by arm")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    figure = plot_arms(records, OUT / "recipe_moves.png", "moves",
+                       "Dense chess models in the move format: board knowledge by arm")
+    return [OUT / "summary.md", figure]
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--arms", default="", help=f"comma-separated, from: {', '.join(ARMS)}")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--report", action="store_true", help="write the table and figure from the arms' results")
-    parser.add_argument("--no-progress", action="store_true")
-    return run_command(lambda: _run(parser.parse_args(argv)))
-
-
-def _run(args) -> None:
-    names = [a for a in args.arms.split(",") if a]
-    unknown = [a for a in names if a not in ARMS]
-    if unknown:
-        raise BenchError(f"unknown arm {unknown[0]!r}; choose from {', '.join(ARMS)}")
-    if not names and not args.report:
-        raise BenchError("name --arms (comma-separated) or --report")
-    for name in names:
-        record = run_arm(ARMS[name], args.threads, not args.no_progress)
-        last = record["points"][-1]
-        print(f"{name}: probe F1 best layer {_best(last):.3f}, val loss {last['val_loss']:.3f}, "
-              f"{last['seconds'] / 60:.0f} min of steps")
-    if args.report:
-        for path in report():
-            print(f"wrote {path}")
+    return arms_main(__doc__, ARMS, run_arm, report, argv)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,65 @@
+"""The command line both recipe studies share: run named arms one after another, or write the report."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Callable
+
+from bench.errors import BenchError, run_command
+
+
+def arms_main(doc: str, arms: dict, run_arm: Callable, report: Callable[[], list], argv=None) -> int:
+    """`--arms a,b --threads 1` trains each arm (resumable) and prints its last curve point;
+    `--report` writes the study's table and figure from the arms' result files."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--arms", default="", help=f"comma-separated, from: {', '.join(arms)}")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--report", action="store_true", help="write the table and figure from the arms' results")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+
+    def body() -> None:
+        names = [a for a in args.arms.split(",") if a]
+        unknown = [a for a in names if a not in arms]
+        if unknown:
+            raise BenchError(f"unknown arm {unknown[0]!r}; choose from {', '.join(arms)}")
+        if not names and not args.report:
+            raise BenchError("name --arms (comma-separated) or --report")
+        for name in names:
+            last = run_arm(arms[name], args.threads, not args.no_progress)["points"][-1]
+            print(f"{name}: probe F1 best layer {max(last['probe_f1_by_layer'].values()):.3f}, "
+                  f"val loss {last['val_loss']:.3f}, {last['seconds'] / 60:.0f} min of steps")
+        if args.report:
+            for path in report():
+                print(f"wrote {path}")
+
+    return run_command(body)
+
+
+def best_f1(point: dict) -> float:
+    """A curve point's probe F1 at its best layer."""
+    return max(point["probe_f1_by_layer"].values())
+
+
+def plot_arms(records: list, path, unit: str, title: str):
+    """Probe F1 (best layer) against tokens seen and against CPU minutes, and validation loss, per arm."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(15, 4))
+    for r in records:
+        pts, name = r["points"], r["arm"]["name"]
+        ax1.plot([p["tokens"] / 1e6 for p in pts], [best_f1(p) for p in pts], marker="o", ms=3, label=name)
+        ax2.plot([p["seconds"] / 60 for p in pts], [best_f1(p) for p in pts], marker="o", ms=3, label=name)
+        ax3.plot([p["tokens"] / 1e6 for p in pts], [p["val_loss"] for p in pts], marker="o", ms=3, label=name)
+    ax1.set(xlabel=f"{unit} seen (millions)", ylabel="probe F1 (best layer)", title=f"At equal {unit}")
+    ax2.set(xlabel="training minutes, one thread", ylabel="probe F1 (best layer)", title="At equal CPU time")
+    ax3.set(xlabel=f"{unit} seen (millions)", ylabel=f"validation loss (nats per {unit[:-1]})", title="Validation loss")
+    ax2.legend(fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
