@@ -126,8 +126,7 @@ def _dispatch(args) -> None:
             raise BenchError(f"no results folder {result_dir(args.task, args.preset, args.variant)} for variant "
                              f"{args.variant!r}; run the bench with that variant first, or leave VARIANT unset")
         paths = write_summary(args.task, args.preset, args.variant)
-        if hasattr(task, "figures"):  # drawn from the results files too, nothing recomputed
-            paths += task.figures(args.preset, args.variant) or []
+        paths += task.figures(args.preset, args.variant)  # drawn from the results files too, nothing recomputed
         print("\n".join(headline_lines(args.task, args.preset, args.variant)))
         for path in paths:
             print(f"wrote {path}")

@@ -79,10 +79,10 @@ def train_model(adapter_cls, task, preset: str, seed: int, device: str, progress
             adapter_cls.initialise(model, source_adapter.model)
         digest = hashlib.sha256(source_stem.with_suffix(".safetensors").read_bytes()).hexdigest()
         fingerprint["initialised_from"] = meta["initialised_from"] = f"{source_stem.name} sha256 {digest}"
-    on_eval = task.eval_callback(preset) if hasattr(task, "eval_callback") else None
+    on_eval = task.eval_callback(preset)
     train(model, recipe, data.batch_fn, data.val_tokens.to(device), run_dir(task.name, adapter_cls.name, preset, seed),
           stem, fingerprint, meta, on_eval=on_eval, progress=progress)
-    if hasattr(task, "after_training") and int(os.environ.get("RANK", "0")) == 0:
+    if int(os.environ.get("RANK", "0")) == 0:
         task.after_training(adapter_cls.name, preset, seed, read_meta(stem))
     return stem
 
@@ -90,7 +90,7 @@ def train_model(adapter_cls, task, preset: str, seed: int, device: str, progress
 def _check_format(task, preset: str, stem: Path) -> None:
     """A checkpoint trained on one token format, asked for under a preset of another: say so before
     the config comparison reports a mere vocabulary size."""
-    want = task.token_format(preset) if hasattr(task, "token_format") else None
+    want = task.token_format(preset)
     got = (read_meta(stem).get("fingerprint") or {}).get("format", "chars")
     if want is not None and got != want:
         raise BenchError(f"checkpoint {stem}.json was trained in the {got!r} token format, but preset {preset} "

@@ -15,7 +15,7 @@ from bench.results import ensure_writable, result_path, write_result
 
 def run_bench(adapter_cls, task, config, preset: str, seed: int, device: str) -> Path:
     ensure_writable(result_path(task.name, adapter_cls.name, preset, seed, _variant(task, config)).parent)
-    if hasattr(task, "run"):  # a task that builds and trains its own (toy) models
+    if task.builds_own_models:
         return _run_self_contained(adapter_cls, task, config, preset, seed, device)
     adapter, meta, stem = load_or_train(adapter_cls, task, preset, seed, device)
     adapter.attach(task, preset, seed, config, device, role="trained")
@@ -47,14 +47,14 @@ def run_bench(adapter_cls, task, config, preset: str, seed: int, device: str) ->
 def _variant(task, config) -> str | None:
     """A setting that makes a different experiment (the language LLM backend, a non-uniform toy
     importance) writes to its own results folder, never over the default run's."""
-    return task.result_variant(config) if hasattr(task, "result_variant") else None
+    return task.result_variant(config)
 
 
 def _report(task, preset: str, seed: int, variant: str | None = None) -> None:
     """The task's summary after every seed (its means and spreads count them all), and its own
     figures or pages, drawn from seed 0, when it draws any."""
     write_summary(task.name, preset, variant)
-    if seed == 0 and hasattr(task, "figures"):
+    if seed == 0:
         task.figures(preset, variant)
 
 

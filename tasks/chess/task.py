@@ -11,6 +11,7 @@ import torch
 
 from bench.adapter import FeatureAdapter
 from bench.errors import BenchError
+from bench.task_base import Task
 from bench.training_data import TrainingData
 from models.config import GPTConfig, TrainConfig
 from tasks.chess.config import ChessConfig
@@ -66,7 +67,7 @@ def train_data_fingerprint(preset: str) -> str:
     return out
 
 
-class ChessTask:
+class ChessTask(Task):
     name = "chess"
     Config = ChessConfig
     presets = tuple(PRESETS)

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from bench.adapter import FeatureAdapter
+from bench.task_base import Task
 from bench.training_data import TrainingData
 from models.config import GPTConfig, TrainConfig
 from tasks.language.config import LanguageConfig
@@ -60,7 +61,7 @@ def _heldout(preset: str) -> tuple[np.ndarray, np.ndarray]:
     return heldout_windows(_ids("heldout", preset), p.n_ctx, p.n_val_seqs, p.n_interp_seqs)
 
 
-class LanguageTask:
+class LanguageTask(Task):
     name = "language"
     Config = LanguageConfig
     presets = tuple(PRESETS)

@@ -10,6 +10,7 @@ import statistics
 import torch
 
 from bench.errors import BenchError
+from bench.task_base import Task
 from models.config import GPTConfig
 from tasks.superposition.config import SuperpositionConfig
 from tasks.superposition.presets import PRESETS
@@ -80,8 +81,9 @@ def headline(rows: list[dict], special: list[dict], n_features: int) -> dict:
     return out
 
 
-class SuperpositionTask:
+class SuperpositionTask(Task):
     name = "superposition"
+    builds_own_models = True
     Config = SuperpositionConfig
     presets = tuple(PRESETS)
 

@@ -1,0 +1,77 @@
+"""The task contract: what the harness calls on a task. A task is one folder under tasks/ with a
+class deriving from Task, and one line in bench/registry.py's TASKS.
+
+Two kinds of task:
+
+- over trained models (chess, language): the harness trains or loads the model with the task's
+  `dense_config`, `train_config` and `training_data`, wraps it in the model's adapter, and calls
+  `evaluate(adapter, random_adapter, config, preset, seed)`;
+- building its own toy models (superposition): `builds_own_models = True`, and the harness calls
+  `run(adapter_cls, config, preset, seed, device)` with the adapter's class, whose settings the task
+  turns into its toys.
+
+Either returns {"metrics": {name: number}, "details": {...}, "deviations": [...], "per_item": [...]}.
+Metrics are declared in tasks/<task>/metric_defs.py. Every other hook has a default that does nothing.
+All hooks are static: a task holds no state between calls.
+"""
+
+from __future__ import annotations
+
+
+class Task:
+    name: str = ""
+    Config: type = object          # frozen dataclass of the KEY=VALUE settings
+    presets: tuple[str, ...] = ()
+    builds_own_models: bool = False
+
+    # --- a task over trained models --------------------------------------------------------------
+
+    @staticmethod
+    def dense_config(preset: str):
+        """The dense model's GPTConfig at a preset; adapters derive their own shape from it."""
+        raise NotImplementedError
+
+    @staticmethod
+    def train_config(preset: str, seed: int):
+        raise NotImplementedError
+
+    @staticmethod
+    def training_data(preset: str, seed: int):
+        """A TrainingData: the batch for every step, validation tokens, what checkpoints record."""
+        raise NotImplementedError
+
+    @staticmethod
+    def evaluate(adapter, random_adapter, config, preset: str, seed: int) -> dict:
+        raise NotImplementedError
+
+    # --- a task that builds its own models -------------------------------------------------------
+
+    @staticmethod
+    def run(adapter_cls, config, preset: str, seed: int, device: str) -> dict:
+        raise NotImplementedError
+
+    # --- optional hooks ------------------------------------------------------------------------
+
+    @staticmethod
+    def token_format(preset: str) -> str | None:
+        """The preset's token format, checked against a checkpoint's before loading it; None: one format."""
+        return None
+
+    @staticmethod
+    def eval_callback(preset: str):
+        """fn(model, step) -> dict added to the training history at each validation step, or None."""
+        return None
+
+    @staticmethod
+    def after_training(model_name: str, preset: str, seed: int, meta: dict) -> None:
+        """Called once a checkpoint is written (the chess task draws its training curve)."""
+
+    @staticmethod
+    def result_variant(config) -> str | None:
+        """A results sub-folder for settings that make another experiment; None: the main folder."""
+        return None
+
+    @staticmethod
+    def figures(preset: str, variant: str | None = None) -> list:
+        """Figures or pages drawn from the results files alone; returns their paths."""
+        return []
