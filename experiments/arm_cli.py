@@ -8,27 +8,36 @@ from typing import Callable
 from bench.errors import BenchError, run_command
 
 
-def arms_main(doc: str, arms: dict, run_arm: Callable, report: Callable[[], list], argv=None) -> int:
+def arms_main(doc: str, arms: dict, run_arm: Callable, report: Callable[[], list], argv=None,
+              score: Callable | None = None) -> int:
     """`--arms a,b --threads 1` trains each arm (resumable) and prints its last curve point;
-    `--report` writes the study's table and figure from the arms' result files."""
+    `--score a,b` runs a trained arm's full evaluation, where the study has one; `--report` writes the
+    study's table and figure from the arms' result files."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--arms", default="", help=f"comma-separated, from: {', '.join(arms)}")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--report", action="store_true", help="write the table and figure from the arms' results")
     parser.add_argument("--no-progress", action="store_true")
+    if score is not None:
+        parser.add_argument("--score", default="", help="comma-separated trained arms to score in full")
     args = parser.parse_args(argv)
 
     def body() -> None:
         names = [a for a in args.arms.split(",") if a]
-        unknown = [a for a in names if a not in arms]
+        scored = [a for a in getattr(args, "score", "").split(",") if a]
+        unknown = [a for a in names + scored if a not in arms]
         if unknown:
             raise BenchError(f"unknown arm {unknown[0]!r}; choose from {', '.join(arms)}")
-        if not names and not args.report:
-            raise BenchError("name --arms (comma-separated) or --report")
+        if not names and not scored and not args.report:
+            raise BenchError("name --arms (comma-separated), --score or --report")
         for name in names:
             last = run_arm(arms[name], args.threads, not args.no_progress)["points"][-1]
             print(f"{name}: probe F1 best layer {max(last['probe_f1_by_layer'].values()):.3f}, "
                   f"val loss {last['val_loss']:.3f}, {last['seconds'] / 60:.0f} min of steps")
+        for name in scored:
+            final = score(arms[name], args.threads)["final_eval"]
+            print(f"{name}: full evaluation, probe F1 by layer {final['probe_f1_by_layer']}, random init "
+                  f"{final['probe_f1_by_layer_random_init']}, legal moves {final['metrics']['legal_move_rate']:.3f}")
         if args.report:
             for path in report():
                 print(f"wrote {path}")

@@ -7,6 +7,7 @@ step seconds, at equal CPU time. Arms differ in one thing each: width, depth, le
 number of unique games (at equal steps).
 
     python -m experiments.chess_move_recipe --arms w256-d4 --threads 1   # resumable
+    python -m experiments.chess_move_recipe --score w256-d4 --threads 1  # the full evaluation of its end
     python -m experiments.chess_move_recipe --report                     # table + figure
 
 An arm resumes from runs/chess/recipe_moves/<arm>/ and writes results/chess/recipe_moves/<arm>.json.
@@ -100,6 +101,37 @@ def run_arm(arm: Arm, threads: int, progress: bool) -> dict:
     return record
 
 
+def score_arm(arm: Arm, threads: int) -> dict:
+    """The arm's final checkpoint through the chess evaluation itself (1000 + 1000 probe games, every
+    layer probed, the random-init floor beside it), added to the arm's result as `final_eval`: the
+    curve's probe reads 200 + 200 games, so this is what the same model scores as a bench result."""
+    import torch
+
+    from baselines.dense import DenseAdapter
+    from bench.results import atomic_write_text
+    from models.checkpoint import load_model
+    from models.gpt import GPT
+    from tasks.chess import presets
+    from tasks.chess.config import ChessConfig
+    from tasks.chess.task import ChessTask
+
+    torch.set_num_threads(threads)
+    path = OUT / f"{arm.name}.json"
+    if not path.exists():
+        raise BenchError(f"arm {arm.name} has no result yet; train it first (--arms {arm.name})")
+    key = f"recipe-{arm.name}"
+    presets.PRESETS[key] = preset_for(arm)
+    model, _ = load_model(RUNS / arm.name / "final")
+    torch.manual_seed(1_000)
+    floor = DenseAdapter(GPT(model.cfg).eval())
+    out = ChessTask.evaluate(DenseAdapter(model.eval()), floor, ChessConfig(probe_layers="all"), key, seed=0)
+    record = json.loads(path.read_text())
+    record["final_eval"] = {"metrics": out["metrics"], "probe_f1_by_layer": out["details"]["probe_f1_by_layer"],
+                            "probe_f1_by_layer_random_init": out["details"]["random_init"]["probe_f1_by_layer"]}
+    atomic_write_text(path, json.dumps(record, indent=2) + "\n")
+    return record
+
+
 def _first_games(key: str, n_games: int):
     """Batches drawn from the first n training games only (same packing, same seed)."""
     import numpy as np
@@ -129,22 +161,31 @@ def report() -> list:
              f"Probe: the training curve's (multinomial logistic per square, 200 + 200 probe games). "
              f"Written by `python -m experiments.chess_move_recipe --report`.", "",
              "| arm | params | steps | moves seen | train minutes | s/step | probe F1 best layer (which) "
-             "| F1 per CPU-hour | val loss | why |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "| F1 per CPU-hour | val loss | full evaluation: probe F1 best layer (floor), legal moves | why |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in records:
         last = r["points"][-1]
         best_layer = max(last["probe_f1_by_layer"], key=last["probe_f1_by_layer"].get)
         minutes = last["seconds"] / 60
         lines.append(f"| {r['arm']['name']} | {r['parameters'] / 1e6:.2f}M | {last['step']} | {last['tokens'] / 1e6:.2f}M "
                      f"| {minutes:.0f} | {last['seconds'] / last['step']:.2f} | {best_f1(last):.3f} ({best_layer}) "
-                     f"| {best_f1(last) / (minutes / 60):.2f} | {last['val_loss']:.3f} | {r['arm']['why']} |")
+                     f"| {best_f1(last) / (minutes / 60):.2f} | {last['val_loss']:.3f} | {_final(r)} | {r['arm']['why']} |")
     (OUT / "summary.md").write_text("\n".join(lines) + "\n")
     figure = plot_arms(records, OUT / "recipe_moves.png", "moves",
                        "Dense chess models in the move format: board knowledge by arm")
     return [OUT / "summary.md", figure]
 
 
+def _final(record: dict) -> str:
+    final = record.get("final_eval")
+    if not final:
+        return "-"
+    best, floor = max(final["probe_f1_by_layer"].values()), max(final["probe_f1_by_layer_random_init"].values())
+    return f"{best:.3f} ({floor:.3f}), {final['metrics'].get('legal_move_rate', float('nan')):.3f}"
+
+
 def main(argv=None) -> int:
-    return arms_main(__doc__, ARMS, run_arm, report, argv)
+    return arms_main(__doc__, ARMS, run_arm, report, argv, score=score_arm)
 
 
 if __name__ == "__main__":
