@@ -4,6 +4,7 @@ and the compact table `make bench` prints is built from the headline metrics."""
 
 from __future__ import annotations
 
+import fnmatch
 import importlib
 import math
 from dataclasses import dataclass
@@ -30,14 +31,26 @@ class Metric:
 
 def declared(task: str) -> tuple[Metric, ...]:
     """A task's declarations (tasks/<task>/metric_defs.py: METRICS); none for a task that has not any."""
+    module = f"tasks.{task}.metric_defs"
     try:
-        return importlib.import_module(f"tasks.{task}.metric_defs").METRICS
-    except ModuleNotFoundError:
+        return importlib.import_module(module).METRICS
+    except ModuleNotFoundError as e:
+        if e.name not in (module, f"tasks.{task}"):  # a missing import inside the declarations is a bug
+            raise
         return ()
 
 
 def by_name(task: str) -> dict[str, Metric]:
     return {m.name: m for m in declared(task)}
+
+
+def lookup(task: str, name: str) -> Metric | None:
+    """The declaration of a metric: by its name, or by a family `prefix_*` (one metric per toy
+    configuration, say) that it belongs to."""
+    table = by_name(task)
+    if name in table:
+        return table[name]
+    return next((m for m in table.values() if m.name.endswith("*") and fnmatch.fnmatchcase(name, m.name)), None)
 
 
 def unit_range(name: str, description: str, **kw) -> Metric:

@@ -14,9 +14,10 @@ from bench.metrics import declared
 from bench.results import atomic_write_text, load_results, result_dir, with_seeds
 
 def _columns(task: str, records: list[dict]) -> list[str]:
-    """The summary's full table: the task's declared metrics in their order, else every metric."""
-    names = [m.name for m in declared(task)]
-    return names or sorted({k for r in records for k in r["metrics"]})
+    """The summary's full table: the task's declared metrics in their order, then any other metric
+    the results hold (a family's members, one per configuration), so none is hidden."""
+    names = [m.name for m in declared(task) if not m.name.endswith("*")]
+    return names + sorted({k for r in records for k in r["metrics"]} - set(names))
 
 
 def paper_numbers(task: str) -> dict:

@@ -171,10 +171,12 @@ def load_result(path: Path) -> dict:
 
 def _check_declared(task: str, metrics: dict, what_then: str) -> None:
     """Each metric the task declares must lie in its declared range."""
-    from bench.metrics import by_name
+    from bench.metrics import lookup
 
-    declared = by_name(task) if isinstance(task, str) and SAFE_NAME.fullmatch(task) else {}
+    if not (isinstance(task, str) and SAFE_NAME.fullmatch(task)):
+        return
     for name, value in metrics.items():
-        problem = declared[name].check(value) if name in declared else None
+        metric = lookup(task, name)
+        problem = metric.check(value) if metric else None
         if problem:
             raise BenchError(f"metric {name!r} of task {task}: {problem}, {what_then}")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,8 +26,8 @@ from bench.errors import BenchError
 from experiments.arm_cli import arms_main, best_f1, plot_arms
 
 ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "results" / "chess" / "recipe_moves"
-RUNS = ROOT / "runs" / "chess" / "recipe_moves"
+OUT = Path(os.environ.get("MOEXBENCH_RESULTS", ROOT / "results")) / "chess" / "recipe_moves"
+RUNS = Path(os.environ.get("MOEXBENCH_RUNS", ROOT / "runs")) / "chess" / "recipe_moves"
 
 
 @dataclass(frozen=True)

@@ -62,7 +62,7 @@ def _save_state(run_dir: Path, model: GPT, opt: torch.optim.Optimizer, step: int
     _atomic_json(run_dir / "state.json", meta)
 
 
-def _read_state_meta(run_dir: Path) -> dict:
+def read_state_meta(run_dir: Path) -> dict:
     from safetensors import safe_open
 
     path = run_dir / "state.safetensors"
@@ -89,7 +89,7 @@ def _first_difference(key: str, then, now) -> str:
 
 
 def _load_state(run_dir: Path, model: GPT, opt: torch.optim.Optimizer, fingerprint: dict) -> tuple[int, list]:
-    meta = _read_state_meta(run_dir)
+    meta = read_state_meta(run_dir)
     for key in sorted(set(fingerprint) | set(meta["fingerprint"])):
         if fingerprint.get(key) != meta["fingerprint"].get(key):
             raise BenchError(
@@ -97,8 +97,8 @@ def _load_state(run_dir: Path, model: GPT, opt: torch.optim.Optimizer, fingerpri
                 f"delete {run_dir} to start over or restore the old setting")
     tensors = load_tensors(run_dir / "state.safetensors")
     own = model.state_dict()
-    if any(k[len("model."):] not in own or own[k[len("model."):]].shape != v.shape
-           for k, v in tensors.items() if k.startswith("model.")):
+    saved = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    if set(saved) != set(own) or any(own[k].shape != v.shape for k, v in saved.items()):
         raise BenchError(f"resume state {run_dir}/state.safetensors does not fit this model; delete {run_dir} to "
                          f"start over")
     model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.metrics import declared
+from bench.metrics import declared, lookup
 from bench.results import load_result, result_path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,6 +29,7 @@ def test_make_bench_tiny_writes_the_results_contract():
     assert record["task"] == "chess" and record["model"] == "dense" and record["preset"] == "tiny"
     for name in REQUIRED:  # load_result has checked each lies in its declared range
         assert name in record["metrics"], name
+    assert [n for n in record["metrics"] if lookup("chess", n) is None] == []  # every metric is declared
     assert record["metrics"]["n_features"] == 128  # tiny: d_mlp = 4 x 32
     # the run prints what it found: the headline metrics beside their floors, then the file
     assert "| coverage | " in out.stdout and "| reconstruction | " in out.stdout and f"wrote {path}" in out.stdout

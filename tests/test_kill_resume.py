@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from models.checkpoint import load_model
-from models.train import _read_state_meta
+from models.train import read_state_meta
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = """
@@ -26,14 +26,20 @@ torch.manual_seed(0)
 model = GPT(ChessTask.dense_config("tiny"))
 data = ChessTask.training_data("tiny", 0)
 cfg = dataclasses.replace(ChessTask.train_config("tiny", 0), steps=30, eval_every=10, checkpoint_every_s=0.0)
-train(model, cfg, data.batch_fn, data.val_tokens, Path(sys.argv[1]), Path(sys.argv[2]), data.fingerprint, {},
+first = []
+def batch_fn(step):  # says where this process's training starts
+    if not first:
+        first.append(step)
+        print(f"first step {step}", flush=True)
+    return data.batch_fn(step)
+train(model, cfg, batch_fn, data.val_tokens, Path(sys.argv[1]), Path(sys.argv[2]), data.fingerprint, {},
       progress=False)
 """
 
 
 def _train(run_dir: Path, final: Path) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", TRAIN, str(run_dir), str(final)], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def test_kill_9_then_the_same_command_finishes_with_the_uninterrupted_weights(tmp_path):
@@ -42,16 +48,17 @@ def test_kill_9_then_the_same_command_finishes_with_the_uninterrupted_weights(tm
 
     killed = _train(tmp_path / "resumed", tmp_path / "resumed-final")
     state, deadline = tmp_path / "resumed" / "state.safetensors", time.time() + 300
-    while not (state.exists() and _read_state_meta(state.parent)["step"] >= 8):
+    while not (state.exists() and read_state_meta(state.parent)["step"] >= 8):
         assert killed.poll() is None and time.time() < deadline, "training ended before it could be killed"
         time.sleep(0.05)
     os.kill(killed.pid, signal.SIGKILL)
     killed.wait()
-    at_kill = _read_state_meta(state.parent)["step"]
+    at_kill = read_state_meta(state.parent)["step"]
     assert 8 <= at_kill < 30
 
     again = _train(tmp_path / "resumed", tmp_path / "resumed-final")
     assert again.wait(timeout=600) == 0, again.stderr.read()[-2000:]
+    assert again.stdout.read().startswith(f"first step {at_kill}\n")  # resumed, not started over
     a, _ = load_model(tmp_path / "straight-final")
     b, _ = load_model(tmp_path / "resumed-final")
     for (name, p), q in zip(a.state_dict().items(), b.state_dict().values()):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.metrics import lookup
 from bench.results import load_result, result_path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,6 +36,7 @@ def test_language_bench_tiny_writes_fidelity_and_autointerp(model, own_units, ar
                  "autointerp_features_sampled", "autointerp_features_skipped", "n_features"):
         assert name in m, name
     assert m["perplexity"] > 1
+    assert [n for n in m if lookup("language", n) is None] == []  # every metric is declared
     if own_units:  # a model's own units are its computation: splicing them back changes nothing
         assert m["loss_recovered"] == pytest.approx(1.0, abs=1e-4)  # two float paths: hooked (z) and fused
         assert m["perplexity_splice"] == pytest.approx(m["perplexity"], rel=1e-6)

@@ -48,12 +48,17 @@ def read_games_file(path: Path) -> list[str]:
     with at least one game is refused in one line."""
     try:
         with lzma.open(path, "rt", encoding="ascii") as f:
-            games = [line for line in f.read().split("\n") if line]
+            games = f.read().split("\n")
     except (OSError, EOFError, lzma.LZMAError, UnicodeDecodeError) as e:
         raise BenchError(f"{path}: not a readable xz chess corpus of ASCII games ({e}); regenerate it "
                          f"(`make chess-data`) or write it with tasks.chess.corpus.write_split") from None
+    if games and games[-1] == "":
+        games.pop()  # the newline that ends the last game
     if not games:
         raise BenchError(f"{path}: holds no games; regenerate it")
+    # Line n is game n: an empty line would shift every line number an error names after it.
+    if "" in games:
+        raise BenchError(f"{path}:{games.index('') + 1}: empty line; the corpus holds one game per line")
     return games
 
 
@@ -63,15 +68,18 @@ class LoadedGames:
     skipped: list[str] = field(default_factory=list)  # "file:line: reason" for each skipped game
 
 
+def san_moves(game: str) -> list[str]:
+    """The SAN moves of a `;1.e4 e5 2.Nf3 ...` game (move numbers dropped)."""
+    moves = (t.split(".", 1)[1] if "." in t else t for t in game.lstrip(";").split())
+    return [m for m in moves if m]  # a block cut after "12." leaves a number with no move
+
+
 def _validated(movetext: str, where: str) -> str:
     """Replays the game with python-chess; raises ValueError naming the bad move."""
     import chess
 
     board = chess.Board()
-    for token in movetext.lstrip(";").split():
-        san = token.split(".", 1)[1] if "." in token else token
-        if not san:
-            continue
+    for san in san_moves(movetext):
         try:
             board.push_san(san)
         except ValueError as e:

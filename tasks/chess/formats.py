@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,16 +23,11 @@ import torch
 
 from bench.cache import CACHE
 from bench.errors import BenchError
-from tasks.chess.corpus import EVAL_MIN_DOTS, EVAL_WINDOW, read_games_file
+from tasks.chess.corpus import EVAL_MIN_DOTS, EVAL_WINDOW, read_games_file, san_moves
 from tasks.chess.move_vocab import BOS_ID, PAD_ID, token_ids, vocabulary
 from tasks.chess.tokenizer import CHAR_TO_ID, VOCAB, encode_batch
 
 N_POSITIONS = EVAL_MIN_DOTS  # evaluation positions per game
-
-
-def san_moves(game: str) -> list[str]:
-    """The SAN moves of a `;1.e4 e5 2.Nf3 ...` game."""
-    return [t.split(".", 1)[1] if "." in t else t for t in game.lstrip(";").split()]
 
 
 class PackedStream:
@@ -67,7 +63,7 @@ class CharFormat:
 
     def flat_games(self, games: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """The games as one token array, each followed by a space, and each game's first index.
-        GameError names the first game with a character outside the vocabulary."""
+        GameError names the first game with a character outside the vocabulary or an illegal move."""
         lookup = np.full(256, 255, dtype=np.uint8)
         for char, i in CHAR_TO_ID.items():
             lookup[ord(char)] = i
@@ -77,6 +73,11 @@ class CharFormat:
                 bad = next((c for c in game if c not in CHAR_TO_ID), None)
                 if bad is not None:
                     raise GameError(g, f"character {bad!r} is not in the chess vocabulary")
+        for g, game in enumerate(games):  # characters of the vocabulary can still spell an illegal move
+            try:
+                game_move_ids(game)
+            except ValueError as e:
+                raise GameError(g, str(e)) from None
         lengths = np.array([len(g) + 1 for g in games])
         return ids.astype(np.int16), np.concatenate([[0], np.cumsum(lengths)[:-1]])
 
@@ -130,7 +131,9 @@ def flat_corpus(fmt, path: Path) -> tuple[np.ndarray, np.ndarray]:
     """fmt.flat_games of a corpus file; a bad game is refused naming file, line and what is wrong.
     Replaying SAN for the move format takes about 12 us a move, so the result is cached under a key
     of the format and the file's bytes."""
-    key = hashlib.sha256(fmt.name.encode() + path.read_bytes()).hexdigest()[:20]
+    # The vocabulary is in the key: token ids from another vocabulary are never reused.
+    vocab = "\n".join(vocabulary()) if fmt.name == "moves" else VOCAB
+    key = hashlib.sha256(fmt.name.encode() + vocab.encode() + path.read_bytes()).hexdigest()[:20]
     cache = CACHE / "chess" / f"flat-{fmt.name}-{key}.npz"
     if cache.exists():
         with np.load(cache) as data:
@@ -141,8 +144,10 @@ def flat_corpus(fmt, path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise BenchError(f"{path}:{e.game_index + 1}: {e.reason}; not a chess game in the `;1.e4 e5 ...` "
                          f"format") from None
     cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_name(cache.stem + ".tmp.npz")
-    np.savez(tmp, tokens=tokens, starts=starts)
+    # A name of its own: two jobs building the same cache must not write into one temp file.
+    fd, tmp = tempfile.mkstemp(dir=cache.parent, prefix=cache.stem, suffix=".tmp.npz")
+    with os.fdopen(fd, "wb") as f:
+        np.savez(f, tokens=tokens, starts=starts)
     os.replace(tmp, cache)
     return tokens, starts
 

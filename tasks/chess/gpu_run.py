@@ -3,10 +3,13 @@
     python -m tasks.chess.gpu_run --device cuda                 # the gpu preset (8 x 512, move format)
     python -m tasks.chess.gpu_run --preset gpu-smoke --device cpu   # the same path in seconds (tests)
 
-Before training it times a few steps on the device and refuses a run whose projected step time
-exceeds --budget-min (a lease is counted from its first call; a run cut off by it leaves nothing
-scored). Training resumes from runs/ if the lease ends early. The scores come from the same
-evaluation as every other model (`make bench`), on the same device.
+Before training it times a few steps on the device and refuses a run whose remaining steps are
+projected past --budget-min. The budget covers the steps only: building the move tokens on a bare
+machine (a few minutes for the 20 shards, then cached), the curve's probes and the final scoring
+(labels of 2,000 probe games, the probe, the random-init floor) come on top, so leave them room.
+Training resumes from runs/ if the lease ends early. The scores come from the same evaluation as
+every other model (`make bench`), on the same device. The `gpu` preset needs the 20 shards of
+`python -m tasks.chess.more_games` to exist.
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ from bench.errors import BenchError, run_command
 PROBE_STEPS = 10
 
 
-def projected_minutes(model, preset: str, device: str) -> float:
-    """Minutes the preset's steps would take, from PROBE_STEPS timed steps on a copy of the model."""
+def projected_minutes(model, preset: str, device: str, done_steps: int = 0) -> float:
+    """Minutes the preset's remaining steps would take, from PROBE_STEPS timed steps on a copy of the
+    model."""
     import copy
 
     import torch
@@ -47,18 +51,21 @@ def projected_minutes(model, preset: str, device: str) -> float:
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     per_step = (time.perf_counter() - started) / PROBE_STEPS
-    return per_step * recipe.steps / 60
+    return per_step * (recipe.steps - done_steps) / 60
 
 
 def run(model_name: str, preset: str, device: str, budget_min: float) -> dict:
     from bench import registry
-    from bench.model_store import build_random, train_model
+    from bench.model_store import build_random, run_dir, train_model
+    from models.train import read_state_meta
     from bench.runner import run_bench
     from bench.results import load_result
 
     task, adapter_cls = registry.task("chess"), registry.model_adapter(model_name)
     registry.check_preset(preset, task)
-    minutes = projected_minutes(build_random(adapter_cls, task, preset, 0), preset, device)
+    state = run_dir("chess", model_name, preset, 0)
+    done = read_state_meta(state)["step"] if (state / "state.safetensors").exists() else 0
+    minutes = projected_minutes(build_random(adapter_cls, task, preset, 0), preset, device, done)
     print(f"{model_name} at {preset} on {device}: about {minutes:.1f} min of training steps (budget {budget_min:g})")
     if minutes > budget_min:
         raise BenchError(f"projected {minutes:.1f} min of steps exceeds the budget of {budget_min:g} min; cut "

@@ -16,15 +16,17 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import sys
 import time
 from pathlib import Path
 
+from bench.errors import BenchError
 from tasks.chess.corpus import EMBEDDED_DIR, SPLIT_FILES, read_games_file, read_split, write_split
 from tasks.chess.generate_games import GeneratorSettings, check_tools, play_games, write_card_markdown
 
 MORE_DIR_NAME = "more"
-PROGRESS_DIR = Path("runs/chess-games")
+PROGRESS_DIR = Path(os.environ.get("MOEXBENCH_RUNS", Path(__file__).resolve().parents[2] / "runs")) / "chess-games"
 
 
 def shard_path(data_dir: Path, shard: int) -> Path:
@@ -47,8 +49,12 @@ def _read_progress(path: Path) -> dict[int, str]:
     if len(whole) != len(raw):
         with open(path, "r+b") as f:
             f.truncate(len(whole))
-    for line in whole.decode("ascii").splitlines():
-        done.update({int(k): v for k, v in json.loads(line).items()})
+    for number, line in enumerate(whole.decode("ascii", errors="replace").splitlines(), start=1):
+        try:
+            done.update({int(k): v for k, v in json.loads(line).items()})
+        except (ValueError, AttributeError) as e:
+            raise BenchError(f"{path}:{number}: not a line of played games ({e}); delete the file to replay "
+                             f"that shard's games") from None
     return done
 
 
@@ -114,11 +120,20 @@ def main(argv: list[str] | None = None) -> None:
     settings = GeneratorSettings(**card["settings"])
     base_games = card["games_requested"]
     seen = {g for name in SPLIT_FILES for g in read_split(name, args.data)}
+    recorded = card.get("more_shards", {})
     for shard in range(args.shards):
         first = base_games + shard * args.shard_games
         path = shard_path(args.data, shard)
+        known = recorded.get(path.name)
+        if known and known["game_indices"] != [first, first + args.shard_games - 1]:
+            raise BenchError(f"{path.name} holds game indices {known['game_indices'][0]}-{known['game_indices'][1]}, "
+                             f"not {first}-{first + args.shard_games - 1}: it was played with --shard-games "
+                             f"{known['games_played']}; pass that")
         if path.exists():
-            seen.update(read_games_file(path))
+            games = read_games_file(path)
+            seen.update(games)
+            if not known:  # written, then killed before the card was: record it now
+                record_in_card(args.data, shard, first, args.shard_games, games)
             continue
         games = play_shard(shard, first, args.shard_games, settings, args.workers, args.progress)
         kept = finish_shard(args.data, shard, games, seen)

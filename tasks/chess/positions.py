@@ -21,7 +21,7 @@ import torch
 from bench.cache import CACHE
 from bench.errors import BenchError
 from tasks.chess.board_state import STRATEGY_FUNCTIONS, one_hot_to_masked_bsps, piece_classes
-from tasks.chess.corpus import EVAL_MIN_DOTS, EVAL_WINDOW
+from tasks.chess.corpus import EVAL_MIN_DOTS, EVAL_WINDOW, san_moves
 
 LABELS_VERSION = 1  # bump when a BSP function changes, so stale caches are not reused
 
@@ -47,12 +47,11 @@ def boards_at_dots(game: str, n_dots: int = EVAL_MIN_DOTS):
     import chess
 
     board, boards = chess.Board(), []
-    tokens = game.lstrip(";").split()
+    moves = san_moves(game)
     ply = 0
     for n in range(n_dots):
         while ply < 2 * n:
-            token = tokens[ply]
-            board.push_san(token.split(".", 1)[1] if "." in token else token)
+            board.push_san(moves[ply])
             ply += 1
         boards.append(board.copy(stack=False))
     return boards
@@ -73,8 +72,14 @@ def _cache_path(games: list[str]) -> Path:
 def build_positions(games: list[str], workers: int = 2, fmt_name: str = "chars") -> Positions:
     from tasks.chess.formats import game_format
 
+    from tasks.chess.formats import game_move_ids
+
     fmt = game_format(fmt_name)
     for g, game in enumerate(games):
+        try:
+            game_move_ids(game)
+        except ValueError as e:
+            raise BenchError(f"evaluation game {g + 1}: {e}; the probe splits must hold legal games") from None
         if len(dot_indices(game)) < EVAL_MIN_DOTS:
             raise BenchError(f"evaluation game {g} has fewer than {EVAL_MIN_DOTS} dots in its first "
                              f"{EVAL_WINDOW} characters; evaluation games must be at least 20 moves long")

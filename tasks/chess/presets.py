@@ -84,5 +84,4 @@ for _width in (64, 192):
     PRESETS[f"short-w{_width}"] = replace(PRESETS["short"], d_model=_width)
 WIDTH_SWEEP = ("short-w64", "short", "short-w192")
 # The gpu preset's script at test size, on a CPU in seconds: the same path, curve included.
-PRESETS["gpu-smoke"] = replace(PRESETS["tiny-moves"], train=replace(PRESETS["tiny-moves"].train, eval_every=20),
-                               n_curve_games=10)
+PRESETS["gpu-smoke"] = replace(PRESETS["tiny-moves"], n_curve_games=10)

@@ -17,31 +17,33 @@ from models.config import GPTConfig, TrainConfig
 from tasks.chess.config import ChessConfig
 from tasks.chess.corpus import EMBEDDED_DIR, SPLIT_FILES, read_split
 from tasks.chess.presets import PRESETS
-from tasks.chess.formats import PackedStream, flat_corpus, game_format
+from tasks.chess.formats import PackedStream, flat_corpus, game_format, packed_stream
 
 # Every place our numbers may differ from the reference implementation (docs/chess.md sections 13-14).
+_OR_EXACT = ("reconstruction ORs labelled active features exactly; the reference sums into int8, which wraps "
+             "at 128 agreeing features, so dense unit sets at low thresholds can differ from it there")
+_ENGINE_GAMES = "data: engine games with human openings (Stockfish + gnuchess-book), not lichess human games"
+_PROBE = ("linear probe: multinomial logistic per square fitted by L-BFGS (100 iterations, L2 1e-4) on "
+          "standardised residual activations, scored as micro F1 over the 768 masked BSPs")
 DEVIATIONS = [
-    "reconstruction ORs labelled active features exactly; the reference sums into int8, which wraps "
-    "at 128 agreeing features, so dense unit sets at low thresholds can differ from it there",
-    "data: engine games with human openings (Stockfish + gnuchess-book), not lichess human games",
+    _OR_EXACT, _ENGINE_GAMES,
     "max activation and aliveness come from every character position of the first 256 characters of "
     "n_stat_games train-split games (not in either probe set)",
-    "linear probe: multinomial logistic per square fitted by L-BFGS (100 iterations, L2 1e-4) on "
-    "standardised residual activations, scored as micro F1 over the 768 masked BSPs",
+    _PROBE,
 ]
-# In the move format two of those read differently, and the tokens themselves are ours.
+# The move format reads other tokens, and its statistics come from them.
 MOVE_FORMAT_DEVIATIONS = [
+    _OR_EXACT, _ENGINE_GAMES,
     "tokens: one per ply from a fixed vocabulary of every UCI move (move format), not Karvonen's SAN "
     "characters; features are read at <bos> and after each Black move, the positions of his dots",
     "max activation and aliveness come from every token (<bos> and up to 63 moves) of n_stat_games "
     "train-split games (not in either probe set)",
+    _PROBE,
 ]
 
 
 def deviations(fmt_name: str) -> list[str]:
-    if fmt_name == "chars":
-        return DEVIATIONS
-    return [DEVIATIONS[0], DEVIATIONS[1], *MOVE_FORMAT_DEVIATIONS, DEVIATIONS[3]]
+    return DEVIATIONS if fmt_name == "chars" else MOVE_FORMAT_DEVIATIONS
 
 
 def training_files(preset: str) -> list[Path]:
@@ -92,6 +94,9 @@ class ChessTask(Task):
         files = training_files(preset)
         flat = [flat_corpus(fmt, path) for path in files]
         base_tokens, base_starts = flat[0]
+        if len(base_starts) <= p.n_val_games:
+            raise BenchError(f"{files[0]} holds {len(base_starts)} games; preset {preset} holds out "
+                             f"{p.n_val_games} of them for validation and needs more to train on")
         cut = int(base_starts[-p.n_val_games])
         parts = [(base_tokens[:cut], base_starts[:-p.n_val_games])] + flat[1:]
         val = PackedStream(torch.from_numpy(base_tokens[cut:].astype(np.int64)),
@@ -142,7 +147,12 @@ class ChessTask(Task):
         scored = score_adapter(adapter, train, test, stat_games, **args)
         metrics = dict(scored.metrics)
         fmt = game_format(p.format)
-        model_metrics, model_details = adapter.model_metrics(fmt.encode(stat_games[:64], fmt.window)[0], config.layer)
+        # The router statistics read games as training does. Characters: each game padded with spaces,
+        # which the character model reads as text. Moves: games packed back to back, since <pad> never
+        # occurs in training and would skew the router's statistics.
+        router_tokens = (fmt.encode(stat_games[:64], fmt.window)[0] if p.format == "chars"
+                         else packed_stream(fmt, stat_games[:64], p.n_ctx, seed).batch(0, 64))
+        model_metrics, model_details = adapter.model_metrics(router_tokens, config.layer)
         if model_metrics.get("router_collapsed"):
             print(f"warning: {adapter.name}'s router has collapsed: its {model_details['top_k']} busiest experts "
                   f"take {model_details['top_k_load']:.0%} of assignments at layer {config.layer}")

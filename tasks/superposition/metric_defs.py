@@ -21,4 +21,9 @@ METRICS = (
     Metric("specialisation_baseline_khot", "its baseline, inputs as drawn", None, 0.0, 1.0),
     Metric("specialisation_usage_sparsity_router", "the same, MoE-X's sparsity router", None, 0.0, 1.0),
     Metric("specialisation_baseline_sparsity_router", "its baseline, inputs as drawn", None, 0.0, 1.0),
+    # One of each per toy configuration (e<experts>m<width>k<top-k>) of the sweep:
+    Metric("features_per_dim_*", "features per dimension of one configuration", None, 0.0),
+    Metric("loss_*", "reconstruction loss of one configuration", False, 0.0),
+    Metric("monosemantic_fraction_*", "monosemantic share of one configuration", None, 0.0, 1.0),
+    Metric("chosen_units_on_*", "share of a chosen expert's units that fire, one configuration", None, 0.0, 1.0),
 )

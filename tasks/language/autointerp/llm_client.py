@@ -76,7 +76,7 @@ class _Transient(Exception):
 
 # A chat completion of max_tokens is a few KB; a server streaming more is not answering.
 MAX_RESPONSE_BYTES = 1 << 20
-# The longest Retry-After honoured: a server asking for more is treated as down.
+# The longest wait a Retry-After can ask for; a longer request is cut to this.
 MAX_RETRY_AFTER_S = 60.0
 
 
@@ -165,12 +165,15 @@ class ChatClient:
                          f"endpoint")
 
     def _post_once(self, url: str, body: bytes) -> str:
-        """One request under one deadline: timeout_s bounds the whole exchange, not each socket read,
-        so a server dripping a byte a second cannot hold a run."""
+        """One request under one deadline: timeout_s bounds reading the answer as a whole, not each
+        socket read, so a server dripping a byte a second cannot hold a run. (Connecting and the
+        status line are bounded per socket operation, by timeout_s each.)"""
         request = urllib.request.Request(url, data=body, headers=self._headers(), method="POST")
         deadline = time.monotonic() + self.config.timeout_s
         try:
             with self._opener.open(request, timeout=self.config.timeout_s) as response:
+                if time.monotonic() > deadline:
+                    raise _Transient(f"no whole answer within {self.config.timeout_s:g} s")
                 raw = _read_before(response, deadline, self.config.timeout_s)
         except urllib.error.HTTPError as e:
             if e.code >= 500 or e.code == 429:
