@@ -252,3 +252,115 @@ def test_an_unwritable_results_folder_is_refused_before_any_work(tmp_path, tiny_
     out = sandbox.run(*BENCH_TINY, env=env)
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert out.stderr.strip().startswith(f"error: cannot write to {blocker}/results/chess/tiny")
+
+
+def _damaged_sae_folder(tmp_path: Path, damage) -> Path:
+    folder = tmp_path / "sae"
+    shutil.copytree(ROOT / "checkpoints" / "chess" / "dense_sae-topk-cpu", folder)
+    damage(folder)
+    return folder
+
+
+@pytest.mark.parametrize("damage, needle", [
+    (lambda f: (f / "cfg.json").write_text("{not json"), "is damaged"),
+    (lambda f: (f / "sae_weights.safetensors").write_bytes((f / "sae_weights.safetensors").read_bytes()[:999]),
+     "is damaged"),
+], ids=["sae-cfg-garbled", "sae-weights-truncated"])
+def test_a_damaged_sae_folder_is_one_line(tmp_path, tiny_checkpoint, damage, needle):
+    sandbox = Sandbox(tmp_path, tiny_checkpoint)
+    folder = _damaged_sae_folder(tmp_path, damage)
+    before = _tree_digest(sandbox.results, sandbox.checkpoints, folder)
+    out = sandbox.run("bench", "--model", "dense+sae", "--task", "chess", "--preset", "tiny", "--threads", "1",
+                      "random_floor=false", env={**sandbox.env(), "MOEXBENCH_SAE_PATH": str(folder)})
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-2000:]
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"error: SAE folder {folder} {needle}"), lines
+    assert _tree_digest(sandbox.results, sandbox.checkpoints, folder) == before
+
+
+def _bom_blocks(tmp_path):
+    from tasks.chess.corpus import load_blocks
+
+    (tmp_path / "b.txt").write_bytes(b"\xef\xbb\xbf;1.e4 e5\n")
+    return load_blocks(tmp_path / "b.txt")
+
+
+def _non_ascii_blocks(tmp_path):
+    from tasks.chess.corpus import load_blocks
+
+    (tmp_path / "b.txt").write_text(";1.e4 e5\n;1.d4 d5 2.c4 é\n", encoding="utf-8")
+    return load_blocks(tmp_path / "b.txt")
+
+
+def _empty_blocks(tmp_path):
+    from tasks.chess.corpus import load_blocks
+
+    (tmp_path / "b.txt").write_text("\n\n")
+    return load_blocks(tmp_path / "b.txt")
+
+
+def _bom_only_text(tmp_path):
+    from tasks.language.corpus import load_text_files
+
+    (tmp_path / "t.txt").write_bytes(b"\xef\xbb\xbf  \n")
+    return load_text_files([tmp_path / "t.txt"])
+
+
+def _text_folder(tmp_path):
+    from tasks.language.corpus import load_text_files
+
+    return load_text_files([tmp_path])
+
+
+def _record_without_text(tmp_path):
+    from tasks.language.corpus import read_records
+
+    with lzma.open(tmp_path / "heldout.jsonl.xz", "wt") as f:
+        f.write(json.dumps({"id": 1, "source": "x", "text": "fine"}) + "\n" + json.dumps({"id": 2}) + "\n")
+    return read_records("heldout", tmp_path)
+
+
+def _sae_record_truncated(tmp_path):
+    from baselines.sae_training import read_record
+
+    (tmp_path / "moexbench.json").write_text('{"settings": {"k": ')
+    return read_record(tmp_path)
+
+
+def _corpus_with_empty_line(tmp_path):
+    from tasks.chess.corpus import read_games_file
+
+    _xz(tmp_path / "g.txt.xz", ";1.e4 e5\n\n;1.d4\n")
+    return read_games_file(tmp_path / "g.txt.xz")
+
+
+# Entry points a researcher calls from Python (their own games and text): the same one-line errors.
+LIBRARY_ROWS = [
+    ("blocks-bom", _bom_blocks, "starts with a byte-order mark"),
+    ("blocks-non-ascii", _non_ascii_blocks, "b.txt:2: character 'é' is not ASCII"),
+    ("blocks-empty", _empty_blocks, "b.txt holds no games"),
+    ("text-bom-only", _bom_only_text, "t.txt is empty"),
+    ("text-directory", _text_folder, "is a directory"),
+    ("language-record-without-text", _record_without_text, 'line 2 has no "text" string'),
+    ("sae-record-truncated", _sae_record_truncated, "moexbench.json is not valid JSON"),
+    ("corpus-empty-line", _corpus_with_empty_line, "g.txt.xz:2: empty line"),
+]
+
+
+@pytest.mark.parametrize("call, needle", [r[1:] for r in LIBRARY_ROWS], ids=[r[0] for r in LIBRARY_ROWS])
+def test_bad_input_to_a_library_entry_point(tmp_path, call, needle):
+    from bench.errors import BenchError
+
+    with pytest.raises(BenchError) as e:
+        call(tmp_path)
+    assert needle in str(e.value) and "\n" not in str(e.value)
+
+
+def test_an_unwritable_checkpoints_folder_is_refused_before_training(tmp_path, tiny_checkpoint):
+    sandbox = Sandbox(tmp_path, tiny_checkpoint)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    out = sandbox.run(*TRAIN_TINY, env={**sandbox.env(), "MOEXBENCH_CHECKPOINTS": str(blocker / "ckpt")})
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.strip().startswith(f"error: cannot write to {blocker}/ckpt/chess")
+    assert not (sandbox.root / "runs").exists()
