@@ -168,6 +168,8 @@ class FakeEndpoint:
             return
         if self.mode == "garbage":
             body = b"<html>not an API</html>"
+        elif self.mode == "huge":            # far more than any chat completion
+            body = b"[" + b"1, " * (1 << 19) + b"1]"
         elif self.mode == "wrong_json":      # JSON, but not a chat completion
             body = json.dumps({"object": "list", "data": [{"id": "fake-model"}]}).encode()
         else:
@@ -233,6 +235,13 @@ def test_a_server_dripping_bytes_cannot_outlast_the_deadline(endpoint, tmp_path)
     # two attempts of 0.5 s each and a backoff; a per-read timeout would have waited 60 s
     assert time.monotonic() - started < 5
     assert endpoint.requests == 2
+
+
+def test_an_answer_past_the_size_cap_is_refused_not_read_on(endpoint, tmp_path):
+    endpoint.mode = "huge"
+    client = ChatClient(config(endpoint.base_url, tmp_path, max_retries=0))
+    with pytest.raises(BenchError, match=r"answer longer than 1048576 bytes"):
+        client.complete([{"role": "user", "content": "hi"}])
 
 
 def test_retry_after_is_honoured(endpoint, tmp_path):
