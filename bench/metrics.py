@@ -29,6 +29,19 @@ class Metric:
         return None
 
 
+# Written by the harness for every task that splices features in (bench/fidelity.py) or routes tokens
+# (bench/expert_adapter.py), whatever the task.
+SPLICE_AND_ROUTER = (
+    Metric("ce_clean", "validation cross-entropy of the model (nats per token)", False, 0.0),
+    Metric("ce_zero_ablation", "the same with the site's activation set to zero", None, 0.0),
+    Metric("ce_splice", "the same with the features' reconstruction spliced in", False, 0.0),
+    Metric("mostly_dead", "1 when more than half the features never fire on the validation tokens, else 0",
+           False, 0.0, 1.0),
+    Metric("router_collapsed", "1 when an MoE router's k busiest experts take >= 90% of assignments, else 0",
+           False, 0.0, 1.0),
+)
+
+
 def declared(task: str) -> tuple[Metric, ...]:
     """A task's declarations (tasks/<task>/metric_defs.py: METRICS); none for a task that has not any."""
     module = f"tasks.{task}.metric_defs"

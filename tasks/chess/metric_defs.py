@@ -1,6 +1,6 @@
 """The chess task's metrics (docs/chess.md has the definitions)."""
 
-from bench.metrics import Metric, unit_range
+from bench.metrics import SPLICE_AND_ROUTER, Metric, unit_range
 
 METRICS = (
     unit_range("coverage", "board-state coverage: mean over the 768 masked BSPs of the best feature's F1, at the "
@@ -38,11 +38,4 @@ METRICS = (
     Metric("perplexity", "exp(ce_clean): validation perplexity per token", False, 1.0),
     Metric("perplexity_splice", "exp(ce_splice): the same with the features spliced in", False, 1.0),
     Metric("l0_fidelity", "mean number of features > 0 per validation token", None, 0.0),
-    Metric("ce_clean", "validation cross-entropy of the model (nats per token)", False, 0.0),
-    Metric("ce_zero_ablation", "the same with the site's activation set to zero", None, 0.0),
-    Metric("ce_splice", "the same with the features' reconstruction spliced in", False, 0.0),
-    Metric("mostly_dead", "1 when more than half the features never fire on the validation tokens, else 0",
-           False, 0.0, 1.0),
-    Metric("router_collapsed", "1 when an MoE router's k busiest experts take >= 90% of assignments, else 0",
-           False, 0.0, 1.0),
-)
+) + SPLICE_AND_ROUTER

@@ -1,6 +1,6 @@
 """The language task's metrics (docs/language.md has the definitions)."""
 
-from bench.metrics import Metric, unit_range
+from bench.metrics import SPLICE_AND_ROUTER, Metric, unit_range
 
 METRICS = (
     unit_range("detection", "auto-interp detection: mean balanced accuracy over scored features of telling "
@@ -43,11 +43,4 @@ METRICS = (
     unit_range("fuzzing_parse_failure_rate", "share of fuzzing answers that could not be parsed",
                higher_is_better=False),
     unit_range("expert_load_max", "the busiest expert's share of routed assignments", higher_is_better=None),
-    Metric("ce_clean", "validation cross-entropy of the model (nats per token)", False, 0.0),
-    Metric("ce_zero_ablation", "the same with the site's activation set to zero", None, 0.0),
-    Metric("ce_splice", "the same with the features' reconstruction spliced in", False, 0.0),
-    Metric("mostly_dead", "1 when more than half the features never fire on the validation tokens, else 0",
-           False, 0.0, 1.0),
-    Metric("router_collapsed", "1 when an MoE router's k busiest experts take >= 90% of assignments, else 0",
-           False, 0.0, 1.0),
-)
+) + SPLICE_AND_ROUTER
