@@ -108,7 +108,7 @@ def _require_checkpoint(check: Check) -> None:
     from models.checkpoint import read_meta
 
     adapter = registry.model_adapter(check.model)
-    if hasattr(registry.task(check.task), "run"):
+    if registry.task(check.task).builds_own_models:
         return  # a task that trains its own toy models
     name = adapter.base_model or check.model
     stem = checkpoint_stem(check.task, name, check.preset, 0)
