@@ -12,9 +12,9 @@ import torch
 from bench.adapter import FeatureAdapter
 from tasks.chess.board_state import STRATEGY_FUNCTIONS, KEPT_CLASSES
 from tasks.chess.feature_metrics import BSPGroup, evaluate_features
+from tasks.chess.formats import game_format
 from tasks.chess.positions import Positions
 from tasks.chess.probe import probe_f1
-from tasks.chess.formats import game_format
 
 
 @dataclass
