@@ -94,6 +94,10 @@ class SAEAdapter(FeatureAdapter):
             self.sae, self.sae_source = self._trained_here(task, preset, seed, config, device, role, hook)
         self.sae_hook = hook
 
+    def stem_name(self) -> str:
+        """The name SAEs trained here are saved under."""
+        return f"{self.base_model}+sae-{self.architecture}"
+
     def _trained_here(self, task, preset, seed, config, device, role, hook):
         from baselines import sae_training as st
         from bench.model_store import checkpoint_stem, training_allowed
@@ -103,7 +107,7 @@ class SAEAdapter(FeatureAdapter):
         record = {"settings": settings.__dict__, "hook": hook, "d_sae": d_sae, "seed": seed,
                   "model_weights_sha256": weights_digest(self.model), "role": role}
         default = type(config)()
-        stem = checkpoint_stem(task.name, f"{self.base_model}+sae-{self.architecture}", preset, seed)
+        stem = checkpoint_stem(task.name, self.stem_name(), preset, seed)
         if role == "trained" and (config.layer, config.site) == (default.layer, default.site) and not self.settings_overrides:
             folder = stem
         else:

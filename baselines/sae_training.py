@@ -54,6 +54,7 @@ class SAESettings:
 # scale where a 16-step SAE on a 32-wide model does not come out all dead.
 PRESET_SETTINGS = {
     "tiny": {"tokens": 16_384, "batch_tokens": 1024, "jumprelu_init_threshold": 0.05},
+    "tiny-gpt2": {"tokens": 16_384, "batch_tokens": 1024, "jumprelu_init_threshold": 0.05},
     "cpu": {},
     "paper": {"tokens": 200_000_000},
 }

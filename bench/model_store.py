@@ -44,6 +44,8 @@ def build_random(adapter_cls, task, preset: str, seed: int) -> GPT:
         from bench import registry
 
         adapter_cls = registry.model_adapter(adapter_cls.base_model)
+    if hasattr(adapter_cls, "random_model"):  # a model from the user's files: its own architecture
+        return adapter_cls.random_model(seed)
     torch.manual_seed(seed)
     return GPT(adapter_cls.model_config(task.dense_config(preset)))
 
@@ -58,6 +60,9 @@ def describe_device(device: str) -> str:
 
 def train_model(adapter_cls, task, preset: str, seed: int, device: str, progress: bool = True) -> Path:
     """Trains (or resumes) and returns the checkpoint stem."""
+    if hasattr(adapter_cls, "load_external"):
+        raise BenchError(f"{adapter_cls.spec} is a model from your files: it is scored as it is, never trained here; "
+                         f"use `make bench`")
     stem = checkpoint_stem(task.name, adapter_cls.name, preset, seed)
     ensure_writable(stem.parent)
     ensure_writable(run_dir(task.name, adapter_cls.name, preset, seed))
@@ -104,6 +109,8 @@ def load_or_train(adapter_cls, task, preset: str, seed: int, device: str, train_
         base, meta, stem = load_or_train(registry.model_adapter(adapter_cls.base_model), task, preset, seed,
                                          device, train_if_missing)
         return adapter_cls(base.model), meta, stem
+    if hasattr(adapter_cls, "load_external"):  # a model from the user's files: loaded, never trained
+        return adapter_cls.load_external(task, preset, device)
     stem = checkpoint_stem(task.name, adapter_cls.name, preset, seed)
     if read_meta(stem) is None:
         if not train_if_missing or not training_allowed():

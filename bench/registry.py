@@ -33,7 +33,7 @@ TASKS = {
     "superposition": "tasks.superposition.task:SuperpositionTask",
 }
 
-PRESETS = ("tiny", "tiny-moves", "cpu", "short", "short-w64", "short-w192", "gpu", "gpu-smoke", "paper")
+PRESETS = ("tiny", "tiny-moves", "tiny-gpt2", "cpu", "short", "short-w64", "short-w192", "gpu", "gpu-smoke", "paper")
 
 
 def _load(kind: str, table: dict, name: str):
@@ -46,6 +46,11 @@ def _load(kind: str, table: dict, name: str):
 
 
 def model_adapter(name: str):
+    """A registered model, or one from the user's files (`hf:<folder>`, `nanogpt:<ckpt.pt>`, `+sae:<folder>`)."""
+    from bench.external_models import adapter_for, is_external
+
+    if is_external(name):
+        return adapter_for(name)
     return _load("model", MODELS, ALIASES.get(name, name))
 
 

@@ -1,6 +1,7 @@
 """Language presets: model shape, tokenizer, training recipe and evaluation sizes.
 
-`tiny` is for tests (seconds); `cpu` the embedded default, the chess `cpu` shape on the embedded
+`tiny` is for tests (seconds), `tiny-gpt2` the same with GPT-2's BPE (for GPT-2 checkpoints from
+disk); `cpu` the embedded default, the chess `cpu` shape on the embedded
 corpus (minutes per model here); `paper` the MoE-X paper's Table 7 Small (12 x 768, GPT-2 BPE,
 context 1024), for a GPU. Adapters derive their own shape from the dense form, as in chess.
 """
@@ -34,6 +35,13 @@ class LanguagePreset:
 PRESETS = {
     "tiny": LanguagePreset(
         n_layers=4, n_heads=2, d_model=32, n_ctx=64, tokenizer="bpe-4096",
+        train=TrainConfig(steps=30, batch_size=8, lr=3e-3, min_lr=3e-4, warmup_steps=5, eval_every=15,
+                          checkpoint_every_s=60),
+        n_val_seqs=16, n_interp_seqs=512, n_interp_features=16,
+        sampling=SamplingRules(n_explain=10, n_test_per_decile=1, n_negative=10, min_activating=20)),
+    # tiny's sizes with GPT-2's BPE: for scoring small GPT-2-family checkpoints from disk in tests.
+    "tiny-gpt2": LanguagePreset(
+        n_layers=2, n_heads=2, d_model=32, n_ctx=64, tokenizer="gpt2",
         train=TrainConfig(steps=30, batch_size=8, lr=3e-3, min_lr=3e-4, warmup_steps=5, eval_every=15,
                           checkpoint_every_s=60),
         n_val_seqs=16, n_interp_seqs=512, n_interp_features=16,

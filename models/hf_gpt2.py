@@ -1,0 +1,80 @@
+"""A GPT-2-family checkpoint saved by `transformers` (`config.json` + weights) as a TransformerLens
+`HookedTransformer`, from local files only.
+
+The TransformerLens config is built here from the folder's `config.json` (TransformerLens's own
+`get_pretrained_model_config` would ask the hub); the weights go through TransformerLens's GPT-2
+conversion unchanged, and nothing is folded or centred, so the MLP neurons (`hook_post`) are the
+checkpoint's own and the logits equal `transformers`' forward.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from bench.errors import BenchError
+
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+# config.json fields that change the computation in ways this loader does not reproduce.
+_UNSUPPORTED = {"scale_attn_by_inverse_layer_idx": True, "reorder_and_upcast_attn": True, "add_cross_attention": True}
+
+
+def read_gpt2_config(folder: Path) -> dict:
+    """The folder's config.json, checked to describe a GPT-2 model this loader reproduces exactly."""
+    folder = Path(folder)
+    path = folder / "config.json"
+    if not folder.is_dir():
+        raise BenchError(f"hf:{folder}: no such folder; give a folder saved by transformers' save_pretrained")
+    if not path.is_file():
+        raise BenchError(f"hf:{folder}: no config.json; this is not a checkpoint saved by transformers' save_pretrained")
+    try:
+        config = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise BenchError(f"{path}: not valid JSON ({e}); re-save the model with save_pretrained") from None
+    if config.get("model_type") != "gpt2":
+        raise BenchError(f"{path}: model_type is {config.get('model_type')!r}, not 'gpt2'; only GPT-2-family "
+                         f"checkpoints load here")
+    for key, bad in _UNSUPPORTED.items():
+        if config.get(key) == bad:
+            raise BenchError(f"{path}: {key}={bad} is not supported (the TransformerLens conversion would change the "
+                             f"model's outputs)")
+    if not any((folder / name).is_file() for name in WEIGHT_FILES):
+        raise BenchError(f"hf:{folder}: no weights ({' or '.join(WEIGHT_FILES)}) beside config.json")
+    return config
+
+
+def tl_config(config: dict, device: str = "cpu"):
+    """TransformerLens's config for the GPT-2 described by a transformers config.json."""
+    from transformer_lens import HookedTransformerConfig
+
+    d_model, n_heads = config["n_embd"], config["n_head"]
+    return HookedTransformerConfig(
+        n_layers=config["n_layer"], d_model=d_model, n_heads=n_heads, d_head=d_model // n_heads,
+        d_mlp=config.get("n_inner") or 4 * d_model, n_ctx=config["n_positions"], d_vocab=config["vocab_size"],
+        act_fn=config.get("activation_function", "gelu_new"), eps=config.get("layer_norm_epsilon", 1e-5),
+        normalization_type="LN", positional_embedding_type="standard", original_architecture="GPT2LMHeadModel",
+        default_prepend_bos=False, device=device)
+
+
+def load_hf_gpt2(folder: Path, device: str = "cpu"):
+    """The checkpoint at `folder` as a HookedTransformer in eval mode (float32)."""
+    from transformer_lens import HookedTransformer
+    from transformer_lens.pretrained.weight_conversions.gpt2 import convert_gpt2_weights
+    from transformers import GPT2LMHeadModel
+    from transformers.utils import logging as hf_logging
+
+    config = read_gpt2_config(folder)
+    hf_logging.disable_progress_bar()  # a per-tensor bar for a load that takes a second
+    try:
+        hf = GPT2LMHeadModel.from_pretrained(str(folder), local_files_only=True, torch_dtype=torch.float32)
+    except (OSError, ValueError, RuntimeError) as e:
+        raise BenchError(f"hf:{folder}: transformers could not load it ({str(e).splitlines()[0]})") from None
+    cfg = tl_config(config, device)
+    model = HookedTransformer(cfg, move_to_device=False)
+    with torch.no_grad():
+        model.load_and_process_state_dict(convert_gpt2_weights(hf, cfg), fold_ln=False, center_writing_weights=False,
+                                          center_unembed=False, fold_value_biases=False)
+    # HookedTransformer.to announces itself on stdout; a CPU model is already where it belongs.
+    return (model if device == "cpu" else model.to(device)).eval()

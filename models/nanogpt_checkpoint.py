@@ -1,0 +1,151 @@
+"""A nanoGPT checkpoint (`ckpt.pt`: a `model` state dict and its `model_args`), the format of
+Karvonen's chess GPTs, as a TransformerLens `HookedTransformer`.
+
+The file is read with `torch.load(weights_only=True)`, so it can hold tensors and plain values
+only, never code; the weights go through TransformerLens's nanoGPT conversion. A `meta.pkl` beside
+it is checked, never unpickled: its opcodes are read as data (`pickletools`).
+"""
+
+from __future__ import annotations
+
+import pickle
+import pickletools
+from pathlib import Path
+
+import torch
+
+from bench.errors import BenchError
+
+MODEL_ARGS = ("n_layer", "n_head", "n_embd", "block_size", "vocab_size")
+_LAYER_KEYS = ("ln_1.weight", "attn.c_attn.weight", "attn.c_proj.weight", "ln_2.weight", "mlp.c_fc.weight",
+               "mlp.c_proj.weight")
+
+
+def read_checkpoint(path: Path) -> tuple[dict, dict]:
+    """(state dict, model_args) of a nanoGPT ckpt.pt, checked for the keys the conversion reads."""
+    path = Path(path)
+    if not path.is_file():
+        raise BenchError(f"nanogpt:{path}: no such file; give the ckpt.pt that nanoGPT's train.py saved")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as e:
+        raise BenchError(f"nanogpt:{path}: not a nanoGPT checkpoint torch.load can read safely "
+                         f"({str(e).splitlines()[0][:160]})") from None
+    if not isinstance(ckpt, dict) or "model" not in ckpt or "model_args" not in ckpt:
+        found = sorted(ckpt)[:8] if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise BenchError(f"nanogpt:{path}: expected a dict with 'model' and 'model_args' (nanoGPT's ckpt.pt), "
+                         f"found {found}")
+    args, state = ckpt["model_args"], _strip_compile_prefix(ckpt["model"])
+    missing = [k for k in MODEL_ARGS if k not in args]
+    if missing:
+        raise BenchError(f"nanogpt:{path}: model_args lacks {', '.join(missing)}")
+    if args["n_embd"] % args["n_head"]:
+        raise BenchError(f"nanogpt:{path}: n_embd {args['n_embd']} is not a multiple of n_head {args['n_head']}")
+    wanted = ["transformer.wte.weight", "transformer.wpe.weight", "transformer.ln_f.weight", "lm_head.weight"]
+    wanted += [f"transformer.h.{i}.{k}" for i in range(args["n_layer"]) for k in _LAYER_KEYS]
+    absent = [k for k in wanted if k not in state]
+    if absent:
+        raise BenchError(f"nanogpt:{path}: the state dict lacks {len(absent)} key(s) nanoGPT writes for "
+                         f"n_layer={args['n_layer']}, first {absent[0]!r}")
+    shape = tuple(state["transformer.wte.weight"].shape)
+    if shape != (args["vocab_size"], args["n_embd"]):
+        raise BenchError(f"nanogpt:{path}: transformer.wte.weight is {shape}, model_args say "
+                         f"({args['vocab_size']}, {args['n_embd']})")
+    return state, args
+
+
+def _strip_compile_prefix(state: dict) -> dict:
+    """torch.compile'd models save their keys under `_orig_mod.`."""
+    return {k.removeprefix("_orig_mod."): v for k, v in state.items()}
+
+
+def tl_config(args: dict, device: str = "cpu"):
+    from transformer_lens import HookedTransformerConfig
+
+    d_model, n_heads = args["n_embd"], args["n_head"]
+    # nanoGPT: exact GELU (nn.GELU()), LayerNorm eps 1e-5, attention scaled by 1/sqrt(d_head).
+    return HookedTransformerConfig(
+        n_layers=args["n_layer"], d_model=d_model, n_heads=n_heads, d_head=d_model // n_heads, d_mlp=4 * d_model,
+        n_ctx=args["block_size"], d_vocab=args["vocab_size"], act_fn="gelu", eps=1e-5, normalization_type="LN",
+        positional_embedding_type="standard", default_prepend_bos=False, device=device)
+
+
+def load_nanogpt(path: Path, device: str = "cpu"):
+    """The checkpoint as a float32 HookedTransformer in eval mode."""
+    from transformer_lens import HookedTransformer
+    from transformer_lens.pretrained.weight_conversions.nanogpt import convert_nanogpt_weights
+
+    state, args = read_checkpoint(path)
+    cfg = tl_config(args, device)
+    state = {k: v.float() for k, v in state.items()}  # the conversion pops keys: give it our own copy
+    model = HookedTransformer(cfg, move_to_device=False)
+    with torch.no_grad():
+        model.load_and_process_state_dict(convert_nanogpt_weights(state, cfg), fold_ln=False,
+                                          center_writing_weights=False, center_unembed=False, fold_value_biases=False)
+    # HookedTransformer.to announces itself on stdout; a CPU model is already where it belongs.
+    return (model if device == "cpu" else model.to(device)).eval()
+
+
+_CONSTANTS = {"BININT", "BININT1", "BININT2", "INT", "LONG", "LONG1", "BINFLOAT", "FLOAT", "SHORT_BINUNICODE",
+              "BINUNICODE", "BINUNICODE8", "UNICODE"}
+_SINGLETONS = {"NEWTRUE": True, "NEWFALSE": False, "NONE": None}
+
+
+def read_plain_pickle(path: Path):
+    """A pickle that holds only dicts of numbers and strings, rebuilt from its opcodes: nothing is
+    imported or called, and any opcode that would build another object is refused."""
+    try:
+        ops = list(pickletools.genops(Path(path).read_bytes()))
+    except (ValueError, OSError) as e:
+        raise BenchError(f"{path}: not a readable pickle ({e})") from None
+    stack, marks, memo = [], [], {}
+    for op, arg, _ in ops:
+        name = op.name
+        if name in ("PROTO", "FRAME"):
+            continue
+        if name == "STOP":
+            return stack.pop()
+        if name in _CONSTANTS:
+            stack.append(arg)
+        elif name in _SINGLETONS:
+            stack.append(_SINGLETONS[name])
+        elif name == "EMPTY_DICT":
+            stack.append({})
+        elif name == "MARK":
+            marks.append(len(stack))
+        elif name in ("BINPUT", "LONG_BINPUT", "PUT", "MEMOIZE"):
+            memo[len(memo) if name == "MEMOIZE" else arg] = stack[-1]
+        elif name in ("BINGET", "LONG_BINGET", "GET"):
+            stack.append(memo[arg])
+        elif name == "SETITEM":
+            value, key = stack.pop(), stack.pop()
+            stack[-1][key] = value
+        elif name in ("SETITEMS", "DICT"):
+            start = marks.pop()
+            items, stack[start:] = stack[start:], []
+            target = stack[-1] if name == "SETITEMS" else {}
+            target.update(zip(items[::2], items[1::2]))
+            if name == "DICT":
+                stack.append(target)
+        else:
+            raise BenchError(f"{path}: the pickle builds objects ({name}); a nanoGPT meta.pkl holds only a dict of "
+                             f"strings and integers")
+    raise BenchError(f"{path}: the pickle ends without STOP")
+
+
+def meta_vocabulary(path: Path) -> dict[str, int]:
+    """The `stoi` mapping of a nanoGPT meta.pkl ({'vocab_size', 'itos', 'stoi'}), never unpickled."""
+    meta = read_plain_pickle(path)
+    if not isinstance(meta, dict) or not isinstance(meta.get("stoi"), dict):
+        raise BenchError(f"{path}: no 'stoi' mapping; this is not a nanoGPT character meta.pkl")
+    return meta["stoi"]
+
+
+def check_meta_vocabulary(path: Path, vocabulary: str) -> None:
+    """A meta.pkl whose characters or ids differ from `vocabulary` (id = position) is refused."""
+    stoi = meta_vocabulary(path)
+    expected = {c: i for i, c in enumerate(vocabulary)}
+    if stoi != expected:
+        differ = sorted(set(stoi.items()) ^ set(expected.items()))[:4]
+        raise BenchError(f"{path}: its vocabulary differs from the chess one {vocabulary!r} "
+                         f"(first differences: {differ}); the model reads other token ids")

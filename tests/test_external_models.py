@@ -1,0 +1,263 @@
+"""Models and SAEs from the user's files: a GPT-2 saved by transformers, a nanoGPT ckpt.pt in
+Karvonen's chess format, a SAELens SAE folder. Each loads to the same logits as its own format's
+forward, and runs end to end through the bench command line."""
+
+import json
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from bench.errors import BenchError
+from tasks.chess.tokenizer import VOCAB
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _save_gpt2(folder: Path, activation: str = "relu", **overrides) -> "torch.nn.Module":
+    """A tiny random GPT2LMHeadModel saved with save_pretrained. Weights wider than the default
+    init give logits far from zero; the negative MLP bias makes ReLU neurons fire on a few tokens, as
+    a trained model's do (every window would activate a random one, leaving auto-interp nothing)."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    config = GPT2Config(vocab_size=50257, n_positions=64, n_embd=32, n_layer=4, n_head=2,
+                        activation_function=activation, initializer_range=0.2, **overrides)
+    model = GPT2LMHeadModel(config).eval()
+    with torch.no_grad():
+        for block in model.transformer.h:
+            block.mlp.c_fc.bias.fill_(-2.5)
+    model.save_pretrained(folder)
+    return model
+
+
+def _nanogpt_state(n_layer=2, n_head=2, n_embd=32, block_size=256, vocab=32, bias=False, seed=0) -> dict:
+    """Random weights in nanoGPT's exact key layout (model.py's GPT), lm_head tied to wte."""
+    g = torch.Generator().manual_seed(seed)
+    C = n_embd
+
+    def r(*shape, scale=0.2):
+        return torch.randn(*shape, generator=g) * scale
+
+    sd = {"transformer.wte.weight": r(vocab, C, scale=0.5), "transformer.wpe.weight": r(block_size, C, scale=0.1),
+          "transformer.ln_f.weight": 1 + r(C, scale=0.1)}
+    sd["lm_head.weight"] = sd["transformer.wte.weight"]
+    for i in range(n_layer):
+        p = f"transformer.h.{i}."
+        sd.update({p + "ln_1.weight": 1 + r(C, scale=0.1), p + "attn.c_attn.weight": r(3 * C, C),
+                   p + "attn.c_proj.weight": r(C, C), p + "ln_2.weight": 1 + r(C, scale=0.1),
+                   p + "mlp.c_fc.weight": r(4 * C, C), p + "mlp.c_proj.weight": r(C, 4 * C)})
+        if bias:
+            sd.update({p + "ln_1.bias": r(C), p + "attn.c_attn.bias": r(3 * C), p + "attn.c_proj.bias": r(C),
+                       p + "ln_2.bias": r(C), p + "mlp.c_fc.bias": r(4 * C), p + "mlp.c_proj.bias": r(C)})
+    if bias:
+        sd["transformer.ln_f.bias"] = r(C)
+    args = dict(n_layer=n_layer, n_head=n_head, n_embd=n_embd, block_size=block_size, bias=bias, vocab_size=vocab,
+                dropout=0.0)
+    return {"model": sd, "model_args": args, "iter_num": 100, "best_val_loss": 1.5, "config": {"dataset": "lichess"}}
+
+
+def _nanogpt_forward(sd: dict, args: dict, idx: torch.Tensor) -> torch.Tensor:
+    """nanoGPT's forward written out directly from its weights (the reference for the conversion)."""
+    C, nh = args["n_embd"], args["n_head"]
+    B, T = idx.shape
+
+    def ln(x, name):
+        return F.layer_norm(x, (C,), sd[name + ".weight"], sd.get(name + ".bias"), 1e-5)
+
+    def lin(x, name):
+        return F.linear(x, sd[name + ".weight"], sd.get(name + ".bias"))
+
+    x = sd["transformer.wte.weight"][idx] + sd["transformer.wpe.weight"][:T]
+    mask = torch.tril(torch.ones(T, T, dtype=torch.bool))
+    for i in range(args["n_layer"]):
+        p = f"transformer.h.{i}."
+        q, k, v = lin(ln(x, p + "ln_1"), p + "attn.c_attn").split(C, dim=2)
+        q, k, v = (t.view(B, T, nh, C // nh).transpose(1, 2) for t in (q, k, v))
+        att = (q @ k.transpose(-2, -1)) / (C // nh) ** 0.5
+        y = att.masked_fill(~mask, float("-inf")).softmax(-1) @ v
+        x = x + lin(y.transpose(1, 2).reshape(B, T, C), p + "attn.c_proj")
+        x = x + lin(F.gelu(lin(ln(x, p + "ln_2"), p + "mlp.c_fc")), p + "mlp.c_proj")
+    return F.linear(ln(x, "transformer.ln_f"), sd["lm_head.weight"])
+
+
+def _write_meta(folder: Path, vocab: str = VOCAB, protocol: int = 4) -> None:
+    meta = {"vocab_size": len(vocab), "itos": dict(enumerate(vocab)), "stoi": {c: i for i, c in enumerate(vocab)}}
+    (folder / "meta.pkl").write_bytes(pickle.dumps(meta, protocol=protocol))
+
+
+def _bench(*args, tmp: Path):
+    env = {**os.environ, "MOEXBENCH_RESULTS": str(tmp / "results"), "MOEXBENCH_CACHE": str(tmp / "cache"),
+           "MOEXBENCH_CHECKPOINTS": str(tmp / "checkpoints"), "MOEXBENCH_RUNS": str(tmp / "runs"),
+           "MOEXBENCH_THREADS": "1", "CI": "true"}
+    return subprocess.run([sys.executable, "-m", "bench", "bench", *args, "--threads", "1"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600, env=env)
+
+
+# --- loading: the same logits as the source format's own forward ---
+
+def test_a_transformers_gpt2_loads_to_the_same_logits(tmp_path):
+    from models.hf_gpt2 import load_hf_gpt2
+
+    hf = _save_gpt2(tmp_path / "gpt2", activation="gelu_new")
+    ours = load_hf_gpt2(tmp_path / "gpt2")
+    tokens = torch.randint(0, 50257, (3, 40), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        want, got = hf(tokens).logits, ours(tokens)
+    assert want.abs().max() > 1.0  # logits far from zero, so agreement means something
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=0)
+    # the neurons the harness scores are the checkpoint's own (nothing folded into them)
+    _, cache = ours.run_with_cache(tokens, names_filter=["blocks.1.mlp.hook_post"])
+    seen = []
+    handle = hf.transformer.h[1].mlp.act.register_forward_hook(lambda module, args, out: seen.append(out))
+    with torch.no_grad():
+        hf(tokens)
+    handle.remove()
+    torch.testing.assert_close(cache["blocks.1.mlp.hook_post"], seen[0], atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_a_nanogpt_checkpoint_loads_to_the_same_logits(tmp_path, bias):
+    from models.nanogpt_checkpoint import load_nanogpt
+
+    ckpt = _nanogpt_state(bias=bias)
+    # torch.compile'd runs save their keys under _orig_mod.: the loader strips it
+    ckpt["model"] = {f"_orig_mod.{k}": v for k, v in ckpt["model"].items()}
+    torch.save(ckpt, tmp_path / "ckpt.pt")
+    model = load_nanogpt(tmp_path / "ckpt.pt")
+    tokens = torch.randint(0, 32, (2, 50), generator=torch.Generator().manual_seed(2))
+    state = {k.removeprefix("_orig_mod."): v for k, v in ckpt["model"].items()}
+    with torch.no_grad():
+        want, got = _nanogpt_forward(state, ckpt["model_args"], tokens), model(tokens)
+    assert want.abs().max() > 1.0
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("protocol", [0, 2, 4, 5])
+def test_meta_pkl_is_checked_without_unpickling(tmp_path, protocol):
+    from models.nanogpt_checkpoint import check_meta_vocabulary, meta_vocabulary
+
+    _write_meta(tmp_path, protocol=protocol)
+    assert meta_vocabulary(tmp_path / "meta.pkl") == {c: i for i, c in enumerate(VOCAB)}
+    check_meta_vocabulary(tmp_path / "meta.pkl", VOCAB)
+    _write_meta(tmp_path, vocab=VOCAB[::-1], protocol=protocol)
+    with pytest.raises(BenchError, match="vocabulary differs"):
+        check_meta_vocabulary(tmp_path / "meta.pkl", VOCAB)
+
+
+class _Payload:
+    def __reduce__(self):
+        return (Path.touch, (Path(os.environ["MOEXBENCH_TEST_CANARY"]),))
+
+
+def test_a_meta_pkl_that_would_run_code_is_refused_and_never_run(tmp_path, monkeypatch):
+    from models.nanogpt_checkpoint import meta_vocabulary
+
+    canary = tmp_path / "ran"
+    monkeypatch.setenv("MOEXBENCH_TEST_CANARY", str(canary))
+    (tmp_path / "meta.pkl").write_bytes(pickle.dumps({"stoi": _Payload()}))
+    with pytest.raises(BenchError, match="builds objects"):
+        meta_vocabulary(tmp_path / "meta.pkl")
+    assert not canary.exists()
+
+
+# --- end to end through the bench command line ---
+
+def test_hf_gpt2_and_an_sae_on_it_score_on_the_language_task(tmp_path):
+    from sae_lens import TopKSAE, TopKSAEConfig
+    from sae_lens.saes.sae import SAEMetadata
+
+    _save_gpt2(tmp_path / "gpt2")
+    out = _bench("--model", f"hf:{tmp_path / 'gpt2'}", "--task", "language", "--preset", "tiny-gpt2", tmp=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads((tmp_path / "results/language/tiny-gpt2/hf-gpt2.json").read_text())
+    assert result["provenance"]["feature_kind"].startswith("MLP neurons (hook_post) of hf:")
+    assert result["metrics"]["loss_recovered"] == pytest.approx(1.0)  # neurons splice in exactly
+    assert result["metrics"]["detection_n_features"] > 0
+    assert "hf-gpt2 on language" in out.stdout
+
+    # an SAE on the scored site (layer -3 of 4 = blocks.1, the MLP's 128 neurons), saved by SAELens
+    torch.manual_seed(0)
+    sae = TopKSAE(TopKSAEConfig(d_in=128, d_sae=256, k=8, metadata=SAEMetadata(hook_name="blocks.1.mlp.hook_post")))
+    sae.save_model(str(tmp_path / "sae"))
+    out = _bench("--model", f"hf:{tmp_path / 'gpt2'}+sae:{tmp_path / 'sae'}", "--task", "language",
+                 "--preset", "tiny-gpt2", tmp=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads((tmp_path / "results/language/tiny-gpt2/hf-gpt2+sae-sae.json").read_text())
+    assert "SAELens folder" in result["provenance"]["features_from"]["source"]
+    assert result["metrics"]["loss_recovered"] < 1.0  # a random SAE does not rebuild the neurons
+
+    # the same SAE asked to read another site
+    out = _bench("--model", f"hf:{tmp_path / 'gpt2'}+sae:{tmp_path / 'sae'}", "--task", "language",
+                 "--preset", "tiny-gpt2", "layer=2", tmp=tmp_path)
+    assert out.returncode == 2 and "trained on blocks.1.mlp.hook_post" in out.stderr, out.stderr[-2000:]
+
+
+def test_a_nanogpt_chess_checkpoint_scores_on_the_chess_task(tmp_path):
+    folder = tmp_path / "lichess_8layers"
+    folder.mkdir()
+    torch.save(_nanogpt_state(n_layer=4), folder / "ckpt.pt")
+    _write_meta(folder)
+    out = _bench("--model", f"nanogpt:{folder / 'ckpt.pt'}", "--task", "chess", "--preset", "tiny", tmp=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads((tmp_path / "results/chess/tiny/nanogpt-lichess_8layers-ckpt.json").read_text())
+    metrics = result["metrics"]
+    for name in ("coverage", "reconstruction", "probe_f1", "legal_move_rate"):
+        assert 0.0 <= metrics[name] <= 1.0, name
+    assert "coverage_random_init" in metrics  # the floor: the same architecture, freshly initialised
+
+
+# --- bad input: one line naming the file and what differs, exit 2, nothing written ---
+
+def _expect_refusal(tmp_path, model: str, task: str, preset: str, words: str):
+    out = _bench("--model", model, "--task", task, "--preset", preset, tmp=tmp_path)
+    assert out.returncode == 2, out.stderr[-2000:]
+    lines = [line for line in out.stderr.strip().splitlines() if line.strip()]
+    assert lines[-1].startswith("error:") and words in lines[-1], out.stderr[-2000:]
+    assert "Traceback" not in out.stderr
+    assert not (tmp_path / "results").exists() or not any((tmp_path / "results").rglob("*.json"))
+
+
+def test_a_folder_that_is_not_gpt2_is_refused(tmp_path):
+    (tmp_path / "llama").mkdir()
+    (tmp_path / "llama" / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    _expect_refusal(tmp_path, f"hf:{tmp_path / 'llama'}", "language", "tiny-gpt2", "model_type is 'llama'")
+
+
+def test_a_gpt2_with_another_vocabulary_than_the_preset_is_refused(tmp_path):
+    _save_gpt2(tmp_path / "gpt2")
+    _expect_refusal(tmp_path, f"hf:{tmp_path / 'gpt2'}", "language", "tiny", "choose a preset with the model's "
+                    "tokenizer (tiny-gpt2, paper)")
+
+
+def test_a_ckpt_whose_keys_are_not_nanogpts_is_refused(tmp_path):
+    ckpt = _nanogpt_state()
+    del ckpt["model"]["transformer.h.1.mlp.c_fc.weight"]
+    torch.save(ckpt, tmp_path / "ckpt.pt")
+    _expect_refusal(tmp_path, f"nanogpt:{tmp_path / 'ckpt.pt'}", "chess", "tiny", "'transformer.h.1.mlp.c_fc.weight'")
+    torch.save({"state_dict": {}}, tmp_path / "ckpt.pt")
+    _expect_refusal(tmp_path, f"nanogpt:{tmp_path / 'ckpt.pt'}", "chess", "tiny", "'model' and 'model_args'")
+
+
+def test_a_chess_model_with_another_vocabulary_is_refused(tmp_path):
+    torch.save(_nanogpt_state(vocab=40), tmp_path / "ckpt.pt")
+    _expect_refusal(tmp_path, f"nanogpt:{tmp_path / 'ckpt.pt'}", "chess", "tiny", "40-token vocabulary")
+    torch.save(_nanogpt_state(), tmp_path / "ckpt.pt")
+    _write_meta(tmp_path, vocab=VOCAB[1:] + VOCAB[0])
+    _expect_refusal(tmp_path, f"nanogpt:{tmp_path / 'ckpt.pt'}", "chess", "tiny", "vocabulary differs")
+
+
+def test_an_sae_of_another_width_is_refused(tmp_path):
+    from sae_lens import TopKSAE, TopKSAEConfig
+    from sae_lens.saes.sae import SAEMetadata
+
+    _save_gpt2(tmp_path / "gpt2")
+    sae = TopKSAE(TopKSAEConfig(d_in=32, d_sae=64, k=4, metadata=SAEMetadata(hook_name="blocks.1.hook_resid_post")))
+    sae.save_model(str(tmp_path / "sae"))
+    _expect_refusal(tmp_path, f"hf:{tmp_path / 'gpt2'}+sae:{tmp_path / 'sae'}", "language", "tiny-gpt2",
+                    "reads 32-wide activations")
