@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from bench.errors import BenchError, run_command
+from bench.progress import progress as progress_bar
 from bench.results import ROOT, result_path
 
 # cpu: the long preset for the Table 1 headline models; short: seeds and the corners of Tables 3 and 4.
@@ -52,6 +53,7 @@ def run_grid(task: str, preset: str, jobs: int, dry_run: bool) -> None:
     logs.mkdir(parents=True, exist_ok=True)
     running: list[tuple[subprocess.Popen, str, object]] = []
     failed = []
+    bar = progress_bar(total=len(todo), desc=f"grid {task}/{preset}", unit="run")
     while todo or running:
         while todo and len(running) < jobs:
             model, seed = todo.pop(0)
@@ -60,15 +62,17 @@ def run_grid(task: str, preset: str, jobs: int, dry_run: bool) -> None:
             cmd = [sys.executable, "-m", "bench", "bench", "--task", task, "--model", model, "--preset", preset,
                    "--seed", str(seed), "--threads", "1"]
             running.append((subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT), name, log))
-            print(f"started {name} (log {log.name})", flush=True)
+            bar.write(f"started {name} (log {log.name})")
         time.sleep(5)
         for proc, name, log in list(running):
             if proc.poll() is not None:
                 running.remove((proc, name, log))
                 log.close()
-                print(f"{'finished' if proc.returncode == 0 else 'FAILED'} {name}", flush=True)
+                bar.write(f"{'finished' if proc.returncode == 0 else 'FAILED'} {name}")
+                bar.update(1)
                 if proc.returncode:
                     failed.append(name)
+    bar.close()
     if failed:
         raise BenchError(f"{len(failed)} run(s) failed: {', '.join(failed)}; see runs/grid/*.log")
 

@@ -129,7 +129,7 @@ def train(model: GPT, cfg: TrainConfig, batch_fn: Callable[[int], torch.Tensor],
           run_dir: Path, final_stem: Path, fingerprint: dict, meta: dict,
           on_eval: Callable[[GPT, int], dict] | None = None, progress: bool = True) -> list[dict]:
     """Train to cfg.steps, resuming from run_dir when it holds a state; returns the history."""
-    from tqdm import tqdm
+    from bench.progress import progress as progress_bar
 
     rank, world = _world()
     if cfg.batch_size % world:
@@ -144,7 +144,7 @@ def train(model: GPT, cfg: TrainConfig, batch_fn: Callable[[int], torch.Tensor],
     device = next(model.parameters()).device
     local = slice(rank * cfg.batch_size // world, (rank + 1) * cfg.batch_size // world)
     last_save, started, tokens_seen, saved_step = time.time(), time.time(), 0, step
-    bar = tqdm(total=cfg.steps, initial=step, disable=not progress or rank != 0, dynamic_ncols=True, mininterval=2.0)
+    bar = progress_bar(total=cfg.steps, initial=step, desc="training", unit="step", enabled=progress and rank == 0)
     train_loss = float("nan")
     while step < cfg.steps:
         batch = batch_fn(step)[local].to(device)

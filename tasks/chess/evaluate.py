@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from bench.adapter import FeatureAdapter
+from bench.progress import progress
 from tasks.chess.board_state import STRATEGY_FUNCTIONS, KEPT_CLASSES
 from tasks.chess.feature_metrics import BSPGroup, evaluate_features
 from tasks.chess.formats import game_format
@@ -25,13 +26,13 @@ class ScoredModel:
     seconds: dict         # wall time of each stage, for the cost of the evaluation
 
 
-def _at_dots(adapter: FeatureAdapter, positions: Positions, fn, batch_size: int) -> torch.Tensor:
+def _at_dots(adapter: FeatureAdapter, positions: Positions, fn, batch_size: int, desc: str) -> torch.Tensor:
     """fn(tokens) -> (batch, pos, width), gathered at each evaluation position (a dot in the character
     format): (n_positions, width)."""
     out = []
     per_game = len(positions.game_index) // len(positions.games)
     dots = torch.from_numpy(positions.token_index).view(len(positions.games), per_game)
-    for start in range(0, len(positions.games), batch_size):
+    for start in progress(range(0, len(positions.games), batch_size), desc=desc, unit="batch"):
         tokens = positions.tokens[start:start + batch_size]
         acts = fn(tokens.to(next(adapter.model.parameters()).device)).float().cpu()
         idx = dots[start:start + len(tokens)]
@@ -47,7 +48,7 @@ def feature_statistics(adapter: FeatureAdapter, games: list[str], layer: int, si
     fmt = game_format(fmt_name)
     device = next(adapter.model.parameters()).device
     max_acts, active, count = None, 0.0, 0
-    for start in range(0, len(games), batch_size):
+    for start in progress(range(0, len(games), batch_size), desc="feature statistics", unit="batch"):
         tokens, lengths = fmt.encode(games[start:start + batch_size], fmt.window)
         acts = adapter.features(tokens.to(device), layer, site).float().cpu()
         acts = acts[lengths[:, None] > torch.arange(fmt.window)]
@@ -80,8 +81,8 @@ def score_adapter(adapter: FeatureAdapter, train: Positions, test: Positions, st
     max_acts, l0_fraction = feature_statistics(adapter, stat_games, layer, site, batch_size, train.format)
     alive = max_acts > 0  # a feature that never fires (> 0) is dead and dropped
     features = lambda tokens: adapter.features(tokens, layer, site)[..., alive]  # noqa: E731
-    train_acts = _at_dots(adapter, train, features, batch_size)
-    test_acts = _at_dots(adapter, test, features, batch_size)
+    train_acts = _at_dots(adapter, train, features, batch_size, "features, probe-train games")
+    test_acts = _at_dots(adapter, test, features, batch_size, "features, probe-test games")
     lap("feature_activations")
     groups = evaluate_features(train_acts, test_acts, max_acts[alive], bsp_groups(train, test))
     lap("coverage_and_reconstruction")
@@ -95,11 +96,12 @@ def score_adapter(adapter: FeatureAdapter, train: Positions, test: Positions, st
     hooks = [f"blocks.{i}.hook_resid_post" for i in layers]
     # One forward pass per game batch caches every probed layer's residual stream.
     resid = lambda tokens: _multi_hook(adapter, tokens, hooks)  # noqa: E731
-    r_train, r_test = _at_dots(adapter, train, resid, batch_size), _at_dots(adapter, test, resid, batch_size)
+    r_train = _at_dots(adapter, train, resid, batch_size, "residual stream, probe-train games")
+    r_test = _at_dots(adapter, test, resid, batch_size, "residual stream, probe-test games")
     d = adapter.model.cfg.d_model
     ct, cs = torch.from_numpy(train.classes.astype(np.int64)), torch.from_numpy(test.classes.astype(np.int64))
     probe_by_layer = {i: probe_f1(r_train[:, k * d:(k + 1) * d], ct, r_test[:, k * d:(k + 1) * d], cs, seed)
-                      for k, i in enumerate(layers)}
+                      for k, i in enumerate(progress(layers, desc="linear probe", unit="layer"))}
     lap("linear_probe")
 
     strategy = [groups[name] for name in STRATEGY_FUNCTIONS]

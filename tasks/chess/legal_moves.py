@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import torch
 
+from bench.progress import progress
 from tasks.chess.positions import Positions, boards_at_dots
 from tasks.chess.tokenizer import CHAR_TO_ID, VOCAB, encode_batch
 
@@ -48,7 +49,7 @@ def legal_move_rate(model, positions: Positions, n_games: int, batch_size: int =
         prefixes += [game[: d + 1] for d in dots]
         boards += boards_at_dots(game, len(dots))
     legal = 0
-    for start in range(0, len(prefixes), batch_size):
+    for start in progress(range(0, len(prefixes), batch_size), desc="legal moves", unit="batch"):
         moves = greedy_moves(model, prefixes[start:start + batch_size])
         for move, board in zip(moves, boards[start:start + batch_size]):
             try:
@@ -69,7 +70,7 @@ def _legal_share_moves(model, positions: Positions, n_games: int, batch_size: in
     vocab, legal, total = vocabulary(), 0, 0
     n_games = min(n_games, len(positions.games))
     device = next(model.parameters()).device
-    for start in range(0, n_games, batch_size):
+    for start in progress(range(0, n_games, batch_size), desc="legal moves", unit="batch"):
         tokens = positions.tokens[start:start + batch_size].to(device)
         predicted = model(tokens).argmax(-1).cpu()
         for row, game_index in enumerate(range(start, start + len(tokens))):

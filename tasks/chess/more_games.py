@@ -17,11 +17,10 @@ import argparse
 import hashlib
 import json
 import os
-import sys
-import time
 from pathlib import Path
 
 from bench.errors import BenchError
+from bench.progress import progress as progress_bar
 from tasks.chess.corpus import EMBEDDED_DIR, SPLIT_FILES, read_games_file, read_split, write_split
 from tasks.chess.generate_games import GeneratorSettings, check_tools, play_games, write_card_markdown
 
@@ -64,16 +63,13 @@ def play_shard(shard: int, first_index: int, n_games: int, settings: GeneratorSe
     progress = progress_dir / f"seed{settings.seed}-shard{shard:03d}-{first_index}-{n_games}.jsonl"
     done = _read_progress(progress)
     todo = [i for i in range(first_index, first_index + n_games) if i not in done]
-    started, at_start = time.time(), len(done)
-    with open(progress, "a", encoding="ascii") as log:
+    with open(progress, "a", encoding="ascii") as log, \
+            progress_bar(total=n_games, initial=len(done), desc=f"shard {shard}", unit="game") as bar:
         for chunk in play_games(todo, settings, workers):
             done.update(chunk)
             log.write(json.dumps({str(k): v for k, v in chunk.items()}) + "\n")
             log.flush()
-            rate = (len(done) - at_start) / (time.time() - started)
-            print(f"\rshard {shard}: {len(done)}/{n_games} games, {rate:.1f} games/s",
-                  end="", file=sys.stderr, flush=True)
-    print(file=sys.stderr)
+            bar.update(len(chunk))
     return done
 
 

@@ -15,6 +15,8 @@ from typing import Callable
 import numpy as np
 import torch
 
+from bench.progress import progress
+
 # (batch, ctx) token ids -> (batch, ctx, all features); the caller picks the model, site and layer
 FeatureFn = Callable[[torch.Tensor], torch.Tensor]
 
@@ -31,7 +33,7 @@ def window_maxima(feature_fn: FeatureFn, sequences: np.ndarray, window: int, fea
     maxima = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n_seq * per_seq, len(features)))
     fired = np.zeros(len(features), dtype=np.int64)
     cols = torch.from_numpy(features)
-    for start in range(0, n_seq, batch_size):
+    for start in progress(range(0, n_seq, batch_size), desc="auto-interp: window maxima", unit="batch"):
         acts = _features(feature_fn, sequences[start:start + batch_size], cols)  # (b, ctx, f)
         fired += (acts > 0).sum(dim=(0, 1)).numpy()
         b = acts.shape[0]
@@ -53,7 +55,7 @@ def window_activations(feature_fn: FeatureFn, sequences: np.ndarray, window: int
     seqs = sorted({w // per_seq for w in by_window})
     cols = torch.from_numpy(features)
     out: dict[tuple[int, int], np.ndarray] = {}
-    for start in range(0, len(seqs), batch_size):
+    for start in progress(range(0, len(seqs), batch_size), desc="auto-interp: example windows", unit="batch"):
         chunk = seqs[start:start + batch_size]
         acts = _features(feature_fn, sequences[chunk], cols)
         for row, s in enumerate(chunk):

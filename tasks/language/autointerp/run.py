@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.errors import BenchError
+from bench.progress import progress
 from tasks.language.autointerp.activation_cache import FeatureFn, window_activations, window_maxima
 from tasks.language.autointerp.backend import Backend, Example
 from tasks.language.autointerp.protocol import FeatureExamples, score_feature
@@ -70,7 +71,7 @@ def run_autointerp(feature_fn: FeatureFn, n_features: int, sequences: np.ndarray
 
     density = fired / sequences.size
     records = []
-    for col, s in samples.items():
+    for col, s in progress(samples.items(), desc=f"auto-interp: scoring ({backend.name})", unit="feature"):
         fx = FeatureExamples(int(features[col]),
                              [example(w, col, int(d)) for w, d in zip(s.explain, s.explain_deciles)],
                              [example(w, col, int(d)) for w, d in zip(s.test, s.test_deciles)],
