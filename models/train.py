@@ -50,14 +50,16 @@ def _optimizer(model: GPT, cfg: TrainConfig) -> torch.optim.AdamW:
 
 
 def _save_state(run_dir: Path, model: GPT, opt: torch.optim.Optimizer, step: int, fingerprint: dict,
-                history: list) -> None:
+                history: list, seconds_since_eval: float) -> None:
     """One file: the tensors, with the step, fingerprint and history in its metadata, so a crash can
     never leave weights of one step beside the bookkeeping of another. state.json is a readable copy."""
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
     for i, state in opt.state_dict()["state"].items():
         for key, value in state.items():
             tensors[f"opt.{i}.{key}"] = value if torch.is_tensor(value) else torch.tensor(value)
-    meta = {"step": step, "fingerprint": fingerprint, "history": history}
+    # The time trained since the last history record, so that a resumed run's next record counts
+    # the steps it kept from before the interruption.
+    meta = {"step": step, "fingerprint": fingerprint, "history": history, "seconds_since_eval": seconds_since_eval}
     save_tensors(run_dir / "state.safetensors", tensors, metadata={"state": json.dumps(meta)})
     _atomic_json(run_dir / "state.json", meta)
 
@@ -88,7 +90,7 @@ def _first_difference(key: str, then, now) -> str:
     return f"{key} differs (checkpoint {then!r}, now {now!r})"
 
 
-def _load_state(run_dir: Path, model: GPT, opt: torch.optim.Optimizer, fingerprint: dict) -> tuple[int, list]:
+def _load_state(run_dir: Path, model: GPT, opt: torch.optim.Optimizer, fingerprint: dict) -> tuple[int, list, float]:
     meta = read_state_meta(run_dir)
     for key in sorted(set(fingerprint) | set(meta["fingerprint"])):
         if fingerprint.get(key) != meta["fingerprint"].get(key):
@@ -109,7 +111,7 @@ def _load_state(run_dir: Path, model: GPT, opt: torch.optim.Optimizer, fingerpri
         if entry:
             opt_state["state"][i] = entry
     opt.load_state_dict(opt_state)
-    return meta["step"], meta["history"]
+    return meta["step"], meta["history"], float(meta.get("seconds_since_eval", 0.0))
 
 
 @torch.no_grad()
@@ -136,14 +138,14 @@ def train(model: GPT, cfg: TrainConfig, batch_fn: Callable[[int], torch.Tensor],
         raise BenchError(f"batch_size {cfg.batch_size} does not split over {world} processes")
     fingerprint = {**fingerprint, "model_config": model.cfg.to_json(), "train_config": asdict(cfg)}
     opt = _optimizer(model, cfg)
-    step, history = 0, []
+    step, history, carried = 0, [], 0.0
     run_dir.mkdir(parents=True, exist_ok=True)
     if (run_dir / "state.safetensors").exists():
-        step, history = _load_state(run_dir, model, opt, fingerprint)
+        step, history, carried = _load_state(run_dir, model, opt, fingerprint)
     ddp = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     device = next(model.parameters()).device
     local = slice(rank * cfg.batch_size // world, (rank + 1) * cfg.batch_size // world)
-    last_save, started, tokens_seen, saved_step = time.time(), time.time(), 0, step
+    last_save, started, tokens_seen, saved_step = time.time(), time.time() - carried, 0, step
     bar = progress_bar(total=cfg.steps, initial=step, desc="training", unit="step", enabled=progress and rank == 0)
     train_loss = float("nan")
     while step < cfg.steps:
@@ -176,7 +178,7 @@ def train(model: GPT, cfg: TrainConfig, batch_fn: Callable[[int], torch.Tensor],
             started, tokens_seen = time.time(), 0
             bar.write(json.dumps(record))
         if rank == 0 and (time.time() - last_save > cfg.checkpoint_every_s or step == cfg.steps):
-            _save_state(run_dir, model, opt, step, fingerprint, history)
+            _save_state(run_dir, model, opt, step, fingerprint, history, time.time() - started)
             last_save, saved_step = time.time(), step
     bar.close()
     if rank == 0:

@@ -54,6 +54,28 @@ def test_resume_after_interrupt_gives_the_same_weights(tmp_path):
         assert torch.equal(p, q), name
 
 
+def test_a_resumed_run_counts_the_time_it_trained_before_the_interruption(tmp_path):
+    """Steps 7-8 ran before the kill and are kept: the record at step 12 must include their time."""
+    model, cfg, data = _setup(tmp_path, checkpoint_every_s=0.0)
+
+    def slow_then_interrupted(step):
+        if step == 9:
+            raise KeyboardInterrupt
+        if step in (7, 8):
+            import time
+
+            time.sleep(0.5)
+        return data.batch_fn(step)
+
+    with pytest.raises(KeyboardInterrupt):
+        _run(tmp_path, model, cfg, data, batch_fn=slow_then_interrupted)
+    saved = json.loads((tmp_path / "run" / "state.json").read_text())
+    assert saved["step"] == 9 and saved["seconds_since_eval"] >= 1.0
+    model2, _, _ = _setup(tmp_path)
+    history = _run(tmp_path, model2, cfg, data)
+    assert history[1]["seconds"] - history[0]["seconds"] >= 1.0
+
+
 def test_resume_with_a_changed_recipe_names_the_field(tmp_path):
     model, cfg, data = _setup(tmp_path, steps=4, checkpoint_every_s=0.0)
     _run(tmp_path, model, cfg, data)
