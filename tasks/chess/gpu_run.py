@@ -4,9 +4,10 @@
     python -m tasks.chess.gpu_run --preset gpu-smoke --device cpu   # the same path in seconds (tests)
 
 Before training it times a few steps on the device and refuses a run whose remaining steps are
-projected past --budget-min. The budget covers the steps only: building the move tokens on a bare
-machine (a few minutes for the 20 shards, then cached), the curve's probes and the final scoring
-(labels of 2,000 probe games, the probe, the random-init floor) come on top, so leave them room.
+projected past --budget-min. The projection covers the steps and the validation points (validation
+loss and the curve's probe, one of each timed); building the move tokens on a bare machine (a few
+minutes for the 20 shards, then cached) and the final scoring (labels of 2,000 probe games, the
+probe, the random-init floor) come on top, so leave them room.
 Training resumes from runs/ if the lease ends early. The scores come from the same evaluation as
 every other model (`make bench`), on the same device. The `gpu` preset needs the 20 shards of
 `python -m tasks.chess.more_games` to exist.
@@ -24,13 +25,14 @@ PROBE_STEPS = 10
 
 
 def projected_minutes(model, preset: str, device: str, done_steps: int = 0) -> float:
-    """Minutes the preset's remaining steps would take, from PROBE_STEPS timed steps on a copy of the
-    model."""
+    """Minutes the preset's remaining steps and validation points would take, from PROBE_STEPS timed
+    steps and one timed validation point on a copy of the model."""
     import copy
 
     import torch
 
     from models.gpt import auxiliary_loss
+    from models.train import validation_loss
     from tasks.chess.presets import PRESETS
     from tasks.chess.task import ChessTask
 
@@ -51,7 +53,14 @@ def projected_minutes(model, preset: str, device: str, done_steps: int = 0) -> f
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     per_step = (time.perf_counter() - started) / PROBE_STEPS
-    return per_step * (recipe.steps - done_steps) / 60
+    started = time.perf_counter()
+    validation_loss(trial, data.val_tokens.to(device), recipe.batch_size, recipe.bf16)
+    on_eval = ChessTask.eval_callback(preset)
+    if on_eval is not None:
+        on_eval(trial, 0)
+    per_point = time.perf_counter() - started
+    points = recipe.steps // recipe.eval_every - done_steps // recipe.eval_every
+    return (per_step * (recipe.steps - done_steps) + per_point * points) / 60
 
 
 def run(model_name: str, preset: str, device: str, budget_min: float) -> dict:
@@ -66,10 +75,11 @@ def run(model_name: str, preset: str, device: str, budget_min: float) -> dict:
     state = run_dir("chess", model_name, preset, 0)
     done = read_state_meta(state)["step"] if (state / "state.safetensors").exists() else 0
     minutes = projected_minutes(build_random(adapter_cls, task, preset, 0), preset, device, done)
-    print(f"{model_name} at {preset} on {device}: about {minutes:.1f} min of training steps (budget {budget_min:g})")
+    print(f"{model_name} at {preset} on {device}: about {minutes:.1f} min of training and validation "
+          f"(budget {budget_min:g})")
     if minutes > budget_min:
-        raise BenchError(f"projected {minutes:.1f} min of steps exceeds the budget of {budget_min:g} min; cut "
-                         f"the preset's steps or raise --budget-min")
+        raise BenchError(f"projected {minutes:.1f} min of training and validation exceeds the budget of "
+                         f"{budget_min:g} min; cut the preset's steps or raise --budget-min")
     started = time.time()
     stem = train_model(adapter_cls, task, preset, 0, device)
     trained = time.time() - started
