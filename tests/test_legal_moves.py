@@ -5,7 +5,7 @@ import torch
 from models.gpt import GPT
 from tasks.chess.corpus import read_split
 from tasks.chess.legal_moves import greedy_moves, legal_move_rate
-from tasks.chess.positions import boards_at_dots, build_positions
+from tasks.chess.positions import boards_at_positions, build_positions
 from tasks.chess.task import ChessTask
 from tasks.chess.tokenizer import CHAR_TO_ID
 
@@ -34,7 +34,7 @@ def test_scripted_model_writes_e4_and_its_legality_is_counted():
     assert greedy_moves(ScriptedE4(), [";1.", ";1.d4 d5 2."]) == ["e4", "e4"]
     expected = []
     for game in positions.games:
-        for board in boards_at_dots(game):
+        for board in boards_at_positions(game):
             try:
                 board.parse_san("e4")
                 expected.append(1)

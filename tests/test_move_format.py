@@ -12,7 +12,7 @@ from tasks.chess.corpus import read_split
 from tasks.chess.formats import FORMATS, flat_corpus, game_move_ids, san_moves
 from tasks.chess.legal_moves import legal_move_rate
 from tasks.chess.move_vocab import BOS_ID, PAD_ID, token_ids, vocabulary
-from tasks.chess.positions import boards_at_dots, build_positions
+from tasks.chess.positions import boards_at_positions, build_positions
 
 
 def test_vocabulary_is_every_queen_line_and_knight_move_plus_promotions():
@@ -56,7 +56,7 @@ def test_positions_are_the_same_boards_in_both_formats_at_token_2n():
     assert [chars.games[0][i] for i in chars.token_index[:20]] == ["."] * 20
     # The tokens before position n replay to the board there.
     vocab = vocabulary()
-    for n, board in enumerate(boards_at_dots(games[0])):
+    for n, board in enumerate(boards_at_positions(games[0])):
         replay = chess.Board()
         for t in moves.tokens[0, 1:2 * n + 1].tolist():
             replay.push_uci(vocab[t])
@@ -83,7 +83,7 @@ class _Scripted(torch.nn.Module):
 def test_legal_move_rate_counts_the_greedy_token_against_the_board():
     games = read_split("probe_test")[:4]
     positions = build_positions(games, workers=1, fmt_name="moves")
-    boards = [b for g in positions.games for b in boards_at_dots(g)]
+    boards = [b for g in positions.games for b in boards_at_positions(g)]
     expected = sum(chess.Move.from_uci("g1f3") in b.legal_moves for b in boards) / len(boards)
     assert 0 < expected < 1  # the case is not degenerate
     assert legal_move_rate(_Scripted(token_ids()["g1f3"]), positions, n_games=4) == expected

@@ -53,5 +53,5 @@ def test_reach_estimate_extends_the_log_linear_trend_of_the_best_layer():
     reach = reach_estimate({"points": points})
     assert reach["fitted_points"] == 4
     assert reach["f1_per_doubling"] == pytest.approx(0.05)
-    assert reach["characters_at_target"] == pytest.approx(2 ** 16, rel=1e-6)
-    assert reach["times_trained_characters"] == pytest.approx(2 ** 8, rel=1e-6)
+    assert reach["tokens_at_target"] == pytest.approx(2 ** 16, rel=1e-6)
+    assert reach["times_trained_tokens"] == pytest.approx(2 ** 8, rel=1e-6)

@@ -1,5 +1,6 @@
-"""The chess evaluation of one adapter: features at the dots -> coverage, reconstruction, and the
-linear-probe ceiling on the residual stream at the same dots (docs/chess.md)."""
+"""The chess evaluation of one adapter: features at the evaluation positions (White to move) ->
+coverage, reconstruction, and the linear-probe ceiling on the residual stream at the same positions
+(docs/chess.md)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ class ScoredModel:
     seconds: dict         # wall time of each stage, for the cost of the evaluation
 
 
-def _at_dots(adapter: FeatureAdapter, positions: Positions, fn, batch_size: int, desc: str) -> torch.Tensor:
+def _at_positions(adapter: FeatureAdapter, positions: Positions, fn, batch_size: int, desc: str) -> torch.Tensor:
     """fn(tokens) -> (batch, pos, width), gathered at each evaluation position (a dot in the character
     format): (n_positions, width)."""
     out = []
@@ -81,8 +82,8 @@ def score_adapter(adapter: FeatureAdapter, train: Positions, test: Positions, st
     max_acts, l0_fraction = feature_statistics(adapter, stat_games, layer, site, batch_size, train.format)
     alive = max_acts > 0  # a feature that never fires (> 0) is dead and dropped
     features = lambda tokens: adapter.features(tokens, layer, site)[..., alive]  # noqa: E731
-    train_acts = _at_dots(adapter, train, features, batch_size, "features, probe-train games")
-    test_acts = _at_dots(adapter, test, features, batch_size, "features, probe-test games")
+    train_acts = _at_positions(adapter, train, features, batch_size, "features, probe-train games")
+    test_acts = _at_positions(adapter, test, features, batch_size, "features, probe-test games")
     lap("feature_activations")
     groups = evaluate_features(train_acts, test_acts, max_acts[alive], bsp_groups(train, test))
     lap("coverage_and_reconstruction")
@@ -96,8 +97,8 @@ def score_adapter(adapter: FeatureAdapter, train: Positions, test: Positions, st
     hooks = [f"blocks.{i}.hook_resid_post" for i in layers]
     # One forward pass per game batch caches every probed layer's residual stream.
     resid = lambda tokens: _multi_hook(adapter, tokens, hooks)  # noqa: E731
-    r_train = _at_dots(adapter, train, resid, batch_size, "residual stream, probe-train games")
-    r_test = _at_dots(adapter, test, resid, batch_size, "residual stream, probe-test games")
+    r_train = _at_positions(adapter, train, resid, batch_size, "residual stream, probe-train games")
+    r_test = _at_positions(adapter, test, resid, batch_size, "residual stream, probe-test games")
     d = adapter.model.cfg.d_model
     ct, cs = torch.from_numpy(train.classes.astype(np.int64)), torch.from_numpy(test.classes.astype(np.int64))
     probe_by_layer = {i: probe_f1(r_train[:, k * d:(k + 1) * d], ct, r_test[:, k * d:(k + 1) * d], cs, seed)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 
 from bench.progress import progress
-from tasks.chess.positions import Positions, boards_at_dots
+from tasks.chess.positions import Positions, boards_at_positions
 from tasks.chess.tokenizer import CHAR_TO_ID, VOCAB, encode_batch
 
 MAX_MOVE_CHARS = 8  # the longest SAN, like "exd8=Q+", is 7 characters, plus the closing space
@@ -47,7 +47,7 @@ def legal_move_rate(model, positions: Positions, n_games: int, batch_size: int =
         # Only dots whose decoded move still fits in the context window.
         dots = [d for d in dots if d + 1 + MAX_MOVE_CHARS <= model.cfg.n_ctx]
         prefixes += [game[: d + 1] for d in dots]
-        boards += boards_at_dots(game, len(dots))
+        boards += boards_at_positions(game, len(dots))
     legal = 0
     for start in progress(range(0, len(prefixes), batch_size), desc="legal moves", unit="batch"):
         moves = greedy_moves(model, prefixes[start:start + batch_size])
@@ -75,7 +75,7 @@ def _legal_share_moves(model, positions: Positions, n_games: int, batch_size: in
         predicted = model(tokens).argmax(-1).cpu()
         for row, game_index in enumerate(range(start, start + len(tokens))):
             index = positions.token_index[positions.game_index == game_index]
-            for board, i in zip(boards_at_dots(positions.games[game_index], len(index)), index):
+            for board, i in zip(boards_at_positions(positions.games[game_index], len(index)), index):
                 token = vocab[int(predicted[row, i])]
                 # <pad> and <bos> parse as no move: illegal.
                 legal += token[0] != "<" and chess.Move.from_uci(token) in board.legal_moves

@@ -42,8 +42,8 @@ def dot_indices(game: str, n_dots: int = EVAL_MIN_DOTS, window: int = EVAL_WINDO
     return [i for i, c in enumerate(game[:window]) if c == "."][:n_dots]
 
 
-def boards_at_dots(game: str, n_dots: int = EVAL_MIN_DOTS):
-    """The chess.Board at each of the first n_dots dots (copies)."""
+def boards_at_positions(game: str, n_dots: int = EVAL_MIN_DOTS):
+    """The chess.Board at each of the first n_dots evaluation positions, White to move (copies)."""
     import chess
 
     board, boards = chess.Board(), []
@@ -58,7 +58,7 @@ def boards_at_dots(game: str, n_dots: int = EVAL_MIN_DOTS):
 
 
 def _labels_for_game(game: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    boards = boards_at_dots(game)
+    boards = boards_at_positions(game)
     classes = np.stack([piece_classes(b) for b in boards])
     strat = {name: np.stack([f(b) for b in boards]) for name, f in STRATEGY_FUNCTIONS.items()}
     return classes, strat

@@ -29,7 +29,7 @@ def _curve_positions(fmt_name: str, n_games: int):
 
 
 @torch.no_grad()
-def _resid_at_dots(model, positions) -> list[torch.Tensor]:
+def _resid_at_positions(model, positions) -> list[torch.Tensor]:
     hooks = [f"blocks.{i}.hook_resid_post" for i in range(model.cfg.n_layers)]
     device = next(model.parameters()).device
     tokens = positions.tokens.to(device)
@@ -50,7 +50,7 @@ def curve_point(model, step: int, fmt_name: str = "chars", n_games: int = CURVE_
     was_training = model.training
     model.eval()
     train, test = _curve_positions(fmt_name, n_games)
-    r_train, r_test = _resid_at_dots(model, train), _resid_at_dots(model, test)
+    r_train, r_test = _resid_at_positions(model, train), _resid_at_positions(model, test)
     ct = torch.from_numpy(train.classes.astype(np.int64))
     cs = torch.from_numpy(test.classes.astype(np.int64))
     f1 = {str(i): round(probe_f1(a, ct, b, cs), 4) for i, (a, b) in enumerate(zip(r_train, r_test))}
@@ -101,7 +101,7 @@ def check_curve(record: dict, path) -> None:
 
 def reach_estimate(record: dict, target: float = 0.9) -> dict:
     """Where the best layer's probe F1 would reach `target` if it kept its log-linear trend: a least-
-    squares line of F1 against log2(characters) through the second half of the curve (the first half
+    squares line of F1 against log2(tokens seen) through the second half of the curve (the first half
     is dominated by warmup). A crude extrapolation and a pessimistic one: a cosine run flattens as its
     learning rate decays, so its end understates the slope of runs of growing length."""
     points = record["points"]
@@ -112,9 +112,9 @@ def reach_estimate(record: dict, target: float = 0.9) -> dict:
     y = np.array([max(p["probe_f1_by_layer"].values()) for p in tail])
     slope, intercept = np.polyfit(x, y, 1)
     last = tail[-1]["tokens"]
-    chars = float(2 ** ((target - intercept) / slope)) if slope > 0 else float("inf")
-    return {"target": target, "f1_per_doubling": float(slope), "characters_at_target": chars,
-            "times_trained_characters": chars / last, "fitted_points": len(tail)}
+    tokens = float(2 ** ((target - intercept) / slope)) if slope > 0 else float("inf")
+    return {"target": target, "f1_per_doubling": float(slope), "tokens_at_target": tokens,
+            "times_trained_tokens": tokens / last, "fitted_points": len(tail)}
 
 
 def redraw(path) -> object:
@@ -149,7 +149,7 @@ def _plot(record: dict, path):
     if len(points) >= 4:
         reach = reach_estimate(record)
         ax1.text(0.02, 0.03, f"trend of the best layer: {reach['f1_per_doubling']:+.3f} F1 per doubling of "
-                 f"{unit};\n0.9 at ~{reach['times_trained_characters']:.0e} x the {unit} trained",
+                 f"{unit};\n0.9 at ~{reach['times_trained_tokens']:.0e} x the {unit} trained",
                  transform=ax1.transAxes, va="bottom", fontsize=7)
     for ax, xlabel in ((ax1, f"training {unit} (millions)"), (ax2, "training minutes (steps only)")):
         ax.axhline(0.9, color="grey", ls="--", lw=0.8)
@@ -171,9 +171,9 @@ def _redraw_all(names: list[str]) -> None:
     for name in names or [str(task_dir("chess") / "training_curve_dense.json")]:
         print(f"wrote {redraw(name)}")
         reach = reach_estimate(json.loads(open(name).read()))
-        print(f"  best-layer probe F1 trend: {reach['f1_per_doubling']:+.4f} per doubling of characters "
-              f"(last {reach['fitted_points']} points); 0.9 at {reach['characters_at_target']:.3g} characters, "
-              f"{reach['times_trained_characters']:.3g} x those trained")
+        print(f"  best-layer probe F1 trend: {reach['f1_per_doubling']:+.4f} per doubling of tokens seen "
+              f"(last {reach['fitted_points']} points); 0.9 at {reach['tokens_at_target']:.3g} tokens, "
+              f"{reach['times_trained_tokens']:.3g} x those trained")
 
 
 if __name__ == "__main__":
