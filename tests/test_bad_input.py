@@ -255,8 +255,13 @@ def test_an_unwritable_results_folder_is_refused_before_any_work(tmp_path, tiny_
 
 
 def _damaged_sae_folder(tmp_path: Path, damage) -> Path:
+    """A SAELens SAE folder for the tiny dense model's MLP (128 wide), then damaged."""
+    from sae_lens import TopKSAE, TopKSAEConfig
+    from sae_lens.saes.sae import SAEMetadata
+
     folder = tmp_path / "sae"
-    shutil.copytree(ROOT / "checkpoints" / "chess" / "dense_sae-topk-cpu", folder)
+    sae = TopKSAE(TopKSAEConfig(d_in=128, d_sae=256, k=8, metadata=SAEMetadata(hook_name="blocks.1.mlp.hook_post")))
+    sae.save_model(str(folder))
     damage(folder)
     return folder
 
