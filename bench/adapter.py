@@ -84,12 +84,48 @@ class FeatureAdapter:
         (flat metrics, details); a dense model has none."""
         return {}, {}
 
+    # --- the model as tasks read it: tasks never reach into self.model ---
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def n_layers(self) -> int:
+        return self.model.cfg.n_layers
+
+    @property
+    def d_model(self) -> int:
+        return self.model.cfg.d_model
+
+    @property
+    def n_ctx(self) -> int:
+        return self.model.cfg.n_ctx
+
     @torch.no_grad()
     def logits(self, tokens: torch.Tensor) -> torch.Tensor:
         return self.model(tokens)
 
     @torch.no_grad()
-    def logits_with_site(self, tokens: torch.Tensor, hook: str,
-                         replace: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
-        """Logits with the activation at `hook` replaced by replace(activation) (for loss recovered)."""
-        return self.model.run_with_hooks(tokens, fwd_hooks=[(hook, lambda act, hook: replace(act))])
+    def residual(self, tokens: torch.Tensor, layers: list[int]) -> torch.Tensor:
+        """The residual stream after each of `layers` (block indices), concatenated:
+        (batch, pos, len(layers) * d_model), from one forward pass that stops after the last one."""
+        hooks = [f"blocks.{self.resolve_layer(i)}.hook_resid_post" for i in layers]
+        last = max(self.resolve_layer(i) for i in layers)
+        _, cache = self.model.run_with_cache(tokens, names_filter=hooks, stop_at_layer=last + 1)
+        return torch.cat([cache[h] for h in hooks], dim=-1)
+
+    @torch.no_grad()
+    def loss_per_token(self, tokens: torch.Tensor, hook: str | None = None,
+                       replace: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+        """Next-token cross-entropy at every predicted position, (batch, pos - 1); with `hook`, the
+        activation there replaced by replace(activation) (a splice or an ablation)."""
+        if hook is None:
+            return self.model(tokens, return_type="loss", loss_per_token=True)
+        return self.model.run_with_hooks(tokens, return_type="loss", loss_per_token=True,
+                                         fwd_hooks=[(hook, lambda act, hook: replace(act))])
+
+    def mean_loss(self, tokens: torch.Tensor, batch_size: int) -> float:
+        """The validation loss as training reports it (mean over batches of each batch's mean)."""
+        from models.train import validation_loss
+
+        return validation_loss(self.model, tokens, batch_size, bf16=False)

@@ -48,27 +48,21 @@ def fidelity(adapter, tokens: torch.Tensor, layer: int, site: str, batch_size: i
     """Loss recovered, perplexity with and without the splice, explained variance, L0, dead
     fraction (and the mostly_dead flag, 1.0 or 0.0) of the adapter's features at (layer, site) over
     `tokens` (rows, pos)."""
-    model = adapter.model
     hook = adapter.site_hook(layer, site)
     ce = {"clean": [], "zero": [], "splice": []}
     variance = _Variance()
     active_total, positions, fired = 0.0, 0, None
 
-    def zero(act, hook):
-        return torch.zeros_like(act)
-
-    def splice(act, hook):
+    def splice(act):
         x_hat = adapter.reconstruct(act).to(act.dtype)
         variance.add(act, x_hat)
         return x_hat
 
     for start in range(0, len(tokens), batch_size):
         batch = tokens[start:start + batch_size]
-        ce["clean"].append(model(batch, return_type="loss", loss_per_token=True).flatten())
-        ce["zero"].append(model.run_with_hooks(batch, return_type="loss", loss_per_token=True,
-                                               fwd_hooks=[(hook, zero)]).flatten())
-        ce["splice"].append(model.run_with_hooks(batch, return_type="loss", loss_per_token=True,
-                                                 fwd_hooks=[(hook, splice)]).flatten())
+        ce["clean"].append(adapter.loss_per_token(batch).flatten())
+        ce["zero"].append(adapter.loss_per_token(batch, hook, torch.zeros_like).flatten())
+        ce["splice"].append(adapter.loss_per_token(batch, hook, splice).flatten())
         active = adapter.features(batch, layer, site) > 0
         active_total += active.sum().item()
         positions += active.shape[0] * active.shape[1]

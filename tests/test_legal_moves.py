@@ -2,6 +2,7 @@
 
 import torch
 
+from baselines.dense import DenseAdapter
 from models.gpt import GPT
 from tasks.chess.corpus import read_split
 from tasks.chess.legal_moves import greedy_moves, legal_move_rate
@@ -31,7 +32,7 @@ class ScriptedE4(torch.nn.Module):
 def test_scripted_model_writes_e4_and_its_legality_is_counted():
     games = read_split("probe_test")[:3]
     positions = build_positions(games, workers=1)
-    assert greedy_moves(ScriptedE4(), [";1.", ";1.d4 d5 2."]) == ["e4", "e4"]
+    assert greedy_moves(DenseAdapter(ScriptedE4()), [";1.", ";1.d4 d5 2."]) == ["e4", "e4"]
     expected = []
     for game in positions.games:
         for board in boards_at_positions(game):
@@ -40,13 +41,13 @@ def test_scripted_model_writes_e4_and_its_legality_is_counted():
                 expected.append(1)
             except ValueError:
                 expected.append(0)
-    assert legal_move_rate(ScriptedE4(), positions, n_games=3) == sum(expected) / len(expected)
+    assert legal_move_rate(DenseAdapter(ScriptedE4()), positions, n_games=3) == sum(expected) / len(expected)
     assert 0 < sum(expected) < len(expected)  # the case is not degenerate
 
 
 def test_batched_greedy_decoding_equals_one_prefix_at_a_time():
     torch.manual_seed(0)
-    model = GPT(ChessTask.dense_config("tiny")).eval()
+    model = DenseAdapter(GPT(ChessTask.dense_config("tiny")).eval())
     prefixes = [";1.", ";1.e4 e5 2.", ";1.d4 Nf6 2.c4 e6 3."]
     batched = greedy_moves(model, prefixes)
     assert batched == [greedy_moves(model, [p])[0] for p in prefixes]

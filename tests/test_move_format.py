@@ -7,6 +7,7 @@ import chess
 import pytest
 import torch
 
+from baselines.dense import DenseAdapter
 from bench.errors import BenchError
 from tasks.chess.corpus import read_split
 from tasks.chess.formats import FORMATS, flat_corpus, game_move_ids, san_moves
@@ -86,8 +87,8 @@ def test_legal_move_rate_counts_the_greedy_token_against_the_board():
     boards = [b for g in positions.games for b in boards_at_positions(g)]
     expected = sum(chess.Move.from_uci("g1f3") in b.legal_moves for b in boards) / len(boards)
     assert 0 < expected < 1  # the case is not degenerate
-    assert legal_move_rate(_Scripted(token_ids()["g1f3"]), positions, n_games=4) == expected
-    assert legal_move_rate(_Scripted(PAD_ID), positions, n_games=4) == 0.0
+    assert legal_move_rate(DenseAdapter(_Scripted(token_ids()["g1f3"])), positions, n_games=4) == expected
+    assert legal_move_rate(DenseAdapter(_Scripted(PAD_ID)), positions, n_games=4) == 0.0
 
 
 def _xz(path, text: str):

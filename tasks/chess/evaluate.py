@@ -35,7 +35,7 @@ def _at_positions(adapter: FeatureAdapter, positions: Positions, fn, batch_size:
     dots = torch.from_numpy(positions.token_index).view(len(positions.games), per_game)
     for start in progress(range(0, len(positions.games), batch_size), desc=desc, unit="batch"):
         tokens = positions.tokens[start:start + batch_size]
-        acts = fn(tokens.to(next(adapter.model.parameters()).device)).float().cpu()
+        acts = fn(tokens.to(adapter.device)).float().cpu()
         idx = dots[start:start + len(tokens)]
         out.append(acts[torch.arange(len(tokens))[:, None], idx].reshape(-1, acts.shape[-1]))
     return torch.cat(out)
@@ -47,7 +47,7 @@ def feature_statistics(adapter: FeatureAdapter, games: list[str], layer: int, si
     characters, or <bos> and the first 63 moves; padding excluded), and mean L0 (features > 0 per
     token) there."""
     fmt = game_format(fmt_name)
-    device = next(adapter.model.parameters()).device
+    device = adapter.device
     max_acts, active, count = None, 0.0, 0
     for start in progress(range(0, len(games), batch_size), desc="feature statistics", unit="batch"):
         tokens, lengths = fmt.encode(games[start:start + batch_size], fmt.window)
@@ -91,15 +91,14 @@ def score_adapter(adapter: FeatureAdapter, train: Positions, test: Positions, st
     for g in groups.values():  # back from alive-only columns to the site's feature indices
         g["best_feature_per_bsp"] = [alive_index[f] if f >= 0 else -1 for f in g["best_feature_per_bsp"]]
 
-    n_layers = adapter.model.cfg.n_layers
+    n_layers = adapter.n_layers
     layer_index = adapter.resolve_layer(layer)
     layers = range(n_layers) if probe_layers == "all" else [layer_index]
-    hooks = [f"blocks.{i}.hook_resid_post" for i in layers]
     # One forward pass per game batch caches every probed layer's residual stream.
-    resid = lambda tokens: _multi_hook(adapter, tokens, hooks)  # noqa: E731
+    resid = lambda tokens: adapter.residual(tokens, list(layers))  # noqa: E731
     r_train = _at_positions(adapter, train, resid, batch_size, "residual stream, probe-train games")
     r_test = _at_positions(adapter, test, resid, batch_size, "residual stream, probe-test games")
-    d = adapter.model.cfg.d_model
+    d = adapter.d_model
     ct, cs = torch.from_numpy(train.classes.astype(np.int64)), torch.from_numpy(test.classes.astype(np.int64))
     probe_by_layer = {i: probe_f1(r_train[:, k * d:(k + 1) * d], ct, r_test[:, k * d:(k + 1) * d], cs, seed)
                       for k, i in enumerate(progress(layers, desc="linear probe", unit="layer"))}
@@ -118,10 +117,3 @@ def score_adapter(adapter: FeatureAdapter, train: Positions, test: Positions, st
         "n_features": n_features,
     }
     return ScoredModel(metrics, groups, probe_by_layer, seconds)
-
-
-@torch.no_grad()
-def _multi_hook(adapter: FeatureAdapter, tokens: torch.Tensor, hooks: list[str]) -> torch.Tensor:
-    last = max(int(h.split(".")[1]) for h in hooks)
-    _, cache = adapter.model.run_with_cache(tokens, names_filter=hooks, stop_at_layer=last + 1)
-    return torch.cat([cache[h] for h in hooks], dim=-1)

@@ -133,7 +133,6 @@ class ChessTask(Task):
     def evaluate(adapter: FeatureAdapter, random_adapter: FeatureAdapter | None, config: ChessConfig,
                  preset: str, seed: int) -> dict:
         from bench.fidelity import fidelity
-        from models.train import validation_loss
         from tasks.chess.evaluate import score_adapter
         from tasks.chess.positions import build_positions
 
@@ -160,9 +159,9 @@ class ChessTask(Task):
         if config.legal_move_games:
             from tasks.chess.legal_moves import legal_move_rate
 
-            metrics["legal_move_rate"] = legal_move_rate(adapter.model, test, config.legal_move_games)
+            metrics["legal_move_rate"] = legal_move_rate(adapter, test, config.legal_move_games)
         val_tokens = ChessTask.training_data(preset, seed).val_tokens
-        metrics["val_loss"] = validation_loss(adapter.model, val_tokens, 32, bf16=False)
+        metrics["val_loss"] = adapter.mean_loss(val_tokens, 32)
         # Loss recovered, perplexity with the splice, explained variance, dead fraction: the same
         # for every adapter (1 and 0 by construction for a model's own units).
         metrics.update(fidelity(adapter, val_tokens, config.layer, config.site))

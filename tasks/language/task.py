@@ -92,13 +92,12 @@ class LanguageTask(Task):
                  preset: str, seed: int) -> dict:
         from bench.fidelity import fidelity
         from bench.cache import CACHE
-        from models.train import validation_loss
         from tasks.language.autointerp.run import run_autointerp
 
         p = PRESETS[preset]
         val, interp = _heldout(preset)
         val_tokens = torch.from_numpy(val)
-        metrics = {"val_loss": validation_loss(adapter.model, val_tokens, config.batch_size, bf16=False)}
+        metrics = {"val_loss": adapter.mean_loss(val_tokens, config.batch_size)}
         metrics.update(fidelity(adapter, val_tokens, config.layer, config.site, config.batch_size))
         model_metrics, model_details = adapter.model_metrics(val_tokens[:config.batch_size], config.layer)
         metrics.update(model_metrics)
