@@ -90,6 +90,10 @@ class FeatureAdapter:
         return next(self.model.parameters()).device
 
     @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+    @property
     def n_layers(self) -> int:
         return self.model.cfg.n_layers
 
@@ -115,14 +119,18 @@ class FeatureAdapter:
         return torch.cat([cache[h] for h in hooks], dim=-1)
 
     @torch.no_grad()
+    def logits_and_loss(self, tokens: torch.Tensor, hook: str | None = None,
+                        replace: Callable[[torch.Tensor], torch.Tensor] | None = None):
+        """(logits, next-token cross-entropy at every predicted position (batch, pos - 1)); with `hook`,
+        the activation there replaced by replace(activation) (a splice or an ablation)."""
+        run = dict(return_type="both", loss_per_token=True)
+        if hook is None:
+            return self.model(tokens, **run)
+        return self.model.run_with_hooks(tokens, fwd_hooks=[(hook, lambda act, hook: replace(act))], **run)
+
     def loss_per_token(self, tokens: torch.Tensor, hook: str | None = None,
                        replace: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
-        """Next-token cross-entropy at every predicted position, (batch, pos - 1); with `hook`, the
-        activation there replaced by replace(activation) (a splice or an ablation)."""
-        if hook is None:
-            return self.model(tokens, return_type="loss", loss_per_token=True)
-        return self.model.run_with_hooks(tokens, return_type="loss", loss_per_token=True,
-                                         fwd_hooks=[(hook, lambda act, hook: replace(act))])
+        return self.logits_and_loss(tokens, hook, replace)[1]
 
     def mean_loss(self, tokens: torch.Tensor, batch_size: int) -> float:
         """The validation loss as training reports it (mean over batches of each batch's mean)."""

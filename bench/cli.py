@@ -3,6 +3,7 @@
     moexbench bench [--model moex] [--task chess] [--preset cpu] [--seed 0] [KEY=VALUE ...]
     moexbench train --model dense --task chess --preset cpu
     moexbench list
+    moexbench export --format saebench --task language --preset cpu
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 import sys
 import time
 
+from bench import export_saebench
 from bench.errors import BenchError, run_command
 from bench.registry import MODELS, PRESETS, TASKS
 
@@ -33,6 +35,7 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--device", default="cpu")
         p.add_argument("--threads", type=int, default=int(os.environ.get("MOEXBENCH_THREADS", os.cpu_count() or 1)),
                        help="torch threads (default: all cores; never run two heavy jobs at once)")
+        p.add_argument("--quiet", action="store_true", help="no progress bars (also under CI=true or MOEXBENCH_QUIET=1)")
         if name == "bench":
             p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="task config settings")
     rep = sub.add_parser("report", help="rewrite a task's summary table and plot from its results JSON")
@@ -41,11 +44,15 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--variant", default=None,
                      help="a variant folder of the task's results (e.g. llm: the language task's LLM backend)")
     sub.add_parser("list", help="list models, tasks and presets")
+    export_saebench.register(sub)
     return parser
 
 
 def _setup(args) -> None:
     import torch
+
+    if args.quiet:  # through the environment, so that child processes are quiet too
+        os.environ["MOEXBENCH_QUIET"] = "1"
 
     torch.set_num_threads(max(1, args.threads))
     try:
@@ -130,6 +137,8 @@ def _dispatch(args) -> None:
         print("\n".join(headline_lines(args.task, args.preset, args.variant)))
         for path in paths:
             print(f"wrote {path}")
+    elif args.command == "export":
+        export_saebench.run(args, _setup)
     elif args.command == "train":
         cmd_train(args)
     else:
