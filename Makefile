@@ -48,13 +48,13 @@ JOBS ?= 2
 grid: $(STAMP)
 	$(BIN)/python -m bench.grid --task $(TASK) --preset $(PRESET) --jobs $(JOBS)
 
-# The paper's figures and tables from results JSON alone -> results/figures/ (bench/figures.py).
+# The paper's figures and tables from results JSON alone -> results/figures/ (analysis/figures.py).
 figures: $(STAMP)
-	$(BIN)/python -m bench.figures
+	$(BIN)/python -m analysis.figures
 
 # Speed figures as ratios measured in one run -> results/perf.json and perf.md.
 perf: $(STAMP)
-	$(BIN)/python -m bench.perf --threads $(THREADS) $(ARGS)
+	$(BIN)/python -m perf.run --threads $(THREADS) $(ARGS)
 
 # Debian's engine and opening book, needed only to regenerate the chess corpus.
 chess-deps:

@@ -14,8 +14,8 @@ import sys
 import time
 
 from bench import export_saebench
-from bench.errors import BenchError, run_command
 from bench.registry import MODELS, PRESETS, TASKS
+from core.errors import BenchError, run_command
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -74,9 +74,10 @@ def cmd_train(args) -> None:
     _setup(args)
     if adapter_cls.base_model:  # an SAE over another model: train (or load) that model, then the SAE
         from bench.model_store import load_or_train
+        from bench.sae_store import attach_features
 
         adapter, _, _ = load_or_train(adapter_cls, task, args.preset, args.seed, args.device)
-        adapter.attach(task, args.preset, args.seed, task.Config(), args.device, role="trained")
+        attach_features(adapter, task, args.preset, args.seed, task.Config(), args.device, role="trained")
         print(f"SAE ready: {adapter.sae_source.get('source')}")
         return
     stem = train_model(adapter_cls, task, args.preset, args.seed, args.device)
@@ -85,7 +86,7 @@ def cmd_train(args) -> None:
 
 def cmd_bench(args) -> None:
     from bench import registry
-    from bench.task_config import apply_overrides
+    from core.task_config import apply_overrides
 
     task = registry.task(args.task)
     registry.check_preset(args.preset, task)
@@ -105,7 +106,7 @@ def _print_run(task, model: str, path, seconds: float) -> None:
     """What the run found, then where it wrote it."""
     from bench.headline import run_table
     from bench.report import paper_numbers
-    from bench.results import load_result
+    from core.results import load_result
 
     print(f"\n{model} on {task.name}:")
     print("\n".join(run_table(task.name, load_result(path)["metrics"], paper_numbers(task.name).get(model, {}))))
@@ -125,7 +126,7 @@ def _dispatch(args) -> None:
     elif args.command == "report":
         from bench import registry
         from bench.report import headline_lines, write_summary
-        from bench.results import result_dir
+        from core.results import result_dir
 
         task = registry.task(args.task)
         registry.check_preset(args.preset, task)

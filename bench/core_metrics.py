@@ -13,7 +13,7 @@ batch of rows of the task's validation tokens (the rows the result's fidelity me
 - cross-entropy clean, spliced and ablated, and ce_loss_score (our `loss_recovered`);
 - per token x, x_hat: mse = |x - x_hat|^2 (summed over the width), cosine similarity, |x|, |x_hat|,
   their ratio (|x| below 1e-4 divides by 1), l0 = features != 0, l1 = sum of |feature|; each the mean
-  over tokens. explained_variance is bench/fidelity.py's (the same formula as run_evals);
+  over tokens. explained_variance is core/fidelity.py's (the same formula as run_evals);
   explained_variance_legacy and relative_reconstruction_bias are per batch, as SAELens has them;
 - feature density: the share of tokens on which each feature is != 0, and SAEBench's summaries of it
   (frac_alive, the shares over 1% and 10%, and those shares weighted by density); the mean over
@@ -28,7 +28,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from bench.fidelity import _Variance  # explained variance has one definition in the code base
+from core.fidelity import _Variance  # explained variance has one definition in the code base
 
 NORM_FLOOR = 1e-4  # SAELens's: an input norm below this divides the L2 ratio by 1
 

@@ -25,7 +25,7 @@ import os
 import re
 from pathlib import Path
 
-from bench.errors import BenchError
+from core.errors import BenchError
 
 FORMATS = ("saebench",)
 TASKS = ("language", "chess")  # the tasks whose results come from trained models with features at a site
@@ -49,7 +49,7 @@ def register(sub) -> None:
 def run(args, setup) -> list[Path]:
     """Checks the input, computes every file, then writes them; `setup(args)` sets threads and device."""
     from bench import registry
-    from bench.results import atomic_write_text, load_results, result_dir
+    from core.results import atomic_write_text, load_results, result_dir
 
     if args.format not in FORMATS:
         raise BenchError(f"export format {args.format!r} unknown; choose one of {', '.join(FORMATS)}")
@@ -107,6 +107,7 @@ def _load(record: dict, task, preset: str, device: str):
     """The adapter the result was scored with, at its layer and site, from the model store."""
     from bench import registry
     from bench.model_store import load_or_train
+    from bench.sae_store import attach_features
 
     unknown = sorted(set(record["config"]) - {f.name for f in dataclasses.fields(task.Config)})
     if unknown:
@@ -119,7 +120,7 @@ def _load(record: dict, task, preset: str, device: str):
                          f"wrote it") from None
     adapter, meta, _ = load_or_train(registry.model_adapter(record["model"]), task, preset, 0, device,
                                      train_if_missing=False)
-    adapter.attach(task, preset, 0, config, device, role="trained")
+    attach_features(adapter, task, preset, 0, config, device, role="trained")
     return adapter, meta, config
 
 
@@ -139,7 +140,7 @@ def _rows(record: dict, required: bool = False) -> list[dict]:
 
 @contextlib.contextmanager
 def _never_train():
-    """An absent or stale SAE is an error here, never a training run (baselines/sae.py reads this)."""
+    """An absent or stale SAE is an error here, never a training run (adapters/sae.py reads this)."""
     before = os.environ.get("MOEXBENCH_NO_TRAIN")
     os.environ["MOEXBENCH_NO_TRAIN"] = "1"
     try:
@@ -152,7 +153,7 @@ def _never_train():
 
 
 def _check_writable(out: Path) -> None:
-    """Fails before any work, creating nothing (bench.results.ensure_writable would create the folder)."""
+    """Fails before any work, creating nothing (core.results.ensure_writable would create the folder)."""
     existing = next(p for p in [out, *out.parents] if p.exists())
     if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
         raise BenchError(f"cannot write to {out} ({existing} is not a writable folder); choose another --out")
@@ -170,6 +171,6 @@ def _check_same_weights(record: dict, ce: dict) -> None:
 
 
 def _plain(name: str) -> str:
-    from bench.results import file_stem
+    from core.results import file_stem
 
     return re.sub(r"[^A-Za-z0-9_.+-]", "_", file_stem(name))

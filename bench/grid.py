@@ -16,9 +16,9 @@ import sys
 import time
 from pathlib import Path
 
-from bench.errors import BenchError, run_command
-from bench.progress import progress as progress_bar
-from bench.results import ROOT, result_path
+from core.errors import BenchError, run_command
+from core.progress import progress as progress_bar
+from core.results import ROOT, result_path
 
 # cpu: the long preset for the Table 1 headline models; short: seeds and the corners of Tables 3 and 4.
 GRIDS = {

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import statistics
 
-from bench.metrics import declared
+from core.metrics import declared
 
 
 def _num(value) -> str:

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import torch
 
-from bench.errors import BenchError
-from bench.results import ensure_writable
+from core.errors import BenchError
+from core.paths import ROOT
+from core.results import ensure_writable
 from models.checkpoint import file_sha256, load_model, read_meta
 from models.gpt import GPT
 from models.train import train
 
-ROOT = Path(__file__).resolve().parents[1]
 CHECKPOINTS = Path(os.environ.get("MOEXBENCH_CHECKPOINTS", ROOT / "checkpoints"))
 RUNS = Path(os.environ.get("MOEXBENCH_RUNS", ROOT / "runs"))
 
@@ -44,8 +44,10 @@ def build_random(adapter_cls, task, preset: str, seed: int) -> GPT:
         from bench import registry
 
         adapter_cls = registry.model_adapter(adapter_cls.base_model)
-    if hasattr(adapter_cls, "random_model"):  # a model from the user's files: its own architecture
-        return adapter_cls.random_model(seed)
+    if getattr(adapter_cls, "external", False):  # a model from the user's files: its own architecture
+        from bench.external_loading import random_external
+
+        return random_external(adapter_cls, seed)
     torch.manual_seed(seed)
     return GPT(adapter_cls.model_config(task.dense_config(preset)))
 
@@ -60,7 +62,7 @@ def describe_device(device: str) -> str:
 
 def train_model(adapter_cls, task, preset: str, seed: int, device: str, progress: bool = True) -> Path:
     """Trains (or resumes) and returns the checkpoint stem."""
-    if hasattr(adapter_cls, "load_external"):
+    if getattr(adapter_cls, "external", False):
         raise BenchError(f"{adapter_cls.spec} is a model from your files: it is scored as it is, never trained here; "
                          f"use `make bench`")
     stem = checkpoint_stem(task.name, adapter_cls.name, preset, seed)
@@ -109,8 +111,10 @@ def load_or_train(adapter_cls, task, preset: str, seed: int, device: str, train_
         base, meta, stem = load_or_train(registry.model_adapter(adapter_cls.base_model), task, preset, seed,
                                          device, train_if_missing)
         return adapter_cls(base.model), meta, stem
-    if hasattr(adapter_cls, "load_external"):  # a model from the user's files: loaded, never trained
-        return adapter_cls.load_external(task, preset, device)
+    if getattr(adapter_cls, "external", False):  # a model from the user's files: loaded, never trained
+        from bench.external_loading import load_external
+
+        return load_external(adapter_cls, task, preset, device)
     stem = checkpoint_stem(task.name, adapter_cls.name, preset, seed)
     if read_meta(stem) is None:
         if not train_if_missing or not training_allowed():

@@ -4,24 +4,24 @@ from __future__ import annotations
 
 import importlib
 
-from bench.errors import BenchError
+from core.errors import BenchError
 
 MODELS = {
-    "dense": "baselines.dense:DenseAdapter",
-    "dense-relu": "baselines.dense:DenseReluAdapter",
-    "dense-continued": "baselines.dense:DenseContinuedAdapter",
-    "moe": "baselines.moe:MoEAdapter",
-    "switch": "baselines.moe:SwitchAdapter",
-    "switch-relu": "baselines.moe:SwitchReluAdapter",
-    "moe-relu": "baselines.moe:MoEReluAdapter",
-    "moex": "moex.adapter:MoEXAdapter",
-    "moex-gelu": "moex.adapter:MoEXGeluAdapter",
-    "moex-upcycled": "moex.adapter:MoEXUpcycledAdapter",
-    "dense+sae": "baselines.sae:SAETopKAdapter",
-    "dense+sae:standard": "baselines.sae:SAEStandardAdapter",
-    "dense+sae:batchtopk": "baselines.sae:SAEBatchTopKAdapter",
-    "dense+sae:jumprelu": "baselines.sae:SAEJumpReLUAdapter",
-    "dense+sae:gated": "baselines.sae:SAEGatedAdapter",
+    "dense": "adapters.dense:DenseAdapter",
+    "dense-relu": "adapters.dense:DenseReluAdapter",
+    "dense-continued": "adapters.dense:DenseContinuedAdapter",
+    "moe": "adapters.moe:MoEAdapter",
+    "switch": "adapters.moe:SwitchAdapter",
+    "switch-relu": "adapters.moe:SwitchReluAdapter",
+    "moe-relu": "adapters.moe:MoEReluAdapter",
+    "moex": "adapters.moe:MoEXAdapter",
+    "moex-gelu": "adapters.moe:MoEXGeluAdapter",
+    "moex-upcycled": "adapters.upcycling:MoEXUpcycledAdapter",
+    "dense+sae": "adapters.sae:SAETopKAdapter",
+    "dense+sae:standard": "adapters.sae:SAEStandardAdapter",
+    "dense+sae:batchtopk": "adapters.sae:SAEBatchTopKAdapter",
+    "dense+sae:jumprelu": "adapters.sae:SAEJumpReLUAdapter",
+    "dense+sae:gated": "adapters.sae:SAEGatedAdapter",
 }
 
 # Other spellings of a model above; not run twice by MODEL=all.
@@ -47,7 +47,7 @@ def _load(kind: str, table: dict, name: str):
 
 def model_adapter(name: str):
     """A registered model, or one from the user's files (`hf:<folder>`, `nanogpt:<ckpt.pt>`, `+sae:<folder>`)."""
-    from bench.external_models import adapter_for, is_external
+    from adapters.external import adapter_for, is_external
 
     if is_external(name):
         return adapter_for(name)

@@ -30,8 +30,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.errors import BenchError, run_command
-from bench.results import ROOT, atomic_write_text, git_sha, load_result, result_path, results_root
+from core.errors import BenchError, run_command
+from core.results import ROOT, atomic_write_text, git_sha, load_result, result_path, results_root
 
 # Why each tolerance is what it is. Evaluation of a fixed checkpoint repeats the same arithmetic;
 # another CPU (other SIMD width, other BLAS kernel order) changes float sums in the last bits, which

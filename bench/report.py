@@ -8,10 +8,11 @@ import io
 import statistics
 from pathlib import Path
 
-from bench.errors import BenchError
 from bench.headline import models_table
-from bench.metrics import declared
-from bench.results import atomic_write_text, load_results, result_dir, with_seeds
+from core.errors import BenchError
+from core.metrics import declared
+from core.results import atomic_write_text, load_results, result_dir, with_seeds
+
 
 def _columns(task: str, records: list[dict]) -> list[str]:
     """The summary's full table: the task's declared metrics in their order, then any other metric

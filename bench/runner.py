@@ -10,7 +10,8 @@ import torch
 
 from bench.model_store import build_random, load_or_train
 from bench.report import write_summary
-from bench.results import ensure_writable, result_path, write_result
+from core.results import ensure_writable, result_path, write_result
+from bench.sae_store import attach_features
 
 
 def run_bench(adapter_cls, task, config, preset: str, seed: int, device: str) -> Path:
@@ -18,12 +19,12 @@ def run_bench(adapter_cls, task, config, preset: str, seed: int, device: str) ->
     if task.builds_own_models:
         return _run_self_contained(adapter_cls, task, config, preset, seed, device)
     adapter, meta, stem = load_or_train(adapter_cls, task, preset, seed, device)
-    adapter.attach(task, preset, seed, config, device, role="trained")
+    attach_features(adapter, task, preset, seed, config, device, role="trained")
     random_adapter = None
     if getattr(config, "random_floor", False):
         # The floor: a random-init model of the same shape (seeded, so the floor is reproducible).
         random_adapter = adapter_cls(build_random(adapter_cls, task, preset, seed + 1_000).to(device).eval())
-        random_adapter.attach(task, preset, seed, config, device, role="random")
+        attach_features(random_adapter, task, preset, seed, config, device, role="random")
     torch.manual_seed(seed)
     out = task.evaluate(adapter, random_adapter, config, preset, seed)
     history = meta.get("history") or [{}]

@@ -13,7 +13,7 @@ import time
 import uuid
 from pathlib import Path
 
-from bench.errors import BenchError
+from core.errors import BenchError
 
 CORE_NOTES = [
     "computed by moexbench (bench/core_metrics.py), not by SAEBench's runner, with the definitions of SAELens's "
@@ -50,7 +50,7 @@ def identity(record: dict, adapter, config, tokens) -> tuple[dict, dict]:
     """(SAEBench's sae_lens_* and sae_cfg_dict fields, what the features are). As SAEBench does for SAEs
     outside SAELens's registry, the release and id are our own names (moexbench_<task>_<preset>, the
     model). An SAE's sae_cfg_dict is SAELens's own, untouched, so that SAELens can read it back."""
-    from bench.results import versions
+    from core.results import versions
 
     sae = getattr(adapter, "sae", None)
     hook = adapter.site_hook(config.layer, config.site)
@@ -76,7 +76,7 @@ def model_dtype(adapter) -> str:
 def core_doc(record: dict, core: dict, ids: dict, about: dict, adapter, meta: dict, tokens, batch: int,
              config) -> dict:
     """`core`: computed now, so its id is new and its time is now."""
-    from bench.results import git_sha
+    from core.results import git_sha
 
     rows, batches = len(tokens), math.ceil(len(tokens) / batch)
     eval_config = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Callable
 
-from bench.errors import BenchError, run_command
+from core.errors import BenchError, run_command
 
 
 def arms_main(doc: str, arms: dict, run_arm: Callable, report: Callable[[], list], argv=None,

@@ -18,7 +18,7 @@ import sys
 import time
 from dataclasses import dataclass
 
-from bench.errors import BenchError
+from core.errors import BenchError
 from experiments.arm_cli import arms_main, best_f1, plot_arms
 
 
@@ -50,7 +50,7 @@ STEPS, BATCH, EVAL_EVERY, N_CTX, N_VAL_GAMES = 1000, 32, 250, 256, 500
 
 def _paths(arm: str):
     from bench.model_store import RUNS
-    from bench.results import task_dir
+    from core.results import task_dir
 
     return RUNS / "chess" / "recipe" / arm, task_dir("chess", "cpu") / "recipe"
 
@@ -91,7 +91,7 @@ def run_arm(arm: Arm, threads: int, progress: bool) -> dict:
               "process_seconds_this_session": round(time.process_time() - started, 1),
               "points": history}
     out_dir.mkdir(parents=True, exist_ok=True)
-    from bench.results import atomic_write_text
+    from core.results import atomic_write_text
 
     atomic_write_text(out_dir / f"{arm.name}.json", json.dumps(record, indent=2) + "\n")
     return record

@@ -22,10 +22,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.errors import BenchError
+from core.errors import BenchError
+from core.paths import ROOT
 from experiments.arm_cli import arms_main, best_f1, plot_arms
 
-ROOT = Path(__file__).resolve().parents[1]
 OUT = Path(os.environ.get("MOEXBENCH_RESULTS", ROOT / "results")) / "chess" / "recipe_moves"
 RUNS = Path(os.environ.get("MOEXBENCH_RUNS", ROOT / "runs")) / "chess" / "recipe_moves"
 
@@ -73,7 +73,7 @@ def preset_for(arm: Arm):
 def run_arm(arm: Arm, threads: int, progress: bool) -> dict:
     import torch
 
-    from bench.results import atomic_write_text
+    from core.results import atomic_write_text
     from models.config import GPTConfig
     from models.gpt import GPT
     from models.train import train
@@ -108,8 +108,8 @@ def score_arm(arm: Arm, threads: int) -> dict:
     curve's probe reads 200 + 200 games, so this is what the same model scores as a bench result."""
     import torch
 
-    from baselines.dense import DenseAdapter
-    from bench.results import atomic_write_text
+    from adapters.dense import DenseAdapter
+    from core.results import atomic_write_text
     from models.checkpoint import load_model
     from models.gpt import GPT
     from tasks.chess import presets

@@ -16,7 +16,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from bench.errors import BenchError
+from core.errors import BenchError
 from models.gpt import GPT, GPTConfig
 
 

@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from bench.quiet_imports import hook_points
+from core.quiet_imports import hook_points
 from models.config import GPTConfig
 
 HookPoint, HookedRootModule = hook_points.HookPoint, hook_points.HookedRootModule

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from bench.errors import BenchError
+from core.errors import BenchError
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 # config.json fields that change the computation in ways this loader does not reproduce.

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from bench.errors import BenchError
+from core.errors import BenchError
 
 MODEL_ARGS = ("n_layer", "n_head", "n_embd", "block_size", "vocab_size")
 _LAYER_KEYS = ("ln_1.weight", "attn.c_attn.weight", "attn.c_proj.weight", "ln_2.weight", "mlp.c_fc.weight",

@@ -20,10 +20,11 @@ from typing import Callable
 import torch
 import torch.distributed as dist
 
-from bench.errors import BenchError
+from core.errors import BenchError
 from models.checkpoint import _atomic_json, load_tensors, save_model, save_tensors
 from models.config import TrainConfig
 from models.gpt import GPT, auxiliary_loss
+from core.validation import validation_loss
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -114,24 +115,11 @@ def _load_state(run_dir: Path, model: GPT, opt: torch.optim.Optimizer, fingerpri
     return meta["step"], meta["history"], float(meta.get("seconds_since_eval", 0.0))
 
 
-@torch.no_grad()
-def validation_loss(model: GPT, val_tokens: torch.Tensor, batch_size: int, bf16: bool) -> float:
-    model.eval()
-    total, count = 0.0, 0
-    for start in range(0, len(val_tokens), batch_size):
-        batch = val_tokens[start:start + batch_size]
-        with torch.autocast(batch.device.type, dtype=torch.bfloat16, enabled=bf16):
-            total += model(batch, return_type="loss").item() * len(batch)
-        count += len(batch)
-    model.train()
-    return total / count
-
-
 def train(model: GPT, cfg: TrainConfig, batch_fn: Callable[[int], torch.Tensor], val_tokens: torch.Tensor,
           run_dir: Path, final_stem: Path, fingerprint: dict, meta: dict,
           on_eval: Callable[[GPT, int], dict] | None = None, progress: bool = True) -> list[dict]:
     """Train to cfg.steps, resuming from run_dir when it holds a state; returns the history."""
-    from bench.progress import progress as progress_bar
+    from core.progress import progress as progress_bar
 
     rank, world = _world()
     if cfg.batch_size % world:

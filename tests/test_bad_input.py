@@ -326,7 +326,7 @@ def _record_without_text(tmp_path):
 
 
 def _sae_record_truncated(tmp_path):
-    from baselines.sae_training import read_record
+    from bench.sae_training import read_record
 
     (tmp_path / "moexbench.json").write_text('{"settings": {"k": ')
     return read_record(tmp_path)
@@ -354,7 +354,7 @@ LIBRARY_ROWS = [
 
 @pytest.mark.parametrize("call, needle", [r[1:] for r in LIBRARY_ROWS], ids=[r[0] for r in LIBRARY_ROWS])
 def test_bad_input_to_a_library_entry_point(tmp_path, call, needle):
-    from bench.errors import BenchError
+    from core.errors import BenchError
 
     with pytest.raises(BenchError) as e:
         call(tmp_path)

@@ -1,10 +1,10 @@
-import json
 import dataclasses
+import json
 
 import pytest
 import torch
 
-from bench.errors import BenchError
+from core.errors import BenchError
 from models.checkpoint import load_model, save_model
 from models.gpt import GPT
 from tasks.chess.task import ChessTask

@@ -1,6 +1,6 @@
 import pytest
 
-from bench.errors import BenchError
+from core.errors import BenchError
 from tasks.chess.corpus import EVAL_MIN_DOTS, EVAL_WINDOW, load_blocks, load_pgn, read_split
 from tasks.chess.tokenizer import encode
 

@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.metrics import declared, lookup
-from bench.results import load_result, result_path
+from core.metrics import declared, lookup
+from core.results import load_result, result_path
 
 ROOT = Path(__file__).resolve().parents[1]
 # Every declared chess metric but the MoE router's (router_*, expert_*), which a dense model has not.

@@ -18,7 +18,8 @@ import torch
 from bench import registry
 from bench.core_metrics import core_metrics, kl_per_position, mean_max_cosine
 from bench.model_store import build_random
-from bench.results import load_result
+from core.results import load_result
+from bench.sae_store import attach_features
 
 ROOT = Path(__file__).resolve().parents[1]
 LANGUAGE = [("dense", ["negatives=weakest"]), ("moex", ["negatives=weakest", "n_features=256"]),
@@ -240,7 +241,7 @@ def test_core_metrics_agree_with_saelens_run_evals(results):
 
     task = registry.task("chess")
     adapter, _, _ = load_or_train(registry.model_adapter("dense+sae"), task, "tiny", 0, "cpu", train_if_missing=False)
-    adapter.attach(task, "tiny", 0, ChessConfig(), "cpu", role="trained")
+    attach_features(adapter, task, "tiny", 0, ChessConfig(), "cpu", role="trained")
     rows = task.training_data("tiny", 0).val_tokens[:12]
     store = ActivationsStore(model=adapter.model, dataset=Dataset.from_dict({"tokens": rows.tolist()}),
                              streaming=False, hook_name=adapter.sae_hook, hook_head_index=None,

@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bench.errors import BenchError
+from core.errors import BenchError
 from tasks.chess.tokenizer import VOCAB
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,12 +1,12 @@
-"""Fidelity metrics (bench/fidelity.py) on hand-worked cases and on splices whose answer is known."""
+"""Fidelity metrics (core/fidelity.py) on hand-worked cases and on splices whose answer is known."""
 
 import math
 
 import pytest
 import torch
 
-from baselines.dense import DenseAdapter
-from bench.fidelity import _Variance, fidelity
+from adapters.dense import DenseAdapter
+from core.fidelity import _Variance, fidelity
 from models.config import GPTConfig
 from models.gpt import GPT
 

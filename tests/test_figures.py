@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from bench.errors import BenchError
-from bench.figures import make_figures
-from bench.results import write_result
+from analysis.figures import make_figures
+from core.errors import BenchError
+from core.results import write_result
 
 
 def _result(model: str, coverage: float, reconstruction: float, l0: float) -> None:
@@ -41,7 +41,7 @@ def test_a_results_file_of_another_schema_is_named_in_the_error(tmp_path, monkey
 
 def test_width_sweep_plots_models_with_two_widths_and_names_the_absent_ones(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("MOEXBENCH_RESULTS", str(tmp_path))
-    from bench.figures import width_sweep
+    from analysis.figures import width_sweep
 
     assert "no model has results at two or more widths" in width_sweep("short")
     for preset, coverage in (("short-w64", 0.05), ("short", 0.06), ("short-w192", 0.07)):
@@ -56,7 +56,7 @@ def test_width_sweep_plots_models_with_two_widths_and_names_the_absent_ones(tmp_
 
 
 def test_coverage_against_reconstruction_plots_the_seed_mean_with_its_spread(tmp_path, monkeypatch):
-    from bench.figures import coverage_vs_reconstruction
+    from analysis.figures import coverage_vs_reconstruction
 
     monkeypatch.setenv("MOEXBENCH_RESULTS", str(tmp_path))
     _result("dense", 0.07, 0.02, 120.0)

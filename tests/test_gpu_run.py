@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def _run(tmp_path, *args):
     env = {**os.environ, "MOEXBENCH_RESULTS": str(tmp_path / "results"), "MOEXBENCH_CHECKPOINTS": str(tmp_path / "ckpt"),
            "MOEXBENCH_RUNS": str(tmp_path / "runs"), "CI": "true"}
-    return subprocess.run([sys.executable, "-m", "tasks.chess.gpu_run", "--preset", "gpu-smoke", "--device", "cpu",
+    return subprocess.run([sys.executable, "-m", "experiments.chess_gpu_run", "--preset", "gpu-smoke", "--device", "cpu",
                            *args], cwd=ROOT, capture_output=True, text=True, timeout=900, env=env)
 
 

@@ -2,9 +2,9 @@
 
 import pytest
 
-from bench.errors import BenchError
 from bench.grid import GRIDS, missing
-from bench.results import write_result
+from core.errors import BenchError
+from core.results import write_result
 
 
 def test_existing_results_are_skipped(tmp_path, monkeypatch):

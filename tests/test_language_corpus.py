@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.errors import BenchError
+from core.errors import BenchError
 from tasks.language.build_corpus import clean_rest, clean_verses, is_heldout, subsample, tidy
 from tasks.language.corpus import DATA_DIR, SPLIT_FILES, load_hf_dataset, load_text_files, read_records, read_split
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.metrics import lookup
-from bench.results import load_result, result_path
+from core.metrics import lookup
+from core.results import load_result, result_path
 
 ROOT = Path(__file__).resolve().parents[1]
 

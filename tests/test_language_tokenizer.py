@@ -1,8 +1,8 @@
 import pytest
 
-from bench.errors import BenchError
+from core.errors import BenchError
+from experiments.tokenizer_choice import chars_per_token, microseconds_per_char
 from tasks.language.tokenizer import EOS, TextTokenizer, load_tokenizer, train_bpe
-from tasks.language.tokenizer_choice import chars_per_token, microseconds_per_char
 
 TEXT = "Hello world, the kobject’s refcount — naïve café.\n\n\tIn the beginning 1234567 ಠ_ಠ"
 

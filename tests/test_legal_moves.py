@@ -2,7 +2,7 @@
 
 import torch
 
-from baselines.dense import DenseAdapter
+from adapters.dense import DenseAdapter
 from models.gpt import GPT
 from tasks.chess.corpus import read_split
 from tasks.chess.legal_moves import greedy_moves, legal_move_rate

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.errors import BenchError
+from core.errors import BenchError
 from tasks.language.autointerp import prompts
 from tasks.language.autointerp.backend import Example
 from tasks.language.autointerp.llm_backend import LLMBackend

@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from bench.errors import BenchError
+from core.errors import BenchError
 from tasks.language.autointerp.backend import Example
 from tasks.language.autointerp.llm_backend import LLMBackend
 from tasks.language.autointerp.llm_client import ChatClient
@@ -130,7 +130,7 @@ def test_language_bench_scores_real_features_through_a_local_server():
     import subprocess
     import sys
 
-    from bench.results import load_result, result_path
+    from core.results import load_result, result_path
     from tasks.language.autointerp.local_server import ROOT
 
     lexical = result_path("language", "dense", "tiny", 0)

@@ -2,8 +2,8 @@
 
 import torch
 
-from bench.adapter import FeatureAdapter
-from baselines.dense import DenseAdapter
+from adapters.dense import DenseAdapter
+from core.adapter import FeatureAdapter
 from models.gpt import GPT
 from tasks.chess.task import ChessTask
 
@@ -31,8 +31,9 @@ def test_features_are_the_mlp_hidden_units_and_splicing_them_back_is_exact():
     feats = adapter.features(tokens, layer=-3)
     assert feats.shape == (2, 16, 128)
     hook = adapter.feature_hook(-3, "mlp")
-    assert torch.equal(adapter.logits_with_site(tokens, hook, lambda a: a), adapter.logits(tokens))
-    zeroed = adapter.logits_with_site(tokens, hook, torch.zeros_like)
+    same, _ = adapter.logits_and_loss(tokens, hook, lambda a: a)
+    assert torch.equal(same, adapter.logits(tokens))
+    zeroed, _ = adapter.logits_and_loss(tokens, hook, torch.zeros_like)
     assert not torch.allclose(zeroed, adapter.logits(tokens))
 
 
@@ -46,7 +47,7 @@ def test_stop_at_layer_returns_nothing_but_fills_the_cache():
 def test_unknown_site_and_layer_are_clear_errors():
     import pytest
 
-    from bench.errors import BenchError
+    from core.errors import BenchError
 
     adapter = _adapter()
     with pytest.raises(BenchError, match="layer 9 does not exist: the model has 4 blocks"):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.errors import BenchError
+from core.errors import BenchError
 from tasks.chess.corpus import read_games_file, read_split
 from tasks.chess.generate_games import BOOK, STOCKFISH
 from tasks.chess.more_games import _read_progress, finish_shard, main, shard_files

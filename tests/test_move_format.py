@@ -7,8 +7,8 @@ import chess
 import pytest
 import torch
 
-from baselines.dense import DenseAdapter
-from bench.errors import BenchError
+from adapters.dense import DenseAdapter
+from core.errors import BenchError
 from tasks.chess.corpus import read_split
 from tasks.chess.formats import FORMATS, flat_corpus, game_move_ids, san_moves
 from tasks.chess.legal_moves import legal_move_rate

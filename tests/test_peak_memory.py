@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from bench.peak_memory import measure_module
+from perf.peak_memory import measure_module
 
 
 @pytest.fixture

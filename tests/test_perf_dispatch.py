@@ -1,6 +1,6 @@
 """The dispatch profile in `make perf` names where the MoE layer's time goes beside the dense MLP's."""
 
-from bench.perf_dispatch import dispatch_profile
+from perf.dispatch import dispatch_profile
 
 
 def test_dispatch_profile_puts_both_layers_operators_side_by_side():

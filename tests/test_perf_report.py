@@ -1,6 +1,6 @@
 """perf.md judges each performance aim from the measured figures and leaves out what was not measured."""
 
-from bench.perf import _aims
+from perf.run import _aims
 
 
 def test_aims_are_judged_from_the_figures_and_absent_ones_are_left_out():

@@ -4,7 +4,7 @@
 import json
 
 from bench import cli, registry
-from bench.results import result_path
+from core.results import result_path
 
 
 def test_a_new_task_and_model_run_through_the_bench_command(monkeypatch, capsys):

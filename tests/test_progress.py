@@ -4,7 +4,7 @@ import io
 
 import pytest
 
-from bench.progress import progress
+from core.progress import progress
 
 
 @pytest.mark.parametrize("env, shown", [({}, True), ({"CI": "true"}, False), ({"MOEXBENCH_QUIET": "1"}, False)])

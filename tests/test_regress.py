@@ -2,8 +2,8 @@
 
 import pytest
 
-from bench.errors import BenchError
 from bench.regress import Check, _compare, run
+from core.errors import BenchError
 
 CHECKS = [Check("chess", "dense", "cpu", (), {"coverage": 0.005, "reconstruction": 0.005})]
 REFERENCE = {"git_sha": "abc", "created": "then",
@@ -48,7 +48,7 @@ def test_no_train_makes_a_missing_model_one_clear_error(tmp_path):
     import subprocess
     import sys
 
-    from bench.results import ROOT
+    from core.results import ROOT
 
     env = {**os.environ, "MOEXBENCH_NO_TRAIN": "1", "MOEXBENCH_CHECKPOINTS": str(tmp_path / "checkpoints"),
            "MOEXBENCH_RESULTS": str(tmp_path / "results")}

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from bench.errors import BenchError
-from bench.results import load_result, result_path, write_result
+from core.errors import BenchError
+from core.results import load_result, result_path, write_result
 
 
 def test_result_paths_keep_other_presets_and_seeds_away_from_the_committed_file():
@@ -37,7 +37,7 @@ def test_summary_shows_mean_and_spread_over_seeds():
     import csv
 
     from bench.report import write_summary
-    from bench.results import task_dir
+    from core.results import task_dir
 
     for seed, cov in ((0, 0.2), (1, 0.4), (2, 0.6)):
         write_result("chess", "m", "cpu", seed, {"coverage": cov, "reconstruction": 0.5}, {}, {}, {})
@@ -52,7 +52,7 @@ def test_summary_shows_mean_and_spread_over_seeds():
 
 def test_a_variant_summary_reads_its_own_folder_only():
     from bench.report import write_summary
-    from bench.results import result_dir
+    from core.results import result_dir
 
     write_result("unitv", "m", "cpu", 0, {"detection": 0.9}, {}, {}, {})
     write_result("unitv", "m", "cpu", 0, {"detection": 0.6}, {}, {}, {}, variant="llm")
@@ -62,7 +62,7 @@ def test_a_variant_summary_reads_its_own_folder_only():
 
 
 def test_curve_files_beside_results_are_not_read_as_results(tmp_path):
-    from bench.results import result_files
+    from core.results import result_files
 
     (tmp_path / "dense.json").write_text("{}")
     (tmp_path / "training_curve_dense.json").write_text("{}")
@@ -72,8 +72,8 @@ def test_curve_files_beside_results_are_not_read_as_results(tmp_path):
 def test_a_later_seed_refreshes_the_summary_but_not_the_figures():
     from types import SimpleNamespace
 
-    from bench.results import task_dir
     from bench.runner import _report
+    from core.results import task_dir
 
     drawn = []
     task = SimpleNamespace(name="unitseeds", figures=lambda preset, variant: drawn.append(preset))
@@ -87,7 +87,7 @@ def test_a_later_seed_refreshes_the_summary_but_not_the_figures():
 
 def test_the_summary_names_results_whose_checkpoints_were_trained_off_this_cpu():
     from bench.report import write_summary
-    from bench.results import task_dir
+    from core.results import task_dir
 
     gpu = "cuda (NVIDIA H100 80GB HBM3), torch 2.11.0+cu130"
     cpu = "cpu (x86_64, 1 thread(s)), torch 2.13.0+cpu"
@@ -102,8 +102,8 @@ def test_the_summary_names_results_whose_checkpoints_were_trained_off_this_cpu()
 
 
 def test_a_metric_outside_its_declared_range_is_never_written(tmp_path, monkeypatch):
-    from bench.errors import BenchError
-    from bench.results import write_result
+    from core.errors import BenchError
+    from core.results import write_result
 
     monkeypatch.setenv("MOEXBENCH_RESULTS", str(tmp_path))
     with pytest.raises(BenchError, match=r"metric 'coverage' of task chess: 1\.5 is outside \[0, 1\]"):

@@ -11,11 +11,12 @@ import pytest
 import torch
 
 from bench import registry
-from bench.errors import BenchError
-from bench.fidelity import fidelity
 from bench.model_store import load_or_train
-from bench.results import load_result, result_path
+from core.errors import BenchError
+from core.fidelity import fidelity
+from core.results import load_result, result_path
 from tasks.chess.config import ChessConfig
+from bench.sae_store import attach_features
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,7 +29,7 @@ def task():
 @pytest.fixture(scope="module")
 def adapter(task):
     adapter, _, _ = load_or_train(registry.model_adapter("dense+sae"), task, "tiny", 0, "cpu")
-    adapter.attach(task, "tiny", 0, ChessConfig(), "cpu", role="trained")
+    attach_features(adapter, task, "tiny", 0, ChessConfig(), "cpu", role="trained")
     return adapter
 
 
@@ -42,8 +43,8 @@ def test_latents_are_saelens_encode_of_the_site(adapter, task):
 
 
 def test_saved_sae_is_saelens_format_in_bf16(adapter):
-    from safetensors import safe_open
     from sae_lens import SAE
+    from safetensors import safe_open
 
     folder = Path(os.environ["MOEXBENCH_CHECKPOINTS"]) / "chess" / "dense_sae-topk-tiny"
     sae = SAE.load_from_disk(str(folder))
@@ -82,23 +83,23 @@ def test_an_sae_of_the_wrong_width_names_the_site_and_the_valid_ones(adapter, ta
     other = registry.model_adapter("dense+sae")(adapter.model)
     monkeypatch.setenv("MOEXBENCH_SAE_PATH", str(Path(os.environ["MOEXBENCH_CHECKPOINTS"]) / "chess" / "dense_sae-topk-tiny"))
     with pytest.raises(BenchError, match=r"blocks\.1\.hook_resid_post is 32 wide.*blocks\.1\.mlp\.hook_post \(128 wide\)"):
-        other.attach(task, "tiny", 0, ChessConfig(site="resid"), "cpu", role="trained")
-    other.attach(task, "tiny", 0, ChessConfig(), "cpu", role="trained")  # the right site loads
+        attach_features(other, task, "tiny", 0, ChessConfig(site="resid"), "cpu", role="trained")
+    attach_features(other, task, "tiny", 0, ChessConfig(), "cpu", role="trained")  # the right site loads
     assert "MOEXBENCH_SAE_PATH" in other.sae_source["source"]
     with pytest.raises(BenchError, match="reads blocks.1.mlp.hook_post, not blocks.1.hook_resid_post"):
         other.features(torch.zeros(1, 4, dtype=torch.long), -3, "resid")
     monkeypatch.setenv("MOEXBENCH_SAE_PATH", str(tmp_path))
     with pytest.raises(BenchError, match="not a SAELens SAE folder"):
-        other.attach(task, "tiny", 0, ChessConfig(), "cpu", role="trained")
+        attach_features(other, task, "tiny", 0, ChessConfig(), "cpu", role="trained")
 
 
 def test_a_stale_sae_is_retrained_not_reused(adapter, task, capsys):
     fresh = registry.model_adapter("dense+sae")(adapter.model)
-    fresh.attach(task, "tiny", 0, ChessConfig(), "cpu", role="trained")
+    attach_features(fresh, task, "tiny", 0, ChessConfig(), "cpu", role="trained")
     assert "training" not in capsys.readouterr().out  # record matches: loaded
     with torch.no_grad():
         changed = registry.model_adapter("dense+sae")(type(adapter.model)(adapter.model.cfg))
-    changed.attach(task, "tiny", 0, ChessConfig(site="resid"), "cpu", role="random")
+    attach_features(changed, task, "tiny", 0, ChessConfig(site="resid"), "cpu", role="random")
     assert "training a topk SAE" in capsys.readouterr().out
     assert changed.sae.cfg.d_in == adapter.model.cfg.d_model
 
@@ -106,7 +107,7 @@ def test_a_stale_sae_is_retrained_not_reused(adapter, task, capsys):
 @pytest.mark.parametrize("name", ["dense+sae:standard", "dense+sae:batchtopk", "dense+sae:jumprelu", "dense+sae:gated"])
 def test_every_architecture_trains_and_encodes(name, adapter, task):
     other = registry.model_adapter(name)(adapter.model)
-    other.attach(task, "tiny", 0, ChessConfig(), "cpu", role="trained")
+    attach_features(other, task, "tiny", 0, ChessConfig(), "cpu", role="trained")
     latents = other.features(task.training_data("tiny", 0).val_tokens[:2], -3, "mlp")
     assert latents.shape[-1] == 512 and torch.isfinite(latents).all()
     out = fidelity(other, task.training_data("tiny", 0).val_tokens[:4], -3, "mlp")
@@ -130,8 +131,8 @@ def test_make_bench_dense_sae_tiny_end_to_end(name, architecture, file_name):
 
 
 def test_sparsity_sweep_writes_one_point_per_value(adapter):
-    from baselines.sae_sweep import main
-    from bench.results import task_dir
+    from core.results import task_dir
+    from experiments.sae_sweep import main
 
     assert main(["--arch", "topk", "--values", "4,8", "--preset", "tiny", "--threads", "1", "probe_games=20"]) == 0
     record = json.loads((task_dir("chess", "tiny") / "sae_sweep" / "topk.json").read_text())

@@ -5,7 +5,7 @@ import math
 import pytest
 from scipy import stats
 
-from bench.significance import difference_lines, welch
+from core.significance import difference_lines, welch
 
 
 def test_welch_on_a_hand_worked_case():

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.results import load_result, result_path
+from core.results import load_result, result_path
 from tasks.superposition.toy_model import ToyModels, ToySpec, k_hot_gate, sample_features
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,6 +1,6 @@
 import pytest
 
-from bench.errors import BenchError
+from core.errors import BenchError
 from tasks.chess.tokenizer import DOT_ID, START_ID, VOCAB, decode, encode, encode_batch
 
 

@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from bench.errors import BenchError
+from core.errors import BenchError
 from models.checkpoint import load_model
 from models.gpt import GPT
 from models.train import train

@@ -5,9 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from bench.errors import BenchError
+from core.errors import BenchError
 from tasks.chess.task import ChessTask, train_data_fingerprint
-from tasks.chess.training_curve import reach_estimate, redraw
+from analysis.training_curves import redraw
+from tasks.chess.training_curve import reach_estimate
 
 
 def _curve(tmp_path: Path, **changes) -> Path:

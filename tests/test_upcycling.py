@@ -2,9 +2,9 @@
 
 import torch
 
-from baselines.dense import DenseAdapter, DenseContinuedAdapter
+from adapters.dense import DenseAdapter, DenseContinuedAdapter
+from adapters.upcycling import MoEXUpcycledAdapter
 from models.gpt import GPT
-from moex.adapter import MoEXUpcycledAdapter
 from tasks.chess.task import ChessTask
 
 

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 import torch
 
-from baselines.dense import DenseAdapter
-from bench.task_base import Task
-from bench.training_data import TrainingData
+from adapters.dense import DenseAdapter
+from core.task import Task
+from core.training_data import TrainingData
 from models.config import GPTConfig, TrainConfig
 
 

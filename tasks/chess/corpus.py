@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.errors import BenchError
+from core.errors import BenchError
 
 EMBEDDED_DIR = Path(os.environ.get("MOEXBENCH_CHESS_DATA", Path(__file__).resolve().parents[2] / "data" / "chess"))
 SPLIT_FILES = {"train": "train.txt.xz", "probe_train": "probe_train.txt.xz", "probe_test": "probe_test.txt.xz"}

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from bench.adapter import FeatureAdapter
-from bench.progress import progress
-from tasks.chess.board_state import STRATEGY_FUNCTIONS, KEPT_CLASSES
+from core.adapter import FeatureAdapter
+from core.progress import progress
+from tasks.chess.board_state import KEPT_CLASSES, STRATEGY_FUNCTIONS
 from tasks.chess.feature_metrics import BSPGroup, evaluate_features
 from tasks.chess.formats import game_format
 from tasks.chess.positions import Positions

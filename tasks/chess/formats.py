@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.cache import CACHE
-from bench.errors import BenchError
+from core.errors import BenchError
+from core.paths import CACHE
 from tasks.chess.corpus import EVAL_MIN_DOTS, EVAL_WINDOW, read_games_file, san_moves
 from tasks.chess.move_vocab import BOS_ID, PAD_ID, token_ids, vocabulary
 from tasks.chess.tokenizer import CHAR_TO_ID, VOCAB, encode_batch

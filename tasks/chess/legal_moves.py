@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import torch
 
-from bench.progress import progress
+from core.progress import progress
 from tasks.chess.positions import Positions, boards_at_positions
 from tasks.chess.tokenizer import CHAR_TO_ID, VOCAB, encode_batch
 

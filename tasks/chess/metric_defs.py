@@ -1,6 +1,6 @@
 """The chess task's metrics (docs/chess.md has the definitions)."""
 
-from bench.metrics import SPLICE_AND_ROUTER, Metric, unit_range
+from core.metrics import SPLICE_AND_ROUTER, Metric, unit_range
 
 METRICS = (
     unit_range("coverage", "board-state coverage: mean over the 768 masked BSPs of the best feature's F1, at the "

@@ -19,8 +19,8 @@ import json
 import os
 from pathlib import Path
 
-from bench.errors import BenchError
-from bench.progress import progress as progress_bar
+from core.errors import BenchError
+from core.progress import progress as progress_bar
 from tasks.chess.corpus import EMBEDDED_DIR, SPLIT_FILES, read_games_file, read_split, write_split
 from tasks.chess.generate_games import GeneratorSettings, check_tools, play_games, write_card_markdown
 

@@ -7,7 +7,7 @@ paper's ordering is stated from the numbers, as a finding: nothing here is tuned
 
 from __future__ import annotations
 
-from bench.significance import difference_lines
+from core.significance import difference_lines
 from tasks.chess.paper_numbers import KARVONEN, PAPER_TABLE_1, PAPER_TABLE_4
 
 # Table 1 plus our SAE, whose reference is Karvonen et al.'s best SAE (no chess SAE in the MoE-X paper).

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.cache import CACHE
-from bench.errors import BenchError
+from core.errors import BenchError
+from core.paths import CACHE
 from tasks.chess.board_state import STRATEGY_FUNCTIONS, one_hot_to_masked_bsps, piece_classes
 from tasks.chess.corpus import EVAL_MIN_DOTS, EVAL_WINDOW, san_moves
 
@@ -70,9 +70,7 @@ def _cache_path(games: list[str]) -> Path:
 
 
 def build_positions(games: list[str], workers: int = 2, fmt_name: str = "chars") -> Positions:
-    from tasks.chess.formats import game_format
-
-    from tasks.chess.formats import game_move_ids
+    from tasks.chess.formats import game_format, game_move_ids
 
     fmt = game_format(fmt_name)
     for g, game in enumerate(games):

@@ -65,7 +65,7 @@ PRESETS = {
         n_val_games=16, n_probe_games=40, n_stat_games=40, format="moves"),
     # The paper's shape (8 x 512) in the move format, for one short GPU lease: all the generated games
     # (train split + 20 shards of more games, about 12M moves) seen about 8 times in 98M moves, bf16.
-    # `python -m tasks.chess.gpu_run` does the whole run and refuses to start one that would not fit.
+    # `python -m experiments.chess_gpu_run` does the whole run and refuses to start one that would not fit.
     "gpu": ChessPreset(
         n_layers=8, n_heads=8, d_model=512, n_ctx=64,
         train=TrainConfig(steps=6000, batch_size=256, lr=1e-3, min_lr=1e-4, warmup_steps=300, bf16=True,

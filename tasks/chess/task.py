@@ -9,15 +9,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.adapter import FeatureAdapter
-from bench.errors import BenchError
-from bench.task_base import Task
-from bench.training_data import TrainingData
+from core.adapter import FeatureAdapter
+from core.errors import BenchError
+from core.task import Task
+from core.training_data import TrainingData
 from models.config import GPTConfig, TrainConfig
 from tasks.chess.config import ChessConfig
 from tasks.chess.corpus import EMBEDDED_DIR, SPLIT_FILES, read_split
-from tasks.chess.presets import PRESETS
 from tasks.chess.formats import PackedStream, flat_corpus, game_format, packed_stream
+from tasks.chess.presets import PRESETS
 
 # Every place our numbers may differ from the reference implementation (docs/chess.md sections 13-14).
 _OR_EXACT = ("reconstruction ORs labelled active features exactly; the reference sums into int8, which wraps "
@@ -132,7 +132,7 @@ class ChessTask(Task):
     @staticmethod
     def evaluate(adapter: FeatureAdapter, random_adapter: FeatureAdapter | None, config: ChessConfig,
                  preset: str, seed: int) -> dict:
-        from bench.fidelity import fidelity
+        from core.fidelity import fidelity
         from tasks.chess.evaluate import score_adapter
         from tasks.chess.positions import build_positions
 

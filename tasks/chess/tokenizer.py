@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from bench.errors import BenchError
+from core.errors import BenchError
 
 VOCAB = " #+-.0123456789;=BKNOQRabcdefghx"
 assert len(VOCAB) == 32

@@ -13,8 +13,8 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from bench.errors import BenchError
-from bench.results import atomic_write_text, task_dir
+from core.errors import BenchError
+from core.results import atomic_write_text, task_dir
 from tasks.chess.corpus import read_split
 from tasks.chess.positions import build_positions
 from tasks.chess.probe import probe_f1
@@ -75,28 +75,7 @@ def write_curve(model_name: str, preset: str, meta: dict) -> list:
               "points": history}
     path = folder / f"training_curve_{model_name}.json"
     atomic_write_text(path, json.dumps(record, indent=2) + "\n")
-    return [path, _plot(record, folder / f"training_curve_{model_name}.png")]
-
-
-def check_curve(record: dict, path) -> None:
-    """Refuse a curve whose model shape or training data is not what its preset gives here: a curve is
-    drawn only beside the checkpoints it describes."""
-    from bench import registry
-    from tasks.chess.task import ChessTask, train_data_fingerprint
-
-    for field in ("model", "preset", "model_config", "data", "points"):
-        if field not in record:
-            raise BenchError(f"{path}: missing field {field!r}; not a training curve, not drawn")
-    expected = registry.model_adapter(record["model"]).model_config(ChessTask.dense_config(record["preset"])).to_json()
-    for key, want in expected.items():
-        got = record["model_config"].get(key)
-        if got != want:
-            raise BenchError(f"{path}: model_config.{key} is {got!r} but {record['model']} at the "
-                             f"{record['preset']} preset has {want!r}; curve from another model shape, not drawn")
-    if record["data"] != train_data_fingerprint(record["preset"]):
-        raise BenchError(f"{path}: data is {record['data']!r}, not the corpus here "
-                         f"({train_data_fingerprint(record['preset'])}); "
-                         f"curve from other data, not drawn")
+    return [path, plot_curve(record, folder / f"training_curve_{model_name}.png")]
 
 
 def reach_estimate(record: dict, target: float = 0.9) -> dict:
@@ -117,20 +96,7 @@ def reach_estimate(record: dict, target: float = 0.9) -> dict:
             "times_trained_tokens": tokens / last, "fitted_points": len(tail)}
 
 
-def redraw(path) -> object:
-    """The PNG beside a curve JSON, after checking it describes this repository's model and data."""
-    from pathlib import Path
-
-    path = Path(path)
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise BenchError(f"{path}: cannot read a curve ({e})") from None
-    check_curve(record, path)
-    return _plot(record, path.with_suffix(".png"))
-
-
-def _plot(record: dict, path):
+def plot_curve(record: dict, path):
     """Probe F1 per layer against tokens seen and against training minutes; validation loss."""
     import matplotlib
 
@@ -165,20 +131,3 @@ def _plot(record: dict, path):
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
-
-
-def _redraw_all(names: list[str]) -> None:
-    for name in names or [str(task_dir("chess") / "training_curve_dense.json")]:
-        print(f"wrote {redraw(name)}")
-        reach = reach_estimate(json.loads(open(name).read()))
-        print(f"  best-layer probe F1 trend: {reach['f1_per_doubling']:+.4f} per doubling of tokens seen "
-              f"(last {reach['fitted_points']} points); 0.9 at {reach['tokens_at_target']:.3g} tokens, "
-              f"{reach['times_trained_tokens']:.3g} x those trained")
-
-
-if __name__ == "__main__":
-    import sys
-
-    from bench.errors import run_command
-
-    sys.exit(run_command(lambda: _redraw_all(sys.argv[1:])))

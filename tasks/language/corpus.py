@@ -12,7 +12,7 @@ import lzma
 import os
 from pathlib import Path
 
-from bench.errors import BenchError
+from core.errors import BenchError
 
 DATA_DIR = Path(os.environ.get("MOEXBENCH_LANGUAGE_DATA",
                                Path(__file__).resolve().parents[2] / "data" / "language"))
@@ -112,7 +112,7 @@ def _load_local(local: Path, split: str):
     import datasets
     import huggingface_hub.constants
 
-    from bench.cache import CACHE
+    from core.paths import CACHE
 
     # The environment is read when the libraries are first imported; SAELens may have imported them.
     datasets.config.HF_HUB_OFFLINE = huggingface_hub.constants.HF_HUB_OFFLINE = True

@@ -8,7 +8,7 @@ import html
 import json
 from pathlib import Path
 
-from bench.results import atomic_write_text
+from core.results import atomic_write_text
 
 STYLE = """body{font-family:sans-serif;max-width:72em;margin:2em auto;color:#222}
 table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #ddd;padding:.4em;vertical-align:top}

@@ -1,6 +1,6 @@
 """The language task's metrics (docs/language.md has the definitions)."""
 
-from bench.metrics import SPLICE_AND_ROUTER, Metric, unit_range
+from core.metrics import SPLICE_AND_ROUTER, Metric, unit_range
 
 METRICS = (
     unit_range("detection", "auto-interp detection: mean balanced accuracy over scored features of telling "

@@ -11,9 +11,9 @@ import hashlib
 import numpy as np
 import torch
 
-from bench.adapter import FeatureAdapter
-from bench.task_base import Task
-from bench.training_data import TrainingData
+from core.adapter import FeatureAdapter
+from core.task import Task
+from core.training_data import TrainingData
 from models.config import GPTConfig, TrainConfig
 from tasks.language.config import LanguageConfig
 from tasks.language.presets import PRESETS
@@ -90,8 +90,8 @@ class LanguageTask(Task):
     @staticmethod
     def evaluate(adapter: FeatureAdapter, random_adapter: FeatureAdapter | None, config: LanguageConfig,
                  preset: str, seed: int) -> dict:
-        from bench.fidelity import fidelity
-        from bench.cache import CACHE
+        from core.fidelity import fidelity
+        from core.paths import CACHE
         from tasks.language.autointerp.run import run_autointerp
 
         p = PRESETS[preset]
@@ -127,7 +127,7 @@ class LanguageTask(Task):
     @staticmethod
     def figures(preset: str, variant: str | None = None) -> list:
         """A browsable HTML page per model, from the per-feature records."""
-        from bench.results import result_dir
+        from core.results import result_dir
         from tasks.language.feature_pages import render_pages
 
         return render_pages(result_dir("language", preset, variant))

@@ -15,8 +15,8 @@ import os
 import numpy as np
 import torch
 
-from bench.cache import CACHE as CACHE_ROOT
-from bench.errors import BenchError
+from core.errors import BenchError
+from core.paths import CACHE as CACHE_ROOT
 
 CACHE = CACHE_ROOT / "language"
 

@@ -17,7 +17,7 @@ import os
 import re
 from pathlib import Path
 
-from bench.errors import BenchError
+from core.errors import BenchError
 from tasks.language.corpus import DATA_DIR
 
 # Rust-side threads: one, so that training is reproducible and nothing competes with a training run.

@@ -7,7 +7,7 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 
-from bench.results import load_result, result_dir, result_files
+from core.results import load_result, result_dir, result_files
 
 
 def write_figures(preset: str, variant: str | None = None) -> list:

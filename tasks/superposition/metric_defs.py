@@ -1,6 +1,6 @@
 """The superposition task's metrics (docs/superposition.md has the definitions)."""
 
-from bench.metrics import Metric, unit_range
+from core.metrics import Metric, unit_range
 
 METRICS = (
     Metric("features_per_dim", "features per hidden dimension, (1/k) sum_e p_e |W_e|_F^2 / m, averaged over the "

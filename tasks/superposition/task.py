@@ -9,8 +9,8 @@ import statistics
 
 import torch
 
-from bench.errors import BenchError
-from bench.task_base import Task
+from core.errors import BenchError
+from core.task import Task
 from models.config import GPTConfig
 from tasks.superposition.config import SuperpositionConfig
 from tasks.superposition.presets import PRESETS

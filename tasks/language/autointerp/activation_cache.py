@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from bench.progress import progress
+from core.progress import progress
 
 # (batch, ctx) token ids -> (batch, ctx, all features); the caller picks the model, site and layer
 FeatureFn = Callable[[torch.Tensor], torch.Tensor]

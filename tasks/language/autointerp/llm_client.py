@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from bench.cache import CACHE
-from bench.errors import BenchError
+from core.errors import BenchError
+from core.paths import CACHE
 
 Messages = list[dict[str, str]]
 

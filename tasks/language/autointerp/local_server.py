@@ -27,7 +27,7 @@ import threading
 import time
 from pathlib import Path
 
-from bench.errors import BenchError, run_command
+from core.errors import BenchError, run_command
 from tasks.language.autointerp.llm_client import LLMConfig, opener_for
 
 MODEL_NAME = "SmolLM2-135M-Instruct.Q4_1"

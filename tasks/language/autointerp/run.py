@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.errors import BenchError
-from bench.progress import progress
+from core.errors import BenchError
+from core.progress import progress
 from tasks.language.autointerp.activation_cache import FeatureFn, window_activations, window_maxima
 from tasks.language.autointerp.backend import Backend, Example
 from tasks.language.autointerp.protocol import FeatureExamples, score_feature

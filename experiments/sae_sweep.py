@@ -1,8 +1,8 @@
 """A sparsity sweep of one SAE architecture on a task, so SAE latents can be plotted against L0 beside
 dense neurons and MoE-X units (Karvonen's figures; the MoE-X paper's Fig. 4):
 
-    python -m baselines.sae_sweep --arch topk --values 8,16,32,64,128          # chess, cpu preset
-    python -m baselines.sae_sweep --arch standard --values 1,2,5,10
+    python -m experiments.sae_sweep --arch topk --values 8,16,32,64,128          # chess, cpu preset
+    python -m experiments.sae_sweep --arch standard --values 1,2,5,10
 
 Each point trains an SAE with SAELens (cached under .cache/saes/), evaluates it with the task's own
 evaluation (no random-init floor: the sweep compares SAEs with each other and with the models'
@@ -17,11 +17,11 @@ import json
 import sys
 import time
 
-from bench.errors import BenchError, run_command
+from core.errors import BenchError, run_command
 
 
 def sweep_adapter(architecture: str, knob: str, value):
-    from baselines.sae import SAEAdapter
+    from adapters.sae import SAEAdapter
 
     cls = type(f"SAE{architecture}Sweep", (SAEAdapter,),
                {"architecture": architecture, "settings_overrides": {knob: value}})
@@ -31,11 +31,12 @@ def sweep_adapter(architecture: str, knob: str, value):
 
 def run_sweep(task_name: str, architecture: str, values: list, preset: str, seed: int, device: str,
               overrides: list[str]) -> dict:
-    from baselines.sae_training import settings_for
     from bench import registry
     from bench.model_store import load_or_train
-    from bench.results import atomic_write_text, git_sha, task_dir, versions
-    from bench.task_config import apply_overrides
+    from bench.sae_store import attach_features
+    from bench.sae_training import settings_for
+    from core.results import atomic_write_text, git_sha, task_dir, versions
+    from core.task_config import apply_overrides
 
     task = registry.task(task_name)
     config = apply_overrides(task.Config(), ["random_floor=false", "legal_move_games=0", *overrides])
@@ -46,7 +47,7 @@ def run_sweep(task_name: str, architecture: str, values: list, preset: str, seed
         started = time.time()
         adapter_cls = sweep_adapter(architecture, knob, kind(value))
         adapter, _, stem = load_or_train(adapter_cls, task, preset, seed, device, train_if_missing=False)
-        adapter.attach(task, preset, seed, config, device, role="trained")
+        attach_features(adapter, task, preset, seed, config, device, role="trained")
         out = task.evaluate(adapter, None, config, preset, seed)
         points.append({knob: kind(value), "metrics": out["metrics"], "seconds": round(time.time() - started, 1)})
         print(f"{adapter_cls.name}: L0 {out['metrics']['l0']:.1f}, coverage {out['metrics']['coverage']:.3f}, "
@@ -56,7 +57,7 @@ def run_sweep(task_name: str, architecture: str, values: list, preset: str, seed
               "model": "dense", "checkpoint": stem.name, "config": dataclasses.asdict(config),
               "settings": dataclasses.asdict(settings_for(architecture, preset)),
               "provenance": {"git_sha": git_sha(), "versions": versions(),
-                             "command": f"python -m baselines.sae_sweep --arch {architecture} "
+                             "command": f"python -m experiments.sae_sweep --arch {architecture} "
                                         f"--values {','.join(str(v) for v in values)}"},
               "points": points}
     path = task_dir(task_name, preset) / "sae_sweep" / f"{architecture}.json"
@@ -79,7 +80,7 @@ def main(argv=None) -> int:
 
 
 def _run(args) -> None:
-    from baselines.sae_training import ARCHITECTURES
+    from adapters.sae import ARCHITECTURES
 
     if args.arch not in ARCHITECTURES:
         raise BenchError(f"SAE architecture {args.arch!r} unknown; choose one of {', '.join(ARCHITECTURES)}")

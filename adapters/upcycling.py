@@ -1,24 +1,16 @@
-"""MoE-X (docs/moex.md): ReLU experts + the sparsity-aware router, and the "sparsity router only"
-corner of the paper's Table 3 (GELU experts + sparsity router)."""
+"""MoE-X upcycled from the dense checkpoint, then trained further (the paper's headline chess MoE-X,
+Table 4). Its fair comparison is `dense-continued` (adapters/dense.py): the dense checkpoint trained
+again for the same steps."""
 
 from __future__ import annotations
 
-from bench.expert_adapter import ExpertAdapter
+import torch
 
-
-class MoEXAdapter(ExpertAdapter):
-    feature_kind = "MoE-X expert units z (ReLU experts, sparsity-aware router)"
-    act_fn, router, aux_loss_coef = "relu", "sparsity", 0.0
-
-
-class MoEXGeluAdapter(ExpertAdapter):
-    feature_kind = "MoE expert units z (GELU experts, sparsity-aware router)"
-    act_fn, router, aux_loss_coef = "gelu", "sparsity", 0.0
+from adapters.moe import MoEXAdapter
 
 
 class MoEXUpcycledAdapter(MoEXAdapter):
-    """MoE-X initialised from the dense checkpoint, then trained further (the paper's headline chess
-    MoE-X, Table 4). Everything outside the MLPs is copied; expert e takes the dense hidden units
+    """Everything outside the MLPs is copied; expert e takes the dense hidden units
     [(e mod r) * D, (e mod r + 1) * D) with r = d_mlp / D, i.e. the dense units tiled over the
     experts, plus small noise so that copies of the same units can diverge. The GELU units become
     ReLU units: the further training adapts to that."""
@@ -28,8 +20,6 @@ class MoEXUpcycledAdapter(MoEXAdapter):
 
     @classmethod
     def initialise(cls, model, source) -> None:
-        import torch
-
         own = model.state_dict()  # shares storage with the parameters: copying into it sets them
         for name, value in source.state_dict().items():
             if ".mlp." not in name:

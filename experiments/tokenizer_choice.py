@@ -2,7 +2,7 @@
 
 GPT-2's 50257-entry unembedding dominates a tiny model's cost, but it also packs more characters
 into each token. What matters for a fixed training budget is the cost of one character of text:
-step seconds / (batch * context * characters per token). `python -m tasks.language.tokenizer_choice`
+step seconds / (batch * context * characters per token). `python -m experiments.tokenizer_choice`
 measures characters per token on the held-out split and the training step time of the language
 `cpu` shape with each vocabulary, writes results/language/tokenizer_choice.json and prints a
 recommendation. The steps of the tokenizers alternate, so a machine whose load changes during the
@@ -20,8 +20,8 @@ import statistics
 import sys
 import time
 
-from bench.errors import run_command
-from bench.results import atomic_write_text, git_sha, results_root, versions
+from core.errors import run_command
+from core.results import atomic_write_text, git_sha, results_root, versions
 from tasks.language.presets import PRESETS
 
 TOKENIZERS = ("gpt2", "bpe-4096")

@@ -29,8 +29,8 @@ class Metric:
         return None
 
 
-# Written by the harness for every task that splices features in (bench/fidelity.py) or routes tokens
-# (bench/expert_adapter.py), whatever the task.
+# Written by the harness for every task that splices features in (core/fidelity.py) or routes tokens
+# (adapters/moe.py), whatever the task.
 SPLICE_AND_ROUTER = (
     Metric("ce_clean", "validation cross-entropy of the model (nats per token)", False, 0.0),
     Metric("ce_zero_ablation", "the same with the site's activation set to zero", None, 0.0),

@@ -19,11 +19,11 @@ import re
 import subprocess
 from pathlib import Path
 
-from bench.errors import BenchError
+from core.errors import BenchError
+from core.paths import ROOT
 
 SCHEMA_VERSION = 1
 DEFAULT_PRESET = "cpu"
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def results_root() -> Path:
@@ -171,7 +171,7 @@ def load_result(path: Path) -> dict:
 
 def _check_declared(task: str, metrics: dict, what_then: str) -> None:
     """Each metric the task declares must lie in its declared range."""
-    from bench.metrics import lookup
+    from core.metrics import lookup
 
     if not (isinstance(task, str) and SAFE_NAME.fullmatch(task)):
         return

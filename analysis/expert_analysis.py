@@ -8,7 +8,7 @@
 - Fig. 9: the router's score of each (token, expert) pair against the units that expert would fire on
   that token (realised L0), a seeded sample of pairs over the validation text, and their correlation.
 
-`python -m bench.expert_analysis --task chess --preset cpu --models moe,moex` writes
+`python -m analysis.expert_analysis --task chess --preset cpu --models moe,moex` writes
 `results/<task>/experts/<model>.json`; `make figures` draws from those files alone.
 """
 
@@ -21,8 +21,9 @@ import sys
 
 import torch
 
-from bench.errors import BenchError, run_command
-from bench.results import atomic_write_text, git_sha, task_dir
+from adapters.moe import router_active_corr
+from core.errors import BenchError, run_command
+from core.results import atomic_write_text, git_sha, task_dir
 
 UNITS_PER_EXPERT = 64
 PAIRS = 2000
@@ -30,11 +31,10 @@ PAIRS = 2000
 
 @torch.no_grad()
 def analyse(adapter, tokens: torch.Tensor, layer: int, seed: int) -> dict:
-    model = adapter.model
     index = adapter.resolve_layer(layer)
-    mlp = model.blocks[index].mlp
-    if not hasattr(mlp, "W_enc"):
+    if not hasattr(adapter, "router_view"):
         raise BenchError(f"{adapter.name} has no experts at layer {index}; expert analysis is for MoE models")
+    mlp = adapter.experts(index)
     gen = torch.Generator().manual_seed(seed)
     m, d, units = mlp.W_enc.shape
     pick = torch.stack([torch.randperm(units, generator=gen)[:UNITS_PER_EXPERT] for _ in range(m)])  # (M, u)
@@ -45,26 +45,15 @@ def analyse(adapter, tokens: torch.Tensor, layer: int, seed: int) -> dict:
     coords = (centred @ v[:2].T).reshape(m, -1, 2)
     explained = (s[:2] ** 2).sum().item() / (s ** 2).sum().item()
 
-    seen = {}
-    def keep_input(module, args) -> None:  # returns None: the layer's input is read, not replaced
-        seen.setdefault("x", args[0])
-
-    handle = mlp.register_forward_pre_hook(keep_input)
-    hook = f"blocks.{index}.mlp.hook_router_scores"
-    try:
-        _, cache = model.run_with_cache(tokens, names_filter=[hook], stop_at_layer=index + 1)
-    finally:
-        handle.remove()
-    x = seen["x"].reshape(-1, d).float()
-    scores = cache[hook].reshape(len(x), -1).float()
-    active = ((torch.einsum("nd,mdu->nmu", x, mlp.W_enc.float()) + mlp.b_enc.float()) > 0).sum(-1).float()
-    corr = torch.corrcoef(torch.stack([scores.flatten(), active.flatten()]))[0, 1].item()
+    view = adapter.router_view(tokens, index)
+    scores, active = view["scores"], view["active"]
     sample = torch.randperm(scores.numel(), generator=gen)[:PAIRS]
     return {
         "layer": index, "router": mlp.opts.router, "n_experts": m, "d_expert": units,
         "encoder_pca": {"units_per_expert": UNITS_PER_EXPERT, "variance_explained_2d": explained,
                         "coords": [[[round(a, 4), round(b, 4)] for a, b in expert.tolist()] for expert in coords]},
-        "router_vs_active": {"corr": corr, "n_pairs": scores.numel(), "expert": (sample % m).tolist(),
+        "router_vs_active": {"corr": router_active_corr(scores, active), "n_pairs": scores.numel(),
+                             "expert": (sample % m).tolist(),
                              "score": [round(v, 5) for v in scores.flatten()[sample].tolist()],
                              "active_units": active.flatten()[sample].int().tolist()},
     }
@@ -81,7 +70,7 @@ def write_analysis(task_name: str, model: str, preset: str, seed: int = 0, layer
     layer = task.Config().layer if layer is None else layer
     tokens = task.training_data(preset, seed).val_tokens[:64]
     record = {"task": task_name, "model": model, "preset": preset, "seed": seed, "checkpoint": stem.name,
-              "provenance": {"git_sha": git_sha(), "command": f"python -m bench.expert_analysis --task {task_name} "
+              "provenance": {"git_sha": git_sha(), "command": f"python -m analysis.expert_analysis --task {task_name} "
                                                                f"--preset {preset} --models {model}",
                              "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")},
               **analyse(adapter, tokens, layer, seed)}

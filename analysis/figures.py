@@ -14,9 +14,9 @@ import os
 import sys
 from pathlib import Path
 
-from bench.errors import run_command
 from bench.report import _seed_stats
-from bench.results import atomic_write_text, load_results, results_root, task_dir, with_seeds
+from core.errors import run_command
+from core.results import atomic_write_text, load_results, results_root, task_dir, with_seeds
 
 
 def out_dir() -> Path:
@@ -172,12 +172,12 @@ def coverage_vs_l0(preset: str) -> list[Path] | str:
 
 
 def _expert_analyses(preset: str) -> list[dict] | str:
-    """The files bench/expert_analysis.py wrote for the chess models at this preset, or why none."""
+    """The files analysis/expert_analysis.py wrote for the chess models at this preset, or why none."""
     folder = task_dir("chess", preset) / "experts"
     analyses = [json.loads(p.read_text()) | {"_path": p} for p in sorted(folder.glob("*.json"))] \
         if folder.exists() else []
     return analyses or (f"no expert analyses in {folder} "
-                        f"(python -m bench.expert_analysis --preset {preset} --models moe,moex)")
+                        f"(python -m analysis.expert_analysis --preset {preset} --models moe,moex)")
 
 
 def expert_encoders(preset: str) -> list[Path] | str:

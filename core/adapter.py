@@ -9,15 +9,11 @@ same for all (bench/model_store.py). Adding a model = one file with one subclass
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 import torch
 
-from bench.errors import BenchError
-from models.config import GPTConfig
-
-if TYPE_CHECKING:  # the model module imports TransformerLens (seconds); adapters are looked up first
-    from models.gpt import GPT
+from core.errors import BenchError
 
 
 class FeatureAdapter:
@@ -29,13 +25,15 @@ class FeatureAdapter:
     #: (dense+sae reads dense's); None: the adapter's own model_config and checkpoint
     base_model: str | None = None
 
-    def __init__(self, model: GPT):
+    def __init__(self, model):
+        """`model`: models.gpt.GPT, or any TransformerLens-style model (HookedTransformer)."""
         self.model = model
 
     # --- what a subclass declares ---
     @classmethod
-    def model_config(cls, dense: GPTConfig) -> GPTConfig:
-        """The model this adapter scores, given the task preset's dense-form shape."""
+    def model_config(cls, dense):
+        """The model this adapter scores (a models.config.GPTConfig), given the task preset's dense-form
+        shape (another)."""
         raise NotImplementedError
 
     def feature_hook(self, layer: int, site: str) -> str:
@@ -69,15 +67,10 @@ class FeatureAdapter:
         return self.activations(tokens, self.feature_hook(layer, site))
 
     def reconstruct(self, activation: torch.Tensor) -> torch.Tensor:
-        """The site's activation as rebuilt from the features (bench/fidelity.py splices it in).
+        """The site's activation as rebuilt from the features (core/fidelity.py splices it in).
         Neurons and expert units are the model's own computation, so this is the activation itself;
         a dictionary (SAE) returns its decode(encode(x))."""
         return activation
-
-    def attach(self, task, preset: str, seed: int, config, device: str, role: str) -> None:
-        """Called once the model is loaded, before any features are read: adapters whose features
-        need more than the model (an SAE trained on its activations) build them here. `role` is
-        "trained" or "random" (the random-init floor)."""
 
     def model_metrics(self, tokens: torch.Tensor, layer: int) -> tuple[dict, dict]:
         """Metrics about the model itself rather than its features (router statistics, ...):
@@ -134,6 +127,6 @@ class FeatureAdapter:
 
     def mean_loss(self, tokens: torch.Tensor, batch_size: int) -> float:
         """The validation loss as training reports it (mean over batches of each batch's mean)."""
-        from models.train import validation_loss
+        from core.validation import validation_loss
 
         return validation_loss(self.model, tokens, batch_size, bf16=False)

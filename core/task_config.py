@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import typing
 
-from bench.errors import BenchError
+from core.errors import BenchError
 
 
 def _convert(value: str, kind, key: str):

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.peak_memory import own_peak_rss_mib
+from perf.peak_memory import own_peak_rss_mib
 
 
 def lexical_features_per_second(n_features: int = 100, seed: int = 0) -> float:
@@ -70,7 +70,7 @@ def caching_scaling(token_counts=(100_000, 1_000_000), n_features: int = 16_384,
                     threads: int = 1) -> list[dict]:
     runs = []
     for n in token_counts:
-        out = subprocess.run([sys.executable, "-m", "bench.perf_autointerp", "--cache-tokens", str(n),
+        out = subprocess.run([sys.executable, "-m", "perf.autointerp", "--cache-tokens", str(n),
                               "--cache-features", str(n_features), "--score", str(n_score), "--threads", str(threads)],
                              capture_output=True, text=True, check=True)
         runs.append(json.loads(out.stdout.strip().splitlines()[-1]))

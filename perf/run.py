@@ -5,7 +5,7 @@ Measured now (`--parts`, each merged into perf.json with its threads and git sha
 time of every MoE model over the dense model at equal active width (cpu preset shapes, random
 tokens, the training dtype of the preset); the cost of the chess coverage + reconstruction counting
 at the reference size (20,000 + 20,000 positions) as the number of features grows; dense step time
-under bf16 / torch.compile; auto-interp scoring and caching speed and memory (bench/perf_autointerp.py).
+under bf16 / torch.compile; auto-interp scoring and caching speed and memory (perf/autointerp.py).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import time
 
 import torch
 
-from bench.results import atomic_write_text, git_sha, results_root, versions
+from core.results import atomic_write_text, git_sha, results_root, versions
 
 
 def _stepper(model_name: str, preset: str, bf16: bool | None = None, compiled: bool = False):
@@ -108,11 +108,11 @@ def _measure(part: str, args) -> dict:
         return {"train_step_seconds": step,
                 "train_step_ratio_to_dense": {m: s / step["dense"] for m, s in step.items()} if "dense" in step else {}}
     if part == "dispatch":
-        from bench.perf_dispatch import dispatch_seconds
+        from perf.dispatch import dispatch_seconds
 
         return {"moe_dispatch": dispatch_seconds()}
     if part == "dispatch_profile":
-        from bench.perf_dispatch import dispatch_profile
+        from perf.dispatch import dispatch_profile
 
         return {"moe_dispatch_profile": dispatch_profile()}
     if part == "mfu":
@@ -133,10 +133,10 @@ def _measure(part: str, args) -> dict:
                                                                       bf16=b, compiled=c)
                                                   for name, (b, c) in variants.items()}}
     if part == "end_to_end":
-        from bench.perf_end_to_end import bench_seconds
+        from perf.end_to_end import bench_seconds
 
         return {"end_to_end": bench_seconds(threads=args.threads)}
-    from bench.perf_autointerp import caching_scaling, lexical_features_per_second
+    from perf.autointerp import caching_scaling, lexical_features_per_second
 
     return {"autointerp": {"lexical_features_per_second": lexical_features_per_second(),
                            "caching": caching_scaling(threads=args.threads)}}
@@ -144,7 +144,7 @@ def _measure(part: str, args) -> dict:
 
 def _mfu(args) -> dict:
     """Each model's training FLOP rate over the machine's fp32 matmul peak, measured side by side."""
-    from bench.perf_dispatch import matmul_peak_flops, step_flops
+    from perf.dispatch import matmul_peak_flops, step_flops
     from tasks.chess.task import ChessTask
 
     peak = matmul_peak_flops()

@@ -4,7 +4,7 @@
 forked from a process that once held 13 GB reports 13 GB whatever it does. VmHWM in
 /proc/self/status belongs to the current address space only, which exec replaces.
 
-`python -m bench.peak_memory OUT.json MODULE ARGS...` runs MODULE as `python -m MODULE ARGS...`
+`python -m perf.peak_memory OUT.json MODULE ARGS...` runs MODULE as `python -m MODULE ARGS...`
 would and writes its own peak to OUT.json, whether it succeeds or fails."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from core.paths import ROOT
 
 
 def own_peak_rss_mib() -> float:
@@ -36,7 +36,7 @@ def measure_module(module_args: list[str], env: dict) -> dict:
     this module's `__main__`), from the repository root. A failure is one error line."""
     with tempfile.TemporaryDirectory(prefix="moexbench-peak-") as tmp:
         peak_file = Path(tmp) / "peak.json"
-        cmd = [sys.executable, "-m", "bench.peak_memory", str(peak_file), *module_args]
+        cmd = [sys.executable, "-m", "perf.peak_memory", str(peak_file), *module_args]
         start = time.perf_counter()
         out = subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         seconds = time.perf_counter() - start

@@ -9,7 +9,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from bench.peak_memory import measure_module
+from perf.peak_memory import measure_module
 
 
 def bench_seconds(model: str = "moex", task: str = "chess", preset: str = "cpu", threads: int = 2) -> dict:

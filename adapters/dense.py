@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from bench.adapter import FeatureAdapter
+from core.adapter import FeatureAdapter
 from models.config import GPTConfig
 
 

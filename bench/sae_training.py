@@ -17,9 +17,9 @@ from pathlib import Path
 
 import torch
 
-from bench.errors import BenchError
+from core.errors import BenchError
+from adapters.sae import ARCHITECTURES
 
-ARCHITECTURES = ("standard", "topk", "batchtopk", "jumprelu", "gated")
 
 
 @dataclass(frozen=True)
@@ -34,8 +34,8 @@ class SAESettings:
     # Sparsity defaults, picked on the cpu dense model (blocks.3.mlp, 250k-token runs, L0 of 2,048):
     # standard L1 1/3/10 -> L0 364/158/85; gated 1/3/10 -> 590/249/112; JumpReLU kept L0 ~1,470 for
     # L0 coefficients 0.5-8 at a 0.05 initial threshold (the threshold barely moves in so few steps),
-    # 338 (56% dead) at 0.5 and 0 at 1.5. Reproduce: python -m baselines.sae_calibrate (its docstring);
-    # sweeps with the chess scores: baselines/sae_sweep.py.
+    # 338 (56% dead) at 0.5 and 0 at 1.5. Reproduce: python -m experiments.sae_calibrate (its docstring);
+    # sweeps with the chess scores: experiments/sae_sweep.py.
     k: int = 32                       # topk, batchtopk
     l1_coefficient: float = 10.0      # standard, gated (on activations normalised to norm sqrt(d_in))
     l0_coefficient: float = 2.0       # jumprelu

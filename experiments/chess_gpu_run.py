@@ -1,7 +1,7 @@
 """One short GPU lease, one whole chess run: data in, checkpoint, training curve and scores out.
 
-    python -m tasks.chess.gpu_run --device cuda                 # the gpu preset (8 x 512, move format)
-    python -m tasks.chess.gpu_run --preset gpu-smoke --device cpu   # the same path in seconds (tests)
+    python -m experiments.chess_gpu_run --device cuda                 # the gpu preset (8 x 512, move format)
+    python -m experiments.chess_gpu_run --preset gpu-smoke --device cpu   # the same path in seconds (tests)
 
 Before training it times a few steps on the device and refuses a run whose remaining steps are
 projected past --budget-min. The projection covers the steps and the validation points (validation
@@ -19,7 +19,7 @@ import argparse
 import sys
 import time
 
-from bench.errors import BenchError, run_command
+from core.errors import BenchError, run_command
 
 PROBE_STEPS = 10
 
@@ -66,9 +66,9 @@ def projected_minutes(model, preset: str, device: str, done_steps: int = 0) -> f
 def run(model_name: str, preset: str, device: str, budget_min: float) -> dict:
     from bench import registry
     from bench.model_store import build_random, run_dir, train_model
-    from models.train import read_state_meta
     from bench.runner import run_bench
-    from bench.results import load_result
+    from core.results import load_result
+    from models.train import read_state_meta
 
     task, adapter_cls = registry.task("chess"), registry.model_adapter(model_name)
     registry.check_preset(preset, task)

@@ -1,9 +1,9 @@
 """Quick SAE calibration: how a sparsity setting lands in L0 on a task's dense model, without the
 task's evaluation. Each point trains a short SAE with SAELens and reports L0, explained variance,
-loss recovered and dead fraction on 64 validation rows (bench/fidelity.py). This is how the defaults
-in baselines/sae_training.py were picked:
+loss recovered and dead fraction on 64 validation rows (core/fidelity.py). This is how the defaults
+in bench/sae_training.py were picked:
 
-    python -m baselines.sae_calibrate standard:l1_coefficient:1 standard:l1_coefficient:10 \
+    python -m experiments.sae_calibrate standard:l1_coefficient:1 standard:l1_coefficient:10 \
         jumprelu:jumprelu_init_threshold:0.5 --tokens 250000
 
 Nothing is saved; the SAEs live in a temporary folder for the round trip through SAELens's format.
@@ -17,17 +17,17 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.errors import BenchError, run_command
+from core.errors import BenchError, run_command
 
 
 def calibrate(points: list[str], task_name: str, preset: str, tokens: int, threads: int) -> None:
     import torch
 
-    from baselines import sae_training as st
-    from baselines.sae import SAEAdapter
+    from adapters.sae import SAEAdapter
     from bench import registry
-    from bench.fidelity import fidelity
+    from bench import sae_training as st
     from bench.model_store import load_or_train
+    from core.fidelity import fidelity
 
     torch.set_num_threads(threads)
     task = registry.task(task_name)
@@ -43,7 +43,7 @@ def calibrate(points: list[str], task_name: str, preset: str, tokens: int, threa
         try:
             settings = st.settings_for(architecture, preset, tokens=tokens, **{knob: float(value)})
         except TypeError:
-            raise BenchError(f"{knob!r} is not an SAE setting; see SAESettings in baselines/sae_training.py") from None
+            raise BenchError(f"{knob!r} is not an SAE setting; see SAESettings in bench/sae_training.py") from None
         started = time.time()
         sae = st.train_sae(base.model, hook, settings.latents_per_d_mlp * base.model.cfg.d_mlp, settings,
                            data.batch_fn, 0, "cpu")

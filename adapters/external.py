@@ -1,0 +1,91 @@
+"""Models and SAEs from the user's own files, named on the command line instead of the registry:
+
+    MODEL=hf:<folder>                    a GPT-2-family checkpoint saved by transformers (language task)
+    MODEL=nanogpt:<ckpt.pt>              a nanoGPT checkpoint, e.g. Karvonen's chess GPTs (chess task)
+    MODEL=<either>+sae:<SAELens folder>  that model's activations read through the SAE
+
+This file names them and says what their features are: the MLP neurons (`blocks.{l}.mlp.hook_post`)
+or the SAE's latents. Loading them, checking them against the task and building their random-init
+floor is the model store's job (bench/external_loading.py); they are never trained. Results are
+written under a plain name made from the path (`hf-gpt2`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from adapters.dense import DenseAdapter
+from adapters.sae import ARCHITECTURES, SAEAdapter
+from core.errors import BenchError
+
+KINDS = ("hf", "nanogpt")
+
+
+def is_external(name: str) -> bool:
+    return name.split(":", 1)[0] in KINDS and ":" in name
+
+
+def _plain(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_.") or "model"
+
+
+class ExternalAdapter(DenseAdapter):
+    """MLP neurons of a model loaded from the user's files."""
+    external = True
+    kind: str = ""      # hf or nanogpt
+    source: Path = Path()
+    spec: str = ""      # as the user wrote it, for messages and provenance
+
+    @property
+    def feature_kind(self) -> str:
+        return f"MLP neurons (hook_post) of {self.spec}"
+
+
+class ExternalSAEAdapter(SAEAdapter):
+    """The latents of a SAELens SAE from disk over an external model's activations; the store loads
+    it from `sae_folder` (bench/sae_store.py)."""
+    sae_folder: Path = Path()
+    base_cls: type = ExternalAdapter
+
+    @property
+    def feature_kind(self) -> str:
+        return (f"SAE latents (SAELens folder {self.sae_folder}) over {self.base_model}; random-init floor: a "
+                f"{self.architecture} SAE trained here on the random-init model")
+
+    def stem_name(self) -> str:
+        return f"{self.base_cls.name}+sae-{self.architecture}"
+
+
+def adapter_for(spec: str):
+    """The adapter class for `hf:<folder>`, `nanogpt:<ckpt.pt>`, optionally `+sae:<folder>`."""
+    model_spec, plus, sae_spec = spec.partition("+sae:")
+    kind, _, path = model_spec.partition(":")
+    if kind not in KINDS or not path:
+        raise BenchError(f"model {spec!r}: write hf:<folder>, nanogpt:<ckpt.pt>, or either followed by "
+                         f"+sae:<SAELens folder>")
+    source = Path(path).expanduser().resolve()
+    label = source.name if kind == "hf" else f"{source.parent.name}-{source.stem}"
+    model_cls = type(f"External{kind.title()}Adapter", (ExternalAdapter,),
+                     {"kind": kind, "source": source, "spec": model_spec, "name": _plain(f"{kind}-{label}")})
+    if not plus:
+        return model_cls
+    if not sae_spec:
+        raise BenchError(f"model {spec!r}: +sae: needs a SAELens folder after it")
+    folder = Path(sae_spec).expanduser().resolve()
+    if not (folder / "cfg.json").is_file():
+        raise BenchError(f"+sae:{folder}: not a SAELens SAE folder (no cfg.json); save one with sae.save_model(folder)")
+    return type("ExternalSAEAdapter_", (ExternalSAEAdapter,),
+                {"sae_folder": folder, "base_model": model_spec, "base_cls": model_cls,
+                 "architecture": _sae_architecture(folder), "name": f"{model_cls.name}+sae-{_plain(folder.name)}"})
+
+
+def _sae_architecture(folder: Path) -> str:
+    """The SAE's architecture as its cfg.json names it, for the floor SAE trained here; SAELens
+    architectures this harness does not train fall back to top-k (the feature kind says which)."""
+    try:
+        name = json.loads((folder / "cfg.json").read_text()).get("architecture", "topk")
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise BenchError(f"+sae:{folder}: cfg.json is not valid JSON ({e})") from None
+    return name if name in ARCHITECTURES else "topk"

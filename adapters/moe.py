@@ -1,0 +1,112 @@
+"""The MoE family: every model whose MLP is a mixture of experts, generated from one table of
+(experts' activation, router, auxiliary loss), and what they share: the parameter matching of
+docs/moex.md section 5 (M = 8 experts of width D = 2*d_model, top-2, so 4*d_model active units, equal
+to the dense model's d_mlp, and 16*d_model in total) and the router diagnostics the results report.
+Features are the expert units z at blocks.{l}.mlp.hook_post.
+
+`moex` is MoE-X (ReLU experts, sparsity-aware router); `moe-relu` differs from it in the router
+alone, `moex-gelu` in the experts alone (the paper's Table 3 corners); `moe` and `switch` are the
+vanilla baselines. The upcycled MoE-X is in adapters/upcycling.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from core.adapter import FeatureAdapter
+from models.config import GPTConfig
+
+N_EXPERTS, TOP_K = 8, 2
+# A router has collapsed when its k most loaded experts take this share of the assignments: every token
+# then goes to nearly the same k experts. (One expert alone can take at most 1/k of top-k assignments,
+# so a threshold on the largest single load would never fire for k >= 2.)
+COLLAPSE_LOAD = 0.9
+SWITCH_AUX = 0.01  # the Switch Transformer's load-balancing coefficient
+
+# class name: (experts' activation, router, auxiliary loss coefficient, what the features are)
+FAMILY = {
+    "MoEAdapter": ("gelu", "learned", 0.0, "MoE expert units z (GELU experts, learned top-k router)"),
+    "MoEReluAdapter": ("relu", "learned", 0.0, "MoE expert units z (ReLU experts, learned top-k router)"),
+    "SwitchAdapter": ("gelu", "switch", SWITCH_AUX,
+                      "MoE expert units z (GELU experts, Switch router + load-balancing loss 0.01)"),
+    "SwitchReluAdapter": ("relu", "switch", SWITCH_AUX,
+                          "MoE expert units z (ReLU experts, Switch router + load-balancing loss 0.01)"),
+    "MoEXAdapter": ("relu", "sparsity", 0.0, "MoE-X expert units z (ReLU experts, sparsity-aware router)"),
+    "MoEXGeluAdapter": ("gelu", "sparsity", 0.0, "MoE expert units z (GELU experts, sparsity-aware router)"),
+}
+
+
+class ExpertAdapter(FeatureAdapter):
+    act_fn: str = "gelu"
+    router: str = "learned"
+    aux_loss_coef: float = 0.0
+
+    @classmethod
+    def model_config(cls, dense: GPTConfig) -> GPTConfig:
+        options = {"n_experts": N_EXPERTS, "top_k": TOP_K, "d_expert": dense.d_mlp // TOP_K,
+                   "router": cls.router, "aux_loss_coef": cls.aux_loss_coef}
+        cfg = dataclasses.replace(dense, mlp="moe", act_fn=cls.act_fn, mlp_options=tuple(sorted(options.items())))
+        from models.moe import moe_options
+
+        moe_options(cfg)  # invalid expert settings fail here, at config time
+        return cfg
+
+    def experts(self, layer: int):
+        """The MoE layer at `layer` (its W_enc, b_enc, opts), for analyses of the experts themselves."""
+        return self.model.blocks[self.resolve_layer(layer)].mlp
+
+    @torch.no_grad()
+    def router_view(self, tokens: torch.Tensor, layer: int) -> dict:
+        """Per token and expert at `layer`: the router's score, the units the expert would fire
+        (realised L0 of its pre-activations), and each token's chosen experts."""
+        index = self.resolve_layer(layer)
+        mlp, seen = self.experts(index), {}
+        hooks = [f"blocks.{index}.mlp.hook_router_scores", f"blocks.{index}.mlp.hook_chosen"]
+
+        def keep_input(module, args) -> None:  # returns None: the layer's input is read, not replaced
+            seen.setdefault("x", args[0])
+
+        handle = mlp.register_forward_pre_hook(keep_input)
+        try:
+            _, cache = self.model.run_with_cache(tokens, names_filter=hooks, stop_at_layer=index + 1)
+        finally:
+            handle.remove()
+        x = seen["x"].reshape(-1, seen["x"].shape[-1]).float()
+        pre = torch.einsum("nd,mdu->nmu", x, mlp.W_enc.float()) + mlp.b_enc.float()
+        return {"scores": cache[hooks[0]].reshape(len(x), -1).float(), "active": (pre > 0).sum(-1).float(),
+                "chosen": cache[hooks[1]].reshape(-1)}
+
+    @torch.no_grad()
+    def model_metrics(self, tokens: torch.Tensor, layer: int) -> tuple[dict, dict]:
+        """Router diagnostics at the scored layer: correlation of the router's score with each
+        expert's realised active units (the paper's Fig. 9 claim for MoE-X: r < -0.95), per-expert
+        load, and the mean number of units each expert would fire per token."""
+        view, opts = self.router_view(tokens, layer), self.experts(layer).opts
+        scores, active, chosen = view["scores"], view["active"], view["chosen"]
+        load = torch.bincount(chosen, minlength=opts.n_experts).float() / len(chosen)
+        top_k_load = load.topk(opts.top_k).values.sum().item()
+        metrics = {"router_sparsity_corr": router_active_corr(scores, active), "expert_load_max": load.max().item(),
+                   "router_collapsed": float(top_k_load >= COLLAPSE_LOAD)}
+        details = {"expert_load": [round(v, 4) for v in load.tolist()],
+                   "expert_active_units_mean": [round(v, 2) for v in active.mean(0).tolist()],
+                   "router": opts.router, "n_experts": opts.n_experts, "top_k": opts.top_k,
+                   "d_expert": opts.d_expert, "aux_loss_coef": opts.aux_loss_coef,
+                   "tokens_for_router_stats": len(scores), "top_k_load": round(top_k_load, 4)}
+        return metrics, details
+
+
+def router_active_corr(scores: torch.Tensor, active: torch.Tensor) -> float:
+    """Pearson correlation over every (token, expert) pair of the router's score and the expert's
+    realised active units."""
+    return torch.corrcoef(torch.stack([scores.flatten(), active.flatten()]))[0, 1].item()
+
+
+def _member(name: str, act_fn: str, router: str, aux_loss_coef: float, feature_kind: str) -> type:
+    return type(name, (ExpertAdapter,), {"act_fn": act_fn, "router": router, "aux_loss_coef": aux_loss_coef,
+                                         "feature_kind": feature_kind, "__module__": __name__})
+
+
+globals().update({name: _member(name, *row) for name, row in FAMILY.items()})
+MoEXAdapter = globals()["MoEXAdapter"]  # named for adapters/upcycling.py and readers of this file

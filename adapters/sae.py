@@ -1,0 +1,90 @@
+"""dense+sae: the latents of a SAELens SAE over the dense model's activations at the scored site (MLP
+hidden units by default, `site=resid` for the residual stream), one adapter per architecture.
+
+The adapter only reads its SAE: encode for features, decode(encode(x)) for the splice. Which SAE
+it gets (a folder or release you name, or one trained here and kept) is the SAE store's business
+(bench/sae_store.py), which hands it over with `use_sae` before any feature is read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import torch
+
+from core.adapter import FeatureAdapter
+from core.errors import BenchError
+from models.config import GPTConfig
+
+ARCHITECTURES = ("standard", "topk", "batchtopk", "jumprelu", "gated")
+
+
+def weights_digest(model) -> str:
+    """sha256 of the model's parameters: ties an SAE to the exact weights it was trained on."""
+    h = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().float().cpu().numpy().tobytes())
+    return h.hexdigest()
+
+
+class SAEAdapter(FeatureAdapter):
+    needs_sae = True  # the SAE store (bench/sae_store.py) hands one over with use_sae
+    base_model = "dense"
+    architecture = "topk"
+    #: SAESettings fields changed from the preset's (a sparsity sweep's points); such SAEs live in .cache
+    settings_overrides: dict = {}
+
+    def __init__(self, model):
+        super().__init__(model)
+        self.sae = None
+        self.sae_hook = None
+        self.sae_source = {}
+
+    @property
+    def feature_kind(self) -> str:
+        return f"SAE latents ({self.architecture}, SAELens)"
+
+    @classmethod
+    def model_config(cls, dense: GPTConfig) -> GPTConfig:
+        return dense
+
+    def feature_hook(self, layer: int, site: str) -> str:
+        return f"{self.site_hook(layer, site)} -> SAE encode"
+
+    def _check_site(self, layer: int, site: str) -> str:
+        hook = self.site_hook(layer, site)
+        if self.sae is None:
+            raise BenchError(f"{self.name}: no SAE attached; the harness hands one over (bench/sae_store.py) before "
+                             f"reading features")
+        if hook != self.sae_hook:
+            raise BenchError(f"{self.name}: the SAE reads {self.sae_hook}, not {hook}; re-run with that site")
+        return hook
+
+    @torch.no_grad()
+    def features(self, tokens: torch.Tensor, layer: int, site: str = "mlp") -> torch.Tensor:
+        acts = self.activations(tokens, self._check_site(layer, site))
+        return self.sae.encode(acts.float())
+
+    def use_sae(self, sae, hook: str, source: dict) -> None:
+        """The SAE to read, the hook it reads, and where it came from (for the result's provenance)."""
+        self.sae, self.sae_hook, self.sae_source = sae, hook, source
+
+    @torch.no_grad()
+    def reconstruct(self, activation: torch.Tensor) -> torch.Tensor:
+        return self.sae.decode(self.sae.encode(activation.float()))
+
+    def stem_name(self) -> str:
+        """The name SAEs trained here are saved under."""
+        return f"{self.base_model}+sae-{self.architecture}"
+
+
+def _variant(architecture: str):
+    return type(f"SAE{architecture.title()}Adapter", (SAEAdapter,), {"architecture": architecture})
+
+
+SAETopKAdapter = SAEAdapter
+SAEStandardAdapter = _variant("standard")
+SAEBatchTopKAdapter = _variant("batchtopk")
+SAEJumpReLUAdapter = _variant("jumprelu")
+SAEGatedAdapter = _variant("gated")

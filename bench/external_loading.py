@@ -1,0 +1,69 @@
+"""The model store's half of external models (adapters/external.py): load one from the user's files,
+check that the task's preset speaks its tokens and fits its context, and build its random-init
+floor (the same TransformerLens architecture, freshly initialised and seeded)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from core.errors import BenchError
+from models.checkpoint import file_sha256
+
+
+def load_external_model(adapter_cls, device: str):
+    if adapter_cls.kind == "hf":
+        from models.hf_gpt2 import load_hf_gpt2
+
+        return load_hf_gpt2(adapter_cls.source, device)
+    from models.nanogpt_checkpoint import check_meta_vocabulary, load_nanogpt
+
+    meta = adapter_cls.source.parent / "meta.pkl"
+    if meta.exists():  # Karvonen's checkpoints ship one: its characters must be the chess task's
+        from tasks.chess.tokenizer import VOCAB
+
+        check_meta_vocabulary(meta, VOCAB)
+    return load_nanogpt(adapter_cls.source, device)
+
+
+def load_external(adapter_cls, task, preset: str, device: str):
+    """(adapter, meta, path), as the model store returns them for a checkpoint of ours."""
+    model = load_external_model(adapter_cls, device)
+    _check_fits(adapter_cls.spec, model, task, preset)
+    source = adapter_cls.source
+    weights = source if source.is_file() else next(
+        p for p in (source / "model.safetensors", source / "pytorch_model.bin") if p.exists())
+    meta = {"command": f"loaded from {adapter_cls.spec}", "trained_on": "outside this harness",
+            "source_sha256": file_sha256(weights)}
+    return adapter_cls(model), meta, Path(source)
+
+
+def random_external(adapter_cls, seed: int):
+    from transformer_lens import HookedTransformer
+
+    shape = load_external_model(adapter_cls, "cpu").cfg
+    torch.manual_seed(seed)
+    return HookedTransformer(shape, move_to_device=False).eval()
+
+
+def _check_fits(spec: str, model, task, preset: str) -> None:
+    dense = task.dense_config(preset)
+    if model.cfg.d_vocab != dense.vocab_size:
+        raise BenchError(f"{spec} has a {model.cfg.d_vocab}-token vocabulary but {task.name} preset {preset} reads "
+                         f"{dense.vocab_size} tokens; choose a preset with the model's tokenizer "
+                         f"({_presets_with_vocab(task, model.cfg.d_vocab)})")
+    if model.cfg.n_ctx < dense.n_ctx:
+        raise BenchError(f"{spec} reads at most {model.cfg.n_ctx} tokens but {task.name} preset {preset} feeds "
+                         f"{dense.n_ctx}; choose a preset with a shorter context")
+
+
+def _presets_with_vocab(task, vocab: int) -> str:
+    fitting = []
+    for preset in task.presets:
+        try:
+            if task.dense_config(preset).vocab_size == vocab:
+                fitting.append(preset)
+        except BenchError:  # a preset whose tokenizer files are absent here
+            continue
+    return ", ".join(fitting) or f"none of {task.name}'s presets"

@@ -1,0 +1,106 @@
+"""Where an SAE adapter's SAE comes from, first match wins:
+
+- the folder named on the command line (`MODEL=<model>+sae:<folder>`, adapters/external.py);
+- MOEXBENCH_SAE_PATH=<folder>: a SAELens SAE saved on disk (`SAE.load_from_disk`);
+- MOEXBENCH_SAE_RELEASE=<release>/<sae id>: a pretrained SAELens release (`SAE.from_pretrained`; needs
+  hub access, so never exercised offline here);
+- otherwise one trained here by SAELens's trainer (bench/sae_training.py), kept under checkpoints/
+  for the task's default site and under .cache/saes/ for other sites and the random-init floor, and
+  retrained whenever its record (settings, site, model weights) no longer matches.
+
+The first three apply to the trained model; the random-init floor always gets an SAE trained here
+on the random model. `attach_features` is what the harness calls once a model is loaded.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from adapters.sae import weights_digest
+from bench import sae_training as st
+from core.errors import BenchError
+from core.paths import CACHE
+
+
+def attach_features(adapter, task, preset: str, seed: int, config, device: str, role: str) -> None:
+    """Give the adapter what its features need beyond the model (an SAE adapter: its SAE). `role` is
+    "trained" or "random" (the random-init floor)."""
+    if getattr(adapter, "needs_sae", False):
+        attach_sae(adapter, task, preset, seed, config, device, role)
+
+
+def attach_sae(adapter, task, preset: str, seed: int, config, device: str, role: str) -> None:
+    layer, site = config.layer, config.site
+    hook = adapter.site_hook(layer, site)
+    probe = torch.zeros(1, 1, dtype=torch.long, device=device)
+    widths = {adapter.site_hook(layer, s): adapter.activations(probe, adapter.site_hook(layer, s)).shape[-1]
+              for s in ("mlp", "resid")}
+    width, sites = widths[hook], [f"{h} ({w} wide)" for h, w in widths.items()]
+    path, release = os.environ.get("MOEXBENCH_SAE_PATH"), os.environ.get("MOEXBENCH_SAE_RELEASE")
+    folder = getattr(adapter, "sae_folder", None)
+    if role == "trained" and folder:
+        sae, source = _from_named_folder(folder, hook, width, sites, device)
+    elif role == "trained" and path:
+        sae = st.load_sae(Path(path), hook, width, sites).to(device)
+        source = {"source": f"SAELens folder {path} (MOEXBENCH_SAE_PATH)"}
+    elif role == "trained" and release:
+        sae = _from_release(release, hook, width, sites, device)
+        source = {"source": f"SAELens release {release} (MOEXBENCH_SAE_RELEASE)"}
+    else:
+        sae, source = _trained_here(adapter, task, preset, seed, config, device, role, hook)
+    adapter.use_sae(sae, hook, source)
+
+
+def _from_named_folder(folder: Path, hook: str, width: int, sites: list, device: str):
+    from models.checkpoint import file_sha256
+
+    sae = st.load_sae(folder, hook, width, sites).to(device)
+    sae_hook = getattr(getattr(sae.cfg, "metadata", None), "hook_name", None)
+    if sae_hook is not None and sae_hook != hook:
+        raise BenchError(f"SAE {folder} was trained on {sae_hook}, but the task reads {hook}; pass the layer and "
+                         f"site of the SAE's hook (ARGS='layer=<l> site=mlp|resid')")
+    weights = folder / "sae_weights.safetensors"
+    return sae, {"source": f"SAELens folder {folder}", "sae_sha256": file_sha256(weights) if weights.exists() else None}
+
+
+def _trained_here(adapter, task, preset, seed, config, device, role, hook):
+    from bench.model_store import checkpoint_stem, training_allowed
+
+    settings = st.settings_for(adapter.architecture, preset, **adapter.settings_overrides)
+    d_sae = settings.latents_per_d_mlp * adapter.model.cfg.d_mlp
+    record = {"settings": settings.__dict__, "hook": hook, "d_sae": d_sae, "seed": seed,
+              "model_weights_sha256": weights_digest(adapter.model), "role": role}
+    default = type(config)()
+    stem = checkpoint_stem(task.name, adapter.stem_name(), preset, seed)
+    if role == "trained" and (config.layer, config.site) == (default.layer, default.site) and not adapter.settings_overrides:
+        folder = stem
+    else:
+        changed = "".join(f"-{k}{v}" for k, v in sorted(adapter.settings_overrides.items()))
+        folder = CACHE / "saes" / task.name / f"{stem.name}-{role}-L{adapter.resolve_layer(config.layer)}-{config.site}{changed}"
+    if st.read_record(folder) != record:
+        why = "none saved" if st.read_record(folder) is None else "saved one is stale (settings, site or model changed)"
+        if not training_allowed():
+            raise BenchError(f"{adapter.name}: no up-to-date SAE at {folder} ({why}) and MOEXBENCH_NO_TRAIN=1; "
+                             f"train it with `make bench MODEL={adapter.name} TASK={task.name} PRESET={preset}`")
+        print(f"{adapter.name}: training a {adapter.architecture} SAE with SAELens on {hook} ({role} model; {why})")
+        data = task.training_data(preset, seed)
+        sae = st.train_sae(adapter.model, hook, d_sae, settings, data.batch_fn, seed, device)
+        st.save_sae(sae, folder, record)
+    sae = st.load_sae(folder).to(device)
+    return sae, {"source": f"trained here by SAELens's SAETrainer, saved at {folder.name}", **record}
+
+
+def _from_release(release: str, hook: str, width: int, sites: list, device: str):
+    from sae_lens import SAE
+
+    name, sep, sae_id = release.partition("/")
+    if not sep:
+        raise BenchError(f"MOEXBENCH_SAE_RELEASE={release!r}: write it as <release>/<sae id>")
+    sae = SAE.from_pretrained(name, sae_id, device=device)
+    if sae.cfg.d_in != width:
+        raise BenchError(f"SAE {release} reads {sae.cfg.d_in}-wide activations but site {hook} is {width} wide; "
+                         f"valid sites: {', '.join(sites)}")
+    return sae.eval()
