@@ -44,13 +44,45 @@ def file_sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+# A checkpoint larger than this is written in parts (`<stem>.safetensors`, `<stem>.2.safetensors`,
+# ...), so that every committed file stays well under the repository's 20 MB limit.
+SHARD_BYTES = 12 * 2**20
+
+
+def shard_path(stem: Path, part: int) -> Path:
+    return stem.with_suffix(".safetensors") if part == 1 else stem.parent / f"{stem.name}.{part}.safetensors"
+
+
+def _shards(tensors: dict[str, torch.Tensor]) -> list[dict[str, torch.Tensor]]:
+    """Tensors in order, cut into parts of at most SHARD_BYTES (a larger single tensor is a part alone)."""
+    parts, size = [{}], 0
+    for name, tensor in tensors.items():
+        nbytes = tensor.numel() * tensor.element_size()
+        if parts[-1] and size + nbytes > SHARD_BYTES:
+            parts.append({})
+            size = 0
+        parts[-1][name] = tensor
+        size += nbytes
+    return parts
+
+
 def save_model(stem: Path, model: GPT, meta: dict, dtype: torch.dtype = torch.bfloat16) -> None:
     """Weights first, then the JSON with their sha256: a JSON beside weights means both are complete,
-    and a later change to the weights' bytes is caught on load."""
-    weights = stem.with_suffix(".safetensors")
-    save_tensors(weights, {k: v.to(dtype) for k, v in model.state_dict().items()})
-    _atomic_json(stem.with_suffix(".json"), {"model_config": model.cfg.to_json(), **meta,
-                                             "weights_sha256": file_sha256(weights)})
+    and a later change to the weights' bytes is caught on load. `weights_sha256` is the first part's;
+    `more_weights_sha256` lists the other parts' in order."""
+    parts = _shards({k: v.to(dtype) for k, v in model.state_dict().items()})
+    digests = []
+    for part, tensors in enumerate(parts, start=1):
+        save_tensors(shard_path(stem, part), tensors)
+        digests.append(file_sha256(shard_path(stem, part)))
+    for path in stem.parent.glob(f"{stem.name}.*.safetensors"):  # parts of an earlier, larger save
+        part = path.name[len(stem.name) + 1:-len(".safetensors")]
+        if part.isdigit() and int(part) > len(parts):
+            path.unlink()
+    record = {"model_config": model.cfg.to_json(), **meta, "weights_sha256": digests[0]}
+    if len(digests) > 1:
+        record["more_weights_sha256"] = digests[1:]
+    _atomic_json(stem.with_suffix(".json"), record)
 
 
 def read_meta(stem: Path) -> dict | None:
@@ -88,12 +120,18 @@ def load_model(stem: Path, expected: GPTConfig | None = None) -> tuple[GPT, dict
         raise BenchError(f"checkpoint {stem}.json does not match the preset ({'; '.join(diffs)}); "
                          f"retrain or pick the matching preset")
     model = GPT(cfg)
-    weights = stem.with_suffix(".safetensors")
+    tensors = {}
     # Checkpoints written before the checksum have none to check.
-    if "weights_sha256" in meta and file_sha256(weights) != meta["weights_sha256"]:
-        raise BenchError(f"checkpoint {weights} does not match the sha256 recorded in {stem}.json: the weights "
-                         f"changed after they were written; restore them, or delete both files to retrain")
-    tensors = load_tensors(weights)
+    expected_digests = [meta.get("weights_sha256"), *meta.get("more_weights_sha256", [])]
+    for part, digest in enumerate(expected_digests, start=1):
+        weights = shard_path(stem, part)
+        if not weights.exists():
+            raise BenchError(f"checkpoint {stem}.json names {len(expected_digests)} weight files but {weights.name} "
+                             f"is missing; restore it, or delete the checkpoint's files to retrain")
+        if digest is not None and file_sha256(weights) != digest:
+            raise BenchError(f"checkpoint {weights} does not match the sha256 recorded in {stem}.json: the weights "
+                             f"changed after they were written; restore them, or delete both files to retrain")
+        tensors.update(load_tensors(weights))
     own = model.state_dict()
     missing, extra = sorted(set(own) - set(tensors)), sorted(set(tensors) - set(own))
     wrong = [k for k in own if k in tensors and tensors[k].shape != own[k].shape]

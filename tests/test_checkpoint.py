@@ -57,3 +57,29 @@ def test_checkpoint_of_another_shape_names_the_field(tmp_path):
     other = dataclasses.replace(ChessTask.dense_config("tiny"), d_model=64, d_mlp=256)
     with pytest.raises(BenchError, match="d_model: checkpoint 32 != expected 64"):
         load_model(tmp_path / "m", other)
+
+
+def test_a_large_checkpoint_is_written_in_parts_and_loads_whole(tmp_path, monkeypatch):
+    import models.checkpoint as ckpt
+
+    monkeypatch.setattr(ckpt, "SHARD_BYTES", 20_000)  # the tiny model is ~250 KB in bf16: many parts
+    model = _saved(tmp_path)
+    parts = sorted(p.name for p in tmp_path.glob("m*.safetensors"))
+    assert len(parts) > 2 and "m.2.safetensors" in parts
+    assert all(p.stat().st_size <= 20_000 + 64 * 1024 for p in tmp_path.glob("m*.safetensors"))
+    meta = json.loads((tmp_path / "m.json").read_text())
+    assert len(meta["more_weights_sha256"]) == len(parts) - 1
+    loaded, _ = load_model(tmp_path / "m", ChessTask.dense_config("tiny"))
+    for p, q in zip(model.parameters(), loaded.parameters()):
+        assert torch.equal(p.to(torch.bfloat16).float(), q)
+    # a part changed or gone is caught, naming it
+    (tmp_path / "m.2.safetensors").write_bytes(b"x")
+    with pytest.raises(BenchError, match="m.2.safetensors does not match the sha256"):
+        load_model(tmp_path / "m")
+    (tmp_path / "m.2.safetensors").unlink()
+    with pytest.raises(BenchError, match="m.2.safetensors is missing"):
+        load_model(tmp_path / "m")
+    # saving again in one part removes the parts of the earlier save
+    monkeypatch.setattr(ckpt, "SHARD_BYTES", 12 * 2**20)
+    save_model(tmp_path / "m", model, {})
+    assert sorted(p.name for p in tmp_path.glob("m*.safetensors")) == ["m.safetensors"]
