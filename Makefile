@@ -38,10 +38,11 @@ report: $(STAMP)
 	$(BIN)/python -m bench report --task $(TASK) --preset $(PRESET) $(if $(VARIANT),--variant $(VARIANT),)
 
 # CI gate: fresh interpretability scores against results/regress/<mode>.json (bench/regress.py).
-# MODE=tiny retrains the tiny models end to end; UPDATE=1 rewrites the reference from a fresh run.
+# MODE=tiny retrains the tiny models end to end; UPDATE=1 rewrites the reference from a fresh run
+# (ONLY=chess: just that task's checks, after its models were retrained).
 MODE ?= checkpoints
 regress: $(STAMP)
-	$(BIN)/python -m bench.regress --mode $(MODE) --threads $(THREADS) $(if $(UPDATE),--update,)
+	$(BIN)/python -m bench.regress --mode $(MODE) --threads $(THREADS) $(if $(UPDATE),--update,) $(if $(ONLY),--only $(ONLY),)
 
 # Every (model, seed) of a task's comparison grid that has no result yet (bench/grid.py); resumable.
 JOBS ?= 2

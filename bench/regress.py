@@ -15,7 +15,9 @@ Modes:
   tolerances, since training amplifies float differences.
 
 `python -m bench.regress --update [--mode M]` rewrites the references from a fresh run and records
-the git sha; references are never edited by hand.
+the git sha; `--only chess` (tasks, comma-separated) rewrites just those tasks' checks, after their
+models were retrained, and keeps the others' entries as they were, each entry with the sha and
+command that made it. References are never edited by hand.
 """
 
 from __future__ import annotations
@@ -137,11 +139,22 @@ def _run_check(check: Check, scratch: Path, mode: str, threads: int) -> dict:
     return {m: record["metrics"].get(m) for m in check.tolerances}
 
 
-def run(mode: str, update: bool, threads: int) -> int:
+def run(mode: str, update: bool, threads: int, only: tuple[str, ...] = ()) -> int:
     checks = MODES[mode]
     path = reference_path(mode)
     reference = None
-    if not update:
+    unknown = sorted(set(only) - {c.task for c in checks})
+    if unknown or (only and not update):
+        why = f"tasks {', '.join(unknown)} have no check in mode {mode}" if unknown else "goes with --update"
+        raise BenchError(f"--only {','.join(only)}: {why}; tasks with checks: "
+                         f"{', '.join(sorted({c.task for c in checks}))}")
+    if only:
+        if not path.exists():
+            raise BenchError(f"--only needs the existing reference {path} to keep the other tasks' entries; run "
+                             f"`python -m bench.regress --update --mode {mode}` first")
+        reference = json.loads(path.read_text())
+        checks = [c for c in checks if c.task in only]
+    elif not update:
         if not path.exists():
             raise BenchError(f"no regression reference at {path}; create it with "
                              f"`python -m bench.regress --update --mode {mode}`")
@@ -152,10 +165,13 @@ def run(mode: str, update: bool, threads: int) -> int:
             print(f"running {check.key} {' '.join(check.overrides)}", flush=True)
             now[check.key] = _run_check(check, Path(tmp), mode, threads)
     if update:
-        record = {"mode": mode, "git_sha": git_sha(), "command": f"python -m bench.regress --update --mode {mode}",
-                  "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                  "checks": {c.key: {"overrides": list(c.overrides), "metrics": now[c.key]} for c in checks}}
-        atomic_write_text(path, json.dumps(record, indent=2) + "\n")
+        command = f"python -m bench.regress --update --mode {mode}" + (f" --only {','.join(only)}" if only else "")
+        made = {"git_sha": git_sha(), "command": command,
+                "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+        entries = dict(reference["checks"]) if only else {}
+        entries.update({c.key: {"overrides": list(c.overrides), "metrics": now[c.key], **made} for c in checks})
+        ordered = {c.key: entries[c.key] for c in MODES[mode] if c.key in entries}
+        atomic_write_text(path, json.dumps({"mode": mode, **made, "checks": ordered}, indent=2) + "\n")
         print(f"wrote {path}")
         return 0
     return _compare(checks, reference, now)
@@ -192,10 +208,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--mode", choices=list(MODES), default="checkpoints")
     parser.add_argument("--update", action="store_true", help="rewrite the reference from a fresh run")
+    parser.add_argument("--only", default="", help="with --update: only these tasks' checks (comma-separated)")
     parser.add_argument("--threads", type=int, default=int(os.environ.get("MOEXBENCH_THREADS", "1")))
     args = parser.parse_args(argv)
+    only = tuple(t for t in args.only.split(",") if t)
     code = {}
-    status = run_command(lambda: code.setdefault("rc", run(args.mode, args.update, args.threads)))
+    status = run_command(lambda: code.setdefault("rc", run(args.mode, args.update, args.threads, only)))
     return status or code.get("rc", 0)
 
 

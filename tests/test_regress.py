@@ -57,3 +57,28 @@ def test_no_train_makes_a_missing_model_one_clear_error(tmp_path):
     assert out.returncode == 2
     assert out.stderr.strip().startswith("error: no checkpoint at ") and "make train MODEL=dense" in out.stderr
     assert not (tmp_path / "checkpoints").exists() or not any((tmp_path / "checkpoints").rglob("*.safetensors"))
+
+
+def test_updating_one_task_keeps_the_other_tasks_entries(tmp_path, monkeypatch):
+    import json
+
+    import bench.regress as regress
+
+    monkeypatch.setenv("MOEXBENCH_RESULTS", str(tmp_path))
+    checks = [Check("chess", "dense", "cpu", (), {"coverage": 0.005}),
+              Check("language", "dense", "cpu", (), {"perplexity": 0.01})]
+    monkeypatch.setitem(regress.MODES, "unit", checks)
+    ran = []
+    monkeypatch.setattr(regress, "_run_check", lambda c, *a: ran.append(c.key) or {"coverage": 0.2})
+    old = {"mode": "unit", "git_sha": "old", "checks": {
+        "chess/dense/cpu": {"metrics": {"coverage": 0.1}}, "language/dense/cpu": {"metrics": {"perplexity": 9.0}}}}
+    (tmp_path / "regress").mkdir()
+    (tmp_path / "regress" / "unit.json").write_text(json.dumps(old))
+    assert run("unit", update=True, threads=1, only=("chess",)) == 0
+    new = json.loads((tmp_path / "regress" / "unit.json").read_text())
+    assert ran == ["chess/dense/cpu"]
+    assert new["checks"]["language/dense/cpu"] == old["checks"]["language/dense/cpu"]
+    assert new["checks"]["chess/dense/cpu"]["metrics"] == {"coverage": 0.2}
+    assert new["checks"]["chess/dense/cpu"]["command"].endswith("--only chess")
+    with pytest.raises(BenchError, match="tasks toy have no check in mode unit"):
+        run("unit", update=True, threads=1, only=("toy",))
