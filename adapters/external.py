@@ -48,6 +48,7 @@ class ExternalSAEAdapter(SAEAdapter):
     it from `sae_folder` (bench/sae_store.py)."""
     sae_folder: Path = Path()
     base_cls: type = ExternalAdapter
+    spec: str = ""
 
     @property
     def feature_kind(self) -> str:
@@ -77,7 +78,7 @@ def adapter_for(spec: str):
     if not (folder / "cfg.json").is_file():
         raise BenchError(f"+sae:{folder}: not a SAELens SAE folder (no cfg.json); save one with sae.save_model(folder)")
     return type("ExternalSAEAdapter_", (ExternalSAEAdapter,),
-                {"sae_folder": folder, "base_model": model_spec, "base_cls": model_cls,
+                {"sae_folder": folder, "base_model": model_spec, "base_cls": model_cls, "spec": f"{model_spec}+sae:{folder}",
                  "architecture": _sae_architecture(folder), "name": f"{model_cls.name}+sae-{_plain(folder.name)}"})
 
 
@@ -85,7 +86,10 @@ def _sae_architecture(folder: Path) -> str:
     """The SAE's architecture as its cfg.json names it, for the floor SAE trained here; SAELens
     architectures this harness does not train fall back to top-k (the feature kind says which)."""
     try:
-        name = json.loads((folder / "cfg.json").read_text()).get("architecture", "topk")
+        cfg = json.loads((folder / "cfg.json").read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise BenchError(f"+sae:{folder}: cfg.json is not valid JSON ({e})") from None
+    if not isinstance(cfg, dict):
+        raise BenchError(f"+sae:{folder}: cfg.json is not an object; not a SAELens SAE folder")
+    name = cfg.get("architecture", "topk")
     return name if name in ARCHITECTURES else "topk"

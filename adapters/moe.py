@@ -108,5 +108,9 @@ def _member(name: str, act_fn: str, router: str, aux_loss_coef: float, feature_k
                                          "feature_kind": feature_kind, "__module__": __name__})
 
 
-globals().update({name: _member(name, *row) for name, row in FAMILY.items()})
-MoEXAdapter = globals()["MoEXAdapter"]  # named for adapters/upcycling.py and readers of this file
+MoEAdapter = _member("MoEAdapter", *FAMILY["MoEAdapter"])
+MoEReluAdapter = _member("MoEReluAdapter", *FAMILY["MoEReluAdapter"])
+SwitchAdapter = _member("SwitchAdapter", *FAMILY["SwitchAdapter"])
+SwitchReluAdapter = _member("SwitchReluAdapter", *FAMILY["SwitchReluAdapter"])
+MoEXAdapter = _member("MoEXAdapter", *FAMILY["MoEXAdapter"])
+MoEXGeluAdapter = _member("MoEXGeluAdapter", *FAMILY["MoEXGeluAdapter"])

@@ -118,7 +118,8 @@ def _load(record: dict, task, preset: str, device: str):
     except (TypeError, ValueError) as e:
         raise BenchError(f"{record['_path']}: its config is not valid now ({e}); rerun the bench that "
                          f"wrote it") from None
-    adapter, meta, _ = load_or_train(registry.model_adapter(record["model"]), task, preset, 0, device,
+    name = record.get("provenance", {}).get("model_spec") or record["model"]  # a model from the user's files
+    adapter, meta, _ = load_or_train(registry.model_adapter(name), task, preset, 0, device,
                                      train_if_missing=False)
     attach_features(adapter, task, preset, 0, config, device, role="trained")
     return adapter, meta, config
@@ -140,7 +141,8 @@ def _rows(record: dict, required: bool = False) -> list[dict]:
 
 @contextlib.contextmanager
 def _never_train():
-    """An absent or stale SAE is an error here, never a training run (adapters/sae.py reads this)."""
+    """An absent or stale SAE is an error here, never a training run (bench/sae_store.py asks
+    bench.model_store.training_allowed, which reads this)."""
     before = os.environ.get("MOEXBENCH_NO_TRAIN")
     os.environ["MOEXBENCH_NO_TRAIN"] = "1"
     try:

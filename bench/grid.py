@@ -61,14 +61,17 @@ def run_grid(task: str, preset: str, jobs: int, dry_run: bool) -> None:
             log = open(logs / f"{name.replace('+', '_')}.log", "w")
             cmd = [sys.executable, "-m", "bench", "bench", "--task", task, "--model", model, "--preset", preset,
                    "--seed", str(seed), "--threads", "1"]
-            running.append((subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT), name, log))
+            env = {**os.environ, "MOEXBENCH_QUIET": "1"}  # the logs keep findings, not bar redraws
+            running.append((subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env), name, log))
             bar.write(f"started {name} (log {log.name})")
+            sys.stdout.flush()
         time.sleep(5)
         for proc, name, log in list(running):
             if proc.poll() is not None:
                 running.remove((proc, name, log))
                 log.close()
                 bar.write(f"{'finished' if proc.returncode == 0 else 'FAILED'} {name}")
+                sys.stdout.flush()
                 bar.update(1)
                 if proc.returncode:
                     failed.append(name)

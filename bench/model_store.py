@@ -16,7 +16,7 @@ import torch
 from core.errors import BenchError
 from core.paths import ROOT
 from core.results import ensure_writable
-from models.checkpoint import file_sha256, load_model, read_meta
+from models.checkpoint import load_model, read_meta, weights_digest
 from models.gpt import GPT
 from models.train import train
 
@@ -83,7 +83,7 @@ def train_model(adapter_cls, task, preset: str, seed: int, device: str, progress
         source_adapter, _, source_stem = load_or_train(registry.model_adapter(source), task, preset, seed, device)
         with torch.no_grad():
             adapter_cls.initialise(model, source_adapter.model)
-        digest = file_sha256(source_stem.with_suffix(".safetensors"))
+        digest = weights_digest(source_stem)
         fingerprint["initialised_from"] = meta["initialised_from"] = f"{source_stem.name} sha256 {digest}"
     on_eval = task.eval_callback(preset)
     train(model, recipe, data.batch_fn, data.val_tokens.to(device), run_dir(task.name, adapter_cls.name, preset, seed),

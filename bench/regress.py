@@ -171,7 +171,9 @@ def run(mode: str, update: bool, threads: int, only: tuple[str, ...] = ()) -> in
         entries = dict(reference["checks"]) if only else {}
         entries.update({c.key: {"overrides": list(c.overrides), "metrics": now[c.key], **made} for c in checks})
         ordered = {c.key: entries[c.key] for c in MODES[mode] if c.key in entries}
-        atomic_write_text(path, json.dumps({"mode": mode, **made, "checks": ordered}, indent=2) + "\n")
+        # The top level describes the last full update; an --only update is recorded in its entries.
+        top = {k: reference[k] for k in ("git_sha", "command", "created") if k in reference} if only else made
+        atomic_write_text(path, json.dumps({"mode": mode, **top, "checks": ordered}, indent=2) + "\n")
         print(f"wrote {path}")
         return 0
     return _compare(checks, reference, now)

@@ -36,6 +36,8 @@ def run_bench(adapter_cls, task, config, preset: str, seed: int, device: str) ->
                     "device": meta.get("trained_on", "cpu")},
         "deviations": out["deviations"],
         "feature_kind": adapter.feature_kind,
+        # a model from the user's files is found again by its spec, not by the plain name it is written under
+        **({"model_spec": adapter_cls.spec} if getattr(adapter_cls, "spec", "") else {}),
         **({"features_from": adapter.sae_source} if getattr(adapter, "sae_source", None) else {}),
     }
     variant = _variant(task, config)

@@ -15,6 +15,7 @@ on the random model. `attach_features` is what the harness calls once a model is
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import torch
@@ -43,25 +44,41 @@ def attach_sae(adapter, task, preset: str, seed: int, config, device: str, role:
     folder = getattr(adapter, "sae_folder", None)
     if role == "trained" and folder:
         sae, source = _from_named_folder(folder, hook, width, sites, device)
+        check_sae_site(sae, f"SAE {folder}", hook)
     elif role == "trained" and path:
         sae = st.load_sae(Path(path), hook, width, sites).to(device)
         source = {"source": f"SAELens folder {path} (MOEXBENCH_SAE_PATH)"}
+        check_sae_site(sae, f"SAE {path}", hook)
     elif role == "trained" and release:
         sae = _from_release(release, hook, width, sites, device)
         source = {"source": f"SAELens release {release} (MOEXBENCH_SAE_RELEASE)"}
+        check_sae_site(sae, f"SAE {release}", hook)
     else:
         sae, source = _trained_here(adapter, task, preset, seed, config, device, role, hook)
     adapter.use_sae(sae, hook, source)
+
+
+def check_sae_site(sae, label: str, hook: str) -> None:
+    """An SAE that records the hook it was trained on must read that activation. SAELens's residual
+    SAEs often name `blocks.{l}.hook_resid_pre`, the same tensor as `blocks.{l-1}.hook_resid_post`."""
+    trained_on = getattr(getattr(sae.cfg, "metadata", None), "hook_name", None)
+    if trained_on is None or trained_on == hook:
+        return
+    match = re.fullmatch(r"blocks\.(\d+)\.(hook_resid_pre|hook_resid_post|mlp\.hook_post)", trained_on)
+    if match and match[2] == "hook_resid_pre" and hook == f"blocks.{int(match[1]) - 1}.hook_resid_post":
+        return
+    if not match or (match[2] == "hook_resid_pre" and int(match[1]) == 0):
+        fix = "this harness reads blocks.<l>.mlp.hook_post and blocks.<l>.hook_resid_post only"
+    else:
+        layer = int(match[1]) - (match[2] == "hook_resid_pre")
+        fix = f"score that site with ARGS='layer={layer} site={'mlp' if match[2] == 'mlp.hook_post' else 'resid'}'"
+    raise BenchError(f"{label} was trained on {trained_on}, but the task reads {hook}; {fix}")
 
 
 def _from_named_folder(folder: Path, hook: str, width: int, sites: list, device: str):
     from models.checkpoint import file_sha256
 
     sae = st.load_sae(folder, hook, width, sites).to(device)
-    sae_hook = getattr(getattr(sae.cfg, "metadata", None), "hook_name", None)
-    if sae_hook is not None and sae_hook != hook:
-        raise BenchError(f"SAE {folder} was trained on {sae_hook}, but the task reads {hook}; pass the layer and "
-                         f"site of the SAE's hook (ARGS='layer=<l> site=mlp|resid')")
     weights = folder / "sae_weights.safetensors"
     return sae, {"source": f"SAELens folder {folder}", "sae_sha256": file_sha256(weights) if weights.exists() else None}
 

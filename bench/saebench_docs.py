@@ -14,6 +14,7 @@ import uuid
 from pathlib import Path
 
 from core.errors import BenchError
+from models.checkpoint import digest_of_meta
 
 CORE_NOTES = [
     "computed by moexbench (bench/core_metrics.py), not by SAEBench's runner, with the definitions of SAELens's "
@@ -93,7 +94,7 @@ def core_doc(record: dict, core: dict, ids: dict, about: dict, adapter, meta: di
         "consistent_activation_heuristic": core["consistent_activation_heuristic"],
         "moexbench": {"notes": CORE_NOTES, "features": about, "layer": config.layer, "site": config.site,
                       "rows": rows,
-                      "checkpoint_weights_sha256": meta.get("weights_sha256") or meta.get("source_sha256"),
+                      "checkpoint_weights_sha256": digest_of_meta(meta) or meta.get("source_sha256"),
                       "features_from": getattr(adapter, "sae_source", None) or None, "result": _provenance(record)}}
     return _envelope("core", eval_config, core["metrics"], [], unstructured, ids, str(uuid.uuid4()),
                      int(time.time() * 1000), git_sha())

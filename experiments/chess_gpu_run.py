@@ -32,7 +32,7 @@ def projected_minutes(model, preset: str, device: str, done_steps: int = 0) -> f
     import torch
 
     from models.gpt import auxiliary_loss
-    from models.train import validation_loss
+    from core.validation import validation_loss
     from tasks.chess.presets import PRESETS
     from tasks.chess.task import ChessTask
 

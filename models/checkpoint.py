@@ -45,7 +45,8 @@ def file_sha256(path: Path) -> str:
 
 
 # A checkpoint larger than this is written in parts (`<stem>.safetensors`, `<stem>.2.safetensors`,
-# ...), so that every committed file stays well under the repository's 20 MB limit.
+# ...), so that committed files stay well under the repository's 20 MB limit. A single tensor larger
+# than this is a part alone (the `paper` language embedding is): such checkpoints are not committed.
 SHARD_BYTES = 12 * 2**20
 
 
@@ -83,6 +84,23 @@ def save_model(stem: Path, model: GPT, meta: dict, dtype: torch.dtype = torch.bf
     if len(digests) > 1:
         record["more_weights_sha256"] = digests[1:]
     _atomic_json(stem.with_suffix(".json"), record)
+
+
+def weights_digest(stem: Path) -> str:
+    """One sha256 for all of a checkpoint's weights (digest_of_meta), computed from the first part's
+    bytes for a checkpoint older than recorded checksums."""
+    meta = dict(read_meta(stem) or {})
+    meta.setdefault("weights_sha256", file_sha256(shard_path(stem, 1)))
+    return digest_of_meta(meta)
+
+
+def digest_of_meta(meta: dict) -> str | None:
+    """The file's own sha256 for a one-part checkpoint (as recorded before parts existed), else the
+    sha256 of the parts' sha256s in order; None when the JSON records none."""
+    if not meta.get("weights_sha256"):
+        return None
+    parts = [meta["weights_sha256"], *meta.get("more_weights_sha256", [])]
+    return parts[0] if len(parts) == 1 else hashlib.sha256("".join(parts).encode()).hexdigest()
 
 
 def read_meta(stem: Path) -> dict | None:

@@ -18,7 +18,8 @@ from core.errors import BenchError
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 # config.json fields that change the computation in ways this loader does not reproduce.
-_UNSUPPORTED = {"scale_attn_by_inverse_layer_idx": True, "reorder_and_upcast_attn": True, "add_cross_attention": True}
+_UNSUPPORTED = {"scale_attn_by_inverse_layer_idx": True, "reorder_and_upcast_attn": True, "add_cross_attention": True,
+                "scale_attn_weights": False}
 
 
 def read_gpt2_config(folder: Path) -> dict:
@@ -40,6 +41,9 @@ def read_gpt2_config(folder: Path) -> dict:
         if config.get(key) == bad:
             raise BenchError(f"{path}: {key}={bad} is not supported (the TransformerLens conversion would change the "
                              f"model's outputs)")
+    missing = [k for k in ("n_embd", "n_head", "n_layer", "n_positions", "vocab_size") if k not in config]
+    if missing:
+        raise BenchError(f"{path}: lacks {', '.join(missing)}; not a complete GPT-2 config")
     if not any((folder / name).is_file() for name in WEIGHT_FILES):
         raise BenchError(f"hf:{folder}: no weights ({' or '.join(WEIGHT_FILES)}) beside config.json")
     return config
@@ -68,7 +72,7 @@ def load_hf_gpt2(folder: Path, device: str = "cpu"):
     config = read_gpt2_config(folder)
     hf_logging.disable_progress_bar()  # a per-tensor bar for a load that takes a second
     try:
-        hf = GPT2LMHeadModel.from_pretrained(str(folder), local_files_only=True, torch_dtype=torch.float32)
+        hf = GPT2LMHeadModel.from_pretrained(str(folder), local_files_only=True, dtype=torch.float32)
     except (OSError, ValueError, RuntimeError) as e:
         raise BenchError(f"hf:{folder}: transformers could not load it ({str(e).splitlines()[0]})") from None
     cfg = tl_config(config, device)

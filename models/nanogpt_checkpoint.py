@@ -35,10 +35,16 @@ def read_checkpoint(path: Path) -> tuple[dict, dict]:
         found = sorted(ckpt)[:8] if isinstance(ckpt, dict) else type(ckpt).__name__
         raise BenchError(f"nanogpt:{path}: expected a dict with 'model' and 'model_args' (nanoGPT's ckpt.pt), "
                          f"found {found}")
-    args, state = ckpt["model_args"], _strip_compile_prefix(ckpt["model"])
+    args, state = ckpt["model_args"], ckpt["model"]
+    if not isinstance(args, dict) or not isinstance(state, dict):
+        raise BenchError(f"nanogpt:{path}: 'model' and 'model_args' must be dicts (nanoGPT's ckpt.pt)")
+    state = _strip_compile_prefix(state)
     missing = [k for k in MODEL_ARGS if k not in args]
     if missing:
         raise BenchError(f"nanogpt:{path}: model_args lacks {', '.join(missing)}")
+    bad = [k for k in MODEL_ARGS if not isinstance(args[k], int) or args[k] <= 0]
+    if bad:
+        raise BenchError(f"nanogpt:{path}: model_args {', '.join(bad)} must be positive integers")
     if args["n_embd"] % args["n_head"]:
         raise BenchError(f"nanogpt:{path}: n_embd {args['n_embd']} is not a multiple of n_head {args['n_head']}")
     wanted = ["transformer.wte.weight", "transformer.wpe.weight", "transformer.ln_f.weight", "lm_head.weight"]
@@ -98,6 +104,13 @@ def read_plain_pickle(path: Path):
         ops = list(pickletools.genops(Path(path).read_bytes()))
     except (ValueError, OSError) as e:
         raise BenchError(f"{path}: not a readable pickle ({e})") from None
+    try:
+        return _rebuild(ops, path)
+    except (IndexError, KeyError, TypeError, AttributeError, ValueError) as e:
+        raise BenchError(f"{path}: not a pickle of a plain dict ({type(e).__name__} while reading it)") from None
+
+
+def _rebuild(ops: list, path: Path):
     stack, marks, memo = [], [], {}
     for op, arg, _ in ops:
         name = op.name

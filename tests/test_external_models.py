@@ -197,6 +197,17 @@ def test_hf_gpt2_and_an_sae_on_it_score_on_the_language_task(tmp_path):
                  "--preset", "tiny-gpt2", "layer=2", tmp=tmp_path)
     assert out.returncode == 2 and "trained on blocks.1.mlp.hook_post" in out.stderr, out.stderr[-2000:]
 
+    # both results export to SAEBench's format: the export finds the models again by their spec
+    env = {**os.environ, "MOEXBENCH_RESULTS": str(tmp_path / "results"), "MOEXBENCH_CACHE": str(tmp_path / "cache"),
+           "MOEXBENCH_CHECKPOINTS": str(tmp_path / "checkpoints"), "CI": "true"}
+    out = subprocess.run([sys.executable, "-m", "bench", "export", "--format", "saebench", "--task", "language",
+                          "--preset", "tiny-gpt2", "--threads", "1", "--out", str(tmp_path / "export")], cwd=ROOT,
+                         capture_output=True, text=True, timeout=600, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    core = sorted(p.name for p in (tmp_path / "export" / "core").glob("*.json"))
+    assert core == ["moexbench_language_tiny-gpt2_hf-gpt2+sae-sae_eval_results.json",
+                    "moexbench_language_tiny-gpt2_hf-gpt2_eval_results.json"]
+
 
 def test_a_nanogpt_chess_checkpoint_scores_on_the_chess_task(tmp_path):
     folder = tmp_path / "lichess_8layers"
