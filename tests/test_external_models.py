@@ -243,7 +243,7 @@ def test_a_folder_that_is_not_gpt2_is_refused(tmp_path):
 def test_a_gpt2_with_another_vocabulary_than_the_preset_is_refused(tmp_path):
     _save_gpt2(tmp_path / "gpt2")
     _expect_refusal(tmp_path, f"hf:{tmp_path / 'gpt2'}", "language", "tiny", "choose a preset with the model's "
-                    "tokenizer (tiny-gpt2, paper)")
+                    "tokenizer (paper, tiny-gpt2)")
 
 
 def test_a_ckpt_whose_keys_are_not_nanogpts_is_refused(tmp_path):

@@ -8,7 +8,7 @@ context 1024), for a GPU. Adapters derive their own shape from the dense form, a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from models.config import TrainConfig
 from tasks.language.autointerp.sampling import SamplingRules
@@ -39,13 +39,6 @@ PRESETS = {
                           checkpoint_every_s=60),
         n_val_seqs=16, n_interp_seqs=512, n_interp_features=16,
         sampling=SamplingRules(n_explain=10, n_test_per_decile=1, n_negative=10, min_activating=20)),
-    # tiny's sizes with GPT-2's BPE: for scoring small GPT-2-family checkpoints from disk in tests.
-    "tiny-gpt2": LanguagePreset(
-        n_layers=2, n_heads=2, d_model=32, n_ctx=64, tokenizer="gpt2",
-        train=TrainConfig(steps=30, batch_size=8, lr=3e-3, min_lr=3e-4, warmup_steps=5, eval_every=15,
-                          checkpoint_every_s=60),
-        n_val_seqs=16, n_interp_seqs=512, n_interp_features=16,
-        sampling=SamplingRules(n_explain=10, n_test_per_decile=1, n_negative=10, min_activating=20)),
     "cpu": LanguagePreset(
         n_layers=6, n_heads=4, d_model=128, n_ctx=256, tokenizer="bpe-4096",
         train=TrainConfig(steps=3000, batch_size=32, lr=2e-3, min_lr=2e-4, warmup_steps=100, bf16=False,
@@ -57,3 +50,5 @@ PRESETS = {
                           weight_decay=0.1, eval_every=2000, checkpoint_every_s=600),
         n_val_seqs=512, n_interp_seqs=8192, n_interp_features=1000, sampling=SamplingRules()),
 }
+# tiny's sizes with GPT-2's BPE: for scoring small GPT-2-family checkpoints from disk in tests.
+PRESETS["tiny-gpt2"] = replace(PRESETS["tiny"], tokenizer="gpt2")
