@@ -14,34 +14,9 @@ d_model x tokens), divided by the measured step time.
 
 from __future__ import annotations
 
-import statistics
-import time
-
 import torch
 
-
-def _median_seconds(fn, repeats: int = 7, warmup: int = 2) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def _interleaved(steps: dict, repeats: int = 15, warmup: int = 3) -> dict:
-    """Median seconds of each step, the steps taking turns: load from other work on a shared machine
-    then falls on all of them alike, so their ratios hold."""
-    times = {name: [] for name in steps}
-    for i in range(warmup + repeats):
-        for name, step in steps.items():
-            start = time.perf_counter()
-            step()
-            if i >= warmup:
-                times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
+from perf.timing import interleaved_seconds, median_seconds
 
 
 def _fwd_bwd(module, x):
@@ -98,7 +73,7 @@ def dispatch_seconds(d_model: int = 128, n_experts: int = 8, top_k: int = 2, tok
     tl = TLMoE(HookedTransformerConfig(n_layers=1, d_model=d_model, n_ctx=tokens // 32, d_head=d_model // 4,
                                        n_heads=4, d_mlp=d_expert, act_fn="gelu", num_experts=n_experts,
                                        experts_per_token=top_k, d_vocab=32))
-    out = _interleaved({"ours": _fwd_bwd(ours, x), "dense": _fwd_bwd(dense, x), "tl": _fwd_bwd(tl, x)})
+    out = interleaved_seconds({"ours": _fwd_bwd(ours, x), "dense": _fwd_bwd(dense, x), "tl": _fwd_bwd(tl, x)})
     return {"seconds": out, "ours_over_dense": out["ours"] / out["dense"], "ours_over_tl": out["ours"] / out["tl"],
             "ours_over_tl_per_flop": out["ours"] / (out["tl"] / 1.5),
             "shape": {"tokens": tokens, "d_model": d_model, "n_experts": n_experts, "top_k": top_k,
@@ -107,7 +82,7 @@ def dispatch_seconds(d_model: int = 128, n_experts: int = 8, top_k: int = 2, tok
 
 def matmul_peak_flops(n: int = 2048) -> float:
     a, b = torch.randn(n, n), torch.randn(n, n)
-    return 2 * n ** 3 / _median_seconds(lambda: a @ b, repeats=5)
+    return 2 * n ** 3 / median_seconds(lambda: a @ b, repeats=5)
 
 
 def step_flops(model, tokens: int) -> float:

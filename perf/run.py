@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import time
 
 import torch
 
 from core.results import atomic_write_text, git_sha, results_root, versions
+from perf.timing import interleaved_seconds, median_seconds
 
 
 def _stepper(model_name: str, preset: str, bf16: bool | None = None, compiled: bool = False):
@@ -44,18 +44,10 @@ def _stepper(model_name: str, preset: str, bf16: bool | None = None, compiled: b
     return step
 
 
-def _timed(step) -> float:
-    start = time.perf_counter()
-    step()
-    return time.perf_counter() - start
-
-
 def _step_seconds(model_name: str, preset: str, steps: int, warmup: int, bf16: bool | None = None,
                   compiled: bool = False, profile: bool = False) -> float:
     step = _stepper(model_name, preset, bf16, compiled)
-    for _ in range(warmup):
-        step()
-    seconds = statistics.median(_timed(step) for _ in range(steps))
+    median = median_seconds(step, repeats=steps, warmup=warmup)
     if profile:  # one more step under the torch profiler: what dominates it
         from torch.profiler import ProfilerActivity
         from torch.profiler import profile as profiler
@@ -63,23 +55,14 @@ def _step_seconds(model_name: str, preset: str, steps: int, warmup: int, bf16: b
         with profiler(activities=[ProfilerActivity.CPU]) as prof:
             step()
         print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12))
-    return seconds
+    return median
 
 
 def _interleaved_step_seconds(names: list[str], preset: str, steps: int, warmup: int = 2,
                               steppers: dict | None = None) -> dict[str, float]:
-    """Median step time per model, the models taking turns step by step, so that a change in the
-    machine's load during the run falls on all of them alike (timed one after another, moe once
-    measured 1.27x switch; interleaved, the two were equal within noise)."""
+    """Median step time per model, the models taking turns step by step (perf/timing.py)."""
     steppers = steppers or {name: _stepper(name, preset) for name in names}
-    for step in steppers.values():
-        for _ in range(warmup):
-            step()
-    times = {name: [] for name in names}
-    for r in range(steps):
-        for name in names[r % len(names):] + names[:r % len(names)]:  # rotated: no model always goes first
-            times[name].append(_timed(steppers[name]))
-    return {name: statistics.median(t) for name, t in times.items()}
+    return interleaved_seconds({name: steppers[name] for name in names}, repeats=steps, warmup=warmup)
 
 
 def _counting_seconds(n_features: int, n_positions: int = 20_000, density: float = 0.05,

