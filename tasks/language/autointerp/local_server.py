@@ -28,8 +28,8 @@ import time
 from pathlib import Path
 
 from core.errors import BenchError, run_command
-from tasks.language.autointerp.llm_client import LLMConfig, opener_for
 from core.paths import ROOT
+from tasks.language.autointerp.llm_client import LLMConfig, opener_for
 
 MODEL_NAME = "SmolLM2-135M-Instruct.Q4_1"
 GGUF_FILE = f"{MODEL_NAME}.gguf"
