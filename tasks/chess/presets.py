@@ -41,12 +41,12 @@ PRESETS = {
                           checkpoint_every_s=60),
         n_val_games=16, n_probe_games=40, n_stat_games=40),
     # The move format's recipe (experiments/chess_move_recipe.py): 4 x 256, one token per ply, a whole
-    # game in context, the train split and 6 shards of more games (about 76,000 unique games), 4,500
-    # steps of 32 games (about 9M moves): about 90 minutes of one thread here. fp32: bf16 autocast made
+    # game in context, the train split and 6 shards of more games (about 76,000 unique games), 7,000
+    # steps of 32 x 64 moves (14M moves, about three passes): 80-90 minutes of one thread here. fp32: bf16 made
     # a step 1.56-1.86x slower on this CPU (`make perf`, dense_step_seconds_by_variant).
     "cpu": ChessPreset(
         n_layers=4, n_heads=4, d_model=256, n_ctx=64,
-        train=TrainConfig(steps=4500, batch_size=32, lr=2e-3, min_lr=2e-4, warmup_steps=100, bf16=False,
+        train=TrainConfig(steps=7000, batch_size=32, lr=2e-3, min_lr=2e-4, warmup_steps=100, bf16=False,
                           eval_every=300, checkpoint_every_s=180),
         n_val_games=500, n_probe_games=1000, n_stat_games=500, format="moves", more_shards=6),
     # The cpu recipe cut to a third (8.2M characters): for the seeds and the corners of the paper's
