@@ -40,15 +40,15 @@ PRESETS = {
         train=TrainConfig(steps=40, batch_size=8, lr=3e-3, min_lr=3e-4, warmup_steps=5, eval_every=20,
                           checkpoint_every_s=60),
         n_val_games=16, n_probe_games=40, n_stat_games=40),
-    # A shape measured on this machine (6 x 128, 1.2M parameters). fp32: with bf16 autocast a
-    # step took 1.56-1.86x as long on 2 threads here (`make perf`, dense_step_seconds_by_variant; the
-    # fused attention's bf16 backward dominates). Not tuned for board knowledge: the move format's recipe
-    # study (experiments/chess_move_recipe.py) is what replaces it.
+    # The move format's recipe (experiments/chess_move_recipe.py): 4 x 256, one token per ply, a whole
+    # game in context, the train split and 6 shards of more games (about 76,000 unique games), 7,000
+    # steps of 32 x 64 moves (14M moves, about three passes): 80-90 minutes of one thread here. fp32: bf16 made
+    # a step 1.56-1.86x slower on this CPU (`make perf`, dense_step_seconds_by_variant).
     "cpu": ChessPreset(
-        n_layers=6, n_heads=4, d_model=128, n_ctx=256,
-        train=TrainConfig(steps=3000, batch_size=32, lr=2e-3, min_lr=2e-4, warmup_steps=100, bf16=False,
+        n_layers=4, n_heads=4, d_model=256, n_ctx=64,
+        train=TrainConfig(steps=7000, batch_size=32, lr=2e-3, min_lr=2e-4, warmup_steps=100, bf16=False,
                           eval_every=300, checkpoint_every_s=180),
-        n_val_games=500, n_probe_games=1000, n_stat_games=500),
+        n_val_games=500, n_probe_games=1000, n_stat_games=500, format="moves", more_shards=6),
     # The cpu recipe cut to a third (8.2M characters): for the seeds and the corners of the paper's
     # Table 3 grid, which the 2-core machine cannot afford at full length. Its
     # numbers land in results/chess/short/ and are compared only with each other.
