@@ -260,7 +260,7 @@ def width_sweep(preset: str) -> list[Path] | str:
     points = {m: sorted(v, key=lambda t: t[0]) for m, v in points.items() if len(v) >= 2}
     if not points:
         return (f"no model has results at two or more widths of {', '.join(WIDTH_SWEEP)} "
-                f"(run `make grid TASK=chess PRESET=short-w64` and `PRESET=short-w192`)")
+                f"(run `make grid TASK=chess PRESET=short-w128` and `PRESET=short-w384`)")
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(9.6, 4.0), layout="constrained")  # room for the shared x label
     for model, pts in sorted(points.items()):

@@ -33,7 +33,7 @@ TASKS = {
     "superposition": "tasks.superposition.task:SuperpositionTask",
 }
 
-PRESETS = ("tiny", "tiny-moves", "tiny-gpt2", "cpu", "short", "short-w64", "short-w192", "gpu", "gpu-smoke", "paper")
+PRESETS = ("tiny", "tiny-moves", "tiny-gpt2", "cpu", "short", "short-w128", "short-w384", "gpu", "gpu-smoke", "paper")
 
 
 def _load(kind: str, table: dict, name: str):

@@ -22,7 +22,7 @@ def test_help_lists_models_and_tasks():
 @pytest.mark.parametrize("args, message", [
     (["bench", "--model", "nonesuch"], "error: unknown model 'nonesuch'; choose one of dense"),
     (["bench", "--task", "nonesuch"], "error: unknown task 'nonesuch'; choose one of chess"),
-    (["bench", "--preset", "huge"], "error: unknown preset 'huge'; choose one of tiny, tiny-moves, tiny-gpt2, cpu, short, short-w64, short-w192, gpu, gpu-smoke, paper"),
+    (["bench", "--preset", "huge"], "error: unknown preset 'huge'; choose one of tiny, tiny-moves, tiny-gpt2, cpu, short, short-w128, short-w384, gpu, gpu-smoke, paper"),
     (["bench", "--task", "superposition", "--preset", "short"],
      "error: task 'superposition' has no preset 'short'; choose one of tiny, cpu, paper"),
     (["bench", "--preset", "tiny", "layr=3"], "error: unknown setting 'layr' for ChessConfig; choose from"),

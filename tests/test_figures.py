@@ -44,15 +44,15 @@ def test_width_sweep_plots_models_with_two_widths_and_names_the_absent_ones(tmp_
     from analysis.figures import width_sweep
 
     assert "no model has results at two or more widths" in width_sweep("short")
-    for preset, coverage in (("short-w64", 0.05), ("short", 0.06), ("short-w192", 0.07)):
+    for preset, coverage in (("short-w128", 0.05), ("short", 0.06), ("short-w384", 0.07)):
         write_result("chess", "dense", preset, 0, {"coverage": coverage, "reconstruction": 0.02}, {}, {}, {})
     write_result("chess", "moex", "short", 0, {"coverage": 0.06, "reconstruction": 0.02}, {}, {}, {})
-    write_result("chess", "moex", "short-w64", 0, {"coverage": 0.05, "reconstruction": 0.02}, {}, {}, {})
+    write_result("chess", "moex", "short-w128", 0, {"coverage": 0.05, "reconstruction": 0.02}, {}, {}, {})
     names = {p.name for p in width_sweep("short")}
     assert names == {"chess_width_sweep.png", "chess_width_sweep.pdf", "chess_width_sweep.txt"}
     caption = (tmp_path / "figures" / "chess_width_sweep.txt").read_text()
-    assert "Absent: moex at short-w192." in caption
-    assert "chess/short-w64/dense.json" in caption and "chess/short-w192/dense.json" in caption
+    assert "Absent: moex at short-w384." in caption
+    assert "chess/short-w128/dense.json" in caption and "chess/short-w384/dense.json" in caption
 
 
 def test_coverage_against_reconstruction_plots_the_seed_mean_with_its_spread(tmp_path, monkeypatch):

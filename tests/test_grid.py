@@ -11,9 +11,10 @@ def test_existing_results_are_skipped(tmp_path, monkeypatch):
     monkeypatch.setenv("MOEXBENCH_RESULTS", str(tmp_path))
     assert missing("chess", "cpu") == GRIDS[("chess", "cpu")]
     write_result("chess", "switch", "cpu", 0, {"coverage": 0.1}, {}, {}, {})
-    write_result("chess", "moex", "short", 2, {"coverage": 0.1}, {}, {}, {})
+    write_result("chess", "moex", "cpu", 2, {"coverage": 0.1}, {}, {}, {})
     assert ("switch", 0) not in missing("chess", "cpu") and ("dense", 0) in missing("chess", "cpu")
-    assert ("moex", 2) not in missing("chess", "short") and ("moex", 1) in missing("chess", "short")
+    assert ("moex", 2) not in missing("chess", "cpu") and ("moex", 1) in missing("chess", "cpu")
+    assert missing("chess", "short") == [("dense", 0), ("moex", 0)]
 
 
 def test_an_unknown_grid_is_one_clear_error():

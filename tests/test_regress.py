@@ -34,12 +34,12 @@ def test_no_reference_is_one_clear_error(tmp_path, monkeypatch):
 def test_the_checkpoints_mode_refuses_to_train_a_missing_checkpoint(tmp_path):
     from bench.regress import _run_check
 
-    check = Check("chess", "moex", "short-w192", (), {"coverage": 0.005})  # never committed
-    with pytest.raises(BenchError, match=r"needs the committed checkpoint .*moex-short-w192.safetensors; "
-                                         r"train it with `make train MODEL=moex TASK=chess PRESET=short-w192`"):
+    check = Check("chess", "moex", "short-w384", (), {"coverage": 0.005})  # never committed
+    with pytest.raises(BenchError, match=r"needs the committed checkpoint .*moex-short-w384.safetensors; "
+                                         r"train it with `make train MODEL=moex TASK=chess PRESET=short-w384`"):
         _run_check(check, tmp_path, "checkpoints", threads=1)
-    sae = Check("chess", "dense+sae", "short-w192", (), {"coverage": 0.005})  # an SAE needs its base model
-    with pytest.raises(BenchError, match=r"dense-short-w192.safetensors"):
+    sae = Check("chess", "dense+sae", "short-w384", (), {"coverage": 0.005})  # an SAE needs its base model
+    with pytest.raises(BenchError, match=r"dense-short-w384.safetensors"):
         _run_check(sae, tmp_path, "checkpoints", threads=1)
 
 

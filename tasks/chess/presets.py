@@ -1,10 +1,10 @@
 """Chess presets: the dense-form model shape and the training recipe, per size.
 
 Adapters turn the dense shape into their own (an MoE keeps the active width equal), so every model
-of a preset sees the same characters. `tiny` is for tests (seconds), `cpu` the embedded default
-(45-65 minutes per model here), `short` a third of it for seeds and ablation corners, `short-w64` and
-`short-w192` the `short` recipe at other widths (the paper's Fig. 3/5 counterpart), `paper` the MoE-X
-paper's Table 6 (docs/moex.md section 9), for a GPU.
+of a preset sees the same tokens. `tiny` and `tiny-moves` are for tests (seconds), `cpu` the embedded
+default (80-90 minutes per model on one thread here), `short` a third of it, for the width sweep with
+`short-w128` and `short-w384` (the paper's Fig. 3/5 counterpart), `gpu` for one short GPU lease, and
+`paper` the MoE-X paper's Table 6 (docs/moex.md section 9), for a GPU.
 """
 
 from __future__ import annotations
@@ -49,14 +49,14 @@ PRESETS = {
         train=TrainConfig(steps=7000, batch_size=32, lr=2e-3, min_lr=2e-4, warmup_steps=100, bf16=False,
                           eval_every=300, checkpoint_every_s=180),
         n_val_games=500, n_probe_games=1000, n_stat_games=500, format="moves", more_shards=6),
-    # The cpu recipe cut to a third (8.2M characters): for the seeds and the corners of the paper's
-    # Table 3 grid, which the 2-core machine cannot afford at full length. Its
-    # numbers land in results/chess/short/ and are compared only with each other.
+    # The cpu recipe cut to a third (2,300 steps, 4.7M moves), the middle of the width sweep below: the
+    # seeds and the Table 3/4 corners run at `cpu` itself. Its numbers land in results/chess/short/ and
+    # are compared only with the sweep's other widths.
     "short": ChessPreset(
-        n_layers=6, n_heads=4, d_model=128, n_ctx=256,
-        train=TrainConfig(steps=1000, batch_size=32, lr=2e-3, min_lr=2e-4, warmup_steps=50, bf16=False,
-                          eval_every=250, checkpoint_every_s=180),
-        n_val_games=500, n_probe_games=1000, n_stat_games=500),
+        n_layers=4, n_heads=4, d_model=256, n_ctx=64,
+        train=TrainConfig(steps=2300, batch_size=32, lr=2e-3, min_lr=2e-4, warmup_steps=100, bf16=False,
+                          eval_every=300, checkpoint_every_s=180),
+        n_val_games=500, n_probe_games=1000, n_stat_games=500, format="moves", more_shards=6),
     # The move format at test size: one token per ply, a whole game in context.
     "tiny-moves": ChessPreset(
         n_layers=4, n_heads=2, d_model=32, n_ctx=64,
@@ -78,10 +78,10 @@ PRESETS = {
         n_val_games=2000, n_probe_games=1000, n_stat_games=500),
 }
 # The width sweep (the paper's Fig. 3 and 5: coverage and reconstruction against model width): the
-# `short` recipe, same characters and steps, at half and 1.5x its width; `short` itself is width 128.
+# `short` recipe, same moves and steps, at half and 1.5x its width; `short` itself is width 256.
 # Heads stay 4, so the head width scales with the model.
-for _width in (64, 192):
+for _width in (128, 384):
     PRESETS[f"short-w{_width}"] = replace(PRESETS["short"], d_model=_width)
-WIDTH_SWEEP = ("short-w64", "short", "short-w192")
+WIDTH_SWEEP = ("short-w128", "short", "short-w384")
 # The gpu preset's script at test size, on a CPU in seconds: the same path, curve included.
 PRESETS["gpu-smoke"] = replace(PRESETS["tiny-moves"], n_curve_games=10)
