@@ -99,17 +99,17 @@ def cmd_bench(args) -> None:
     for adapter_cls in adapters:
         started = time.time()
         path = run_bench(adapter_cls, task, config, args.preset, args.seed, args.device)
-        _print_run(task, adapter_cls.name, path, time.time() - started)
+        _print_run(task, adapter_cls.name, args.preset, path, time.time() - started)
 
 
-def _print_run(task, model: str, path, seconds: float) -> None:
+def _print_run(task, model: str, preset: str, path, seconds: float) -> None:
     """What the run found, then where it wrote it."""
     from bench.headline import run_table
     from bench.report import paper_numbers
     from core.results import load_result
 
     print(f"\n{model} on {task.name}:")
-    print("\n".join(run_table(task.name, load_result(path)["metrics"], paper_numbers(task.name).get(model, {}))))
+    print("\n".join(run_table(task.name, load_result(path)["metrics"], paper_numbers(task.name, preset).get(model, {}))))
     print(f"wrote {path} ({seconds:.0f} s)")
 
 

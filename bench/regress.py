@@ -120,6 +120,15 @@ def _require_checkpoint(check: Check) -> None:
                          f"and commit it")
 
 
+def _variant(check: Check) -> str | None:
+    """The results folder the check's overrides send its run to (a task keeps other settings apart)."""
+    from bench import registry
+    from core.task_config import apply_overrides
+
+    task = registry.task(check.task)
+    return task.result_variant(apply_overrides(task.Config(), list(check.overrides)))
+
+
 def _run_check(check: Check, scratch: Path, mode: str, threads: int) -> dict:
     env = {**os.environ, "MOEXBENCH_RESULTS": str(scratch / "results")}
     if mode == "checkpoints":
@@ -134,7 +143,7 @@ def _run_check(check: Check, scratch: Path, mode: str, threads: int) -> dict:
     if out.returncode != 0:
         last = (out.stderr.strip().splitlines() or ["(no output)"])[-1]
         raise BenchError(f"regress check {check.key} failed to run: {last}")
-    written = result_path(check.task, check.model, check.preset, 0).relative_to(results_root())
+    written = result_path(check.task, check.model, check.preset, 0, _variant(check)).relative_to(results_root())
     record = load_result(scratch / "results" / written)
     return {m: record["metrics"].get(m) for m in check.tolerances}
 

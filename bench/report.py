@@ -21,11 +21,16 @@ def _columns(task: str, records: list[dict]) -> list[str]:
     return names + sorted({k for r in records for k in r["metrics"]} - set(names))
 
 
-def paper_numbers(task: str) -> dict:
+def paper_numbers(task: str, preset: str | None = None) -> dict:
+    """The paper's numbers to print beside ours: the task's `comparable(preset)` when it defines one
+    (it drops what the preset cannot be compared with), else its PAPER_TABLE_1."""
     try:
-        return importlib.import_module(f"tasks.{task}.paper_numbers").PAPER_TABLE_1
-    except (ImportError, AttributeError):
+        module = importlib.import_module(f"tasks.{task}.paper_numbers")
+    except ImportError:
         return {}
+    if preset is not None and hasattr(module, "comparable"):
+        return module.comparable(preset)
+    return getattr(module, "PAPER_TABLE_1", {})
 
 
 def _seed_stats(seeds: list[dict]) -> dict:
@@ -80,7 +85,7 @@ def headline_lines(task: str, preset: str = "cpu", variant: str | None = None) -
     seeds_of = {r["model"]: with_seeds(folder, r) for r in load_results(folder)}
     for seeds in seeds_of.values():
         _seed_stats(seeds)  # refuses a seed lacking a metric another has
-    return models_table(task, seeds_of, paper_numbers(task))
+    return models_table(task, seeds_of, paper_numbers(task, preset))
 
 
 def write_summary(task: str, preset: str = "cpu", variant: str | None = None) -> list[Path]:
@@ -91,7 +96,7 @@ def write_summary(task: str, preset: str = "cpu", variant: str | None = None) ->
     if not records:
         raise BenchError(f"no results in {folder}; run `make bench TASK={task} PRESET={preset}` first")
     columns = _columns(task, records)
-    paper = paper_numbers(task)
+    paper = paper_numbers(task, preset)
     paper_cols = [c for c in ("val_loss", "coverage", "reconstruction") if any(c in v for v in paper.values())]
     spread = [m.name for m in declared(task) if m.spread]
     header = (["model", "preset", "n_seeds"] + columns + [f"{c}_{s}" for c in spread for s in ("mean", "std")]

@@ -31,7 +31,8 @@ class SAESettings:
     tokens: int = 1_000_000
     batch_tokens: int = 4096
     lr: float = 1e-3
-    # Sparsity defaults, picked on the cpu dense model (blocks.3.mlp, 250k-token runs, L0 of 2,048):
+    # Sparsity defaults, picked on the earlier character-format cpu dense model (6 x 128; blocks.3.mlp,
+    # 250k-token runs, 2,048 latents), not yet re-picked on the move-format one (4 x 256, 4,096 latents):
     # standard L1 1/3/10 -> L0 364/158/85; gated 1/3/10 -> 590/249/112; JumpReLU kept L0 ~1,470 for
     # L0 coefficients 0.5-8 at a 0.05 initial threshold (the threshold barely moves in so few steps),
     # 338 (56% dead) at 0.5 and 0 at 1.5. Reproduce: python -m experiments.sae_calibrate (its docstring);

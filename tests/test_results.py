@@ -121,3 +121,27 @@ def test_the_compact_tables_keep_floor_ceiling_spread_and_paper_beside_each_scor
     assert table[2] == "| moex | 2 | 0.200 ± 0.141 (0.075) | 0.200 ± 0.000 | - | - | - | 0.428 / 0.840 |"
     run = run_table("chess", {"reconstruction": 0.3, "reconstruction_random_init": 0.01, "probe_f1": 0.6}, {})
     assert "| reconstruction | 0.300 | 0.010 | 0.600 (probe_f1) | - |" in run
+
+
+def test_the_papers_per_character_loss_is_not_set_beside_a_per_move_loss():
+    from bench.report import paper_numbers
+
+    assert paper_numbers("chess", "paper")["moex"]["val_loss"] == 0.211  # characters, as the paper's
+    moves = paper_numbers("chess", "cpu")["moex"]
+    assert "val_loss" not in moves and moves["coverage"] == 0.428
+    assert paper_numbers("superposition", "cpu") == {}
+
+
+def test_a_chess_run_with_other_settings_goes_to_its_own_folder_and_regress_reads_it_there():
+    from bench.regress import CHESS_EVAL, Check, _variant
+    from core.task_config import apply_overrides
+    from tasks.chess.config import ChessConfig
+    from tasks.chess.task import ChessTask
+
+    assert ChessTask.result_variant(ChessConfig()) is None
+    assert ChessTask.result_variant(apply_overrides(ChessConfig(), ["batch_size=8", "workers=1"])) is None
+    assert ChessTask.result_variant(apply_overrides(ChessConfig(), ["layer=-2", "probe_layers=all"])) == \
+        "layer.-2_probe_layers.all"
+    assert _variant(Check("chess", "dense", "cpu", CHESS_EVAL, {})) == \
+        "random_floor.False_probe_games.100_legal_move_games.0"
+    assert result_path("chess", "dense", "cpu", 0, "layer.-2").parts[-3:] == ("chess", "layer.-2", "dense.json")

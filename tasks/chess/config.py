@@ -23,6 +23,8 @@ class ChessConfig:
     legal_move_games: int = 100
     batch_size: int = 64
     workers: int = 2
+    # Settings that change speed, not numbers: a run differing only in these is the default run.
+    RESULT_NEUTRAL = ("batch_size", "workers")
 
     def __post_init__(self):
         if self.site not in ("mlp", "resid"):

@@ -18,6 +18,18 @@ PAPER_TABLE_1 = {
     "moex-gelu": {"source": "MoE-X Table 3, sparsity router only", "coverage": 0.404, "reconstruction": 0.740},
 }
 
+
+
+def comparable(preset: str) -> dict:
+    """Table 1 as far as a preset's numbers can sit beside it: the paper's validation loss is nats per
+    SAN character, so a move-format preset (nats per move) shows only coverage and reconstruction."""
+    from tasks.chess.presets import PRESETS
+
+    if preset in PRESETS and PRESETS[preset].format != "chars":
+        return {m: {k: v for k, v in row.items() if k != "val_loss"} for m, row in PAPER_TABLE_1.items()}
+    return PAPER_TABLE_1
+
+
 # Table 4 (upcycling) as printed: its MoE-X row is the one trained from scratch, which Table 1's is not.
 PAPER_TABLE_4 = {
     "dense": {"coverage": 0.356, "reconstruction": 0.608},

@@ -123,6 +123,15 @@ class ChessTask(Task):
         return partial(curve_point, fmt_name=PRESETS[preset].format, n_games=PRESETS[preset].n_curve_games)
 
     @staticmethod
+    def result_variant(config: ChessConfig) -> str | None:
+        """Settings that change what is measured (another layer, site, probe or game count) write to a
+        folder named after them, e.g. results/chess/layer.-2/, never over the default run's."""
+        default = ChessConfig()
+        changed = [f"{f.name}.{getattr(config, f.name)}" for f in dataclasses.fields(config)
+                   if f.name not in ChessConfig.RESULT_NEUTRAL and getattr(config, f.name) != getattr(default, f.name)]
+        return "_".join(changed) or None
+
+    @staticmethod
     def after_training(model_name: str, preset: str, seed: int, meta: dict) -> None:
         if seed == 0 and not preset.startswith("tiny"):
             from tasks.chess.training_curve import write_curve
