@@ -5,7 +5,9 @@ Measured now (`--parts`, each merged into perf.json with its threads and git sha
 time of every MoE model over the dense model at equal active width (cpu preset shapes, random
 tokens, the training dtype of the preset); the cost of the chess coverage + reconstruction counting
 at the reference size (20,000 + 20,000 positions) as the number of features grows; dense step time
-under bf16 / torch.compile; auto-interp scoring and caching speed and memory (perf/autointerp.py).
+under bf16 / torch.compile; auto-interp scoring and caching speed and memory (perf/autointerp.py);
+the superposition task's training step at the paper preset's shapes, fused against straightforward
+(perf/superposition.py).
 """
 
 from __future__ import annotations
@@ -82,7 +84,8 @@ def _counting_seconds(n_features: int, n_positions: int = 20_000, density: float
     return time.perf_counter() - start
 
 
-PARTS = ("train", "dispatch", "dispatch_profile", "mfu", "counting", "variants", "autointerp", "end_to_end")
+PARTS = ("train", "dispatch", "dispatch_profile", "mfu", "counting", "variants", "autointerp", "end_to_end",
+         "superposition")
 
 
 def _measure(part: str, args) -> dict:
@@ -115,6 +118,10 @@ def _measure(part: str, args) -> dict:
         return {"dense_step_seconds_by_variant": {name: _step_seconds("dense", args.preset, args.steps, warmup=3,
                                                                       bf16=b, compiled=c)
                                                   for name, (b, c) in variants.items()}}
+    if part == "superposition":
+        from perf.superposition import step_seconds
+
+        return {"superposition_step": step_seconds()}
     if part == "end_to_end":
         from perf.end_to_end import bench_seconds
 
@@ -155,7 +162,10 @@ NOTES = ("step: median of timed steps after 2 warm-up steps, random tokens, batc
          "of 32 tokens); caching = the window-maxima pass over a random sparse 16,384-feature map, each token "
          "count in a fresh process (peak RSS its own). end_to_end: `make bench MODEL=moex TASK=chess` from the committed "
          "checkpoint in a child process (peak RSS its own), results and caches in a scratch folder, first with an "
-         "empty cache, then again with the cache it filled.")
+         "empty cache, then again with the cache it filled. superposition: one training step (fresh data, forward, "
+         "loss, backward, AdamW) at the paper preset's shapes, the three paths taking turns, median of 3 after 1 "
+         "warm-up; projected hours = 10,000 steps x the runs a model trains (MoE: the three sweeps + the "
+         "specialisation run twice), evaluation left out.")
 
 
 def main(argv=None) -> None:
@@ -287,12 +297,34 @@ def _markdown(record: dict) -> list[str]:
                   "| tokens cached | features | tokens/s | peak RSS (MiB) |", "|---|---|---|---|"]
         lines += [f"| {c['tokens']:,} | {c['features']:,} | {c['tokens_per_second']:,.0f} | {c['peak_rss_mib']:.0f} |"
                   for c in auto["caching"]]
+    lines += _superposition_lines(record)
     e2e = record.get("end_to_end")
     if e2e:
         lines += ["", _when(record, "end_to_end"), "", f"`{e2e['command']}`:", "",
                   "| cache | wall (s) | peak RSS (MiB) |", "|---|---|---|"]
         lines += [f"| {name.split('_')[0]} | {e2e[name]['wall_seconds']:.0f} | {e2e[name]['peak_rss_mib']:.0f} |"
                   for name in ("cold_cache", "warm_cache")]
+    return lines
+
+
+def _superposition_lines(record: dict) -> list[str]:
+    sup = record.get("superposition_step")
+    if not sup:
+        return []
+    lines = ["", _when(record, "superposition"), "",
+             f"Superposition training step at the `{sup['preset']}` preset's shapes (batch {sup['batch']}); the fused "
+             f"step trains bit-identical weights, one draw a different random stream:", "",
+             "| run | straightforward (s) | fused (s) | fused, one draw (s) | fused speed-up | one-draw speed-up |",
+             "|---|---|---|---|---|---|"]
+    for name, s in sup["seconds"].items():
+        up = sup["speedup"][name]
+        lines.append(f"| {name} | {s['straightforward']:.3f} | {s['fused']:.3f} | {s['fused_one_draw']:.3f} | "
+                     f"{up['fused']:.2f}x | {up['fused_one_draw']:.2f}x |")
+    hours = sup["projected_hours"]
+    lines += ["", "| projected training (h) | straightforward | fused | fused, one draw |", "|---|---|---|---|"]
+    lines += [f"| {who} model | " + " | ".join(f"{hours[path][who]:.1f}" for path in
+                                             ("straightforward", "fused", "fused_one_draw")) + " |"
+              for who in ("dense", "moe")]
     return lines
 
 

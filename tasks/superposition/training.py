@@ -1,11 +1,18 @@
 """Training a batch of toy models at once: AdamW at a constant learning rate (the reference's
-default schedule), fresh synthetic data every step, the importance-weighted squared error."""
+default schedule), fresh synthetic data every step, the importance-weighted squared error.
+
+The default step is fused: the sampler, the decoder and the loss write into tensors reused from step
+to step (tasks/superposition/toy_model.py says why), with the loss and its backward in one autograd
+function. It trains the same weights, bit for bit, as the straightforward step (fused=False), which
+is kept for the comparison (tests, perf/superposition.py)."""
 
 from __future__ import annotations
 
 import torch
+from torch.autograd.function import once_differentiable
 
-from tasks.superposition.toy_model import ToyModels, sample_features
+from tasks.superposition.toy_model import (FeatureSampler, Scratch, ToyModels, check_scratch, sample_features,
+                                           scratch_step, work_tensor)
 
 
 def reconstruction_loss(x: torch.Tensor, x_hat: torch.Tensor, importance: torch.Tensor) -> torch.Tensor:
@@ -13,20 +20,74 @@ def reconstruction_loss(x: torch.Tensor, x_hat: torch.Tensor, importance: torch.
     return (importance * (x - x_hat) ** 2).mean(1).sum(-1)
 
 
-def train_models(model: ToyModels, density: torch.Tensor, importance: torch.Tensor, steps: int, batch: int,
-                 lr: float, generator: torch.Generator) -> torch.Tensor:
-    """Trains every model in place; returns each one's reconstruction loss on the last 10% of steps."""
+class _WeightedSquaredError(torch.autograd.Function):
+    """`reconstruction_loss` (same operations, so the same values) whose backward is one pass over
+    (N, B, n) instead of autograd's chain of five or six, each into a fresh tensor. Autograd's
+    gradient for x_hat is -(((g / B) * I) * (2 * diff)); scaling by 2 and negating are exact, so
+    ((g / B) * I * -2) * diff is the same number."""
+
+    @staticmethod
+    def forward(ctx, x, x_hat, importance, scratch):
+        diff = torch.sub(x, x_hat, out=work_tensor(scratch, "diff", x.shape))
+        squared = torch.mul(diff, diff, out=work_tensor(scratch, "squared", x.shape)).mul_(importance)
+        ctx.diff, ctx.importance, ctx.scratch, ctx.step = diff, importance, scratch, scratch_step(scratch)
+        return squared.mean(1).sum(-1)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        check_scratch(ctx.scratch, ctx.step)
+        diff = ctx.diff
+        coef = (grad[:, None, None] / diff.shape[1]) * ctx.importance * -2.0
+        return None, diff.mul_(coef), None, None                           # diff is not needed again
+
+
+def _update(opt: torch.optim.Optimizer, loss: torch.Tensor, aux: torch.Tensor) -> None:
+    opt.zero_grad(set_to_none=True)
+    # Summing over models keeps them independent: each parameter slice sees only its model's loss.
+    (loss + aux).sum().backward()
+    opt.step()
+
+
+def training_step(model: ToyModels, density: torch.Tensor, importance: torch.Tensor, batch: int, lr: float,
+                  generator: torch.Generator, fused: bool = True, one_draw: bool = False):
+    """One training step as a function returning each model's loss (N,); the optimizer (and, fused,
+    the reused tensors) made once. one_draw: FeatureSampler's single-uniform sampling, opt-in and
+    fused only, since it draws a different random stream."""
     opt = torch.optim.AdamW(model.parameters(), lr=lr)
     n_models, n_features = model.W.shape[0], model.spec.n_features
+    if not fused:
+        if one_draw:
+            raise ValueError("one_draw sampling is an option of the fused step only")
+
+        def straightforward() -> torch.Tensor:
+            x = sample_features(n_models, batch, n_features, density, generator)
+            x_hat, _, aux = model.forward_unfused(x)
+            loss = reconstruction_loss(x, x_hat, importance)
+            _update(opt, loss, aux)
+            return loss.detach()
+        return straightforward
+
+    sample = FeatureSampler(n_models, batch, n_features, density, generator, one_draw)
+    scratch = Scratch()
+
+    def step() -> torch.Tensor:
+        x = sample()
+        x_hat, _, aux = model(x, scratch)
+        loss = _WeightedSquaredError.apply(x, x_hat, importance, scratch)
+        _update(opt, loss, aux)
+        scratch.next_step()
+        return loss.detach()
+    return step
+
+
+def train_models(model: ToyModels, density: torch.Tensor, importance: torch.Tensor, steps: int, batch: int,
+                 lr: float, generator: torch.Generator, fused: bool = True, one_draw: bool = False) -> torch.Tensor:
+    """Trains every model in place; returns each one's reconstruction loss on the last 10% of steps."""
+    step = training_step(model, density, importance, batch, lr, generator, fused, one_draw)
     tail = []
-    for step in range(steps):
-        x = sample_features(n_models, batch, n_features, density, generator)
-        x_hat, _, aux = model(x)
-        loss = reconstruction_loss(x, x_hat, importance)
-        opt.zero_grad(set_to_none=True)
-        # Summing over models keeps them independent: each parameter slice sees only its model's loss.
-        (loss + aux).sum().backward()
-        opt.step()
-        if step >= steps - max(1, steps // 10):
-            tail.append(loss.detach())
+    for i in range(steps):
+        loss = step()
+        if i >= steps - max(1, steps // 10):
+            tail.append(loss)
     return torch.stack(tail).mean(0)
