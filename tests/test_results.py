@@ -139,9 +139,10 @@ def test_a_chess_run_with_other_settings_goes_to_its_own_folder_and_regress_read
     from tasks.chess.task import ChessTask
 
     assert ChessTask.result_variant(ChessConfig()) is None
-    assert ChessTask.result_variant(apply_overrides(ChessConfig(), ["batch_size=8", "workers=1"])) is None
-    assert ChessTask.result_variant(apply_overrides(ChessConfig(), ["layer=-2", "probe_layers=all"])) == \
-        "layer.-2_probe_layers.all"
-    assert _variant(Check("chess", "dense", "cpu", CHESS_EVAL, {})) == \
-        "random_floor.False_probe_games.100_legal_move_games.0"
+    assert ChessTask.result_variant(apply_overrides(ChessConfig(), ["probe_games=40", "probe_layers=all"])) is None
+    assert ChessTask.result_variant(apply_overrides(ChessConfig(), ["layer=-2", "probe_layers=all"])) == "layer.-2"
+    assert ChessTask.result_variant(apply_overrides(ChessConfig(), ["site=resid", "layer=-1"])) == \
+        "layer.-1_site.resid"
+    assert _variant(Check("chess", "dense", "cpu", CHESS_EVAL, {})) is None
+    assert _variant(Check("chess", "dense", "cpu", ("layer=-2",), {})) == "layer.-2"
     assert result_path("chess", "dense", "cpu", 0, "layer.-2").parts[-3:] == ("chess", "layer.-2", "dense.json")

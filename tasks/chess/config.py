@@ -23,8 +23,10 @@ class ChessConfig:
     legal_move_games: int = 100
     batch_size: int = 64
     workers: int = 2
-    # Settings that change speed, not numbers: a run differing only in these is the default run.
-    RESULT_NEUTRAL = ("batch_size", "workers")
+    # Settings that score other features: a run with either changed is another experiment, written to
+    # its own results folder. The rest change how much is measured (games, the floor, extra probes) or
+    # how fast, and their values are recorded in the result's config.
+    OTHER_FEATURES = ("layer", "site")
 
     def __post_init__(self):
         if self.site not in ("mlp", "resid"):

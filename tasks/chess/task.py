@@ -124,11 +124,11 @@ class ChessTask(Task):
 
     @staticmethod
     def result_variant(config: ChessConfig) -> str | None:
-        """Settings that change what is measured (another layer, site, probe or game count) write to a
-        folder named after them, e.g. results/chess/layer.-2/, never over the default run's."""
+        """A run scoring other features (another layer or site) writes to a folder named after them,
+        e.g. results/chess/layer.-2/, never over the default run's."""
         default = ChessConfig()
-        changed = [f"{f.name}.{getattr(config, f.name)}" for f in dataclasses.fields(config)
-                   if f.name not in ChessConfig.RESULT_NEUTRAL and getattr(config, f.name) != getattr(default, f.name)]
+        changed = [f"{name}.{getattr(config, name)}" for name in ChessConfig.OTHER_FEATURES
+                   if getattr(config, name) != getattr(default, name)]
         return "_".join(changed) or None
 
     @staticmethod
