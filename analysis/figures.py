@@ -73,7 +73,7 @@ def paper_tables(preset: str) -> list[Path] | str:
     for r in records:
         seeds = with_seeds(folder, r)
         stats[r["model"]] = _seed_stats(seeds)
-    lines = render(stats)
+    lines = render(stats, preset)
     if not lines:
         return f"none of the paper's models has chess results at the {preset} preset"
     name = f"chess_paper_tables_{preset}"
@@ -287,6 +287,22 @@ FIGURES = [paper_tables, coverage_vs_reconstruction, coverage_vs_l0, expert_enco
            detection_by_decile, width_sweep]
 
 
+# Each figure's file name at a preset (None: drawn at another preset only), so that a figure skipped
+# for want of results takes its earlier files with it instead of leaving them to describe old results.
+STEMS = {paper_tables: "chess_paper_tables_{preset}", coverage_vs_reconstruction: "chess_coverage_vs_reconstruction_{preset}",
+         coverage_vs_l0: "chess_coverage_vs_l0_{preset}", expert_encoders: "expert_encoders_{preset}",
+         router_vs_active: "router_vs_active_{preset}", detection_by_decile: "language_detection_by_decile_{preset}",
+         width_sweep: lambda preset: "chess_width_sweep" if preset == "short" else None}
+
+
+def _remove_stale(figure, preset: str) -> None:
+    stem = STEMS[figure]
+    name = stem(preset) if callable(stem) else stem.format(preset=preset)
+    for path in sorted(out_dir().glob(f"{name}.*")) if name else []:
+        path.unlink()
+        print(f"removed {path} (drawn from results that are gone)")
+
+
 def make_figures(presets=("cpu", "short")) -> list[Path]:
     written = []
     for preset in presets:
@@ -294,6 +310,7 @@ def make_figures(presets=("cpu", "short")) -> list[Path]:
             got = figure(preset)
             if isinstance(got, str):
                 print(f"skipped {figure.__name__} ({preset}): {got}")
+                _remove_stale(figure, preset)
             else:
                 written += got
                 for p in got:

@@ -47,13 +47,13 @@ def _seed_stats(seeds: list[dict]) -> dict:
             "std": {k: statistics.stdev(v) for k, v in values.items() if len(v) > 1}, "values": values}
 
 
-def _paper_tables(task: str, stats: dict) -> list[str]:
+def _paper_tables(task: str, stats: dict, preset: str) -> list[str]:
     """The task's own layout of our numbers beside the paper's tables, when it has one."""
     try:
         render = importlib.import_module(f"tasks.{task}.paper_tables").render
     except ImportError:
         return []
-    return render(stats)
+    return render(stats, preset)
 
 
 def _trained_elsewhere(seeds_of: dict[str, list[dict]]) -> list[str]:
@@ -123,7 +123,7 @@ def write_summary(task: str, preset: str = "cpu", variant: str | None = None) ->
           "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     md += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows]
     md += ["", "Columns:", ""] + [f"- `{m.name}`: {m.description}" + _direction(m) for m in declared(task)]
-    md += [""] + _trained_elsewhere(seeds_of) + _paper_tables(task, by_model)
+    md += [""] + _trained_elsewhere(seeds_of) + _paper_tables(task, by_model, preset)
     atomic_write_text(folder / "summary.md", "\n".join(md) + "\n")
     plot = _plot(task, folder, records, paper)
     return [folder / "summary.csv", folder / "summary.md"] + ([plot] if plot else [])

@@ -25,10 +25,25 @@ def test_figures_from_results_alone_and_absent_ones_skipped(tmp_path, monkeypatc
     caption = (tmp_path / "figures" / "chess_coverage_vs_reconstruction_cpu.txt").read_text()
     assert "chess/dense.json" in caption and "chess/moex.json" in caption
     table = (tmp_path / "figures" / "chess_paper_tables_cpu.md").read_text()
-    assert "| moex | 0.700 | 0.211 | 0.080 | 0.428 | 0.030 | 0.840 |" in table
+    # cpu counts loss per move: the paper's per-character loss is not set beside it
+    assert "| moex | 0.700 | - | 0.080 | 0.428 | 0.030 | 0.840 |" in table
     out = capsys.readouterr().out
     assert "skipped expert_encoders (cpu): no expert analyses" in out
     assert "skipped detection_by_decile (cpu): no language auto-interp results" in out
+
+
+def test_a_figure_whose_results_are_gone_takes_its_old_files_with_it(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MOEXBENCH_RESULTS", str(tmp_path))
+    figures = tmp_path / "figures"
+    figures.mkdir()
+    for name in ("expert_encoders_cpu.png", "expert_encoders_cpu.txt", "chess_width_sweep.png",
+                 "expert_encoders_cpu_extra.png"):
+        (figures / name).write_text("old")
+    make_figures(("cpu",))
+    assert not (figures / "expert_encoders_cpu.png").exists() and not (figures / "expert_encoders_cpu.txt").exists()
+    assert (figures / "chess_width_sweep.png").exists()  # drawn with the short figures, not at cpu
+    assert (figures / "expert_encoders_cpu_extra.png").exists()  # another figure's name
+    assert "removed" in capsys.readouterr().out
 
 
 def test_a_results_file_of_another_schema_is_named_in_the_error(tmp_path, monkeypatch):

@@ -8,11 +8,10 @@ paper's ordering is stated from the numbers, as a finding: nothing here is tuned
 from __future__ import annotations
 
 from core.significance import difference_lines
-from tasks.chess.paper_numbers import KARVONEN, PAPER_TABLE_1, PAPER_TABLE_4
+from tasks.chess.paper_numbers import KARVONEN, PAPER_TABLE_1, PAPER_TABLE_4, comparable
 
 # Table 1 plus our SAE, whose reference is Karvonen et al.'s best SAE (no chess SAE in the MoE-X paper).
 TABLE_1 = ["dense", "dense-relu", "switch", "moex", "dense+sae"]
-TABLE_1_PAPER = {**PAPER_TABLE_1, "dense+sae": KARVONEN["best SAE"]}
 TABLE_4 = ["dense", "dense-continued", "moex", "moex-upcycled"]
 # Table 3: rows are routers, columns are expert activations; (GELU, learned) is the Switch row.
 TABLE_3 = {("learned top-k", "GELU"): "switch", ("learned top-k", "ReLU"): "switch-relu",
@@ -77,10 +76,12 @@ def ordering_finding(stats: dict, metric: str = "reconstruction") -> str | None:
             f"{caveat}.")
 
 
-def render(stats: dict) -> list[str]:
-    """Markdown lines for the summary; empty when none of the paper's models has results here."""
+def render(stats: dict, preset: str | None = None) -> list[str]:
+    """Markdown lines for the summary; empty when none of the paper's models has results here. At a
+    move-format preset the paper's validation loss (per character) is left out: ours is per move."""
+    paper_1 = {**(comparable(preset) if preset else PAPER_TABLE_1), "dense+sae": KARVONEN["best SAE"]}
     body = (_model_table("Table 1: activated parameters equal (dense+sae: Karvonen et al.'s best SAE)", TABLE_1,
-                         TABLE_1_PAPER, stats, ["val_loss", "coverage", "reconstruction"])
+                         paper_1, stats, ["val_loss", "coverage", "reconstruction"])
             + _grid(stats)
             + _model_table("Table 4: upcycling (paper's moex row: MoE-X from scratch)", TABLE_4, PAPER_TABLE_4,
                            stats, ["coverage", "reconstruction"]))

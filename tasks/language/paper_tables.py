@@ -15,7 +15,7 @@ def _fmt(value) -> str:
     return "-" if value is None else f"{value:.3f}" if value < 10 else f"{value:.2f}"
 
 
-def render(stats: dict) -> list[str]:
+def render(stats: dict, preset: str | None = None) -> list[str]:
     rows = [m for m in ("dense", "dense+sae", "switch", "moex") if m in stats]
     if not rows:
         return []

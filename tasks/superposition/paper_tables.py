@@ -28,7 +28,7 @@ def _yes(flag: bool) -> str:
     return "yes" if flag else "no"
 
 
-def render(stats: dict) -> list[str]:
+def render(stats: dict, preset: str | None = None) -> list[str]:
     dense_fpd, dense_loss = _get(stats, "dense", "features_per_dim"), _get(stats, "dense", "loss")
     moes = [m for m in MOE_MODELS if _get(stats, m, "features_per_dim") is not None]
     if dense_fpd is None or not moes:
