@@ -276,8 +276,10 @@ def width_sweep(preset: str) -> list[Path] | str:
     used = [r for pts in points.values() for _, r in pts]
     absent = sorted({f"{m} at {p}" for m in points for p in WIDTH_SWEEP}
                     - {f"{r['model']} at {r['preset']}" for r in used})
-    caption = ("Seed 0 of each model trained with the `short` recipe (1,000 steps, 8.2M characters) at "
-               "every width, 6 layers and 4 heads throughout." + (f" Absent: {', '.join(absent)}." if absent else "")
+    short = PRESETS["short"]
+    caption = (f"Seed 0 of each model trained with the `short` recipe ({short.train.steps:,} steps of "
+               f"{short.train.batch_size} x {short.n_ctx} tokens, {short.format} format) at every width, "
+               f"{short.n_layers} layers and {short.n_heads} heads throughout." + (f" Absent: {', '.join(absent)}." if absent else "")
                + (f" Not drawn (one width only): {', '.join(single)}." if single else "")
                + "\n" + _sources([r["_path"] for r in used], [r["provenance"]["git_sha"] for r in used]))
     return _save(fig, "chess_width_sweep", caption)
@@ -289,7 +291,8 @@ FIGURES = [paper_tables, coverage_vs_reconstruction, coverage_vs_l0, expert_enco
 
 # Each figure's file name at a preset (None: drawn at another preset only), so that a figure skipped
 # for want of results takes its earlier files with it instead of leaving them to describe old results.
-STEMS = {paper_tables: "chess_paper_tables_{preset}", coverage_vs_reconstruction: "chess_coverage_vs_reconstruction_{preset}",
+STEMS = {paper_tables: "chess_paper_tables_{preset}",
+         coverage_vs_reconstruction: "chess_coverage_vs_reconstruction_{preset}",
          coverage_vs_l0: "chess_coverage_vs_l0_{preset}", expert_encoders: "expert_encoders_{preset}",
          router_vs_active: "router_vs_active_{preset}", detection_by_decile: "language_detection_by_decile_{preset}",
          width_sweep: lambda preset: "chess_width_sweep" if preset == "short" else None}

@@ -70,3 +70,29 @@ def test_one_draw_sampling_draws_the_stated_distribution():
         assert abs(values.var().item() - 1 / 12) < 0.002, d
         quarters = torch.histc(values, bins=4, min=0, max=1) / len(values)
         assert (quarters - 0.25).abs().max() < 4 * (0.25 * 0.75 / len(values)) ** 0.5, d
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: f"e{s.n_experts}m{s.d_expert}k{s.top_k}-{s.hidden}-{s.router}")
+def test_the_fused_gradients_are_the_true_gradients_in_float64(spec):
+    # gradcheck compares against finite differences, not against another implementation; float64
+    # also checks that the work tensors take the input's dtype.
+    g = torch.Generator().manual_seed(3)
+    model = ToyModels(spec, 2, g).double()
+    x = torch.rand(2, 5, spec.n_features, generator=g, dtype=torch.float64) + 0.1
+    names = [n for n, _ in model.named_parameters()]
+
+    def fused(*values):
+        return torch.func.functional_call(model, dict(zip(names, values)), (x,))[0]  # no scratch: many backwards
+
+    values = [p.detach().clone().requires_grad_() for p in model.parameters()]
+    assert torch.autograd.gradcheck(fused, values, atol=1e-6)
+
+
+def test_a_second_backward_through_the_fused_loss_is_refused():
+    from tasks.superposition.training import _WeightedSquaredError
+
+    x, x_hat = torch.rand(2, 3, 4), torch.rand(2, 3, 4, requires_grad=True)
+    loss = _WeightedSquaredError.apply(x, x_hat, torch.ones(4), None).sum()
+    loss.backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="second backward"):
+        loss.backward()

@@ -19,7 +19,6 @@ PAPER_TABLE_1 = {
 }
 
 
-
 def comparable(preset: str) -> dict:
     """Table 1 as far as a preset's numbers can sit beside it: the paper's validation loss is nats per
     SAN character, so a move-format preset (nats per move) shows only coverage and reconstruction."""

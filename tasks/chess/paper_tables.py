@@ -1,6 +1,6 @@
 """Our chess numbers laid out as the MoE-X paper's Tables 1, 3 and 4, with its numbers beside them.
 
-The report calls `render(stats)` with, per model, the seed-0 metrics and the mean/std over seeds; a
+The report calls `render(stats, preset)` with, per model, the seed-0 metrics and the mean/std over seeds; a
 table is drawn with whatever of its models have results in the folder. Whether our numbers keep the
 paper's ordering is stated from the numbers, as a finding: nothing here is tuned toward it.
 """

@@ -1,6 +1,6 @@
 """Our language numbers laid out as the MoE-X paper's Table 2 (perplexity), its numbers beside, plus
 the auto-interp comparison the paper claims (MoE-X matches or beats SAE detection; both beat dense
-neurons), stated from our numbers. The report calls `render(stats)` as for chess."""
+neurons), stated from our numbers. The report calls `render(stats, preset)` as for chess."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The published superposition claims (docs/superposition.md section 7, Chaudhari et al.) beside our numbers,
 each judged from them, plus the benchmark's own question: does MoE-X's router lower superposition
-further than a learned router at equal network sparsity? The report calls `render(stats)`."""
+further than a learned router at equal network sparsity? The report calls `render(stats, preset)`."""
 
 from __future__ import annotations
 

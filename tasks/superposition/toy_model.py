@@ -78,14 +78,14 @@ class Scratch:
     def __init__(self):
         self._tensors, self._taken, self.step = {}, set(), 0
 
-    def tensor(self, name: str, shape: tuple) -> torch.Tensor:
+    def tensor(self, name: str, shape: tuple, like: torch.Tensor) -> torch.Tensor:
         if name in self._taken:
             raise RuntimeError(f"scratch tensor {name!r} asked for twice in one step: run the backward and "
                                f"call next_step() first")
         self._taken.add(name)
         t = self._tensors.get(name)
-        if t is None or t.shape != torch.Size(shape):
-            t = self._tensors[name] = torch.empty(shape)
+        if t is None or t.shape != torch.Size(shape) or (t.dtype, t.device) != (like.dtype, like.device):
+            t = self._tensors[name] = like.new_empty(shape)
         return t
 
     def next_step(self) -> None:
@@ -97,9 +97,9 @@ class Scratch:
             raise RuntimeError("backward after this step's scratch tensors were reused by a later step")
 
 
-def work_tensor(scratch: Scratch | None, name: str, shape: tuple) -> torch.Tensor:
-    """A reused tensor from `scratch`, or a fresh one without."""
-    return torch.empty(shape) if scratch is None else scratch.tensor(name, shape)
+def work_tensor(scratch: Scratch | None, name: str, shape: tuple, like: torch.Tensor) -> torch.Tensor:
+    """A reused tensor from `scratch`, or a fresh one without; of `like`'s dtype and device."""
+    return like.new_empty(shape) if scratch is None else scratch.tensor(name, shape, like)
 
 
 def scratch_step(scratch: Scratch | None) -> int:
@@ -121,7 +121,7 @@ class _DenseDecode(torch.autograd.Function):
     @staticmethod
     def forward(ctx, hidden, W, b, scratch):
         N, _, B, _ = hidden.shape
-        out = work_tensor(scratch, "dense_out", (N, 1, B, W.shape[2]))
+        out = work_tensor(scratch, "dense_out", (N, 1, B, W.shape[2]), hidden)
         out = torch.matmul(hidden, W.transpose(-1, -2), out=out)
         out.add_(b[:, :, None]).relu_()
         ctx.save_for_backward(hidden, W)
@@ -136,7 +136,7 @@ class _DenseDecode(torch.autograd.Function):
         N, _, B, n = ctx.out.shape
         # ReLU's backward into its own tensor: `out` is the returned x_hat, which callers may still read.
         g = torch.ops.aten.threshold_backward.grad_input(
-            grad[:, None], ctx.out, 0.0, grad_input=work_tensor(ctx.scratch, "dense_grad", ctx.out.shape))
+            grad[:, None], ctx.out, 0.0, grad_input=work_tensor(ctx.scratch, "dense_grad", ctx.out.shape, grad))
         grad_b = g.sum(2, keepdim=True)[:, :, 0]                           # the broadcast bias add's backward
         # matmul's batched backward: (N, B, m) @ (N, m, n) as one bmm.
         g3, h3 = g.view(N, B, n), hidden.view(N, B, -1)
@@ -157,11 +157,11 @@ class _ChosenDecode(torch.autograd.Function):
     def forward(ctx, code, top, decoder, weights, scratch):
         N, B, k, m1 = code.shape
         idx = top[..., None, None].expand(N, B, k, 1, m1)
-        slots = work_tensor(scratch, "slots", (N, B, k, decoder.shape[1] // m1, m1)).zero_()
+        slots = work_tensor(scratch, "slots", (N, B, k, decoder.shape[1] // m1, m1), code).zero_()
         slots = slots.scatter_(3, idx, code[:, :, :, None, :]).view(N, B * k, -1)
-        out = torch.bmm(slots, decoder, out=work_tensor(scratch, "outputs", (N, B * k, decoder.shape[2])))
+        out = torch.bmm(slots, decoder, out=work_tensor(scratch, "outputs", (N, B * k, decoder.shape[2]), decoder))
         out = out.relu_().view(N, B, k, -1)
-        mixed = torch.mul(out, weights[..., None], out=work_tensor(scratch, "mixed", out.shape))
+        mixed = torch.mul(out, weights[..., None], out=work_tensor(scratch, "mixed", out.shape, out))
         ctx.save_for_backward(idx, decoder, weights)
         ctx.slots, ctx.out, ctx.mixed = slots, out, mixed
         ctx.scratch, ctx.step = scratch, scratch_step(scratch)
@@ -179,7 +179,7 @@ class _ChosenDecode(torch.autograd.Function):
         g = torch.mul(g, weights[..., None], out=buf)
         g = torch.ops.aten.threshold_backward.grad_input(g, out, 0.0, grad_input=buf).view(N, B * k, n)
         grad_decoder = ctx.slots.transpose(1, 2).bmm(g)
-        grad_slots = work_tensor(ctx.scratch, "grad_slots", ctx.slots.shape)
+        grad_slots = work_tensor(ctx.scratch, "grad_slots", ctx.slots.shape, grad)
         grad_slots = torch.bmm(g, decoder.transpose(1, 2), out=grad_slots)
         grad_code = grad_slots.view(idx.shape[:3] + (-1, idx.shape[4])).gather(3, idx)[:, :, :, 0]
         return grad_code, None, grad_decoder, grad_weights, None
@@ -334,8 +334,8 @@ class FeatureSampler:
                  generator: torch.Generator, one_draw: bool = False):
         shape = (n_models, batch, n_features)
         self.density, self.generator, self.one_draw = density.view(-1, 1, 1), generator, one_draw
-        self.divisor = torch.where(self.density > 0, self.density, torch.ones(()))
-        self.x, self.present = torch.empty(shape), torch.empty(shape)
+        self.divisor = torch.where(self.density > 0, self.density, self.density.new_ones(()))
+        self.x, self.present = self.density.new_empty(shape), self.density.new_empty(shape)
 
     def __call__(self) -> torch.Tensor:
         # Masks as 1.0 / 0.0 floats and a product: masked_fill_ or a bool operand is 5-7x slower here.

@@ -28,8 +28,8 @@ class _WeightedSquaredError(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, x_hat, importance, scratch):
-        diff = torch.sub(x, x_hat, out=work_tensor(scratch, "diff", x.shape))
-        squared = torch.mul(diff, diff, out=work_tensor(scratch, "squared", x.shape)).mul_(importance)
+        diff = torch.sub(x, x_hat, out=work_tensor(scratch, "diff", x.shape, x))
+        squared = torch.mul(diff, diff, out=work_tensor(scratch, "squared", x.shape, x)).mul_(importance)
         ctx.diff, ctx.importance, ctx.scratch, ctx.step = diff, importance, scratch, scratch_step(scratch)
         return squared.mean(1).sum(-1)
 
@@ -37,7 +37,9 @@ class _WeightedSquaredError(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad):
         check_scratch(ctx.scratch, ctx.step)
-        diff = ctx.diff
+        diff, ctx.diff = ctx.diff, None                                    # its gradient is written into it
+        if diff is None:
+            raise RuntimeError("a second backward through the fused loss: its first used up the saved difference")
         coef = (grad[:, None, None] / diff.shape[1]) * ctx.importance * -2.0
         return None, diff.mul_(coef), None, None                           # diff is not needed again
 
