@@ -78,7 +78,7 @@ def test_moex_tiny_reports_router_diagnostics_beside_the_chess_scores():
     out = _bench("bench", "--model", "moex", "--preset", "tiny", "--threads", "1", "probe_games=20",
                  "random_floor=false")
     assert out.returncode == 0, out.stderr[-2000:]
-    record = load_result(result_path("chess", "moex", "tiny", 0))
+    record = load_result(result_path("chess", "moex", "tiny", 0, "random_floor.False"))  # lacks the floor
     metrics = record["metrics"]
     assert metrics["n_features"] == 8 * 64  # 8 experts x 2*d_model units: 4x the dense width
     # MoE-X's router scores an expert by the units it expects to fire, so the score and the units that

@@ -143,6 +143,7 @@ def test_a_chess_run_with_other_settings_goes_to_its_own_folder_and_regress_read
     assert ChessTask.result_variant(apply_overrides(ChessConfig(), ["layer=-2", "probe_layers=all"])) == "layer.-2"
     assert ChessTask.result_variant(apply_overrides(ChessConfig(), ["site=resid", "layer=-1"])) == \
         "layer.-1_site.resid"
-    assert _variant(Check("chess", "dense", "cpu", CHESS_EVAL, {})) is None
+    assert ChessTask.result_variant(apply_overrides(ChessConfig(), ["legal_move_games=5"])) is None
+    assert _variant(Check("chess", "dense", "cpu", CHESS_EVAL, {})) == "random_floor.False_legal_move_games.0"
     assert _variant(Check("chess", "dense", "cpu", ("layer=-2",), {})) == "layer.-2"
     assert result_path("chess", "dense", "cpu", 0, "layer.-2").parts[-3:] == ("chess", "layer.-2", "dense.json")

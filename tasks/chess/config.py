@@ -24,8 +24,9 @@ class ChessConfig:
     batch_size: int = 64
     workers: int = 2
     # Settings that score other features: a run with either changed is another experiment, written to
-    # its own results folder. The rest change how much is measured (games, the floor, extra probes) or
-    # how fast, and their values are recorded in the result's config.
+    # its own results folder, as is a run without the floor or the legal moves (task.result_variant).
+    # The rest change how much is measured (games, extra probes) or how fast, and are recorded in the
+    # result's config.
     OTHER_FEATURES = ("layer", "site")
 
     def __post_init__(self):

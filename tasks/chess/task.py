@@ -124,11 +124,16 @@ class ChessTask(Task):
 
     @staticmethod
     def result_variant(config: ChessConfig) -> str | None:
-        """A run scoring other features (another layer or site) writes to a folder named after them,
-        e.g. results/chess/layer.-2/, never over the default run's."""
+        """A run scoring other features (another layer or site), or lacking metrics the default run has
+        (no random-init floor, no legal moves), writes to a folder named after those settings, e.g.
+        results/chess/layer.-2/, never over the default run's."""
         default = ChessConfig()
         changed = [f"{name}.{getattr(config, name)}" for name in ChessConfig.OTHER_FEATURES
                    if getattr(config, name) != getattr(default, name)]
+        if not config.random_floor:
+            changed.append("random_floor.False")
+        if config.legal_move_games == 0:
+            changed.append("legal_move_games.0")
         return "_".join(changed) or None
 
     @staticmethod
