@@ -322,9 +322,10 @@ def _superposition_lines(record: dict) -> list[str]:
                      f"{up['fused']:.2f}x | {up['fused_one_draw']:.2f}x |")
     hours = sup["projected_hours"]
     lines += ["", "| projected training (h) | straightforward | fused | fused, one draw |", "|---|---|---|---|"]
-    lines += [f"| {who} model | " + " | ".join(f"{hours[path][who]:.1f}" for path in
-                                             ("straightforward", "fused", "fused_one_draw")) + " |"
-              for who in ("dense", "moe")]
+    names = {"dense": "dense", "moe": "learned-router MoE", "moex": "MoE-X (timed on the moe form)"}
+    lines += [f"| {names[who]} model | " + " | ".join(f"{hours[path][who]:.1f}" for path in
+                                                     ("straightforward", "fused", "fused_one_draw")) + " |"
+              for who in names if who in hours["fused"]]
     return lines
 
 

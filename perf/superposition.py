@@ -54,16 +54,19 @@ def step_seconds(preset: str = "paper", repeats: int = 3, warmup: int = 1, batch
     speedup = {name: {path: s["straightforward"] / s[path] for path in PATHS if path != "straightforward"}
                for name, s in seconds.items()}
     return {"preset": preset, "batch": batch, "seconds": seconds, "speedup": speedup,
-            "projected_hours": projected_hours(seconds, p.steps)}
+            "projected_hours": projected_hours(seconds, p.steps, p.specialisation.steps)}
 
 
-def projected_hours(seconds: dict, steps: int) -> dict:
+def projected_hours(seconds: dict, steps: int, special_steps: int) -> dict:
     """Training hours of the preset per model and path: the dense model trains its one sweep; an MoE
-    model with a learned router its sweeps and the specialisation run twice (Xavier and k-hot gates).
-    Evaluation is left out (minutes)."""
+    with a learned router (moe, switch, moe-relu) its sweeps and the specialisation run twice (Xavier
+    and k-hot gates), MoE-X its sweeps and the run once (no gate to initialise). Every MoE is timed on
+    the `moe` form (linear experts, learned router). Evaluation is left out (minutes)."""
     configs = [name for name in seconds if name not in ("dense", "specialisation")]
     hours = {}
     for path in PATHS:
-        moe = sum(seconds[c][path] for c in configs) + 2 * seconds["specialisation"][path]
-        hours[path] = {"dense": steps * seconds["dense"][path] / 3600, "moe": steps * moe / 3600}
+        sweeps = steps * sum(seconds[c][path] for c in configs)
+        special = special_steps * seconds["specialisation"][path]
+        hours[path] = {"dense": steps * seconds["dense"][path] / 3600, "moe": (sweeps + 2 * special) / 3600,
+                       "moex": (sweeps + special) / 3600}
     return hours

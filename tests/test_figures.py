@@ -83,3 +83,9 @@ def test_coverage_against_reconstruction_plots_the_seed_mean_with_its_spread(tmp
     assert "moex: coverage 0.080 ± 0.020, reconstruction 0.040 ± 0.020 (3 seeds)" in caption
     assert "dense: coverage 0.070, reconstruction 0.020 (1 seed)" in caption
     assert "chess/seeds/moex.seed2.json" in caption
+
+
+def test_every_figure_names_its_files_for_the_stale_file_sweep():
+    from analysis.figures import FIGURES, STEMS
+
+    assert set(STEMS) == set(FIGURES)

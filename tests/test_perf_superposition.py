@@ -20,8 +20,10 @@ def test_step_seconds_times_every_run_on_every_path_and_projects_the_preset():
     assert all(set(r) == paths - {"straightforward"} for r in out["speedup"].values())
     hours = out["projected_hours"]["fused"]
     s = out["seconds"]
-    moe = s["e2m2k1"]["fused"] + s["e4m1k2"]["fused"] + 2 * s["specialisation"]["fused"]
-    assert abs(hours["moe"] - 150 * moe / 3600) < 1e-12  # the tiny preset trains 150 steps
+    sweeps, special = s["e2m2k1"]["fused"] + s["e4m1k2"]["fused"], s["specialisation"]["fused"]
+    # the tiny preset trains 150 steps, its specialisation run 150; MoE-X runs the latter once, not twice
+    assert abs(hours["moe"] - 150 * (sweeps + 2 * special) / 3600) < 1e-12
+    assert abs(hours["moex"] - 150 * (sweeps + special) / 3600) < 1e-12
     text = "\n".join(_superposition_lines({"superposition_step": out}))
-    assert "| e4m1k2 |" in text and "| moe model |" in text
+    assert "| e4m1k2 |" in text and "| learned-router MoE model |" in text and "| MoE-X (timed on the moe form) model |" in text
     assert _superposition_lines({}) == []
