@@ -33,7 +33,8 @@ train: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-# Summary table and plot of a task, from its results JSON alone; VARIANT=llm for the language task's LLM folder.
+# Summary table and plot of a task, from its results JSON alone; VARIANT names a results sub-folder
+# (llm: the language task's LLM scores; layer.-1: chess scored at another layer).
 report: $(STAMP)
 	$(BIN)/python -m bench report --task $(TASK) --preset $(PRESET) $(if $(VARIANT),--variant $(VARIANT),)
 
