@@ -51,11 +51,11 @@ def run_grid(task: str, preset: str, jobs: int, dry_run: bool) -> None:
     while todo or running:
         while todo and len(running) < jobs:
             model, seed = todo.pop(0)
+            name = f"{task}-{model}-{preset}-seed{seed}"
             if result_path(task, model, preset, seed).exists():  # written meanwhile, by hand or another grid
-                bar.write(f"skipped {task}-{model}-{preset}-seed{seed}: its result exists now")
+                bar.write(f"skipped {name}: its result exists now")
                 bar.update(1)
                 continue
-            name = f"{task}-{model}-{preset}-seed{seed}"
             log = open(logs / f"{name.replace('+', '_')}.log", "w")
             cmd = [sys.executable, "-m", "bench", "bench", "--task", task, "--model", model, "--preset", preset,
                    "--seed", str(seed), "--threads", "1"]
