@@ -8,7 +8,9 @@ trained on; an SAE whose record differs from the request is stale and is retrain
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
 import json
 import os
 import shutil
@@ -19,7 +21,6 @@ import torch
 
 from core.errors import BenchError
 from adapters.sae import ARCHITECTURES
-
 
 
 @dataclass(frozen=True)
@@ -125,7 +126,28 @@ def train_sae(model, hook: str, d_sae: int, settings: SAESettings, batch_fn, see
                            n_batches_for_norm_estimate=min(100, max(4, n_steps // 10)),
                            logger=LoggingConfig(log_to_wandb=False))
     stream = activation_stream(model, hook, batch_fn, settings.batch_tokens, seed)
-    return SAETrainer(cfg=cfg, sae=sae, data_provider=stream).fit()
+    with _library_bars_silenced_when_quiet():
+        return SAETrainer(cfg=cfg, sae=sae, data_provider=stream).fit()
+
+
+@contextlib.contextmanager
+def _library_bars_silenced_when_quiet():
+    """SAELens draws its own tqdm bar with no switch to turn it off, and tqdm reads TQDM_DISABLE only
+    when it is first imported (by torch, before our flags are parsed): so under --quiet or CI the
+    trainer module's tqdm is swapped for a disabled one while it trains."""
+    from sae_lens.training import sae_trainer
+
+    from core.progress import quiet
+
+    original = getattr(sae_trainer, "tqdm", None)
+    if not quiet() or original is None:
+        yield
+        return
+    sae_trainer.tqdm = functools.partial(original, disable=True)
+    try:
+        yield
+    finally:
+        sae_trainer.tqdm = original
 
 
 def _width(model, hook: str, batch_fn) -> int:

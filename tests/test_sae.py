@@ -141,3 +141,14 @@ def test_sparsity_sweep_writes_one_point_per_value(adapter):
     assert [p["metrics"]["l0"] <= p["k"] for p in record["points"]] == [True, True]
     assert record["points"][0]["metrics"]["l0"] < record["points"][1]["metrics"]["l0"]
     assert main(["--arch", "nope", "--values", "1"]) == 2
+
+
+@pytest.mark.parametrize("quiet", [True, False])
+def test_saelens_training_bar_follows_our_quiet_switch(quiet, adapter, task, monkeypatch, capsys):
+    from bench.sae_training import settings_for, train_sae
+
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.setenv("MOEXBENCH_QUIET", "1" if quiet else "0")
+    settings = settings_for("topk", "tiny", tokens=2048, batch_tokens=1024)
+    train_sae(adapter.model, "blocks.1.mlp.hook_post", 64, settings, task.training_data("tiny", 0).batch_fn, 0, "cpu")
+    assert ("Training SAE" in capsys.readouterr().err) is not quiet
