@@ -153,3 +153,23 @@ def test_resuming_in_another_format_is_refused_naming_the_field(tmp_path):
     _save_state(tmp_path, model, _optimizer(model, recipe), 5, {"format": "moves", "data": "d"}, [], 0.0)
     with pytest.raises(BenchError, match="format differs \\(checkpoint 'moves', now None\\)"):
         _load_state(tmp_path, model, _optimizer(model, recipe), {"data": "d"})
+
+
+@pytest.mark.parametrize("preset", ["tiny", "tiny-moves"])
+def test_validation_tokens_are_the_tail_of_the_packed_train_split_read_alone(preset):
+    """Evaluation tokenizes only the held-out games; they must pack exactly as the tail of the whole
+    split's flat corpus, as training holds them out."""
+    import numpy as np
+
+    from tasks.chess.corpus import EMBEDDED_DIR, SPLIT_FILES
+    from tasks.chess.formats import PackedStream
+    from tasks.chess.presets import PRESETS
+    from tasks.chess.task import ChessTask
+
+    p = PRESETS[preset]
+    tokens, starts = flat_corpus(FORMATS[p.format], EMBEDDED_DIR / SPLIT_FILES["train"])
+    cut = int(starts[-p.n_val_games])
+    tail = PackedStream(torch.from_numpy(tokens[cut:].astype(np.int64)),
+                        torch.from_numpy(starts[-p.n_val_games:] - cut), p.n_ctx, seed=10_001)
+    expected = torch.cat([tail.batch(step, 16) for step in range(max(1, p.n_val_games // 16))])
+    assert torch.equal(ChessTask.validation_tokens(preset, 1), expected)

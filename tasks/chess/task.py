@@ -15,8 +15,8 @@ from core.task import Task
 from core.training_data import TrainingData
 from models.config import GPTConfig, TrainConfig
 from tasks.chess.config import ChessConfig
-from tasks.chess.corpus import EMBEDDED_DIR, SPLIT_FILES, read_split
-from tasks.chess.formats import PackedStream, flat_corpus, game_format, packed_stream
+from tasks.chess.corpus import EMBEDDED_DIR, SPLIT_FILES, read_games_file, read_split
+from tasks.chess.formats import GameError, PackedStream, flat_corpus, game_format, packed_stream
 from tasks.chess.presets import PRESETS
 
 # Every place our numbers may differ from the reference implementation (docs/chess.md sections 13-14).
@@ -99,17 +99,34 @@ class ChessTask(Task):
                              f"{p.n_val_games} of them for validation and needs more to train on")
         cut = int(base_starts[-p.n_val_games])
         parts = [(base_tokens[:cut], base_starts[:-p.n_val_games])] + flat[1:]
-        val = PackedStream(torch.from_numpy(base_tokens[cut:].astype(np.int64)),
-                           torch.from_numpy(base_starts[-p.n_val_games:] - cut), p.n_ctx, seed=10_000 + seed)
         offsets = np.cumsum([0] + [len(t) for t, _ in parts[:-1]])
         stream = PackedStream(torch.from_numpy(np.concatenate([t for t, _ in parts]).astype(np.int64)),
                               torch.from_numpy(np.concatenate([s + o for (_, s), o in zip(parts, offsets)])),
                               p.n_ctx, seed)
-        val_tokens = torch.cat([val.batch(step, 16) for step in range(max(1, p.n_val_games // 16))])
+        val_tokens = ChessTask.validation_tokens(preset, seed)
         fingerprint = {"data": train_data_fingerprint(preset), "n_val_games": p.n_val_games}
         if p.format != "chars":  # chars checkpoints predate the field; absent means chars
             fingerprint["format"] = p.format
         return TrainingData(lambda step: stream.batch(step, p.train.batch_size), val_tokens, fingerprint)
+
+    @staticmethod
+    def validation_tokens(preset: str, seed: int) -> torch.Tensor:
+        """The last n_val_games games of the train split, packed as training packs games, in batches
+        of 16: what val_loss and the fidelity metrics read. Only these games are tokenized, so an
+        evaluation never replays the whole training corpus (minutes on a fresh clone)."""
+        p = PRESETS[preset]
+        path = EMBEDDED_DIR / SPLIT_FILES["train"]
+        games = read_games_file(path)
+        if len(games) <= p.n_val_games:
+            raise BenchError(f"{path} holds {len(games)} games; preset {preset} holds out "
+                             f"{p.n_val_games} of them for validation and needs more to train on")
+        first = len(games) - p.n_val_games
+        try:
+            val = packed_stream(game_format(p.format), games[first:], p.n_ctx, seed=10_000 + seed)
+        except GameError as e:
+            raise BenchError(f"{path}:{first + e.game_index + 1}: {e.reason}; not a chess game in the "
+                             f"`;1.e4 e5 ...` format") from None
+        return torch.cat([val.batch(step, 16) for step in range(max(1, p.n_val_games // 16))])
 
     @staticmethod
     def eval_callback(preset: str):
@@ -174,7 +191,7 @@ class ChessTask(Task):
             from tasks.chess.legal_moves import legal_move_rate
 
             metrics["legal_move_rate"] = legal_move_rate(adapter, test, config.legal_move_games)
-        val_tokens = ChessTask.training_data(preset, seed).val_tokens
+        val_tokens = ChessTask.validation_tokens(preset, seed)
         metrics["val_loss"] = adapter.mean_loss(val_tokens, 32)
         # Loss recovered, perplexity with the splice, explained variance, dead fraction: the same
         # for every adapter (1 and 0 by construction for a model's own units).
