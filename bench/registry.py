@@ -10,6 +10,7 @@ MODELS = {
     "dense": "adapters.dense:DenseAdapter",
     "dense-relu": "adapters.dense:DenseReluAdapter",
     "dense-continued": "adapters.dense:DenseContinuedAdapter",
+    "dense-topk": "adapters.dense_topk:DenseTopKAdapter",
     "moe": "adapters.moe:MoEAdapter",
     "switch": "adapters.moe:SwitchAdapter",
     "switch-relu": "adapters.moe:SwitchReluAdapter",

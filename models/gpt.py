@@ -58,7 +58,7 @@ class DenseMLP(nn.Module):
 # name -> callable(cfg) -> nn.Module with hook_post; other MLP modules add themselves on import,
 # and are imported on first use from MLP_MODULES.
 MLP_FACTORIES: dict[str, Callable[[GPTConfig], nn.Module]] = {"dense": DenseMLP}
-MLP_MODULES = {"moe": "models.moe"}
+MLP_MODULES = {"moe": "models.moe", "topk": "models.topk_mlp"}
 
 
 class Block(nn.Module):
