@@ -1,5 +1,6 @@
 """dense+sae: the latents of a SAELens SAE over the dense model's activations at the scored site (MLP
-hidden units by default, `site=resid` for the residual stream), one adapter per architecture.
+hidden units by default, `site=resid` for the residual stream), one adapter per architecture; and
+dense+attn-sae, the same on the attention output (`site=attn` by default).
 
 The adapter only reads its SAE: encode for features, decode(encode(x)) for the splice. Which SAE
 it gets (a folder or release you name, or one trained here and kept) is the SAE store's business
@@ -77,6 +78,19 @@ class SAEAdapter(FeatureAdapter):
     def stem_name(self) -> str:
         """The name SAEs trained here are saved under."""
         return f"{self.base_model}+sae-{self.architecture}"
+
+
+class AttnSAEAdapter(SAEAdapter):
+    """dense+attn-sae: a TopK SAE on the attention output before its projection, `attn.hook_z` with the
+    heads concatenated (Kissane et al. 2024, arXiv 2406.17759), trained and read like every SAE here."""
+    default_settings = ("site=attn",)
+
+    @property
+    def feature_kind(self) -> str:
+        return f"attention-output SAE latents ({self.architecture}, SAELens; attn.hook_z, heads concatenated)"
+
+    def stem_name(self) -> str:
+        return f"{self.base_model}+attn-sae-{self.architecture}"
 
 
 def _variant(architecture: str):

@@ -68,7 +68,7 @@ def write_analysis(task_name: str, model: str, preset: str, seed: int = 0, layer
     adapter_cls = registry.model_adapter(model)
     adapter, meta, stem = load_or_train(adapter_cls, task, preset, seed, "cpu", train_if_missing=False)
     layer = task.Config().layer if layer is None else layer
-    tokens = task.training_data(preset, seed).val_tokens[:64]
+    tokens = task.validation_tokens(preset, seed)[:64]
     record = {"task": task_name, "model": model, "preset": preset, "seed": seed, "checkpoint": stem.name,
               "provenance": {"git_sha": git_sha(), "command": f"python -m analysis.expert_analysis --task {task_name} "
                                                                f"--preset {preset} --models {model}",

@@ -86,17 +86,17 @@ def cmd_train(args) -> None:
 
 def cmd_bench(args) -> None:
     from bench import registry
-    from core.task_config import apply_overrides
 
     task = registry.task(args.task)
     registry.check_preset(args.preset, task)
     names = list(MODELS) if args.model == "all" else [args.model]
-    adapters = [registry.model_adapter(n) for n in names]
-    config = apply_overrides(task.Config(), args.overrides)  # bad input fails before anything heavy loads
-    from bench.runner import run_bench
+    from bench.runner import run_bench, settings_for
 
+    adapters = [registry.model_adapter(n) for n in names]
+    # bad input fails here, before anything heavy loads
+    configs = [settings_for(adapter_cls, task, args.overrides) for adapter_cls in adapters]
     _setup(args)
-    for adapter_cls in adapters:
+    for adapter_cls, config in zip(adapters, configs):
         started = time.time()
         path = run_bench(adapter_cls, task, config, args.preset, args.seed, args.device)
         _print_run(task, adapter_cls.name, args.preset, path, time.time() - started)

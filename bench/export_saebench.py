@@ -70,7 +70,7 @@ def run(args, setup) -> list[Path]:
     out = Path(args.out) if args.out else folder / "saebench"
     _check_writable(out)
     setup(args)
-    tokens = task.training_data(args.preset, 0).val_tokens.to(args.device)
+    tokens = task.validation_tokens(args.preset, 0).to(args.device)
     files = {}
     with _never_train():
         for record in records:

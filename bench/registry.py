@@ -23,6 +23,7 @@ MODELS = {
     "dense+sae:batchtopk": "adapters.sae:SAEBatchTopKAdapter",
     "dense+sae:jumprelu": "adapters.sae:SAEJumpReLUAdapter",
     "dense+sae:gated": "adapters.sae:SAEGatedAdapter",
+    "dense+attn-sae": "adapters.sae:AttnSAEAdapter",
 }
 
 # Other spellings of a model above; not run twice by MODEL=all.

@@ -123,10 +123,10 @@ def _require_checkpoint(check: Check) -> None:
 def _variant(check: Check) -> str | None:
     """The results folder the check's overrides send its run to (a task keeps other settings apart)."""
     from bench import registry
-    from core.task_config import apply_overrides
+    from bench.runner import results_variant, settings_for
 
-    task = registry.task(check.task)
-    return task.result_variant(apply_overrides(task.Config(), list(check.overrides)))
+    task, adapter_cls = registry.task(check.task), registry.model_adapter(check.model)
+    return results_variant(task, settings_for(adapter_cls, task, list(check.overrides)), adapter_cls)
 
 
 def _run_check(check: Check, scratch: Path, mode: str, threads: int) -> dict:

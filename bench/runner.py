@@ -15,7 +15,7 @@ from bench.sae_store import attach_features
 
 
 def run_bench(adapter_cls, task, config, preset: str, seed: int, device: str) -> Path:
-    ensure_writable(result_path(task.name, adapter_cls.name, preset, seed, _variant(task, config)).parent)
+    ensure_writable(result_path(task.name, adapter_cls.name, preset, seed, results_variant(task, config, adapter_cls)).parent)
     if task.builds_own_models:
         return _run_self_contained(adapter_cls, task, config, preset, seed, device)
     adapter, meta, stem = load_or_train(adapter_cls, task, preset, seed, device)
@@ -40,17 +40,27 @@ def run_bench(adapter_cls, task, config, preset: str, seed: int, device: str) ->
         **({"model_spec": adapter_cls.spec} if getattr(adapter_cls, "spec", "") else {}),
         **({"features_from": adapter.sae_source} if getattr(adapter, "sae_source", None) else {}),
     }
-    variant = _variant(task, config)
+    variant = results_variant(task, config, adapter_cls)
     path = write_result(task.name, adapter_cls.name, preset, seed, out["metrics"], dataclasses.asdict(config),
                         out["details"], provenance, out.get("per_item"), variant)
     _report(task, preset, seed, variant)
     return path
 
 
-def _variant(task, config) -> str | None:
-    """A setting that makes a different experiment (the language LLM backend, a non-uniform toy
-    importance) writes to its own results folder, never over the default run's."""
-    return task.result_variant(config)
+def settings_for(adapter_cls, task, overrides) -> object:
+    """The task config a model is scored with: the task's defaults, then the model's own
+    (`default_settings`, e.g. the attention SAE's site=attn), then the user's ARGS."""
+    from core.task_config import apply_overrides
+
+    return apply_overrides(task.Config(), [*adapter_cls.default_settings, *overrides])
+
+
+def results_variant(task, config, adapter_cls) -> str | None:
+    """A setting that makes a different experiment (another layer or site, the language LLM backend, a
+    non-uniform toy importance) writes to its own results folder, never over the default run's. Settings are
+    compared with the model's own defaults: those are its default run, in the main folder beside every
+    other model's (the attention SAE at site=attn; the same SAE at site=mlp is the variant site.mlp)."""
+    return task.result_variant(config, settings_for(adapter_cls, task, []))
 
 
 def _report(task, preset: str, seed: int, variant: str | None = None) -> None:
@@ -66,7 +76,7 @@ def _run_self_contained(adapter_cls, task, config, preset: str, seed: int, devic
     out = task.run(adapter_cls, config, preset, seed, device)
     provenance = {"deviations": out["deviations"], "feature_kind": out.get("feature_kind", ""),
                   "command": f"make bench MODEL={adapter_cls.name} TASK={task.name} PRESET={preset} SEED={seed}"}
-    variant = _variant(task, config)
+    variant = results_variant(task, config, adapter_cls)
     path = write_result(task.name, adapter_cls.name, preset, seed, out["metrics"], dataclasses.asdict(config),
                         out["details"], provenance, out.get("per_item"), variant)
     _report(task, preset, seed, variant)

@@ -38,7 +38,7 @@ def attach_sae(adapter, task, preset: str, seed: int, config, device: str, role:
     hook = adapter.site_hook(layer, site)
     probe = torch.zeros(1, 1, dtype=torch.long, device=device)
     widths = {adapter.site_hook(layer, s): adapter.activations(probe, adapter.site_hook(layer, s)).shape[-1]
-              for s in ("mlp", "resid")}
+              for s in ("mlp", "resid", "attn")}
     width, sites = widths[hook], [f"{h} ({w} wide)" for h, w in widths.items()]
     path, release = os.environ.get("MOEXBENCH_SAE_PATH"), os.environ.get("MOEXBENCH_SAE_RELEASE")
     folder = getattr(adapter, "sae_folder", None)
@@ -64,14 +64,15 @@ def check_sae_site(sae, label: str, hook: str) -> None:
     trained_on = getattr(getattr(sae.cfg, "metadata", None), "hook_name", None)
     if trained_on is None or trained_on == hook:
         return
-    match = re.fullmatch(r"blocks\.(\d+)\.(hook_resid_pre|hook_resid_post|mlp\.hook_post)", trained_on)
+    match = re.fullmatch(r"blocks\.(\d+)\.(hook_resid_pre|hook_resid_post|mlp\.hook_post|attn\.hook_z)", trained_on)
     if match and match[2] == "hook_resid_pre" and hook == f"blocks.{int(match[1]) - 1}.hook_resid_post":
         return
     if not match or (match[2] == "hook_resid_pre" and int(match[1]) == 0):
-        fix = "this harness reads blocks.<l>.mlp.hook_post and blocks.<l>.hook_resid_post only"
+        fix = "this harness reads blocks.<l>.mlp.hook_post, blocks.<l>.hook_resid_post and blocks.<l>.attn.hook_z only"
     else:
         layer = int(match[1]) - (match[2] == "hook_resid_pre")
-        fix = f"score that site with ARGS='layer={layer} site={'mlp' if match[2] == 'mlp.hook_post' else 'resid'}'"
+        site = {"mlp.hook_post": "mlp", "attn.hook_z": "attn"}.get(match[2], "resid")
+        fix = f"score that site with ARGS='layer={layer} site={site}'"
     raise BenchError(f"{label} was trained on {trained_on}, but the task reads {hook}; {fix}")
 
 
@@ -85,12 +86,13 @@ def _from_named_folder(folder: Path, hook: str, width: int, sites: list, device:
 
 def _trained_here(adapter, task, preset, seed, config, device, role, hook):
     from bench.model_store import checkpoint_stem, training_allowed
+    from core.task_config import apply_overrides
 
     settings = st.settings_for(adapter.architecture, preset, **adapter.settings_overrides)
     d_sae = settings.latents_per_d_mlp * adapter.model.cfg.d_mlp
     record = {"settings": settings.__dict__, "hook": hook, "d_sae": d_sae, "seed": seed,
               "model_weights_sha256": weights_digest(adapter.model), "role": role}
-    default = type(config)()
+    default = apply_overrides(type(config)(), list(adapter.default_settings))  # the model's default site
     stem = checkpoint_stem(task.name, adapter.stem_name(), preset, seed)
     if role == "trained" and (config.layer, config.site) == (default.layer, default.site) and not adapter.settings_overrides:
         folder = stem

@@ -19,8 +19,9 @@ from pathlib import Path
 
 import torch
 
-from core.errors import BenchError
 from adapters.sae import ARCHITECTURES
+from core.adapter import heads_concatenated
+from core.errors import BenchError
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,8 @@ def activation_stream(model, hook: str, batch_fn, batch_tokens: int, seed: int, 
         pooled = []
         for _ in range(mix_batches):
             _, cache = model.run_with_cache(batch_fn(step).to(device), names_filter=[hook], stop_at_layer=layer + 1)
-            pooled.append(cache[hook].reshape(-1, cache[hook].shape[-1]).float())
+            acts = heads_concatenated(cache[hook])
+            pooled.append(acts.reshape(-1, acts.shape[-1]).float())
             step += 1
         acts = torch.cat(pooled)
         acts = acts[torch.randperm(len(acts), generator=gen).to(device)]
@@ -132,29 +134,32 @@ def train_sae(model, hook: str, d_sae: int, settings: SAESettings, batch_fn, see
 
 @contextlib.contextmanager
 def _library_bars_silenced_when_quiet():
-    """SAELens draws its own tqdm bar with no switch to turn it off, and tqdm reads TQDM_DISABLE only
-    when it is first imported (by torch, before our flags are parsed): so under --quiet or CI the
-    trainer module's tqdm is swapped for a disabled one while it trains."""
-    from sae_lens.training import sae_trainer
+    """SAELens draws its own tqdm bars (training, the norm estimate) with no switch to turn them off, and
+    tqdm reads TQDM_DISABLE only when it is first imported (by torch, before our flags are parsed): so
+    under --quiet or CI each of those modules' tqdm is swapped for a disabled one while it trains."""
+    from sae_lens.training import activation_scaler, sae_trainer
 
     from core.progress import quiet
 
-    original = getattr(sae_trainer, "tqdm", None)
-    if not quiet() or original is None:
+    modules = [m for m in (sae_trainer, activation_scaler) if hasattr(m, "tqdm")]
+    if not quiet():
         yield
         return
-    sae_trainer.tqdm = functools.partial(original, disable=True)
+    originals = [m.tqdm for m in modules]
+    for m, original in zip(modules, originals):
+        m.tqdm = functools.partial(original, disable=True)
     try:
         yield
     finally:
-        sae_trainer.tqdm = original
+        for m, original in zip(modules, originals):
+            m.tqdm = original
 
 
 def _width(model, hook: str, batch_fn) -> int:
     layer = int(hook.split(".")[1])
     _, cache = model.run_with_cache(batch_fn(0)[:1].to(next(model.parameters()).device), names_filter=[hook],
                                     stop_at_layer=layer + 1)
-    return cache[hook].shape[-1]
+    return heads_concatenated(cache[hook]).shape[-1]
 
 
 def save_sae(sae, folder: Path, record: dict) -> None:

@@ -16,6 +16,13 @@ import torch
 from core.errors import BenchError
 
 
+def heads_concatenated(act: torch.Tensor) -> torch.Tensor:
+    """A per-head activation (batch, pos, head, d_head), such as attn.hook_z, as (batch, pos, head * d_head):
+    the attention output before its projection, one vector per token, as attention SAEs read it (SAELens
+    flattens hook_z the same way). Other activations pass unchanged."""
+    return act.flatten(-2) if act.dim() == 4 else act
+
+
 class FeatureAdapter:
     #: registry name, set by the registry when the class is looked up
     name: str = ""
@@ -24,6 +31,9 @@ class FeatureAdapter:
     #: registry name of the model whose checkpoint this adapter reads, when it is not its own
     #: (dense+sae reads dense's); None: the adapter's own model_config and checkpoint
     base_model: str | None = None
+    #: task settings ("key=value") this model is scored with unless ARGS says otherwise, e.g. the
+    #: attention SAE's site=attn; with exactly these its run is its default one (the main results folder)
+    default_settings: tuple[str, ...] = ()
 
     def __init__(self, model):
         """`model`: models.gpt.GPT, or any TransformerLens-style model (HookedTransformer)."""
@@ -48,7 +58,8 @@ class FeatureAdapter:
 
     def site_hook(self, layer: int, site: str) -> str:
         layer = self.resolve_layer(layer)
-        hooks = {"mlp": f"blocks.{layer}.mlp.hook_post", "resid": f"blocks.{layer}.hook_resid_post"}
+        hooks = {"mlp": f"blocks.{layer}.mlp.hook_post", "resid": f"blocks.{layer}.hook_resid_post",
+                 "attn": f"blocks.{layer}.attn.hook_z"}
         if site not in hooks:
             raise BenchError(f"site {site!r} unknown; choose one of {', '.join(hooks)}")
         return hooks[site]
@@ -60,7 +71,7 @@ class FeatureAdapter:
                              f"{', '.join(n for n in self.model.hook_dict if n.startswith('blocks.0.'))}")
         layer = int(hook.split(".")[1]) if hook.startswith("blocks.") else 0
         _, cache = self.model.run_with_cache(tokens, names_filter=[hook], stop_at_layer=layer + 1)
-        return cache[hook]
+        return heads_concatenated(cache[hook])
 
     def features(self, tokens: torch.Tensor, layer: int, site: str = "mlp") -> torch.Tensor:
         """(batch, pos) tokens -> (batch, pos, n_features)."""

@@ -19,6 +19,8 @@ import math
 
 import torch
 
+from core.adapter import heads_concatenated
+
 MOSTLY_DEAD = 0.5  # more than half the features never firing on the text: flagged in the results
 
 
@@ -54,9 +56,10 @@ def fidelity(adapter, tokens: torch.Tensor, layer: int, site: str, batch_size: i
     active_total, positions, fired = 0.0, 0, None
 
     def splice(act):
-        x_hat = adapter.reconstruct(act).to(act.dtype)
-        variance.add(act, x_hat)
-        return x_hat
+        x = heads_concatenated(act)  # hook_z: the features read all heads at once, so the splice does
+        x_hat = adapter.reconstruct(x).to(act.dtype)
+        variance.add(x, x_hat)
+        return x_hat.view_as(act)
 
     for start in range(0, len(tokens), batch_size):
         batch = tokens[start:start + batch_size]

@@ -57,6 +57,12 @@ class Task:
         """The preset's token format, checked against a checkpoint's before loading it; None: one format."""
         return None
 
+    @classmethod
+    def validation_tokens(cls, preset: str, seed: int):
+        """The held-out tokens val_loss and the fidelity metrics read: (rows, n_ctx). A task that can
+        build them without its whole training stream overrides this (chess)."""
+        return cls.training_data(preset, seed).val_tokens
+
     @staticmethod
     def eval_callback(preset: str):
         """fn(model, step) -> dict added to the training history at each validation step, or None."""
@@ -67,8 +73,9 @@ class Task:
         """Called once a checkpoint is written (the chess task draws its training curve)."""
 
     @staticmethod
-    def result_variant(config) -> str | None:
-        """A results sub-folder for settings that make another experiment; None: the main folder."""
+    def result_variant(config, baseline=None) -> str | None:
+        """A results sub-folder for settings that make another experiment; None: the main folder.
+        `baseline`: the config of the model's default run (the task's defaults plus the model's own)."""
         return None
 
     @staticmethod

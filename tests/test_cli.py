@@ -27,7 +27,7 @@ def test_help_lists_models_and_tasks():
      "error: task 'superposition' has no preset 'short'; choose one of tiny, cpu, paper"),
     (["bench", "--preset", "tiny", "layr=3"], "error: unknown setting 'layr' for ChessConfig; choose from"),
     (["bench", "--preset", "tiny", "layer=three"], "error: layer='three' is not a valid int"),
-    (["bench", "--preset", "tiny", "site=attn"], "error: site 'attn' unknown; choose mlp or resid"),
+    (["bench", "--preset", "tiny", "site=heads"], "error: site 'heads' unknown; choose mlp, resid or attn"),
     (["report", "--task", "language", "--variant", "nosuch"], "error: no results folder "),
     (["bench", "--task", "superposition", "--preset", "tiny", "importance_decay=1.5"],
      "error: importance_decay=1.5 must be in (0, 1]; 1 is uniform importance"),

@@ -77,3 +77,11 @@ def test_dense_topk_trains_and_scores_end_to_end_at_tiny():
     assert record["metrics"]["n_features"] == 128
     assert 0 < record["metrics"]["l0_fidelity"] <= 8  # never more than k units per token
     assert "top-8 of ReLU" in record["provenance"]["feature_kind"]
+
+
+def test_dense_topk_has_no_toy_counterpart_and_says_so():
+    from core.errors import BenchError
+    from tasks.superposition.task import toy_form
+
+    with pytest.raises(BenchError, match="dense-topk \\(topk MLP\\) has no toy counterpart"):
+        toy_form(registry.model_adapter("dense-topk"))

@@ -151,4 +151,5 @@ def test_saelens_training_bar_follows_our_quiet_switch(quiet, adapter, task, mon
     monkeypatch.setenv("MOEXBENCH_QUIET", "1" if quiet else "0")
     settings = settings_for("topk", "tiny", tokens=2048, batch_tokens=1024)
     train_sae(adapter.model, "blocks.1.mlp.hook_post", 64, settings, task.training_data("tiny", 0).batch_fn, 0, "cpu")
-    assert ("Training SAE" in capsys.readouterr().err) is not quiet
+    err = capsys.readouterr().err
+    assert ("Training SAE" in err) is not quiet and ("Estimating norm" in err) is not quiet

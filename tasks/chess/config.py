@@ -11,7 +11,8 @@ class ChessConfig:
     # model, the layer Karvonen's SAEs use and the one we score (docs/moex.md section 8).
     layer: int = -3
     # "mlp": hidden units at blocks.{layer}.mlp.hook_post (or the adapter's own features there);
-    # "resid": the residual stream after the block.
+    # "resid": the residual stream after the block; "attn": the attention output before its projection,
+    # blocks.{layer}.attn.hook_z with the heads concatenated (what an attention SAE reads).
     site: str = "mlp"
     # Linear probe on the residual stream after the scored block only ("site"), or after every block ("all").
     probe_layers: str = "site"
@@ -30,8 +31,8 @@ class ChessConfig:
     OTHER_FEATURES = ("layer", "site")
 
     def __post_init__(self):
-        if self.site not in ("mlp", "resid"):
-            raise ValueError(f"site {self.site!r} unknown; choose mlp or resid")
+        if self.site not in ("mlp", "resid", "attn"):
+            raise ValueError(f"site {self.site!r} unknown; choose mlp, resid or attn")
         if self.probe_layers not in ("site", "all"):
             raise ValueError(f"probe_layers {self.probe_layers!r} unknown; choose site or all")
         if self.probe_games < 0 or self.legal_move_games < 0 or self.batch_size < 1 or self.workers < 1:

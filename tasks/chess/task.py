@@ -15,7 +15,7 @@ from core.task import Task
 from core.training_data import TrainingData
 from models.config import GPTConfig, TrainConfig
 from tasks.chess.config import ChessConfig
-from tasks.chess.corpus import EMBEDDED_DIR, SPLIT_FILES, read_games_file, read_split
+from tasks.chess.corpus import EMBEDDED_DIR, SPLIT_FILES, read_split
 from tasks.chess.formats import GameError, PackedStream, flat_corpus, game_format, packed_stream
 from tasks.chess.presets import PRESETS
 
@@ -116,7 +116,7 @@ class ChessTask(Task):
         evaluation never replays the whole training corpus (minutes on a fresh clone)."""
         p = PRESETS[preset]
         path = EMBEDDED_DIR / SPLIT_FILES["train"]
-        games = read_games_file(path)
+        games = read_split("train")
         if len(games) <= p.n_val_games:
             raise BenchError(f"{path} holds {len(games)} games; preset {preset} holds out "
                              f"{p.n_val_games} of them for validation and needs more to train on")
@@ -140,11 +140,11 @@ class ChessTask(Task):
         return partial(curve_point, fmt_name=PRESETS[preset].format, n_games=PRESETS[preset].n_curve_games)
 
     @staticmethod
-    def result_variant(config: ChessConfig) -> str | None:
-        """A run scoring other features (another layer or site), or lacking metrics the default run has
-        (no random-init floor, no legal moves), writes to a folder named after those settings, e.g.
-        results/chess/layer.-2/, never over the default run's."""
-        default = ChessConfig()
+    def result_variant(config: ChessConfig, baseline: ChessConfig | None = None) -> str | None:
+        """A run scoring other features (another layer or site than `baseline`, the model's default run),
+        or lacking metrics the default run has (no random-init floor, no legal moves), writes to a folder
+        named after those settings, e.g. results/chess/layer.-2/, never over the default run's."""
+        default = baseline or ChessConfig()
         changed = [f"{name}.{getattr(config, name)}" for name in ChessConfig.OTHER_FEATURES
                    if getattr(config, name) != getattr(default, name)]
         if not config.random_floor:

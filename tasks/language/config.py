@@ -12,7 +12,7 @@ class LanguageConfig:
     # Block whose features are scored; negative counts from the end: -3 is block 3 of the cpu preset's
     # 6 and block 9 of the paper preset's 12 (the MoE-X paper scored layer 8: ARGS="layer=8").
     layer: int = -3
-    site: str = "mlp"
+    site: str = "mlp"  # or "resid", "attn", as for chess (tasks/chess/config.py)
     # "lexical": deterministic and offline (the default, what `make regress MODE=tiny` checks); "llm": an OpenAI-
     # compatible endpoint, configured below (key from the environment only). Never mixed.
     backend: str = "lexical"
@@ -32,8 +32,8 @@ class LanguageConfig:
     batch_size: int = 8
 
     def __post_init__(self):
-        if self.site not in ("mlp", "resid"):
-            raise ValueError(f"site {self.site!r} unknown; choose mlp or resid")
+        if self.site not in ("mlp", "resid", "attn"):
+            raise ValueError(f"site {self.site!r} unknown; choose mlp, resid or attn")
         if self.negatives not in ("verified", "weakest"):
             raise ValueError(f"negatives {self.negatives!r} unknown; choose verified or weakest")
         if self.llm_base_url != "local" and not self.llm_base_url.startswith(("http://", "https://")):

@@ -120,7 +120,7 @@ class LanguageTask(Task):
         return {"metrics": metrics, "details": details, "deviations": DEVIATIONS, "per_item": result.records}
 
     @staticmethod
-    def result_variant(config: LanguageConfig) -> str | None:
+    def result_variant(config: LanguageConfig, baseline: LanguageConfig | None = None) -> str | None:
         """LLM-backend scores go to their own folder: they never replace the lexical ones."""
         return "llm" if config.backend == "llm" else None
 

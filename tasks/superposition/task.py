@@ -43,6 +43,9 @@ def toy_form(adapter_cls) -> dict:
     hidden = "relu" if cfg.act_fn == "relu" else "linear"
     if cfg.mlp == "dense":
         return {"moe": False, "hidden": hidden, "router": "learned", "aux_loss_coef": 0.0}
+    if cfg.mlp != "moe":
+        raise BenchError(f"{adapter_cls.name} ({cfg.mlp} MLP) has no toy counterpart; run TASK=superposition "
+                         f"with dense, moe, switch, moex and their variants")
     options = dict(cfg.mlp_options)
     return {"moe": True, "hidden": hidden, "router": options["router"], "aux_loss_coef": options["aux_loss_coef"]}
 
@@ -88,7 +91,7 @@ class SuperpositionTask(Task):
     presets = tuple(PRESETS)
 
     @staticmethod
-    def result_variant(config: SuperpositionConfig) -> str | None:
+    def result_variant(config: SuperpositionConfig, baseline: SuperpositionConfig | None = None) -> str | None:
         """A non-uniform importance is a different experiment: its results never replace the main sweep's."""
         return None if config.importance_decay == 1 else f"importance-{config.importance_decay:g}"
 
