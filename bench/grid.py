@@ -21,7 +21,8 @@ from core.progress import progress as progress_bar
 from core.results import ROOT, result_path
 
 # cpu: dense, switch, moex and moe with three seeds each, then seed 0 of the ReLU dense model, the
-# corners of Tables 3 and 4 and the top-k MLP control (about 85 minutes a model on one thread here); short and its widths: the width sweep (Fig. 3/5).
+# corners of Tables 3 and 4 and the top-k MLP control (about 85 minutes a model on one thread here);
+# short and its widths: the width sweep (Fig. 3/5).
 GRIDS = {
     ("chess", "cpu"): [(m, s) for s in (0, 1, 2) for m in ("dense", "switch", "moex", "moe")]
                       + [(m, 0) for m in ("dense-relu", "dense-continued", "moex-upcycled", "switch-relu",
