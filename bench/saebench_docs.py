@@ -23,7 +23,8 @@ CORE_NOTES = [
     "position counts (no special tokens excluded); the document separator is predicted like any token",
     "splice = the adapter's reconstruction of the site's activation: an SAE's decode(encode(x)); x itself for "
     "units that are the model's own computation (dense neurons, MoE and MoE-X expert units), whose KL with the "
-    "splice is 0 and kl_div_score 1 up to float rounding; ablation = the site's activation set to zeros",
+    "splice is float rounding (below 1e-7) and kl_div_score 1 unless the ablation's own KL is as small (a barely "
+    "trained model); ablation = the site's activation set to zeros",
     "mse: per token the squared error summed over the site's width, averaged over tokens (SAELens's run_evals; "
     "SAEBench 0.6.0's own copy of run_evals further divides by the batch's token count)",
     "l0, l1 and feature density count a feature where it is != 0 and l1 sums absolute values, as run_evals; our "

@@ -121,7 +121,13 @@ def test_every_exported_file_validates_and_carries_the_results(exported):
             assert 0 < c["misc_metrics"]["average_max_decoder_cosine_sim"] < 1
         else:  # the model's own units: the splice is the activation itself
             assert core["sae_cfg_dict"]["architecture"] == "model_units" and core["sae_lens_version"] is None
-            assert c["model_behavior_preservation"]["kl_div_score"] == pytest.approx(1.0, abs=1e-4)
+            # KL of the identity splice is float-order noise (MoE-X's hooked path sums its experts in
+            # another order than the fused one), far below any real splice's. Its score is not checked
+            # against 1: a tiny model's ablation KL is itself ~1e-6, so the ratio is noise over noise.
+            kl = c["model_behavior_preservation"]
+            assert 0 <= abs(kl["kl_div_with_sae"]) < 1e-7 < kl["kl_div_with_ablation"]
+            assert kl["kl_div_score"] == pytest.approx(
+                (kl["kl_div_with_ablation"] - kl["kl_div_with_sae"]) / kl["kl_div_with_ablation"], abs=1e-9)
             assert c["reconstruction_quality"]["mse"] == pytest.approx(0.0, abs=1e-10)
             assert c["shrinkage"]["l2_ratio"] == pytest.approx(1.0, abs=1e-6)
             assert c["misc_metrics"]["average_max_encoder_cosine_sim"] == 0.0
