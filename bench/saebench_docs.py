@@ -55,7 +55,7 @@ def identity(record: dict, adapter, config, tokens) -> tuple[dict, dict]:
     from core.results import versions
 
     sae = getattr(adapter, "sae", None)
-    hook = adapter.site_hook(config.layer, config.site)
+    hook = adapter.splice_hooks(config.layer, config.site)[1]  # what the splice replaces
     if sae is not None:
         cfg = json.loads(json.dumps(sae.cfg.to_dict(), default=str))
     else:
