@@ -65,8 +65,10 @@ def mean_max_cosine(vectors: torch.Tensor | None, chunk: int = 1024) -> float:
 
 
 def dictionary_directions(adapter) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """(encoder, decoder) directions, one row per feature, of an adapter with an SAE; (None, None)
-    for features that are the site's own units (the dictionary is the identity)."""
+    """(encoder, decoder) directions, one row per feature, of an adapter with an SAE (or that names its
+    own, as semi-NMF's); (None, None) for features that are the site's own units (the identity)."""
+    if hasattr(adapter, "dictionary_directions"):
+        return adapter.dictionary_directions()
     sae = getattr(adapter, "sae", None)
     if sae is None:
         return None, None

@@ -23,7 +23,7 @@ from core.results import ROOT, result_path
 # cpu: dense, switch, moex and moe with three seeds each (about 85 minutes a model on one thread
 # here; a dictionary over dense, minutes, rides on dense's seed), then seed 0 of the ReLU dense model,
 # the corners of Tables 3 and 4 and the top-k MLP control; short and its widths: the width sweep (Fig. 3/5).
-DICTIONARIES = ("dense+sae", "dense+attn-sae", "dense+transcoder")
+DICTIONARIES = ("dense+sae", "dense+attn-sae", "dense+transcoder", "dense+snmf")
 GRIDS = {
     ("chess", "cpu"): [(m, s) for s in (0, 1, 2) for m in ("dense", *DICTIONARIES, "switch", "moex", "moe")]
                       + [(m, 0) for m in ("dense-relu", "dense-continued", "moex-upcycled", "switch-relu",

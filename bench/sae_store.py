@@ -28,7 +28,7 @@ from core.paths import CACHE
 
 def attach_features(adapter, task, preset: str, seed: int, config, device: str, role: str) -> None:
     """Give the adapter what its features need beyond the model (an SAE adapter: its SAE; a transcoder
-    adapter: its transcoder, bench/transcoder_store.py). `role` is
+    adapter: its transcoder, bench/transcoder_store.py; semi-NMF: its factors, bench/snmf_store.py). `role` is
     "trained" or "random" (the random-init floor)."""
     if getattr(adapter, "needs_sae", False):
         attach_sae(adapter, task, preset, seed, config, device, role)
@@ -36,6 +36,10 @@ def attach_features(adapter, task, preset: str, seed: int, config, device: str, 
         from bench.transcoder_store import attach_transcoder
 
         attach_transcoder(adapter, task, preset, seed, config, device, role)
+    if getattr(adapter, "needs_snmf", False):
+        from bench.snmf_store import attach_snmf
+
+        attach_snmf(adapter, task, preset, seed, config, device, role)
 
 
 def attach_sae(adapter, task, preset: str, seed: int, config, device: str, role: str) -> None:
