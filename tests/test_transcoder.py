@@ -130,3 +130,16 @@ def test_dense_transcoder_trains_and_scores_end_to_end_at_tiny():
     refused = bench("site=resid")
     assert refused.returncode == 2 and "its only site is mlp" in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1
+
+
+def test_the_saebench_core_metrics_splice_the_transcoder_in_the_mlps_place():
+    from bench.core_metrics import core_metrics
+
+    model, tokens = _relu_model_and_tokens()
+    exact = core_metrics(_adapter(model, _mlp_as_transcoder(model, 1, model.cfg.d_mlp), 1), tokens, 1, "mlp")
+    m = exact["metrics"]
+    assert abs(m["model_behavior_preservation"]["kl_div_with_sae"]) < 1e-6
+    assert m["model_behavior_preservation"]["kl_div_with_ablation"] > 1e-4
+    assert m["reconstruction_quality"]["mse"] < 1e-8  # of the MLP's output
+    assert m["reconstruction_quality"]["explained_variance"] == pytest.approx(1.0, abs=1e-5)
+    assert len(exact["feature_density"]) == model.cfg.d_mlp
