@@ -95,13 +95,13 @@ def _from_named_folder(folder: Path, hook: str, width: int, sites: list, device:
 
 def _trained_here(adapter, task, preset, seed, config, device, role, hook):
     from bench.model_store import checkpoint_stem, training_allowed
-    from core.task_config import apply_overrides
+    from bench.runner import settings_for as model_settings
 
     settings = st.settings_for(adapter.architecture, preset, **adapter.settings_overrides)
     d_sae = settings.latents_per_d_mlp * adapter.model.cfg.d_mlp
     record = {"settings": settings.__dict__, "hook": hook, "d_sae": d_sae, "seed": seed,
               "model_weights_sha256": weights_digest(adapter.model), "role": role}
-    default = apply_overrides(type(config)(), list(adapter.default_settings))  # the model's default site
+    default = model_settings(type(adapter), task, [])  # the model's default layer and site
     stem = checkpoint_stem(task.name, adapter.stem_name(), preset, seed)
     if role == "trained" and (config.layer, config.site) == (default.layer, default.site) and not adapter.settings_overrides:
         folder = stem
