@@ -65,8 +65,10 @@ def mean_max_cosine(vectors: torch.Tensor | None, chunk: int = 1024) -> float:
 
 
 def dictionary_directions(adapter) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """(encoder, decoder) directions, one row per feature, of an adapter with an SAE; (None, None)
-    for features that are the site's own units (the dictionary is the identity)."""
+    """(encoder, decoder) directions, one row per feature, of an adapter with an SAE (or that names its
+    own, as semi-NMF's); (None, None) for features that are the site's own units (the identity)."""
+    if hasattr(adapter, "dictionary_directions"):
+        return adapter.dictionary_directions()
     sae = getattr(adapter, "sae", None)
     if sae is None:
         return None, None
@@ -123,20 +125,18 @@ def core_metrics(adapter, tokens: torch.Tensor, layer: int, site: str, batch_siz
     """{"metrics": SAEBench's core categories -> flat metrics, "feature_density": one value per
     feature, "consistent_activation_heuristic": tokens fired per row that fires, per feature (None
     for a feature that never fires)} over `tokens` (rows, pos)."""
-    hook = adapter.site_hook(layer, site)
+    _, written = adapter.splice_hooks(layer, site)  # the ablation zeroes what the splice replaces
     sums = _Sums()
     for start in range(0, len(tokens), batch_size):
         batch = tokens[start:start + batch_size]
         seen = {}
 
-        def splice(act):
-            seen["x"] = act
-            seen["x_hat"] = adapter.reconstruct(act).to(act.dtype)
-            return seen["x_hat"]
+        def keep(x, x_hat):
+            seen["x"], seen["x_hat"] = x, x_hat
 
         clean = adapter.logits_and_loss(batch)
-        spliced = adapter.logits_and_loss(batch, hook, splice)
-        ablated = adapter.logits_and_loss(batch, hook, torch.zeros_like)
+        spliced = adapter.spliced_logits_and_loss(batch, layer, site, keep)
+        ablated = adapter.logits_and_loss(batch, written, torch.zeros_like)
         sums.add_downstream(clean, spliced, ablated)
         sums.add_site(seen["x"], seen["x_hat"], adapter.features(batch, layer, site))
     return _summarise(sums, *dictionary_directions(adapter))

@@ -24,6 +24,8 @@ MODELS = {
     "dense+sae:jumprelu": "adapters.sae:SAEJumpReLUAdapter",
     "dense+sae:gated": "adapters.sae:SAEGatedAdapter",
     "dense+attn-sae": "adapters.sae:AttnSAEAdapter",
+    "dense+transcoder": "adapters.transcoder:TranscoderAdapter",
+    "dense+snmf": "adapters.snmf:SNMFAdapter",
 }
 
 # Other spellings of a model above; not run twice by MODEL=all.

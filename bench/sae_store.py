@@ -27,10 +27,19 @@ from core.paths import CACHE
 
 
 def attach_features(adapter, task, preset: str, seed: int, config, device: str, role: str) -> None:
-    """Give the adapter what its features need beyond the model (an SAE adapter: its SAE). `role` is
+    """Give the adapter what its features need beyond the model (an SAE adapter: its SAE; a transcoder
+    adapter: its transcoder, bench/transcoder_store.py; semi-NMF: its factors, bench/snmf_store.py). `role` is
     "trained" or "random" (the random-init floor)."""
     if getattr(adapter, "needs_sae", False):
         attach_sae(adapter, task, preset, seed, config, device, role)
+    if getattr(adapter, "needs_transcoder", False):
+        from bench.transcoder_store import attach_transcoder
+
+        attach_transcoder(adapter, task, preset, seed, config, device, role)
+    if getattr(adapter, "needs_snmf", False):
+        from bench.snmf_store import attach_snmf
+
+        attach_snmf(adapter, task, preset, seed, config, device, role)
 
 
 def attach_sae(adapter, task, preset: str, seed: int, config, device: str, role: str) -> None:
@@ -86,13 +95,13 @@ def _from_named_folder(folder: Path, hook: str, width: int, sites: list, device:
 
 def _trained_here(adapter, task, preset, seed, config, device, role, hook):
     from bench.model_store import checkpoint_stem, training_allowed
-    from core.task_config import apply_overrides
+    from bench.runner import settings_for as model_settings
 
     settings = st.settings_for(adapter.architecture, preset, **adapter.settings_overrides)
     d_sae = settings.latents_per_d_mlp * adapter.model.cfg.d_mlp
     record = {"settings": settings.__dict__, "hook": hook, "d_sae": d_sae, "seed": seed,
               "model_weights_sha256": weights_digest(adapter.model), "role": role}
-    default = apply_overrides(type(config)(), list(adapter.default_settings))  # the model's default site
+    default = model_settings(type(adapter), task, [])  # the model's default layer and site
     stem = checkpoint_stem(task.name, adapter.stem_name(), preset, seed)
     if role == "trained" and (config.layer, config.site) == (default.layer, default.site) and not adapter.settings_overrides:
         folder = stem

@@ -13,6 +13,7 @@ import time
 import uuid
 from pathlib import Path
 
+from bench.core_metrics import dictionary_directions
 from core.errors import BenchError
 from models.checkpoint import digest_of_meta
 
@@ -55,12 +56,14 @@ def identity(record: dict, adapter, config, tokens) -> tuple[dict, dict]:
     from core.results import versions
 
     sae = getattr(adapter, "sae", None)
-    hook = adapter.site_hook(config.layer, config.site)
+    hook = adapter.splice_hooks(config.layer, config.site)[1]  # what the splice replaces
     if sae is not None:
         cfg = json.loads(json.dumps(sae.cfg.to_dict(), default=str))
-    else:
+    else:  # the model's own units, or semi-NMF codes (not a SAELens SAE either)
         width = adapter.activations(tokens[:1, :1], hook).shape[-1]
-        cfg = {"architecture": "model_units", "d_in": width, "d_sae": width, "dtype": model_dtype(adapter),
+        factors = getattr(adapter, "factors", None)
+        cfg = {"architecture": "model_units" if factors is None else "semi_nmf", "d_in": width,
+               "d_sae": width if factors is None else factors.shape[1], "dtype": model_dtype(adapter),
                "apply_b_dec_to_input": False, "normalize_activations": "none",
                "metadata": {"hook_name": hook, "context_size": int(tokens.shape[1]), "model_name": record["model"]}}
     about = {"model": record["model"], "feature_kind": adapter.feature_kind,
@@ -88,7 +91,7 @@ def core_doc(record: dict, core: dict, ids: dict, about: dict, adapter, meta: di
         "context_size": int(tokens.shape[1]), "compute_kl": True, "compute_ce_loss": True, "compute_l2_norms": True,
         "compute_sparsity_metrics": True, "compute_variance_metrics": True,
         "compute_featurewise_density_statistics": True,
-        "compute_featurewise_weight_based_metrics": getattr(adapter, "sae", None) is not None,
+        "compute_featurewise_weight_based_metrics": any(d is not None for d in dictionary_directions(adapter)),
         "exclude_special_tokens_from_reconstruction": False, "verbose": False}
     unstructured = {
         "feature_density": [round(d, 8) for d in core["feature_density"]],

@@ -78,10 +78,17 @@ class FeatureAdapter:
         return self.activations(tokens, self.feature_hook(layer, site))
 
     def reconstruct(self, activation: torch.Tensor) -> torch.Tensor:
-        """The site's activation as rebuilt from the features (core/fidelity.py splices it in).
-        Neurons and expert units are the model's own computation, so this is the activation itself;
-        a dictionary (SAE) returns its decode(encode(x))."""
+        """The activation at the splice's write hook as rebuilt from the one at its read hook (see
+        `splice_hooks`). Neurons and expert units are the model's own computation, so this is the
+        activation itself; an SAE returns decode(encode(x)); a transcoder maps the MLP's input to its output."""
         return activation
+
+    def splice_hooks(self, layer: int, site: str) -> tuple[str, str]:
+        """(read, write): the splice reads the activation at `read` and `reconstruct` of it replaces the
+        one at `write`, which is also what the zero ablation zeroes. Features that rebuild their own site
+        (neurons, SAEs) read and write one hook."""
+        hook = self.site_hook(layer, site)
+        return hook, hook
 
     def model_metrics(self, tokens: torch.Tensor, layer: int) -> tuple[dict, dict]:
         """Metrics about the model itself rather than its features (router statistics, ...):
@@ -131,6 +138,28 @@ class FeatureAdapter:
         if hook is None:
             return self.model(tokens, **run)
         return self.model.run_with_hooks(tokens, fwd_hooks=[(hook, lambda act, hook: replace(act))], **run)
+
+    @torch.no_grad()
+    def spliced_logits_and_loss(self, tokens: torch.Tensor, layer: int, site: str,
+                                seen: Callable[[torch.Tensor, torch.Tensor], None] | None = None):
+        """logits_and_loss with the features' reconstruction spliced in at (layer, site); `seen(x, x_hat)`
+        gets each batch's replaced activation and its replacement, heads concatenated (hook_z)."""
+        read, write = self.splice_hooks(layer, site)
+        captured: dict[str, torch.Tensor] = {}
+
+        def capture(act, hook):
+            captured["x"] = heads_concatenated(act)
+            return act
+
+        def replace(act, hook):
+            x = heads_concatenated(act)
+            x_hat = self.reconstruct(captured.pop("x") if read != write else x).to(act.dtype)
+            if seen is not None:
+                seen(x, x_hat)
+            return x_hat.view_as(act)
+
+        hooks = ([(read, capture)] if read != write else []) + [(write, replace)]
+        return self.model.run_with_hooks(tokens, fwd_hooks=hooks, return_type="both", loss_per_token=True)
 
     def loss_per_token(self, tokens: torch.Tensor, hook: str | None = None,
                        replace: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:

@@ -2,7 +2,8 @@
 
 The site's activation is replaced by the adapter's reconstruction of it: an SAE's decode(encode(x)),
 or x itself for models whose features are their own computation (dense neurons, MoE-X's z), which
-therefore recover all of the loss by construction.
+therefore recover all of the loss by construction; a transcoder's output replaces the MLP's output
+(`FeatureAdapter.splice_hooks`), and explained variance is then of the MLP's output.
 
     loss_recovered = (CE_zero - CE_splice) / (CE_zero - CE_clean)
 
@@ -18,8 +19,6 @@ from __future__ import annotations
 import math
 
 import torch
-
-from core.adapter import heads_concatenated
 
 MOSTLY_DEAD = 0.5  # more than half the features never firing on the text: flagged in the results
 
@@ -50,22 +49,15 @@ def fidelity(adapter, tokens: torch.Tensor, layer: int, site: str, batch_size: i
     """Loss recovered, perplexity with and without the splice, explained variance, L0, dead
     fraction (and the mostly_dead flag, 1.0 or 0.0) of the adapter's features at (layer, site) over
     `tokens` (rows, pos)."""
-    hook = adapter.site_hook(layer, site)
+    _, written = adapter.splice_hooks(layer, site)  # the ablation zeroes what the splice replaces
     ce = {"clean": [], "zero": [], "splice": []}
     variance = _Variance()
     active_total, positions, fired = 0.0, 0, None
-
-    def splice(act):
-        x = heads_concatenated(act)  # hook_z: the features read all heads at once, so the splice does
-        x_hat = adapter.reconstruct(x).to(act.dtype)
-        variance.add(x, x_hat)
-        return x_hat.view_as(act)
-
     for start in range(0, len(tokens), batch_size):
         batch = tokens[start:start + batch_size]
         ce["clean"].append(adapter.loss_per_token(batch).flatten())
-        ce["zero"].append(adapter.loss_per_token(batch, hook, torch.zeros_like).flatten())
-        ce["splice"].append(adapter.loss_per_token(batch, hook, splice).flatten())
+        ce["zero"].append(adapter.loss_per_token(batch, written, torch.zeros_like).flatten())
+        ce["splice"].append(adapter.spliced_logits_and_loss(batch, layer, site, variance.add)[1].flatten())
         active = adapter.features(batch, layer, site) > 0
         active_total += active.sum().item()
         positions += active.shape[0] * active.shape[1]

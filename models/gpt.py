@@ -61,12 +61,24 @@ MLP_FACTORIES: dict[str, Callable[[GPTConfig], nn.Module]] = {"dense": DenseMLP}
 MLP_MODULES = {"moe": "models.moe", "topk": "models.topk_mlp"}
 
 
+class LayerNorm(nn.LayerNorm):
+    """nn.LayerNorm whose output (after its weight and bias) passes `hook_normalized`, as TransformerLens
+    names it: `blocks.{l}.ln2.hook_normalized` is the MLP's input, which a transcoder reads."""
+
+    def __init__(self, d_model: int):
+        super().__init__(d_model)
+        self.hook_normalized = HookPoint()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.hook_normalized(super().forward(x))
+
+
 class Block(nn.Module):
     def __init__(self, cfg: GPTConfig):
         super().__init__()
-        self.ln1 = nn.LayerNorm(cfg.d_model)
+        self.ln1 = LayerNorm(cfg.d_model)
         self.attn = Attention(cfg)
-        self.ln2 = nn.LayerNorm(cfg.d_model)
+        self.ln2 = LayerNorm(cfg.d_model)
         if cfg.mlp not in MLP_FACTORIES and cfg.mlp in MLP_MODULES:
             importlib.import_module(MLP_MODULES[cfg.mlp])
         if cfg.mlp not in MLP_FACTORIES:

@@ -60,3 +60,13 @@ def test_dense_attn_sae_trains_its_sae_on_hook_z_and_scores_end_to_end_at_tiny()
     # a 16-step SAE on a tiny model reconstructs poorly (explained variance can be below 0); the splice
     # still ran through it, so its loss differs from the clean model's
     assert record["metrics"]["explained_variance"] <= 1 and record["metrics"]["loss_recovered"] != 1.0
+
+
+def test_the_saebench_core_metrics_read_the_attn_site_with_heads_concatenated():
+    from bench.core_metrics import core_metrics
+
+    adapter, task = _dense_tiny()
+    tokens = task.validation_tokens("tiny", 0)[:2]
+    m = core_metrics(adapter, tokens, -3, "attn")["metrics"]
+    assert m["reconstruction_quality"]["mse"] == 0 and m["model_behavior_preservation"]["kl_div_with_sae"] == 0
+    assert m["token_stats"]["total_tokens_eval_sparsity_variance"] == tokens.numel()

@@ -1,0 +1,65 @@
+"""Where dense+transcoder's transcoder comes from: one trained here (bench/transcoder_training.py) on
+the model the adapter reads, kept under checkpoints/ for the task's default layer of the trained model
+and under .cache/saes/ for other layers and the random-init floor, and retrained whenever its record
+(settings, hooks, model weights) no longer matches; or MOEXBENCH_TRANSCODER_PATH=<folder>, a SAELens
+transcoder saved on disk, for the trained model (the floor's is always trained here).
+
+Its settings are the TopK SAE's of the preset (bench/sae_training.SAESettings: width 4 x d_mlp, k,
+tokens, batch, learning rate), so a transcoder and the TopK SAE are compared at equal width and L0.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from adapters.sae import weights_digest
+from bench import sae_training as st
+from bench import transcoder_training as tt
+from core.errors import BenchError
+from core.paths import CACHE
+
+
+def attach_transcoder(adapter, task, preset: str, seed: int, config, device: str, role: str) -> None:
+    layer = adapter.resolve_layer(config.layer)
+    adapter.splice_hooks(layer, config.site)  # refuses a site other than mlp in one line
+    path = os.environ.get("MOEXBENCH_TRANSCODER_PATH")
+    if role == "trained" and path:
+        from models.checkpoint import file_sha256
+
+        folder = Path(path)
+        transcoder = tt.load_transcoder(folder, layer, adapter.d_model).to(device)
+        weights = folder / "sae_weights.safetensors"
+        source = {"source": f"SAELens transcoder folder {folder} (MOEXBENCH_TRANSCODER_PATH)",
+                  "sae_sha256": file_sha256(weights) if weights.exists() else None}
+    else:
+        transcoder, source = _trained_here(adapter, task, preset, seed, config, device, role, layer)
+    adapter.use_sae(transcoder, tt.hooks(layer)[0], source)
+
+
+def _trained_here(adapter, task, preset, seed, config, device, role, layer):
+    from bench.model_store import checkpoint_stem, training_allowed
+
+    settings = st.settings_for("topk", preset)
+    d_sae = settings.latents_per_d_mlp * adapter.model.cfg.d_mlp
+    read, write = tt.hooks(layer)
+    record = {"settings": settings.__dict__, "hook": read, "hook_out": write, "d_sae": d_sae, "k": settings.k,
+              "seed": seed, "model_weights_sha256": weights_digest(adapter.model), "role": role,
+              "trainer": "moexbench (bench/transcoder_training.py): Adam on the MLP output's squared error, "
+                         "unit-norm decoder rows, no auxiliary dead-latent loss"}
+    stem = checkpoint_stem(task.name, adapter.stem_name(), preset, seed)
+    if role == "trained" and layer == adapter.resolve_layer(type(config)().layer):
+        folder = stem
+    else:
+        folder = CACHE / "saes" / task.name / f"{stem.name}-{role}-L{layer}"
+    if st.read_record(folder) != record:
+        why = "none saved" if st.read_record(folder) is None else "saved one is stale (settings, layer or model changed)"
+        if not training_allowed():
+            raise BenchError(f"{adapter.name}: no up-to-date transcoder at {folder} ({why}) and MOEXBENCH_NO_TRAIN=1; "
+                             f"train it with `make bench MODEL={adapter.name} TASK={task.name} PRESET={preset}`")
+        print(f"{adapter.name}: training a TopK transcoder on {read} -> {write} ({role} model; {why})")
+        data = task.training_data(preset, seed)
+        transcoder = tt.train_transcoder(adapter.model, layer, d_sae, settings, data.batch_fn, seed)
+        tt.save_transcoder(transcoder, folder, record)
+    transcoder = tt.load_transcoder(folder, layer, adapter.d_model).to(device)
+    return transcoder, {"source": f"trained here by moexbench's transcoder trainer, saved at {folder.name}", **record}

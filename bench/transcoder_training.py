@@ -1,0 +1,148 @@
+"""Transcoders for the dense+transcoder adapter (Dunefsky et al. 2024, arXiv 2406.11944): a wide sparse
+MLP trained to map the dense MLP's input (`blocks.{l}.ln2.hook_normalized`, after the layer norm) to
+its output (`blocks.{l}.hook_mlp_out`).
+
+The module is SAELens's own `Transcoder` with SAELens's `TopK` as its activation, so its width (4 x
+d_mlp) and L0 (k) are the TopK SAE's of the same preset. SAELens 6.54 trains SAEs only, so the training
+loop is ours: Adam on the output's squared error (summed over the output width, mean over tokens), with
+the SAE recipe's tokens, batch and learning rate, decoder rows kept at unit norm (as SAE trainers keep
+them), the output bias started at the mean output and the encoder scaled so that the first outputs
+spread as far as the MLP's. No auxiliary loss for dead latents (SAELens's TopK
+SAEs have one): the result's dead fraction shows what that costs.
+
+Saved in SAELens's transcoder format (`cfg.json` with architecture "transcoder", hook_name and
+hook_name_out; bf16 `sae_weights.safetensors`) plus our `moexbench.json`, which holds k: SAELens's
+"transcoder" class applies ReLU, so `Transcoder.load_from_disk` alone gives a dense ReLU version of
+this one; `load_transcoder` puts the TopK back.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+from pathlib import Path
+
+import torch
+
+from bench.sae_training import read_record
+from core.errors import BenchError
+from core.progress import progress
+
+
+def hooks(layer: int) -> tuple[str, str]:
+    """(MLP input, MLP output) of block `layer`, in TransformerLens's names."""
+    return f"blocks.{layer}.ln2.hook_normalized", f"blocks.{layer}.hook_mlp_out"
+
+
+def new_transcoder(d_in: int, d_sae: int, d_out: int, k: int, layer: int):
+    """A SAELens Transcoder with a TopK(k) activation, reading and writing block `layer`'s MLP hooks."""
+    from sae_lens.saes.sae import SAEMetadata
+    from sae_lens.saes.topk_sae import TopK
+    from sae_lens.saes.transcoder import Transcoder, TranscoderConfig
+
+    if not 0 < k <= d_sae:
+        raise BenchError(f"transcoder k={k} must be between 1 and its width {d_sae}")
+    read, write = hooks(layer)
+    cfg = TranscoderConfig(d_in=d_in, d_sae=d_sae, d_out=d_out, apply_b_dec_to_input=False,
+                           metadata=SAEMetadata(hook_name=read, hook_name_out=write, model_name="moexbench"))
+    transcoder = Transcoder(cfg)
+    transcoder.activation_fn = TopK(k)
+    return transcoder
+
+
+@torch.no_grad()
+def paired_stream(model, layer: int, batch_fn, batch_tokens: int, seed: int, mix_batches: int = 8):
+    """Endless ((batch_tokens, d_model) MLP inputs, (batch_tokens, d_model) MLP outputs) from the task's
+    training rows, pooled over `mix_batches` forward passes and shuffled in pairs."""
+    read, write = hooks(layer)
+    gen = torch.Generator().manual_seed(seed)
+    device = next(model.parameters()).device
+    step = 1_000_000  # the SAE stream's offset: batches the model never trained on at these step numbers
+    while True:
+        ins, outs = [], []
+        for _ in range(mix_batches):
+            _, cache = model.run_with_cache(batch_fn(step).to(device), names_filter=[read, write],
+                                            stop_at_layer=layer + 1)
+            ins.append(cache[read].reshape(-1, cache[read].shape[-1]).float())
+            outs.append(cache[write].reshape(-1, cache[write].shape[-1]).float())
+            step += 1
+        order = torch.randperm(sum(len(x) for x in ins), generator=gen).to(device)
+        x, y = torch.cat(ins)[order], torch.cat(outs)[order]
+        usable = len(x) // batch_tokens * batch_tokens
+        yield from zip(x[:usable].split(batch_tokens), y[:usable].split(batch_tokens))
+
+
+def train_transcoder(model, layer: int, d_sae: int, settings, batch_fn, seed: int):
+    """A TopK transcoder for block `layer`'s MLP, trained with `settings` (bench/sae_training.SAESettings:
+    tokens, batch_tokens, lr, k)."""
+    stream = paired_stream(model, layer, batch_fn, settings.batch_tokens, seed)
+    x, y = next(stream)
+    torch.manual_seed(seed)
+    transcoder = new_transcoder(x.shape[-1], d_sae, y.shape[-1], settings.k, layer).to(x.device)
+    with torch.no_grad():  # b_enc is 0, so TopK's output scales with W_enc: match the output's spread
+        transcoder.W_dec.div_(transcoder.W_dec.norm(dim=-1, keepdim=True))
+        transcoder.b_dec.copy_(y.mean(0))
+        start = transcoder.decode(transcoder.encode(x)) - transcoder.b_dec
+        transcoder.W_enc.mul_((y - y.mean(0)).norm(dim=-1).mean() / start.norm(dim=-1).mean().clamp_min(1e-8))
+    optimiser = torch.optim.Adam(transcoder.parameters(), lr=settings.lr)
+    n_steps = settings.tokens // settings.batch_tokens
+    bar = progress(total=n_steps, desc="transcoder", unit="step")
+    for step in range(n_steps):
+        if step:
+            x, y = next(stream)
+        loss = (transcoder(x) - y).pow(2).sum(-1).mean()
+        if not torch.isfinite(loss):
+            raise BenchError(f"transcoder training diverged at step {step} (loss {loss.item()}); lower its lr")
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        with torch.no_grad():
+            transcoder.W_dec.div_(transcoder.W_dec.norm(dim=-1, keepdim=True).clamp_min(1e-8))
+        bar.update(1)
+        bar.set_postfix(mse=f"{loss.item():.4f}")
+    bar.close()
+    return transcoder.eval()
+
+
+def save_transcoder(transcoder, folder: Path, record: dict) -> None:
+    """SAELens's transcoder format (bf16 weights) plus our record, which holds k; written to a
+    temporary folder and renamed, so an interrupted save leaves no half transcoder."""
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    transcoder = copy.deepcopy(transcoder).to(torch.bfloat16)  # the caller's copy stays as it was
+    transcoder.cfg.dtype = "bfloat16"
+    transcoder.save_model(tmp)
+    (tmp / "moexbench.json").write_text(json.dumps(record, indent=2) + "\n")
+    shutil.rmtree(folder, ignore_errors=True)
+    os.replace(tmp, folder)
+
+
+def load_transcoder(folder: Path, layer: int, d_model: int):
+    """The transcoder in a SAELens folder, in float32, checked to read and write block `layer`'s MLP
+    of a d_model-wide model. Its activation is TopK(k) when our record names k; a transcoder from
+    elsewhere (no record) keeps the activation its SAELens class has."""
+    from sae_lens import SAE
+    from sae_lens.saes.topk_sae import TopK
+
+    if not (folder / "cfg.json").exists():
+        raise BenchError(f"{folder} is not a SAELens transcoder folder (no cfg.json)")
+    try:
+        transcoder = SAE.load_from_disk(str(folder), dtype="float32")
+    except Exception as e:  # noqa: BLE001 - SAELens raises many kinds for a damaged folder; all mean the same
+        raise BenchError(f"transcoder folder {folder} is damaged ({type(e).__name__}: {str(e)[:160]}); delete it "
+                         f"to retrain, or restore it") from None
+    meta = transcoder.cfg.metadata
+    read, write = hooks(layer)
+    found = (getattr(meta, "hook_name", None), getattr(meta, "hook_name_out", None))
+    if not hasattr(transcoder, "d_out") or found != (read, write):
+        raise BenchError(f"{folder} is not a transcoder of block {layer}'s MLP (it reads {found[0]} and writes "
+                         f"{found[1]}; this needs {read} -> {write}); score its layer with ARGS='layer=<l>'")
+    if (transcoder.cfg.d_in, transcoder.d_out) != (d_model, d_model):
+        raise BenchError(f"{folder} maps {transcoder.cfg.d_in} -> {transcoder.d_out} wide activations, but this "
+                         f"model's MLP is {d_model} -> {d_model}: it was fitted on another model")
+    record = read_record(folder)
+    if record and "k" in record:
+        transcoder.activation_fn = TopK(record["k"])
+    return transcoder.eval()
