@@ -63,9 +63,9 @@ class SNMFAdapter(FeatureAdapter):
         return snmf.decode(codes, self.factors)
 
     def dictionary_directions(self):
-        """(encoder, decoder) rows per feature: F's columns for both, as the codes are F's least-squares
-        projection."""
-        return self.factors.T, self.factors.T
+        """(encoder, decoder) rows per feature: the rows of F's pseudo-inverse (the linear least-squares
+        code, before the non-negativity constraint) and F's columns."""
+        return torch.linalg.pinv(self.factors), self.factors.T
 
     def stem_name(self) -> str:
         return f"{self.base_model}+snmf"

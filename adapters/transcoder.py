@@ -9,6 +9,8 @@ with two hooks; training, saving and loading it is bench/transcoder_store.py's.
 
 from __future__ import annotations
 
+import torch
+
 from adapters.sae import SAEAdapter
 from core.errors import BenchError
 
@@ -40,6 +42,12 @@ class TranscoderAdapter(SAEAdapter):
         if read != self.sae_hook:
             raise BenchError(f"{self.name}: the transcoder reads {self.sae_hook}, not {read}; re-run with that layer")
         return read
+
+    @torch.no_grad()
+    def reconstruct(self, activation: torch.Tensor) -> torch.Tensor:
+        """The MLP's output as the transcoder computes it from the MLP's input: its forward, so that a
+        SAELens skip transcoder of your own keeps its skip term."""
+        return self.sae(activation.float())
 
     def stem_name(self) -> str:
         return f"{self.base_model}+transcoder-{self.architecture}"

@@ -25,14 +25,17 @@ CORE_NOTES = [
     "splice = the adapter's reconstruction of the site's activation: an SAE's decode(encode(x)); x itself for "
     "units that are the model's own computation (dense neurons, MoE and MoE-X expert units), whose KL with the "
     "splice is float rounding (below 1e-7) and kl_div_score 1 unless the ablation's own KL is as small (a barely "
-    "trained model); ablation = the site's activation set to zeros",
+    "trained model); a transcoder's output replaces the MLP's output (hook_mlp_out), computed from the MLP's "
+    "input; semi-NMF's F g replaces the hidden units; ablation = the replaced activation set to zeros (for a "
+    "transcoder the MLP's output, not its hidden units)",
     "mse: per token the squared error summed over the site's width, averaged over tokens (SAELens's run_evals; "
     "SAEBench 0.6.0's own copy of run_evals further divides by the batch's token count)",
     "l0, l1 and feature density count a feature where it is != 0 and l1 sums absolute values, as run_evals; our "
     "results' l0_fidelity and dead_fraction count > 0, so a GELU neuron's small negative values count here only",
     "cossim of a token whose activation or reconstruction is all zeros: 1 if both are, else 0 (run_evals: NaN)",
     "for model units the dictionary is the identity at the site, so average_max_encoder_cosine_sim and "
-    "average_max_decoder_cosine_sim are 0 by construction; for SAEs they come from W_enc and W_dec",
+    "average_max_decoder_cosine_sim are 0 by construction; for SAEs and transcoders they come from W_enc and "
+    "W_dec; for semi-NMF from the rows of F's pseudo-inverse and F's columns",
     "eval_result_details is empty: SAEBench's per-feature rows need encoder weights that model units lack; "
     "per-feature densities are in eval_result_unstructured",
     "token_stats count the tokens read (rows x context); relative_reconstruction_bias and "

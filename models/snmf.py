@@ -10,8 +10,10 @@ with A+ = (|A| + A) / 2 and A- = (|A| - A) / 2.
 
 Encoding a new token x with F fixed is the same objective's convex part, min_{g >= 0} ||x - F g||^2
 (non-negative least squares). It is solved by accelerated projected gradient (FISTA, step 1 / the
-largest eigenvalue of F^T F), which reaches exact zeros; Ding's multiplicative update only approaches
-them, so every code would count as active. Shafran et al.'s winner-take-all sparsity on F is not
+largest eigenvalue of F^T F, from g = 0), which sets a code exactly to 0 where the solution lies on that
+boundary; Ding's multiplicative update only approaches 0, so every code would count as active. When F
+is nearly singular (k as large as d) the solution is not unique and a fixed number of steps stops
+short of the optimum: the codes found are then one of many, and dense. Shafran et al.'s winner-take-all sparsity on F is not
 applied: F is Ding et al.'s.
 """
 
@@ -38,7 +40,8 @@ def objective(x: torch.Tensor, f: torch.Tensor, g: torch.Tensor) -> float:
 
 def update_f(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     gram = g.T @ g
-    gram = gram + RIDGE * gram.diagonal().mean().clamp_min(FLOOR) * torch.eye(len(gram), dtype=gram.dtype)
+    gram = gram + RIDGE * gram.diagonal().mean().clamp_min(FLOOR) * torch.eye(len(gram), dtype=gram.dtype,
+                                                                               device=gram.device)
     return torch.linalg.solve(gram.double(), (g.T @ x).double()).T.to(x.dtype)  # (d, k): F = X G (G^T G)^-1
 
 
@@ -69,7 +72,7 @@ def encode(x: torch.Tensor, f: torch.Tensor, iterations: int) -> torch.Tensor:
     rows = x.reshape(-1, shape[-1]).to(f.dtype)
     gram, target = f.T @ f, rows @ f
     step = 1.0 / torch.linalg.eigvalsh(gram)[-1].clamp_min(FLOOR)
-    g = torch.zeros(len(rows), f.shape[1], dtype=f.dtype)
+    g = torch.zeros(len(rows), f.shape[1], dtype=f.dtype, device=f.device)
     y, t = g, 1.0
     for _ in range(iterations):
         g_next = (y - step * (y @ gram - target)).clamp_min(0)

@@ -51,6 +51,9 @@ def _adapter(model, transcoder, layer: int):
 
 def test_the_hooks_are_the_mlps_input_and_output():
     model, tokens = _relu_model_and_tokens()
+    with torch.no_grad():  # a layer norm whose affine part shows: the hook is after it, as the MLP reads it
+        model.blocks[1].ln2.weight.uniform_(0.5, 2.0)
+        model.blocks[1].ln2.bias.uniform_(-1.0, 1.0)
     read, write = tt.hooks(1)
     _, cache = model.run_with_cache(tokens, names_filter=[read, write, "blocks.1.hook_resid_mid"])
     ln2 = model.blocks[1].ln2
