@@ -93,8 +93,31 @@ def _from_named_folder(folder: Path, hook: str, width: int, sites: list, device:
     return sae, {"source": f"SAELens folder {folder}", "sae_sha256": file_sha256(weights) if weights.exists() else None}
 
 
+def fitted_folder(adapter, task, preset: str, seed: int, role: str, at_default: bool, tag: str) -> Path:
+    """Where a dictionary fitted here (SAE, transcoder, semi-NMF) lives: beside the checkpoints for the
+    trained model at its default layer and site, else under .cache/saes/ (`tag` names layer and site)."""
+    from bench.model_store import checkpoint_stem
+
+    stem = checkpoint_stem(task.name, adapter.stem_name(), preset, seed)
+    return stem if role == "trained" and at_default else CACHE / "saes" / task.name / f"{stem.name}-{role}-{tag}"
+
+
+def refit_if_stale(folder: Path, record: dict, adapter, task, preset: str, what: str, fit) -> None:
+    """Call fit(why), which fits and saves, unless `folder` holds a `what` whose record is exactly
+    `record`; with training switched off (MOEXBENCH_NO_TRAIN=1) that is one line instead."""
+    from bench.model_store import training_allowed
+
+    saved = st.read_record(folder)
+    if saved == record:
+        return
+    why = "none saved" if saved is None else "saved one is stale (settings, site or model changed)"
+    if not training_allowed():
+        raise BenchError(f"{adapter.name}: no up-to-date {what} at {folder} ({why}) and MOEXBENCH_NO_TRAIN=1; "
+                         f"fit it with `make bench MODEL={adapter.name} TASK={task.name} PRESET={preset}`")
+    fit(why)
+
+
 def _trained_here(adapter, task, preset, seed, config, device, role, hook):
-    from bench.model_store import checkpoint_stem, training_allowed
     from bench.runner import settings_for as model_settings
 
     settings = st.settings_for(adapter.architecture, preset, **adapter.settings_overrides)
@@ -102,21 +125,17 @@ def _trained_here(adapter, task, preset, seed, config, device, role, hook):
     record = {"settings": settings.__dict__, "hook": hook, "d_sae": d_sae, "seed": seed,
               "model_weights_sha256": weights_digest(adapter.model), "role": role}
     default = model_settings(type(adapter), task, [])  # the model's default layer and site
-    stem = checkpoint_stem(task.name, adapter.stem_name(), preset, seed)
-    if role == "trained" and (config.layer, config.site) == (default.layer, default.site) and not adapter.settings_overrides:
-        folder = stem
-    else:
-        changed = "".join(f"-{k}{v}" for k, v in sorted(adapter.settings_overrides.items()))
-        folder = CACHE / "saes" / task.name / f"{stem.name}-{role}-L{adapter.resolve_layer(config.layer)}-{config.site}{changed}"
-    if st.read_record(folder) != record:
-        why = "none saved" if st.read_record(folder) is None else "saved one is stale (settings, site or model changed)"
-        if not training_allowed():
-            raise BenchError(f"{adapter.name}: no up-to-date SAE at {folder} ({why}) and MOEXBENCH_NO_TRAIN=1; "
-                             f"train it with `make bench MODEL={adapter.name} TASK={task.name} PRESET={preset}`")
+    changed = "".join(f"-{k}{v}" for k, v in sorted(adapter.settings_overrides.items()))
+    at_default = (config.layer, config.site) == (default.layer, default.site) and not adapter.settings_overrides
+    folder = fitted_folder(adapter, task, preset, seed, role, at_default,
+                           f"L{adapter.resolve_layer(config.layer)}-{config.site}{changed}")
+
+    def fit(why):
         print(f"{adapter.name}: training a {adapter.architecture} SAE with SAELens on {hook} ({role} model; {why})")
         data = task.training_data(preset, seed)
-        sae = st.train_sae(adapter.model, hook, d_sae, settings, data.batch_fn, seed, device)
-        st.save_sae(sae, folder, record)
+        st.save_sae(st.train_sae(adapter.model, hook, d_sae, settings, data.batch_fn, seed, device), folder, record)
+
+    refit_if_stale(folder, record, adapter, task, preset, "SAE", fit)
     sae = st.load_sae(folder).to(device)
     return sae, {"source": f"trained here by SAELens's SAETrainer, saved at {folder.name}", **record}
 

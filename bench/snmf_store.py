@@ -21,7 +21,6 @@ import torch
 from adapters.sae import weights_digest
 from bench import sae_training as st
 from core.errors import BenchError
-from core.paths import CACHE
 from core.progress import progress
 from models import snmf
 
@@ -49,7 +48,7 @@ def settings_for(preset: str) -> SNMFSettings:
 
 
 def attach_snmf(adapter, task, preset: str, seed: int, config, device: str, role: str) -> None:
-    from bench.model_store import checkpoint_stem, training_allowed
+    from bench.sae_store import fitted_folder, refit_if_stale
 
     hook = adapter.site_hook(config.layer, config.site)
     if config.site != "mlp":
@@ -61,20 +60,16 @@ def attach_snmf(adapter, task, preset: str, seed: int, config, device: str, role
               "model_weights_sha256": weights_digest(adapter.model), "role": role,
               "algorithm": "Ding, Li & Jordan 2010 multiplicative updates (fit); FISTA non-negative least "
                            "squares (codes of new tokens); no winner-take-all sparsity on F"}
-    stem = checkpoint_stem(task.name, adapter.stem_name(), preset, seed)
     layer = adapter.resolve_layer(config.layer)
-    if role == "trained" and layer == adapter.resolve_layer(type(config)().layer):
-        folder = stem
-    else:
-        folder = CACHE / "saes" / task.name / f"{stem.name}-{role}-L{layer}"
-    if st.read_record(folder) != record:
-        why = "none saved" if st.read_record(folder) is None else "saved one is stale (settings, site or model changed)"
-        if not training_allowed():
-            raise BenchError(f"{adapter.name}: no up-to-date factorisation at {folder} ({why}) and MOEXBENCH_NO_TRAIN=1; "
-                             f"fit it with `make bench MODEL={adapter.name} TASK={task.name} PRESET={preset}`")
+    folder = fitted_folder(adapter, task, preset, seed, role, layer == adapter.resolve_layer(type(config)().layer),
+                           f"L{layer}")
+
+    def fit(why):
         print(f"{adapter.name}: fitting semi-NMF ({k} features) on {hook} ({role} model; {why})")
-        factors = fit_on_stream(adapter.model, hook, task.training_data(preset, seed).batch_fn, settings, k, seed)
-        save(factors, folder, record)
+        save(fit_on_stream(adapter.model, hook, task.training_data(preset, seed).batch_fn, settings, k, seed),
+             folder, record)
+
+    refit_if_stale(folder, record, adapter, task, preset, "factorisation", fit)
     factors = load(folder, adapter.model.cfg.d_mlp)
     source = {"source": f"fitted here (models/snmf.py), saved at {folder.name}", **record}
     adapter.use_snmf(factors.to(device), settings.encode_iterations, hook, source)

@@ -16,8 +16,7 @@ from pathlib import Path
 from adapters.sae import weights_digest
 from bench import sae_training as st
 from bench import transcoder_training as tt
-from core.errors import BenchError
-from core.paths import CACHE
+from bench.sae_store import fitted_folder, refit_if_stale
 
 
 def attach_transcoder(adapter, task, preset: str, seed: int, config, device: str, role: str) -> None:
@@ -38,8 +37,6 @@ def attach_transcoder(adapter, task, preset: str, seed: int, config, device: str
 
 
 def _trained_here(adapter, task, preset, seed, config, device, role, layer):
-    from bench.model_store import checkpoint_stem, training_allowed
-
     settings = st.settings_for("topk", preset)
     d_sae = settings.latents_per_d_mlp * adapter.model.cfg.d_mlp
     read, write = tt.hooks(layer)
@@ -47,19 +44,15 @@ def _trained_here(adapter, task, preset, seed, config, device, role, layer):
               "seed": seed, "model_weights_sha256": weights_digest(adapter.model), "role": role,
               "trainer": "moexbench (bench/transcoder_training.py): Adam on the MLP output's squared error, "
                          "unit-norm decoder rows, no auxiliary dead-latent loss"}
-    stem = checkpoint_stem(task.name, adapter.stem_name(), preset, seed)
-    if role == "trained" and layer == adapter.resolve_layer(type(config)().layer):
-        folder = stem
-    else:
-        folder = CACHE / "saes" / task.name / f"{stem.name}-{role}-L{layer}"
-    if st.read_record(folder) != record:
-        why = "none saved" if st.read_record(folder) is None else "saved one is stale (settings, layer or model changed)"
-        if not training_allowed():
-            raise BenchError(f"{adapter.name}: no up-to-date transcoder at {folder} ({why}) and MOEXBENCH_NO_TRAIN=1; "
-                             f"train it with `make bench MODEL={adapter.name} TASK={task.name} PRESET={preset}`")
+    at_default = layer == adapter.resolve_layer(type(config)().layer)
+    folder = fitted_folder(adapter, task, preset, seed, role, at_default, f"L{layer}")
+
+    def fit(why):
         print(f"{adapter.name}: training a TopK transcoder on {read} -> {write} ({role} model; {why})")
         data = task.training_data(preset, seed)
-        transcoder = tt.train_transcoder(adapter.model, layer, d_sae, settings, data.batch_fn, seed)
-        tt.save_transcoder(transcoder, folder, record)
+        tt.save_transcoder(tt.train_transcoder(adapter.model, layer, d_sae, settings, data.batch_fn, seed), folder,
+                           record)
+
+    refit_if_stale(folder, record, adapter, task, preset, "transcoder", fit)
     transcoder = tt.load_transcoder(folder, layer, adapter.d_model).to(device)
     return transcoder, {"source": f"trained here by moexbench's transcoder trainer, saved at {folder.name}", **record}
