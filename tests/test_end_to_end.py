@@ -45,7 +45,11 @@ def test_make_bench_tiny_writes_the_results_contract():
     # Same seed, same machine: same metrics (the checkpoint now exists, so this only evaluates).
     again = _bench("bench", "--model", "dense", "--preset", "tiny", "--threads", "1", "probe_games=40")
     assert again.returncode == 0, again.stderr[-2000:]
-    assert load_result(path)["metrics"] == record["metrics"]
+    again_record = load_result(path)
+    assert again_record["metrics"] == record["metrics"]
+    # ... with the random-init floor read back from the cache the first run filled
+    assert not record["details"]["random_init"]["from_cache"] and again_record["details"]["random_init"]["from_cache"]
+    assert again_record["details"]["random_init"]["groups"] == record["details"]["random_init"]["groups"]
 
 
 def test_the_move_format_runs_the_same_evaluation_end_to_end():

@@ -34,6 +34,32 @@ def test_a_probe_is_the_same_for_the_same_seed():
     assert not torch.equal(a[2], other[2])
 
 
+def test_the_probe_loss_is_the_per_square_cross_entropy_of_every_row():
+    # fit_probe feeds the logits as (n, classes, squares) for speed; its loss must be, bit for bit, the
+    # straightforward mean over (sample, square) rows of a 13-way cross-entropy, so one L-BFGS step from
+    # the same start lands on the same weights.
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(40, 6, generator=gen)
+    classes = torch.randint(0, 13, (40, 64), generator=gen)
+    fast = fit_probe(x, classes, max_iter=3)
+    mean, std = x.mean(0), x.std(0) + 1e-6
+    z = (x - mean) / std
+    weight = (torch.randn(6, 64 * 13, generator=torch.Generator().manual_seed(0)) * 0.01).requires_grad_()
+    bias = torch.zeros(64 * 13, requires_grad=True)
+    opt = torch.optim.LBFGS([weight, bias], lr=1.0, max_iter=3, history_size=20, line_search_fn="strong_wolfe",
+                            tolerance_grad=1e-6, tolerance_change=1e-9)
+
+    def rows_closure():
+        opt.zero_grad()
+        logits = (z @ weight + bias).view(-1, 13)
+        loss = torch.nn.functional.cross_entropy(logits, classes.reshape(-1)) * 64 + 1e-4 * weight.pow(2).sum()
+        loss.backward()
+        return loss
+
+    opt.step(rows_closure)
+    assert torch.equal(fast[2], weight.detach()) and torch.equal(fast[3], bias.detach())
+
+
 def test_a_curve_point_gives_every_layer_an_f1_and_restores_the_training_mode(monkeypatch):
     positions = (build_positions(read_split("probe_train")[:6], workers=1),
                  build_positions(read_split("probe_test")[:6], workers=1))

@@ -169,8 +169,9 @@ class ChessTask(Task):
 
         p = PRESETS[preset]
         n_games = config.probe_games or p.n_probe_games
-        train = build_positions(read_split("probe_train")[:n_games], config.workers, p.format)
-        test = build_positions(read_split("probe_test")[:n_games], config.workers, p.format)
+        train_games, test_games = read_split("probe_train")[:n_games], read_split("probe_test")[:n_games]
+        train = build_positions(train_games, config.workers, p.format)
+        test = build_positions(test_games, config.workers, p.format)
         stat_games = read_split("train")[:p.n_stat_games]
         args = dict(layer=config.layer, site=config.site, batch_size=config.batch_size,
                     probe_layers=config.probe_layers, seed=seed)
@@ -205,15 +206,31 @@ class ChessTask(Task):
                    "feature_kind": adapter.feature_kind, "model": model_details,
                    "seconds": scored.seconds}
         if random_adapter is not None:
-            floor = score_adapter(random_adapter, train, test, stat_games, **args)
+            floor, cached = _random_init_floor(random_adapter, train, test, stat_games, args,
+                                               [train_games, test_games, stat_games])
             for key in ("coverage", "reconstruction", "coverage_strategy", "reconstruction_strategy", "probe_f1"):
-                metrics[f"{key}_random_init"] = floor.metrics[key]
-            details["random_init"] = {"groups": _summarise_groups(floor.groups),
-                                      "probe_f1_by_layer": floor.probe_by_layer}
+                metrics[f"{key}_random_init"] = floor["metrics"][key]
+            details["random_init"] = {"groups": _summarise_groups(floor["groups"]),
+                                      "probe_f1_by_layer": dict(floor["probe_f1_by_layer"]),
+                                      "from_cache": cached}
         per_bsp = [{"group": "board_state", "bsp": j, "best_f1": f1, "best_feature": f}
                    for j, (f1, f) in enumerate(zip(scored.groups["board_state"]["best_f1_per_bsp"],
                                                    scored.groups["board_state"]["best_feature_per_bsp"]))]
         return {"metrics": metrics, "details": details, "deviations": deviations(p.format), "per_item": per_bsp}
+
+
+def _random_init_floor(adapter, train, test, stat_games, args: dict, games: list[list[str]]) -> tuple[dict, bool]:
+    """The floor's scores, from `.cache/` when this adapter's weights, these games, settings and code
+    were scored before (tasks/chess/floor_cache.py): (scores, whether they came from the cache)."""
+    from tasks.chess.evaluate import score_adapter
+    from tasks.chess.floor_cache import cached_floor, floor_key
+
+    def compute() -> dict:
+        scored = score_adapter(adapter, train, test, stat_games, **args)
+        return {"metrics": scored.metrics, "groups": scored.groups,
+                "probe_f1_by_layer": list(scored.probe_by_layer.items())}  # int keys survive JSON as pairs
+
+    return cached_floor(floor_key(adapter, games, {**args, "format": train.format}), compute)
 
 
 def _summarise_groups(groups: dict) -> dict:
