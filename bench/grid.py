@@ -14,9 +14,9 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from core.errors import BenchError, run_command
+from core.paths import RUNS
 from core.progress import progress as progress_bar
 from core.results import ROOT, result_path
 
@@ -46,7 +46,7 @@ def run_grid(task: str, preset: str, jobs: int, dry_run: bool) -> None:
     print(f"{task}/{preset}: {len(todo)} run(s) missing: {', '.join(f'{m} seed {s}' for m, s in todo) or 'none'}")
     if dry_run or not todo:
         return
-    logs = Path(os.environ.get("MOEXBENCH_RUNS", ROOT / "runs")) / "grid"
+    logs = RUNS / "grid"
     logs.mkdir(parents=True, exist_ok=True)
     running: list[tuple[subprocess.Popen, str, object]] = []
     failed = []

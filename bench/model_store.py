@@ -14,14 +14,13 @@ from pathlib import Path
 import torch
 
 from core.errors import BenchError
-from core.paths import ROOT
+from core.paths import ROOT, RUNS
 from core.results import ensure_writable
 from models.checkpoint import load_model, read_meta, weights_digest
 from models.gpt import GPT
 from models.train import train
 
 CHECKPOINTS = Path(os.environ.get("MOEXBENCH_CHECKPOINTS", ROOT / "checkpoints"))
-RUNS = Path(os.environ.get("MOEXBENCH_RUNS", ROOT / "runs"))
 
 
 def training_allowed() -> bool:

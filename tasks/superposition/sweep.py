@@ -38,13 +38,14 @@ def _evaluate(model: ToyModels, density: torch.Tensor, samples: int, generator: 
 
 
 def run_sweep(spec: ToySpec, densities: tuple, seeds: int, steps: int, batch: int, lr: float, config,
-              generator: torch.Generator) -> list[dict]:
-    """Trains len(densities) * seeds models of `spec` at once; one record per model."""
+              generator: torch.Generator, checkpoint=None) -> list[dict]:
+    """Trains len(densities) * seeds models of `spec` at once (resuming from `checkpoint` when it holds
+    a state); one record per model."""
     density = torch.tensor(densities, dtype=torch.float32).repeat(seeds)
     model = ToyModels(spec, len(density), generator)
     # The reference's main sweep: uniform importance (importance_decay = 1).
     importance = config.importance_decay ** torch.arange(spec.n_features, dtype=torch.float32)
-    train_models(model, density, importance, steps, batch, lr, generator)
+    train_models(model, density, importance, steps, batch, lr, generator, checkpoint=checkpoint)
     ev = _evaluate(model, density, config.eval_samples, generator)
     W = model.W.detach()
     fpd = M.features_per_dimension(W, ev["usage"], spec.top_k)
@@ -73,7 +74,7 @@ def run_sweep(spec: ToySpec, densities: tuple, seeds: int, steps: int, batch: in
 
 
 def run_specialisation(spec: ToySpec, sp, gate_init: str, lr: float, batch: int, config,
-                       generator: torch.Generator) -> list[dict]:
+                       generator: torch.Generator, checkpoint=None) -> list[dict]:
     """Their Table 1: train at the given density with importance 0.9^perm(i); then for every expert
     with monosemantic features, how often the router picks it when those features are set to 1 (the
     other features sampled as in training), against how often it picks it on the same inputs as drawn."""
@@ -83,7 +84,7 @@ def run_specialisation(spec: ToySpec, sp, gate_init: str, lr: float, batch: int,
     learned = spec.router != "sparsity"  # MoE-X's router has no gate to initialise
     model = ToyModels(spec, sp.models_per_init, generator, gate_init=gate_init if learned else "xavier")
     name = gate_init if learned else "sparsity_router"
-    train_models(model, density, importance, sp.steps, batch, lr, generator)
+    train_models(model, density, importance, sp.steps, batch, lr, generator, checkpoint=checkpoint)
     W = model.W.detach()
     mono = M.monosemantic(W, config.mono_threshold, config.min_norm)
     rows = []

@@ -97,11 +97,17 @@ class SuperpositionTask(Task):
 
     @staticmethod
     def run(adapter_cls, config: SuperpositionConfig, preset: str, seed: int, device: str) -> dict:
+        from core.paths import RUNS
+        from tasks.superposition.resume import ResumableRun
         from tasks.superposition.sweep import label, run_specialisation, run_sweep
 
         p = PRESETS[preset]
         form = toy_form(adapter_cls)
         generator = torch.Generator().manual_seed(seed)
+        # Every stage saves its progress here, so a killed run (the paper preset trains for hours) resumes.
+        variant = SuperpositionTask.result_variant(config)
+        run = ResumableRun(RUNS / "superposition" / f"{adapter_cls.name}-{preset}-seed{seed}{'-' + variant if variant else ''}",
+                           {"preset": dataclasses.asdict(p), "config": dataclasses.asdict(config), "toy_form": form})
         toy = dict(hidden=form["hidden"], router=form["router"], aux_loss_coef=form["aux_loss_coef"])
         if form["moe"]:
             specs = [ToySpec(p.n_features, e, m, k, **toy) for e, m, k in p.expert_configs]
@@ -109,7 +115,8 @@ class SuperpositionTask(Task):
             specs = [ToySpec(p.n_features, 1, p.dense_width, 1, hidden=form["hidden"])]
         rows = []
         for spec in specs:
-            rows += run_sweep(spec, p.densities, p.seeds, p.steps, p.batch, p.lr, config, generator)
+            rows += run.stage(f"sweep-{label(spec)}", generator, lambda checkpoint: run_sweep(
+                spec, p.densities, p.seeds, p.steps, p.batch, p.lr, config, generator, checkpoint))
             print(f"superposition {adapter_cls.name} {label(spec)}: features per dimension "
                   f"{_mean([r['features_per_dim'] for r in rows if r['config'] == label(spec)]):.3f}", flush=True)
         special = []
@@ -117,7 +124,9 @@ class SuperpositionTask(Task):
             sp = p.specialisation
             spec = ToySpec(sp.n_features, sp.n_experts, sp.d_expert, sp.top_k, **toy)
             for init in (["xavier", "khot"] if form["router"] != "sparsity" else ["xavier"]):
-                special += run_specialisation(spec, sp, init, p.lr, p.batch, config, generator)
+                special += run.stage(f"specialisation-{init}", generator, lambda checkpoint: run_specialisation(
+                    spec, sp, init, p.lr, p.batch, config, generator, checkpoint))
+        run.finish()
         metrics = headline(rows, special, p.n_features)
         details = {"toy_form": form, "preset": dataclasses.asdict(p), "sweep": rows, "specialisation": special}
         deviations = DEVIATIONS + ([f"main sweep importance I_i = {config.importance_decay:g}^i (importance_decay); the "

@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch.autograd.function import once_differentiable
 
+from core.progress import progress
+
 from tasks.superposition.toy_model import (FeatureSampler, Scratch, ToyModels, check_scratch, sample_features,
                                            scratch_step, work_tensor)
 
@@ -52,11 +54,12 @@ def _update(opt: torch.optim.Optimizer, loss: torch.Tensor, aux: torch.Tensor) -
 
 
 def training_step(model: ToyModels, density: torch.Tensor, importance: torch.Tensor, batch: int, lr: float,
-                  generator: torch.Generator, fused: bool = True, one_draw: bool = False):
-    """One training step as a function returning each model's loss (N,); the optimizer (and, fused,
-    the reused tensors) made once. one_draw: FeatureSampler's single-uniform sampling, opt-in and
-    fused only, since it draws a different random stream."""
-    opt = torch.optim.AdamW(model.parameters(), lr=lr)
+                  generator: torch.Generator, fused: bool = True, one_draw: bool = False,
+                  opt: torch.optim.Optimizer | None = None):
+    """One training step as a function returning each model's loss (N,); the optimizer (AdamW at lr
+    unless `opt` is given) and, fused, the reused tensors made once. one_draw: FeatureSampler's
+    single-uniform sampling, opt-in and fused only, since it draws a different random stream."""
+    opt = opt or torch.optim.AdamW(model.parameters(), lr=lr)
     n_models, n_features = model.W.shape[0], model.spec.n_features
     if not fused:
         if one_draw:
@@ -84,12 +87,25 @@ def training_step(model: ToyModels, density: torch.Tensor, importance: torch.Ten
 
 
 def train_models(model: ToyModels, density: torch.Tensor, importance: torch.Tensor, steps: int, batch: int,
-                 lr: float, generator: torch.Generator, fused: bool = True, one_draw: bool = False) -> torch.Tensor:
-    """Trains every model in place; returns each one's reconstruction loss on the last 10% of steps."""
-    step = training_step(model, density, importance, batch, lr, generator, fused, one_draw)
-    tail = []
-    for i in range(steps):
+                 lr: float, generator: torch.Generator, fused: bool = True, one_draw: bool = False,
+                 checkpoint=None) -> torch.Tensor:
+    """Trains every model in place; returns each one's reconstruction loss on the last 10% of steps.
+    With a `checkpoint` (tasks/superposition/resume.py), starts from its saved state when there is one
+    and saves weights, optimizer, generator, step and tail losses whenever it is due."""
+    opt = torch.optim.AdamW(model.parameters(), lr=lr)
+    step = training_step(model, density, importance, batch, lr, generator, fused, one_draw, opt)
+    start, tail = 0, []
+    state = checkpoint.load() if checkpoint is not None else None
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        generator.set_state(state["generator"])
+        start, tail = state["step"], list(state["tail"])
+    for i in progress(range(start, steps), desc="superposition training", unit="step", initial=start, total=steps):
         loss = step()
         if i >= steps - max(1, steps // 10):
             tail.append(loss)
+        if checkpoint is not None and checkpoint.due() and i + 1 < steps:
+            checkpoint.save({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                             "generator": generator.get_state(), "step": i + 1, "tail": tail})
     return torch.stack(tail).mean(0)

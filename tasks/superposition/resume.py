@@ -1,0 +1,113 @@
+"""A superposition run that survives being killed: the `paper` preset trains for hours.
+
+A run is a fixed sequence of stages (one sweep per toy configuration, then the specialisation runs),
+all drawing from one random generator. Its folder, runs/superposition/<model>-<preset>-seed<s>[-variant]/,
+holds:
+- `fingerprint.json`: the settings and the source of the code; a resumed run whose settings or code
+  differ is refused, naming the field, since its finished stages came from them;
+- `<stage>.done.pt`: a finished stage's records and the generator's state after it;
+- `<stage>.state.pt`: the stage in progress (weights, optimizer, generator, step, the losses of the
+  last steps), replaced atomically every few minutes.
+The same command again skips the finished stages (restoring the generator as it was after each) and
+continues the stage in progress from its last state: the result equals an uninterrupted run's. When
+every stage is done the folder is removed (`finish`): the result file is what a run leaves.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from core.errors import BenchError
+from core.paths import ROOT
+
+SAVE_EVERY_S = 180.0
+
+
+def _atomic_save(obj, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    os.close(fd)
+    torch.save(obj, tmp)
+    Path(tmp).replace(path)
+
+
+def _load(path: Path):
+    try:
+        return torch.load(path, weights_only=True)
+    except Exception as e:  # a file this module wrote whole, so damage is outside interference
+        raise BenchError(f"resume state {path} is unreadable ({type(e).__name__}); delete it to redo that stage") from None
+
+
+def source_digest() -> str:
+    """The code a superposition run's numbers come from."""
+    digest = hashlib.sha256()
+    for path in sorted((ROOT / "tasks" / "superposition").glob("*.py")):
+        digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+class StageCheckpoint:
+    """Where one stage's training saves its state (`due` every `every_s` seconds) and finds it again."""
+
+    def __init__(self, path: Path, every_s: float = SAVE_EVERY_S):
+        self.path, self.every_s, self._last = path, every_s, time.monotonic()
+
+    def load(self) -> dict | None:
+        return _load(self.path) if self.path.exists() else None
+
+    def due(self) -> bool:
+        return time.monotonic() - self._last >= self.every_s
+
+    def save(self, state: dict) -> None:
+        _atomic_save(state, self.path)
+        self._last = time.monotonic()
+
+
+class ResumableRun:
+    def __init__(self, folder: Path, fingerprint: dict, every_s: float = SAVE_EVERY_S):
+        self.folder, self.every_s = folder, every_s
+        # As JSON reads it back (tuples become lists), so a saved fingerprint compares equal to its own.
+        fingerprint = json.loads(json.dumps({**fingerprint, "source": source_digest()}))
+        path = folder / "fingerprint.json"
+        if path.exists():
+            try:
+                saved = json.loads(path.read_text())
+            except ValueError:
+                raise BenchError(f"{path} is damaged; delete {folder} to start the run over") from None
+            for key in sorted(set(saved) | set(fingerprint)):
+                if saved.get(key) != fingerprint.get(key):
+                    what = "the code of tasks/superposition" if key == "source" else f"{key!r}"
+                    raise BenchError(f"the partial run in {folder} was started with another {what} "
+                                     f"({saved.get(key)!r}, now {fingerprint.get(key)!r}); delete that folder "
+                                     f"to start over, or run with the settings it was started with")
+        else:
+            folder.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(fingerprint, indent=1, sort_keys=True))
+
+    def stage(self, name: str, generator: torch.Generator, run: Callable[[StageCheckpoint], list]) -> list:
+        """`run(checkpoint)` -> the stage's records, or those of an earlier process that finished it
+        (the generator then set to where that stage left it)."""
+        done = self.folder / f"{name}.done.pt"
+        if done.exists():
+            saved = _load(done)
+            generator.set_state(saved["generator"])
+            print(f"superposition: stage {name} finished earlier, read from {done}", flush=True)
+            return saved["records"]
+        state = self.folder / f"{name}.state.pt"
+        if state.exists():
+            print(f"superposition: stage {name} resumes from {state}", flush=True)
+        records = run(StageCheckpoint(state, self.every_s))
+        _atomic_save({"records": records, "generator": generator.get_state()}, done)
+        state.unlink(missing_ok=True)
+        return records
+
+    def finish(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)

@@ -1,0 +1,80 @@
+"""A superposition run killed part way finishes, run again, with an uninterrupted run's numbers: inside a
+stage from its last saved state, across stages from the finished stages' records; a partial run
+started with other settings is refused, naming the setting."""
+
+import pytest
+import torch
+
+import core.paths
+from bench.registry import model_adapter
+from core.errors import BenchError
+from tasks.superposition import sweep
+from tasks.superposition.config import SuperpositionConfig
+from tasks.superposition.resume import ResumableRun, StageCheckpoint
+from tasks.superposition.task import SuperpositionTask
+from tasks.superposition.toy_model import ToyModels, ToySpec
+from tasks.superposition.training import train_models
+
+SPEC = ToySpec(12, 4, 3, 1, hidden="relu", router="sparsity")
+DENSITY = torch.tensor([1.0, 0.3])
+
+
+class Killed(Exception):
+    pass
+
+
+class KilledAfter(StageCheckpoint):
+    """Saves every step, then dies right after the save of step `at` (as a kill would, mid-run)."""
+
+    def __init__(self, path, at):
+        super().__init__(path, every_s=0.0)
+        self.at = at
+
+    def save(self, state):
+        super().save(state)
+        if state["step"] == self.at:
+            raise Killed
+
+
+def _train(checkpoint=None):
+    g = torch.Generator().manual_seed(3)
+    model = ToyModels(SPEC, len(DENSITY), g)
+    tail = train_models(model, DENSITY, torch.ones(12), 40, 32, 1e-2, g, checkpoint=checkpoint)
+    return tail, [p.detach().clone() for p in model.parameters()], g.get_state()
+
+
+def test_a_stage_killed_mid_training_resumes_to_the_uninterrupted_weights(tmp_path):
+    straight = _train()
+    with pytest.raises(Killed):
+        _train(KilledAfter(tmp_path / "s.state.pt", at=38))  # inside the tail whose losses are averaged
+    resumed = _train(StageCheckpoint(tmp_path / "s.state.pt"))
+    assert torch.equal(resumed[0], straight[0]) and torch.equal(resumed[2], straight[2])
+    assert all(torch.equal(a, b) for a, b in zip(resumed[1], straight[1]))
+
+
+def test_a_run_killed_between_stages_gives_the_uninterrupted_result(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(core.paths, "RUNS", tmp_path)
+    moex, config = model_adapter("moex"), SuperpositionConfig(eval_samples=256)
+    straight = SuperpositionTask.run(moex, config, "tiny", 0, "cpu")
+    assert not (tmp_path / "superposition" / "moex-tiny-seed0").exists()  # a finished run leaves only its result
+
+    real = sweep.run_specialisation
+
+    def killed(*args, **kwargs):
+        raise Killed
+    monkeypatch.setattr(sweep, "run_specialisation", killed)  # the sweeps finish, the last stage dies
+    with pytest.raises(Killed):
+        SuperpositionTask.run(moex, config, "tiny", 0, "cpu")
+    monkeypatch.setattr(sweep, "run_specialisation", real)
+    capsys.readouterr()
+    resumed = SuperpositionTask.run(moex, config, "tiny", 0, "cpu")
+    assert "stage sweep-e2m2k1 finished earlier" in capsys.readouterr().out
+    assert resumed["metrics"] == straight["metrics"]
+    assert resumed["details"] == straight["details"]
+
+
+def test_a_partial_run_with_other_settings_is_refused_naming_the_setting(tmp_path):
+    ResumableRun(tmp_path / "run", {"preset": {"steps": 10}, "config": {"eval_samples": 256}})
+    ResumableRun(tmp_path / "run", {"preset": {"steps": 10}, "config": {"eval_samples": 256}})  # the same: resumes
+    with pytest.raises(BenchError, match="another 'config'.*delete that folder"):
+        ResumableRun(tmp_path / "run", {"preset": {"steps": 10}, "config": {"eval_samples": 512}})
