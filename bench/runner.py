@@ -43,6 +43,7 @@ def run_bench(adapter_cls, task, config, preset: str, seed: int, device: str) ->
     variant = results_variant(task, config, adapter_cls)
     path = write_result(task.name, adapter_cls.name, preset, seed, out["metrics"], dataclasses.asdict(config),
                         out["details"], provenance, out.get("per_item"), variant)
+    out.get("on_written", lambda: None)()
     _report(task, preset, seed, variant)
     return path
 
@@ -79,5 +80,6 @@ def _run_self_contained(adapter_cls, task, config, preset: str, seed: int, devic
     variant = results_variant(task, config, adapter_cls)
     path = write_result(task.name, adapter_cls.name, preset, seed, out["metrics"], dataclasses.asdict(config),
                         out["details"], provenance, out.get("per_item"), variant)
+    out.get("on_written", lambda: None)()
     _report(task, preset, seed, variant)
     return path

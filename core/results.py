@@ -17,6 +17,7 @@ import os
 import platform
 import re
 import subprocess
+import tempfile
 from pathlib import Path
 
 from core.errors import BenchError
@@ -92,11 +93,24 @@ def versions() -> dict:
     return out
 
 
-def atomic_write_text(path: Path, text: str) -> None:
+def atomic_write(path: Path, write) -> None:
+    """write(temp path), then rename it over `path`: the file is whole or absent, never half written.
+    The temp name is unique (two processes writing one path never share it) and a failed write
+    removes it."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    os.close(fd)
+    os.chmod(tmp, 0o644)  # mkstemp's 0600 would follow the file after the rename
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
 def write_result(task: str, model: str, preset: str, seed: int, metrics: dict, config: dict, details: dict,

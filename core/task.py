@@ -48,6 +48,8 @@ class Task:
 
     @staticmethod
     def run(adapter_cls, config, preset: str, seed: int, device: str) -> dict:
+        """{"metrics", "details", "deviations", "per_item", "feature_kind"}, and optionally "on_written":
+        a function the harness calls once the result is written (to drop resume state, say)."""
         raise NotImplementedError
 
     # --- optional hooks ------------------------------------------------------------------------

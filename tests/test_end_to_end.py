@@ -20,9 +20,10 @@ def _bench(*args, env=None):
                           timeout=900, env={**os.environ, **(env or {})})
 
 
-def test_make_bench_tiny_writes_the_results_contract():
+def test_make_bench_tiny_writes_the_results_contract(tmp_path):
+    own_cache = {"MOEXBENCH_CACHE": str(tmp_path / "cache")}  # so the first run's floor is computed, not read
     out = _bench("bench", "--model", "dense", "--task", "chess", "--preset", "tiny", "--threads", "1",
-                 "probe_games=40")
+                 "probe_games=40", env=own_cache)
     assert out.returncode == 0, out.stderr[-2000:]
     path = result_path("chess", "dense", "tiny", 0)
     record = load_result(path)
@@ -43,7 +44,7 @@ def test_make_bench_tiny_writes_the_results_contract():
         assert (path.parent / name).stat().st_size > 0
 
     # Same seed, same machine: same metrics (the checkpoint now exists, so this only evaluates).
-    again = _bench("bench", "--model", "dense", "--preset", "tiny", "--threads", "1", "probe_games=40")
+    again = _bench("bench", "--model", "dense", "--preset", "tiny", "--threads", "1", "probe_games=40", env=own_cache)
     assert again.returncode == 0, again.stderr[-2000:]
     again_record = load_result(path)
     assert again_record["metrics"] == record["metrics"]

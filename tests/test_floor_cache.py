@@ -25,6 +25,12 @@ def test_the_fingerprint_follows_the_model_and_any_dictionary_the_adapter_holds(
     d = _adapter()
     d.factor = torch.ones(2, 2)  # a bare tensor attribute (semi-NMF's factor) too
     assert adapter_fingerprint(d) != adapter_fingerprint(a)
+    e, f = _adapter(), _adapter()
+    e.encode_iterations, f.encode_iterations = 100, 200  # a plain setting that changes the features
+    assert adapter_fingerprint(e) != adapter_fingerprint(f)
+    g = _adapter()
+    g.model.cfg = "act_fn=relu"  # a model's config beyond its tensors' shapes
+    assert adapter_fingerprint(g) != adapter_fingerprint(a)
 
 
 def test_the_key_moves_with_the_games_the_settings_and_the_source(monkeypatch):
@@ -55,3 +61,11 @@ def test_an_entry_is_computed_once_and_a_damaged_one_again(monkeypatch, tmp_path
     third, cached = cached_floor("k", compute)
     assert not cached and third == first and len(calls) == 2
     assert [p.name for p in (tmp_path / "chess").iterdir()] == ["floor-k.json"]  # no temp files left
+
+
+def test_a_cache_that_cannot_be_written_costs_the_next_run_time_not_this_one(monkeypatch, tmp_path):
+    blocked = tmp_path / "file"
+    blocked.write_text("")  # the cache 'folder' is a file: every write fails
+    monkeypatch.setattr(floor_cache, "CACHE", blocked)
+    scores, cached = cached_floor("k", lambda: {"metrics": {"coverage": 0.5}})
+    assert scores == {"metrics": {"coverage": 0.5}} and not cached

@@ -8,12 +8,12 @@ import torch
 import core.paths
 from bench.registry import model_adapter
 from core.errors import BenchError
-from tasks.superposition import sweep
+from tasks.superposition import sweep, training
 from tasks.superposition.config import SuperpositionConfig
 from tasks.superposition.resume import ResumableRun, StageCheckpoint
 from tasks.superposition.task import SuperpositionTask
 from tasks.superposition.toy_model import ToyModels, ToySpec
-from tasks.superposition.training import train_models
+train_models = training.train_models
 
 SPEC = ToySpec(12, 4, 3, 1, hidden="relu", router="sparsity")
 DENSITY = torch.tensor([1.0, 0.3])
@@ -36,18 +36,27 @@ class KilledAfter(StageCheckpoint):
             raise Killed
 
 
-def _train(checkpoint=None):
-    g = torch.Generator().manual_seed(3)
-    model = ToyModels(SPEC, len(DENSITY), g)
-    tail = train_models(model, DENSITY, torch.ones(12), 40, 32, 1e-2, g, checkpoint=checkpoint)
-    return tail, [p.detach().clone() for p in model.parameters()], g.get_state()
+def _train(monkeypatch, checkpoint=None):
+    """(tail loss, weights, generator state, how many steps this call ran)."""
+    steps, real = [], training.training_step
+
+    def counted(*args, **kwargs):
+        step = real(*args, **kwargs)
+        return lambda: steps.append(1) or step()
+    with monkeypatch.context() as m:
+        m.setattr(training, "training_step", counted)
+        g = torch.Generator().manual_seed(3)
+        model = ToyModels(SPEC, len(DENSITY), g)
+        tail = train_models(model, DENSITY, torch.ones(12), 40, 32, 1e-2, g, checkpoint=checkpoint)
+    return tail, [p.detach().clone() for p in model.parameters()], g.get_state(), len(steps)
 
 
-def test_a_stage_killed_mid_training_resumes_to_the_uninterrupted_weights(tmp_path):
-    straight = _train()
+def test_a_stage_killed_mid_training_resumes_to_the_uninterrupted_weights(monkeypatch, tmp_path):
+    straight = _train(monkeypatch)
     with pytest.raises(Killed):
-        _train(KilledAfter(tmp_path / "s.state.pt", at=38))  # inside the tail whose losses are averaged
-    resumed = _train(StageCheckpoint(tmp_path / "s.state.pt"))
+        _train(monkeypatch, KilledAfter(tmp_path / "s.state.pt", at=38))  # inside the averaged tail
+    resumed = _train(monkeypatch, StageCheckpoint(tmp_path / "s.state.pt"))
+    assert resumed[3] == 2  # it went on from step 38, not from the start
     assert torch.equal(resumed[0], straight[0]) and torch.equal(resumed[2], straight[2])
     assert all(torch.equal(a, b) for a, b in zip(resumed[1], straight[1]))
 
@@ -56,7 +65,10 @@ def test_a_run_killed_between_stages_gives_the_uninterrupted_result(monkeypatch,
     monkeypatch.setattr(core.paths, "RUNS", tmp_path)
     moex, config = model_adapter("moex"), SuperpositionConfig(eval_samples=256)
     straight = SuperpositionTask.run(moex, config, "tiny", 0, "cpu")
-    assert not (tmp_path / "superposition" / "moex-tiny-seed0").exists()  # a finished run leaves only its result
+    folder = tmp_path / "superposition" / "moex-tiny-seed0"
+    assert folder.exists()  # until the result is written ...
+    straight["on_written"]()
+    assert not folder.exists()  # ... then a finished run leaves only its result
 
     real = sweep.run_specialisation
 
@@ -65,6 +77,8 @@ def test_a_run_killed_between_stages_gives_the_uninterrupted_result(monkeypatch,
     monkeypatch.setattr(sweep, "run_specialisation", killed)  # the sweeps finish, the last stage dies
     with pytest.raises(Killed):
         SuperpositionTask.run(moex, config, "tiny", 0, "cpu")
+    assert sorted(p.name for p in folder.iterdir()) == ["fingerprint.json", "sweep-e2m2k1.done.pt",
+                                                        "sweep-e4m1k2.done.pt"]
     monkeypatch.setattr(sweep, "run_specialisation", real)
     capsys.readouterr()
     resumed = SuperpositionTask.run(moex, config, "tiny", 0, "cpu")
@@ -76,5 +90,5 @@ def test_a_run_killed_between_stages_gives_the_uninterrupted_result(monkeypatch,
 def test_a_partial_run_with_other_settings_is_refused_naming_the_setting(tmp_path):
     ResumableRun(tmp_path / "run", {"preset": {"steps": 10}, "config": {"eval_samples": 256}})
     ResumableRun(tmp_path / "run", {"preset": {"steps": 10}, "config": {"eval_samples": 256}})  # the same: resumes
-    with pytest.raises(BenchError, match="another 'config'.*delete that folder"):
+    with pytest.raises(BenchError, match=r"another config.eval_samples \(256, now 512\).*delete that folder"):
         ResumableRun(tmp_path / "run", {"preset": {"steps": 10}, "config": {"eval_samples": 512}})

@@ -16,16 +16,16 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 from pathlib import Path
 
 from core.errors import BenchError
+from core.paths import RUNS
 from core.progress import progress as progress_bar
 from tasks.chess.corpus import EMBEDDED_DIR, SPLIT_FILES, read_games_file, read_split, write_split
 from tasks.chess.generate_games import GeneratorSettings, check_tools, play_games, write_card_markdown
 
 MORE_DIR_NAME = "more"
-PROGRESS_DIR = Path(os.environ.get("MOEXBENCH_RUNS", Path(__file__).resolve().parents[2] / "runs")) / "chess-games"
+PROGRESS_DIR = RUNS / "chess-games"
 
 
 def shard_path(data_dir: Path, shard: int) -> Path:

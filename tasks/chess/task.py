@@ -230,7 +230,8 @@ def _random_init_floor(adapter, train, test, stat_games, args: dict, games: list
         return {"metrics": scored.metrics, "groups": scored.groups,
                 "probe_f1_by_layer": list(scored.probe_by_layer.items())}  # int keys survive JSON as pairs
 
-    return cached_floor(floor_key(adapter, games, {**args, "format": train.format}), compute)
+    return cached_floor(floor_key(adapter, games, {**args, "format": train.format, "device": str(adapter.device)}),
+                        compute)
 
 
 def _summarise_groups(groups: dict) -> dict:

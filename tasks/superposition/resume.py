@@ -10,16 +10,15 @@ holds:
   last steps), replaced atomically every few minutes.
 The same command again skips the finished stages (restoring the generator as it was after each) and
 continues the stage in progress from its last state: the result equals an uninterrupted run's. When
-every stage is done the folder is removed (`finish`): the result file is what a run leaves.
+every stage is done and the result is written, the runner removes the folder (`finish`): the result
+file is what a run leaves.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Callable
@@ -28,15 +27,21 @@ import torch
 
 from core.errors import BenchError
 from core.paths import ROOT
+from core.results import atomic_write, atomic_write_text
 
 SAVE_EVERY_S = 180.0
 
 
 def _atomic_save(obj, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    torch.save(obj, tmp)
-    Path(tmp).replace(path)
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
+
+
+def _differences(saved, now, prefix: str = "") -> list[str]:
+    """The dotted names of the fields where two fingerprints differ, down to the leaves."""
+    if isinstance(saved, dict) and isinstance(now, dict):
+        return [d for key in sorted(set(saved) | set(now))
+                for d in _differences(saved.get(key), now.get(key), f"{prefix}{key}.")]
+    return [] if saved == now else [f"{prefix.rstrip('.')} ({saved!r}, now {now!r})"]
 
 
 def _load(path: Path):
@@ -75,22 +80,20 @@ class ResumableRun:
     def __init__(self, folder: Path, fingerprint: dict, every_s: float = SAVE_EVERY_S):
         self.folder, self.every_s = folder, every_s
         # As JSON reads it back (tuples become lists), so a saved fingerprint compares equal to its own.
-        fingerprint = json.loads(json.dumps({**fingerprint, "source": source_digest()}))
+        fingerprint = json.loads(json.dumps({**fingerprint, "source": source_digest(), "torch": torch.__version__}))
         path = folder / "fingerprint.json"
         if path.exists():
             try:
                 saved = json.loads(path.read_text())
             except ValueError:
                 raise BenchError(f"{path} is damaged; delete {folder} to start the run over") from None
-            for key in sorted(set(saved) | set(fingerprint)):
-                if saved.get(key) != fingerprint.get(key):
-                    what = "the code of tasks/superposition" if key == "source" else f"{key!r}"
-                    raise BenchError(f"the partial run in {folder} was started with another {what} "
-                                     f"({saved.get(key)!r}, now {fingerprint.get(key)!r}); delete that folder "
-                                     f"to start over, or run with the settings it was started with")
+            differ = _differences(saved, fingerprint)
+            if differ:
+                raise BenchError(f"the partial run in {folder} was started with another {differ[0]} "
+                                 f"(source: the code of tasks/superposition); delete that folder to start over, "
+                                 f"or run with what it was started with")
         else:
-            folder.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(fingerprint, indent=1, sort_keys=True))
+            atomic_write_text(path, json.dumps(fingerprint, indent=1, sort_keys=True))
 
     def stage(self, name: str, generator: torch.Generator, run: Callable[[StageCheckpoint], list]) -> list:
         """`run(checkpoint)` -> the stage's records, or those of an earlier process that finished it

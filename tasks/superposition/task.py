@@ -5,6 +5,7 @@ activation, router, auxiliary loss), so the task never asks for the model's name
 from __future__ import annotations
 
 import dataclasses
+import functools
 import statistics
 
 import torch
@@ -115,8 +116,8 @@ class SuperpositionTask(Task):
             specs = [ToySpec(p.n_features, 1, p.dense_width, 1, hidden=form["hidden"])]
         rows = []
         for spec in specs:
-            rows += run.stage(f"sweep-{label(spec)}", generator, lambda checkpoint: run_sweep(
-                spec, p.densities, p.seeds, p.steps, p.batch, p.lr, config, generator, checkpoint))
+            rows += run.stage(f"sweep-{label(spec)}", generator, functools.partial(
+                run_sweep, spec, p.densities, p.seeds, p.steps, p.batch, p.lr, config, generator))
             print(f"superposition {adapter_cls.name} {label(spec)}: features per dimension "
                   f"{_mean([r['features_per_dim'] for r in rows if r['config'] == label(spec)]):.3f}", flush=True)
         special = []
@@ -124,15 +125,15 @@ class SuperpositionTask(Task):
             sp = p.specialisation
             spec = ToySpec(sp.n_features, sp.n_experts, sp.d_expert, sp.top_k, **toy)
             for init in (["xavier", "khot"] if form["router"] != "sparsity" else ["xavier"]):
-                special += run.stage(f"specialisation-{init}", generator, lambda checkpoint: run_specialisation(
-                    spec, sp, init, p.lr, p.batch, config, generator, checkpoint))
-        run.finish()
+                special += run.stage(f"specialisation-{init}", generator, functools.partial(
+                    run_specialisation, spec, sp, init, p.lr, p.batch, config, generator))
         metrics = headline(rows, special, p.n_features)
         details = {"toy_form": form, "preset": dataclasses.asdict(p), "sweep": rows, "specialisation": special}
         deviations = DEVIATIONS + ([f"main sweep importance I_i = {config.importance_decay:g}^i (importance_decay); the "
                                     f"reference's main sweep is uniform"] if config.importance_decay != 1 else [])
         return {"metrics": metrics, "details": details, "deviations": deviations,
-                "per_item": rows + special, "feature_kind": "toy-model feature directions (rows of W_e)"}
+                "per_item": rows + special, "feature_kind": "toy-model feature directions (rows of W_e)",
+                "on_written": run.finish}  # the resume state goes only once the result is on disk
 
     @staticmethod
     def figures(preset: str, variant: str | None = None) -> list:

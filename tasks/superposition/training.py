@@ -59,7 +59,8 @@ def training_step(model: ToyModels, density: torch.Tensor, importance: torch.Ten
     """One training step as a function returning each model's loss (N,); the optimizer (AdamW at lr
     unless `opt` is given) and, fused, the reused tensors made once. one_draw: FeatureSampler's
     single-uniform sampling, opt-in and fused only, since it draws a different random stream."""
-    opt = opt or torch.optim.AdamW(model.parameters(), lr=lr)
+    if opt is None:
+        opt = torch.optim.AdamW(model.parameters(), lr=lr)
     n_models, n_features = model.W.shape[0], model.spec.n_features
     if not fused:
         if one_draw:
