@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import torch
@@ -17,20 +16,13 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from core.errors import BenchError
+from core.results import atomic_write, atomic_write_text
 from models.gpt import GPT, GPTConfig
 
 
-def _atomic_json(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
-
-
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    save_file({k: v.detach().contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: save_file({k: v.detach().contiguous() for k, v in tensors.items()}, str(tmp),
+                                             metadata=metadata))
 
 
 def load_tensors(path: Path) -> dict[str, torch.Tensor]:
@@ -83,7 +75,7 @@ def save_model(stem: Path, model: GPT, meta: dict, dtype: torch.dtype = torch.bf
     record = {"model_config": model.cfg.to_json(), **meta, "weights_sha256": digests[0]}
     if len(digests) > 1:
         record["more_weights_sha256"] = digests[1:]
-    _atomic_json(stem.with_suffix(".json"), record)
+    atomic_write_text(stem.with_suffix(".json"), json.dumps(record, indent=2, sort_keys=True) + "\n")
 
 
 def weights_digest(stem: Path) -> str:

@@ -21,7 +21,8 @@ import torch
 import torch.distributed as dist
 
 from core.errors import BenchError
-from models.checkpoint import _atomic_json, load_tensors, save_model, save_tensors
+from core.results import atomic_write_text
+from models.checkpoint import load_tensors, save_model, save_tensors
 from models.config import TrainConfig
 from models.gpt import GPT, auxiliary_loss
 from core.validation import validation_loss
@@ -62,7 +63,7 @@ def _save_state(run_dir: Path, model: GPT, opt: torch.optim.Optimizer, step: int
     # the steps it kept from before the interruption.
     meta = {"step": step, "fingerprint": fingerprint, "history": history, "seconds_since_eval": seconds_since_eval}
     save_tensors(run_dir / "state.safetensors", tensors, metadata={"state": json.dumps(meta)})
-    _atomic_json(run_dir / "state.json", meta)
+    atomic_write_text(run_dir / "state.json", json.dumps(meta, indent=2, sort_keys=True) + "\n")
 
 
 def read_state_meta(run_dir: Path) -> dict:
