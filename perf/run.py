@@ -237,6 +237,10 @@ def _aims(record: dict) -> list[str]:
         tokens = caching[-1]["tokens"] / caching[0]["tokens"]
         judge(f"caching peak memory at {tokens:.0f}x the tokens (flat: under 2x)",
               caching[-1]["peak_rss_mib"] / caching[0]["peak_rss_mib"], "{:.2f}x", lambda v: v < 2)
+    front = record.get("end_to_end") or {}
+    for cache in ("cold", "warm"):  # cold: a fresh clone's first run; warm: positions and floor cached
+        judge(f"`make bench` front door, {cache} cache (<= 100 s)",
+              (front.get(f"{cache}_cache") or {}).get("wall_seconds"), "{:.0f} s", lambda v: v <= 100)
     return ["## Aims", "", "| aim | now | |", "|---|---|---|", *rows, ""] if rows else []
 
 
