@@ -106,29 +106,39 @@ def coverage_vs_reconstruction(preset: str) -> list[Path] | str:
         seeds = with_seeds(folder, r)
         stats = _seed_stats(seeds)
         points.append((r["model"], len(seeds), stats["mean"]["coverage"], stats["mean"]["reconstruction"],
-                       stats["std"].get("coverage", 0.0), stats["std"].get("reconstruction", 0.0)))
+                       stats["std"].get("coverage", 0.0), stats["std"].get("reconstruction", 0.0),
+                       stats["mean"].get("coverage_random_init"), stats["mean"].get("reconstruction_random_init")))
         paths += [s["_path"] for s in seeds]
         shas += [s["provenance"]["git_sha"] for s in seeds]
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.2, 4.6))
     lines = []
-    for i, (model, n, cov, rec, cov_std, rec_std) in enumerate(sorted(points, key=lambda p: p[2])):
+    for i, (model, n, cov, rec, cov_std, rec_std, cov_floor, rec_floor) in enumerate(sorted(points, key=lambda p: p[2])):
         # a model with several seeds is its mean with +-1 std bars: seed-to-seed spread is the yardstick
-        ax.errorbar(cov, rec, xerr=cov_std if n > 1 else None, yerr=rec_std if n > 1 else None, fmt="o", ms=5,
-                    capsize=2, elinewidth=0.8)
+        bar = ax.errorbar(cov, rec, xerr=cov_std if n > 1 else None, yerr=rec_std if n > 1 else None, fmt="o", ms=5,
+                          capsize=2, elinewidth=0.8)
+        floor, colour = "", bar.lines[0].get_color()
+        if cov_floor is not None and rec_floor is not None:
+            # the same architecture at random init, hollow, joined to its trained point: the gain is the line
+            ax.plot([cov_floor, cov], [rec_floor, rec], color=colour, lw=0.6, alpha=0.5)
+            ax.plot(cov_floor, rec_floor, "o", ms=5, mfc="none", color=colour)
+            floor = f"; random-init floor {cov_floor:.3f}, {rec_floor:.3f}"
         label = f"{model} ({n} seeds)" if n > 1 else model
         # neighbours alternate above and below their point so close labels do not overlap
-        ax.annotate(label, (cov, rec), fontsize=7, xytext=(4, 4 if i % 2 else -10), textcoords="offset points")
+        # in the point's colour, so a label that lands nearer another point still names its own
+        ax.annotate(label, (cov, rec), fontsize=7, xytext=(4, 4 if i % 2 else -10), textcoords="offset points",
+                    color=colour)
         if n > 1:
             lines.append(f"{model}: coverage {cov:.3f} ± {cov_std:.3f}, reconstruction {rec:.3f} ± {rec_std:.3f} "
-                         f"({n} seeds)")
+                         f"({n} seeds){floor}")
         else:
-            lines.append(f"{model}: coverage {cov:.3f}, reconstruction {rec:.3f} (1 seed)")
+            lines.append(f"{model}: coverage {cov:.3f}, reconstruction {rec:.3f} (1 seed){floor}")
     ax.set(xlabel="coverage (board state, mean best F1)", ylabel="reconstruction (board state F1)",
            title=f"Chess: coverage against reconstruction per model ({preset} preset)")
     ax.grid(alpha=0.3)
     caption = (f"Coverage against reconstruction of each model's features on the chess board state ({preset} "
-               f"preset): the mean over seeds with ±1 std bars where more than one seed ran, else seed 0.\n"
+               f"preset): the mean over seeds with ±1 std bars where more than one seed ran, else seed 0; each "
+               f"model's random-init floor (the same architecture untrained, mean over seeds) hollow, joined to it.\n"
                + "\n".join(lines) + "\n" + _sources(paths, shas))
     return _save(fig, f"chess_coverage_vs_reconstruction_{preset}", caption)
 

@@ -76,11 +76,15 @@ def test_coverage_against_reconstruction_plots_the_seed_mean_with_its_spread(tmp
     monkeypatch.setenv("MOEXBENCH_RESULTS", str(tmp_path))
     _result("dense", 0.07, 0.02, 120.0)
     for seed, (cov, rec) in ((0, (0.06, 0.02)), (1, (0.08, 0.04)), (2, (0.10, 0.06))):
-        write_result("chess", "moex", "cpu", seed, {"coverage": cov, "reconstruction": rec}, {}, {}, {})
+        write_result("chess", "moex", "cpu", seed, {"coverage": cov, "reconstruction": rec,
+                                                    "coverage_random_init": 0.05 + seed / 100,
+                                                    "reconstruction_random_init": 0.01}, {}, {}, {})
     coverage_vs_reconstruction("cpu")
     caption = (tmp_path / "figures" / "chess_coverage_vs_reconstruction_cpu.txt").read_text()
-    # mean of 0.06/0.08/0.10 is 0.08 with sample std 0.02; of 0.02/0.04/0.06, 0.04 and 0.02
-    assert "moex: coverage 0.080 ± 0.020, reconstruction 0.040 ± 0.020 (3 seeds)" in caption
+    # mean of 0.06/0.08/0.10 is 0.08 with sample std 0.02; of 0.02/0.04/0.06, 0.04 and 0.02; the floor
+    # beside it, the mean of its seeds' floors
+    assert ("moex: coverage 0.080 ± 0.020, reconstruction 0.040 ± 0.020 (3 seeds); random-init floor 0.060, 0.010"
+            in caption)
     assert "dense: coverage 0.070, reconstruction 0.020 (1 seed)" in caption
     assert "chess/seeds/moex.seed2.json" in caption
 
