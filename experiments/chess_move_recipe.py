@@ -23,11 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import BenchError
-from core.paths import ROOT
+from core.paths import ROOT, RUNS as RUNS_ROOT
 from experiments.arm_cli import arms_main, best_f1, plot_arms
 
 OUT = Path(os.environ.get("MOEXBENCH_RESULTS", ROOT / "results")) / "chess" / "recipe_moves"
-RUNS = Path(os.environ.get("MOEXBENCH_RUNS", ROOT / "runs")) / "chess" / "recipe_moves"
+RUNS = RUNS_ROOT / "chess" / "recipe_moves"
 
 
 @dataclass(frozen=True)
