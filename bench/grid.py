@@ -4,7 +4,9 @@
 preset's grid whose result file is missing, `make bench` (training the checkpoint first when absent;
 an interrupted training resumes from its last checkpoint), `--jobs` at a time with one thread each.
 A result that exists is skipped, so the command picks up where an earlier session stopped.
-`--dry-run` lists what would run.
+A run over another model's checkpoint (an SAE over dense, dense continued from dense) waits until
+that model's run of the same seed is done, so no two jobs train one checkpoint; meanwhile the next
+independent run takes the slot. `--dry-run` lists what would run.
 """
 
 from __future__ import annotations
@@ -41,6 +43,24 @@ def missing(task: str, preset: str) -> list[tuple[str, int]]:
     return [(m, s) for m, s in GRIDS[(task, preset)] if not result_path(task, m, preset, s).exists()]
 
 
+def depends_on(model: str) -> str | None:
+    """The model whose checkpoint `model`'s run loads or starts from (same seed), if any."""
+    from bench import registry
+
+    adapter_cls = registry.model_adapter(model)
+    return adapter_cls.base_model or getattr(adapter_cls, "initialise_from", None)
+
+
+def next_runnable(todo: list[tuple[str, int]], running: list[tuple[str, int]], depends=depends_on) -> int | None:
+    """Index in `todo` of the first run whose dependency (same seed) is neither still to run nor
+    running; None when every remaining run waits on one."""
+    busy = set(todo) | set(running)
+    for i, (model, seed) in enumerate(todo):
+        if (depends(model), seed) not in busy:
+            return i
+    return None
+
+
 def run_grid(task: str, preset: str, jobs: int, dry_run: bool) -> None:
     todo = missing(task, preset)
     print(f"{task}/{preset}: {len(todo)} run(s) missing: {', '.join(f'{m} seed {s}' for m, s in todo) or 'none'}")
@@ -48,12 +68,15 @@ def run_grid(task: str, preset: str, jobs: int, dry_run: bool) -> None:
         return
     logs = RUNS / "grid"
     logs.mkdir(parents=True, exist_ok=True)
-    running: list[tuple[subprocess.Popen, str, object]] = []
+    running: list[tuple[subprocess.Popen, str, object, tuple[str, int]]] = []
     failed = []
     bar = progress_bar(total=len(todo), desc=f"grid {task}/{preset}", unit="run")
     while todo or running:
         while todo and len(running) < jobs:
-            model, seed = todo.pop(0)
+            index = next_runnable(todo, [key for *_, key in running])
+            if index is None:
+                break
+            model, seed = todo.pop(index)
             name = f"{task}-{model}-{preset}-seed{seed}"
             if result_path(task, model, preset, seed).exists():  # written meanwhile, by hand or another grid
                 bar.write(f"skipped {name}: its result exists now")
@@ -63,13 +86,15 @@ def run_grid(task: str, preset: str, jobs: int, dry_run: bool) -> None:
             cmd = [sys.executable, "-m", "bench", "bench", "--task", task, "--model", model, "--preset", preset,
                    "--seed", str(seed), "--threads", "1"]
             env = {**os.environ, "MOEXBENCH_QUIET": "1"}  # the logs keep findings, not bar redraws
-            running.append((subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env), name, log))
+            proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
+            running.append((proc, name, log, (model, seed)))
             bar.write(f"started {name} (log {log.name})")
             sys.stdout.flush()
         time.sleep(5)
-        for proc, name, log in list(running):
+        for job in list(running):
+            proc, name, log, _ = job
             if proc.poll() is not None:
-                running.remove((proc, name, log))
+                running.remove(job)
                 log.close()
                 bar.write(f"{'finished' if proc.returncode == 0 else 'FAILED'} {name}")
                 sys.stdout.flush()

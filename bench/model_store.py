@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from core.errors import BenchError
+from core.locks import exclusive
 from core.paths import ROOT, RUNS
 from core.results import ensure_writable
 from models.checkpoint import load_model, read_meta, weights_digest
@@ -59,14 +60,27 @@ def describe_device(device: str) -> str:
     return f"{device} ({platform.machine()}, {torch.get_num_threads()} thread(s)), torch {torch.__version__}"
 
 
-def train_model(adapter_cls, task, preset: str, seed: int, device: str, progress: bool = True) -> Path:
-    """Trains (or resumes) and returns the checkpoint stem."""
+def train_model(adapter_cls, task, preset: str, seed: int, device: str, progress: bool = True,
+                only_if_missing: bool = False) -> Path:
+    """Trains (or resumes) and returns the checkpoint stem. One process at a time per checkpoint: a
+    second one waits for the first, then (`only_if_missing`) loads what it wrote instead of training."""
     if getattr(adapter_cls, "external", False):
         raise BenchError(f"{adapter_cls.spec} is a model from your files: it is scored as it is, never trained here; "
                          f"use `make bench`")
     stem = checkpoint_stem(task.name, adapter_cls.name, preset, seed)
     ensure_writable(stem.parent)
-    ensure_writable(run_dir(task.name, adapter_cls.name, preset, seed))
+    runs = run_dir(task.name, adapter_cls.name, preset, seed)
+    ensure_writable(runs)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # torchrun's ranks train together: no lock among them
+        return _train(adapter_cls, task, preset, seed, device, progress, stem)
+    with exclusive(runs / "train.lock", f"{stem.name} is being trained by another process"):
+        if only_if_missing and read_meta(stem) is not None:
+            print(f"{stem.name}: trained meanwhile by the other process; loading it")
+            return stem
+        return _train(adapter_cls, task, preset, seed, device, progress, stem)
+
+
+def _train(adapter_cls, task, preset: str, seed: int, device: str, progress: bool, stem: Path) -> Path:
     model = build_random(adapter_cls, task, preset, seed).to(device)
     data = task.training_data(preset, seed)
     fingerprint = dict(data.fingerprint)
@@ -120,7 +134,7 @@ def load_or_train(adapter_cls, task, preset: str, seed: int, device: str, train_
             raise BenchError(f"no checkpoint at {stem}.safetensors; run `make train MODEL={adapter_cls.name} "
                              f"TASK={task.name} PRESET={preset} SEED={seed}`")
         print(f"no checkpoint at {stem}.safetensors: training it now (PRESET={preset})")
-        train_model(adapter_cls, task, preset, seed, device)
+        train_model(adapter_cls, task, preset, seed, device, only_if_missing=True)
     _check_format(task, preset, stem)
     expected = adapter_cls.model_config(task.dense_config(preset))
     model, meta = load_model(stem, expected)

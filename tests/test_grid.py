@@ -2,7 +2,7 @@
 
 import pytest
 
-from bench.grid import GRIDS, missing
+from bench.grid import GRIDS, depends_on, missing, next_runnable
 from core.errors import BenchError
 from core.results import write_result
 
@@ -20,3 +20,19 @@ def test_existing_results_are_skipped(tmp_path, monkeypatch):
 def test_an_unknown_grid_is_one_clear_error():
     with pytest.raises(BenchError, match="no grid for task 'chess' at preset 'paper'; grids: chess/cpu"):
         missing("chess", "paper")
+
+
+def test_a_run_over_another_models_checkpoint_waits_for_that_run():
+    deps = {"dense+sae": "dense", "dense-continued": "dense"}.get
+    todo = [("dense", 1), ("dense+sae", 1), ("switch", 1), ("dense+sae", 2)]
+    assert next_runnable(todo, [], deps) == 0
+    # dense seed 1 running: its SAE waits, switch takes the slot; seed 2's SAE has no dense run pending
+    assert next_runnable(todo[1:], [("dense", 1)], deps) == 1
+    assert next_runnable([("dense+sae", 1), ("dense+sae", 2)], [("dense", 1)], deps) == 1
+    assert next_runnable([("dense+sae", 1), ("dense-continued", 1)], [("dense", 1)], deps) is None
+    assert next_runnable([("dense+sae", 1)], [("switch", 1)], deps) == 0
+
+
+def test_the_grid_knows_which_models_ride_on_dense():
+    assert depends_on("dense+sae") == depends_on("dense+transcoder") == depends_on("dense-continued") == "dense"
+    assert depends_on("moex") is None and depends_on("dense") is None
