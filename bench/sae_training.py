@@ -112,6 +112,12 @@ def activation_stream(model, hook: str, batch_fn, batch_tokens: int, seed: int, 
         yield from acts[: len(acts) // batch_tokens * batch_tokens].split(batch_tokens)
 
 
+def dead_feature_window(n_steps: int) -> int:
+    """Steps without firing after which a latent counts as dead (SAELens's dead_feature_window: the
+    latents its TopK auxiliary loss revives): a quarter of the run, at least 50 steps."""
+    return max(50, n_steps // 4)
+
+
 def train_sae(model, hook: str, d_sae: int, settings: SAESettings, batch_fn, seed: int, device: str):
     """A trained SAELens SAE on `model`'s activations at `hook`."""
     from sae_lens import LoggingConfig, SAETrainer
@@ -124,7 +130,7 @@ def train_sae(model, hook: str, d_sae: int, settings: SAESettings, batch_fn, see
     cfg = SAETrainerConfig(total_training_samples=settings.tokens, train_batch_size_samples=settings.batch_tokens,
                            lr=settings.lr, lr_end=settings.lr / 10, lr_scheduler_name="constant",
                            lr_warm_up_steps=max(1, n_steps // 50), lr_decay_steps=n_steps // 5, device=device,
-                           dead_feature_window=max(50, n_steps // 4), feature_sampling_window=max(50, n_steps // 4),
+                           dead_feature_window=dead_feature_window(n_steps), feature_sampling_window=max(50, n_steps // 4),
                            n_batches_for_norm_estimate=min(100, max(4, n_steps // 10)),
                            logger=LoggingConfig(log_to_wandb=False))
     stream = activation_stream(model, hook, batch_fn, settings.batch_tokens, seed)

@@ -7,8 +7,10 @@ d_mlp) and L0 (k) are the TopK SAE's of the same preset. SAELens 6.54 trains SAE
 loop is ours: Adam on the output's squared error (summed over the output width, mean over tokens), with
 the SAE recipe's tokens, batch and learning rate, decoder rows kept at unit norm (as SAE trainers keep
 them), the output bias started at the mean output and the encoder scaled so that the first outputs
-spread as far as the MLP's. No auxiliary loss for dead latents (SAELens's TopK
-SAEs have one): the result's dead fraction shows what that costs.
+spread as far as the MLP's. Dead latents get the auxiliary loss SAELens's TopK SAEs train with (Gao
+et al. 2024, appendix A.2): a latent that has not fired for the SAE trainer's dead-feature window is
+dead; the top d_out / 2 dead latents by pre-activation reconstruct the live latents' error through
+the decoder (no bias), scaled down while fewer latents than that are dead, coefficient 1.
 
 Saved in SAELens's transcoder format (`cfg.json` with architecture "transcoder", hook_name and
 hook_name_out; bf16 `sae_weights.safetensors`) plus our `moexbench.json`, which holds k: SAELens's
@@ -26,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from bench.sae_training import read_record
+from bench.sae_training import dead_feature_window, read_record
 from core.errors import BenchError
 from core.progress import progress
 
@@ -74,9 +76,24 @@ def paired_stream(model, layer: int, batch_fn, batch_tokens: int, seed: int, mix
         yield from zip(x[:usable].split(batch_tokens), y[:usable].split(batch_tokens))
 
 
+def topk_aux_loss(hidden_pre: torch.Tensor, dead: torch.Tensor, residual: torch.Tensor,
+                  W_dec: torch.Tensor) -> torch.Tensor:
+    """AuxK: the top k_aux = d_out / 2 dead latents by pre-activation (all of them when fewer are
+    dead) reconstruct `residual` (target minus output, detached) as acts @ W_dec, no bias; squared
+    error summed over the output, mean over tokens, times min(n_dead / k_aux, 1). 0 with none dead."""
+    n_dead = int(dead.sum())
+    if n_dead == 0:
+        return hidden_pre.new_zeros(())
+    k_aux = residual.shape[-1] // 2
+    scale = min(n_dead / k_aux, 1.0)
+    top = torch.where(dead, hidden_pre, -torch.inf).topk(min(k_aux, n_dead), dim=-1)
+    acts = torch.zeros_like(hidden_pre).scatter(-1, top.indices, top.values)
+    return scale * (acts @ W_dec - residual).pow(2).sum(-1).mean()
+
+
 def train_transcoder(model, layer: int, d_sae: int, settings, batch_fn, seed: int):
     """A TopK transcoder for block `layer`'s MLP, trained with `settings` (bench/sae_training.SAESettings:
-    tokens, batch_tokens, lr, k)."""
+    tokens, batch_tokens, lr, k), with the AuxK loss on dead latents."""
     stream = paired_stream(model, layer, batch_fn, settings.batch_tokens, seed)
     x, y = next(stream)
     torch.manual_seed(seed)
@@ -88,11 +105,21 @@ def train_transcoder(model, layer: int, d_sae: int, settings, batch_fn, seed: in
         transcoder.W_enc.mul_((y - y.mean(0)).norm(dim=-1).mean() / start.norm(dim=-1).mean().clamp_min(1e-8))
     optimiser = torch.optim.Adam(transcoder.parameters(), lr=settings.lr)
     n_steps = settings.tokens // settings.batch_tokens
+    window = dead_feature_window(n_steps)  # the TopK SAE's, so both call the same latents dead
+    steps_since_fired = torch.zeros(d_sae, device=x.device)
     bar = progress(total=n_steps, desc="transcoder", unit="step")
     for step in range(n_steps):
         if step:
             x, y = next(stream)
-        loss = (transcoder(x) - y).pow(2).sum(-1).mean()
+        hidden_pre = transcoder.process_sae_in(x) @ transcoder.W_enc + transcoder.b_enc
+        acts = transcoder.activation_fn(hidden_pre)
+        out = transcoder.decode(acts)
+        mse = (out - y).pow(2).sum(-1).mean()
+        aux = topk_aux_loss(hidden_pre, steps_since_fired > window, (y - out).detach(), transcoder.W_dec)
+        loss = mse + aux
+        with torch.no_grad():
+            steps_since_fired += 1
+            steps_since_fired[(acts > 0).any(0)] = 0
         if not torch.isfinite(loss):
             raise BenchError(f"transcoder training diverged at step {step} (loss {loss.item()}); lower its lr")
         optimiser.zero_grad(set_to_none=True)
@@ -101,7 +128,7 @@ def train_transcoder(model, layer: int, d_sae: int, settings, batch_fn, seed: in
         with torch.no_grad():
             transcoder.W_dec.div_(transcoder.W_dec.norm(dim=-1, keepdim=True).clamp_min(1e-8))
         bar.update(1)
-        bar.set_postfix(mse=f"{loss.item():.4f}")
+        bar.set_postfix(mse=f"{mse.item():.4f}", aux=f"{aux.item():.4f}")
     bar.close()
     return transcoder.eval()
 

@@ -86,6 +86,37 @@ def test_a_transcoder_holding_the_mlps_weights_splices_in_exactly():
     assert cut["explained_variance"] < 0.999 and cut["l0_fidelity"] <= 4
 
 
+def test_the_aux_loss_worked_by_hand():
+    # d_out 2 -> k_aux 1: of the dead latents 1, 2, 3 the largest pre-activation (2.0, latent 2) alone
+    # reconstructs the residual [1, 1] as 2 x [1, 0.5] = [2, 1]: error [1, 0], loss 1 (scale min(3/1, 1)).
+    W_dec = torch.tensor([[9.0, 9.0], [0.0, 1.0], [1.0, 0.5], [5.0, 5.0]])
+    dead = torch.tensor([False, True, True, True])
+    assert tt.topk_aux_loss(torch.tensor([[3.0, 1.0, 2.0, -1.0]]), dead, torch.tensor([[1.0, 1.0]]), W_dec) == 1.0
+    # d_out 4 -> k_aux 2 but one latent dead: scale 1/2; its pre-activation -2 gives -2 x e1 against a
+    # zero residual on the first token (4) and the second token's -1 x e1 (1): 0.5 x mean(4, 1) = 1.25.
+    W_dec = torch.tensor([[7.0, 7.0, 7.0, 7.0], [1.0, 0.0, 0.0, 0.0]])
+    loss = tt.topk_aux_loss(torch.tensor([[0.5, -2.0], [3.0, -1.0]]), torch.tensor([False, True]),
+                            torch.zeros(2, 4), W_dec)
+    assert loss == pytest.approx(1.25)
+    assert tt.topk_aux_loss(torch.ones(3, 2), torch.tensor([False, False]), torch.ones(3, 4), W_dec) == 0
+
+
+def test_the_aux_loss_is_saelens_topk_aux_loss():
+    from sae_lens.saes.topk_sae import TopKTrainingSAE, TopKTrainingSAEConfig
+
+    torch.manual_seed(0)
+    sae = TopKTrainingSAE(TopKTrainingSAEConfig(d_in=8, d_sae=32, k=3))
+    with torch.no_grad():  # unit decoder rows, as our trainer keeps them (SAELens may divide by the norms)
+        sae.W_dec.div_(sae.W_dec.norm(dim=-1, keepdim=True))
+    sae_in, sae_out, hidden_pre = torch.randn(5, 8), torch.randn(5, 8), torch.randn(5, 32)
+    for n_dead in (0, 2, 4, 20):  # fewer and more dead latents than k_aux = 4
+        dead = torch.zeros(32, dtype=torch.bool)
+        dead[torch.randperm(32)[:n_dead]] = True
+        theirs = sae.calculate_topk_aux_loss(sae_in, sae_out, hidden_pre, dead)
+        ours = tt.topk_aux_loss(hidden_pre, dead, (sae_in - sae_out), sae.W_dec.detach())
+        assert ours.item() == pytest.approx(theirs.item(), rel=1e-6)
+
+
 def test_saved_in_saelens_transcoder_format_and_loaded_with_its_topk(tmp_path):
     model, tokens = _relu_model_and_tokens()
     transcoder = _mlp_as_transcoder(model, 1, 4)
