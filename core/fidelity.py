@@ -44,6 +44,14 @@ class _Variance:
         return 1.0 - mse / total
 
 
+def splice_details(adapter, layer: int, site: str) -> dict:
+    """Which hooks the splice reads and replaces, for a result's details: the ablation behind
+    loss_recovered zeroes the replaced one, so an SAE on the MLP's hidden units (hook_post) and a
+    transcoder (hook_mlp_out) are measured against different ablations; this names each."""
+    read, written = adapter.splice_hooks(layer, site)
+    return {"reads": read, "replaces": written, "zero_ablation": written}
+
+
 @torch.no_grad()
 def fidelity(adapter, tokens: torch.Tensor, layer: int, site: str, batch_size: int = 32) -> dict:
     """Loss recovered, perplexity with and without the splice, explained variance, L0, dead

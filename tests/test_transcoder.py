@@ -157,6 +157,9 @@ def test_dense_transcoder_trains_and_scores_end_to_end_at_tiny():
     assert out.returncode == 0, out.stderr[-2000:]
     record = load_result(result_path("chess", "dense+transcoder", "tiny", 0))
     assert record["details"]["feature_hook"] == "blocks.1.ln2.hook_normalized -> transcoder encode"
+    # loss recovered against zeroing the MLP's output, not its hidden units as for an SAE on hook_post
+    assert record["details"]["splice"] == {"reads": "blocks.1.ln2.hook_normalized", "replaces": "blocks.1.hook_mlp_out",
+                                           "zero_ablation": "blocks.1.hook_mlp_out"}
     source = record["provenance"]["features_from"]
     assert (source["hook"], source["hook_out"], source["k"]) == ("blocks.1.ln2.hook_normalized",
                                                                    "blocks.1.hook_mlp_out", 32)

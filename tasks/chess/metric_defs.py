@@ -28,7 +28,7 @@ METRICS = (
            "the units that expert would fire (> 0 before the activation); MoE-X's should be strongly negative",
            None, -1.0, 1.0),
     unit_range("expert_load_max", "the busiest expert's share of routed assignments", higher_is_better=None),
-    Metric("loss_recovered", "share of the zero-ablation loss gap the features' splice recovers", True),
+    Metric("loss_recovered", "share of the loss gap from zero-ablating the hook the splice replaces (details.splice) that the splice recovers", True),
     Metric("explained_variance", "variance of the site's activations explained by the features' reconstruction",
            True, high=1.0),
     unit_range("dead_fraction", "share of features that never fire on the validation tokens", higher_is_better=False),

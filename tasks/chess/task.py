@@ -163,7 +163,7 @@ class ChessTask(Task):
     @staticmethod
     def evaluate(adapter: FeatureAdapter, random_adapter: FeatureAdapter | None, config: ChessConfig,
                  preset: str, seed: int) -> dict:
-        from core.fidelity import fidelity
+        from core.fidelity import fidelity, splice_details
         from tasks.chess.evaluate import score_adapter
         from tasks.chess.positions import build_positions
 
@@ -204,7 +204,7 @@ class ChessTask(Task):
                    "positions": {"probe_train": len(train.game_index), "probe_test": len(test.game_index)},
                    "feature_hook": adapter.feature_hook(config.layer, config.site),
                    "feature_kind": adapter.feature_kind, "model": model_details,
-                   "seconds": scored.seconds}
+                   "splice": splice_details(adapter, config.layer, config.site), "seconds": scored.seconds}
         if random_adapter is not None:
             floor, cached = _random_init_floor(random_adapter, train, test, stat_games, args,
                                                [train_games, test_games, stat_games])

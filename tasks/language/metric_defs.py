@@ -7,7 +7,7 @@ METRICS = (
                "activating from non-activating windows from the explanation", headline=True, spread=True),
     unit_range("fuzzing", "auto-interp fuzzing: mean balanced accuracy of telling correctly from wrongly "
                "highlighted tokens", headline=True, spread=True),
-    Metric("loss_recovered", "share of the zero-ablation loss gap the features' splice recovers", True,
+    Metric("loss_recovered", "share of the loss gap from zero-ablating the hook the splice replaces (details.splice) that the splice recovers", True,
            headline=True),
     Metric("perplexity", "validation perplexity of the model", False, 1.0, headline=True, spread=True),
     Metric("perplexity_splice", "validation perplexity with the features' reconstruction spliced in", False, 1.0),

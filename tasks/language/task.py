@@ -90,7 +90,7 @@ class LanguageTask(Task):
     @staticmethod
     def evaluate(adapter: FeatureAdapter, random_adapter: FeatureAdapter | None, config: LanguageConfig,
                  preset: str, seed: int) -> dict:
-        from core.fidelity import fidelity
+        from core.fidelity import fidelity, splice_details
         from core.paths import CACHE
         from tasks.language.autointerp.run import run_autointerp
 
@@ -115,6 +115,7 @@ class LanguageTask(Task):
         metrics["n_features"] = n_features
         details = {"feature_hook": adapter.feature_hook(config.layer, config.site),
                    "feature_kind": adapter.feature_kind, "tokenizer": p.tokenizer, "model": model_details,
+                   "splice": splice_details(adapter, config.layer, config.site),
                    "autointerp": result.details,
                    "text": {"val_seqs": len(val), "interp_seqs": len(interp), "n_ctx": p.n_ctx}}
         return {"metrics": metrics, "details": details, "deviations": DEVIATIONS, "per_item": result.records}
