@@ -61,9 +61,30 @@ def next_runnable(todo: list[tuple[str, int]], running: list[tuple[str, int]], d
     return None
 
 
+def retrained_dependencies(task: str, preset: str, todo: list[tuple[str, int]]) -> list[str]:
+    """One line per model checkpoint that runs of `todo` need and that is neither on disk nor made by a
+    run of `todo`: its result exists, but its weights (seeds other than 0 are not committed) were left
+    on another machine, so the first run that needs it trains it again."""
+    from bench.model_store import checkpoint_stem
+    from models.checkpoint import read_meta
+
+    lines = []
+    for dep, seed in dict.fromkeys((depends_on(m), s) for m, s in todo):
+        if dep is None or (dep, seed) in todo:
+            continue
+        stem = checkpoint_stem(task, dep, preset, seed)
+        if read_meta(stem) is None:
+            users = ", ".join(m for m, s in todo if s == seed and depends_on(m) == dep)
+            lines.append(f"note: {users} seed {seed} need {stem.name}.safetensors, which is not here: "
+                         f"the first of them trains it again (same recipe and seed)")
+    return lines
+
+
 def run_grid(task: str, preset: str, jobs: int, dry_run: bool) -> None:
     todo = missing(task, preset)
     print(f"{task}/{preset}: {len(todo)} run(s) missing: {', '.join(f'{m} seed {s}' for m, s in todo) or 'none'}")
+    for line in retrained_dependencies(task, preset, todo):
+        print(line)
     if dry_run or not todo:
         return
     logs = RUNS / "grid"

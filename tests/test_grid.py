@@ -2,7 +2,7 @@
 
 import pytest
 
-from bench.grid import GRIDS, depends_on, missing, next_runnable
+from bench.grid import GRIDS, depends_on, missing, next_runnable, retrained_dependencies
 from core.errors import BenchError
 from core.results import write_result
 
@@ -36,3 +36,13 @@ def test_a_run_over_another_models_checkpoint_waits_for_that_run():
 def test_the_grid_knows_which_models_ride_on_dense():
     assert depends_on("dense+sae") == depends_on("dense+transcoder") == depends_on("dense-continued") == "dense"
     assert depends_on("moex") is None and depends_on("dense") is None
+
+
+def test_a_needed_checkpoint_that_is_not_here_is_announced(tmp_path, monkeypatch):
+    from bench import model_store
+
+    monkeypatch.setattr(model_store, "CHECKPOINTS", tmp_path)
+    todo = [("dense+sae", 1), ("dense+snmf", 1), ("dense", 2), ("dense+sae", 2), ("moex", 1)]
+    lines = retrained_dependencies("chess", "cpu", todo)
+    assert lines == ["note: dense+sae, dense+snmf seed 1 need dense-cpu-seed1.safetensors, which is not here: "
+                     "the first of them trains it again (same recipe and seed)"]
