@@ -4,9 +4,9 @@
 preset's grid whose result file is missing, `make bench` (training the checkpoint first when absent;
 an interrupted training resumes from its last checkpoint), `--jobs` at a time with one thread each.
 A result that exists is skipped, so the command picks up where an earlier session stopped.
-A run over another model's checkpoint (an SAE over dense, dense continued from dense) waits until
-that model's run of the same seed is done, so no two jobs train one checkpoint; meanwhile the next
-independent run takes the slot. `--dry-run` lists what would run.
+A run over another model's checkpoint (an SAE over dense, dense continued from dense) starts once
+that checkpoint of the same seed is on disk; until then it waits while someone is making it, so no
+two jobs train one checkpoint, and the next independent run takes the slot. `--dry-run` lists what would run.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 
+from bench.model_store import checkpoint_complete, checkpoint_stem
 from core.errors import BenchError, run_command
 from core.paths import RUNS
 from core.progress import progress as progress_bar
@@ -51,29 +52,33 @@ def depends_on(model: str) -> str | None:
     return adapter_cls.base_model or getattr(adapter_cls, "initialise_from", None)
 
 
-def next_runnable(todo: list[tuple[str, int]], running: list[tuple[str, int]], depends=depends_on) -> int | None:
-    """Index in `todo` of the first run whose dependency (same seed) is neither still to run nor
-    running; None when every remaining run waits on one."""
+def next_runnable(todo: list[tuple[str, int]], running: list[tuple[str, int]], depends=depends_on,
+                  available=lambda model, seed: False) -> int | None:
+    """Index in `todo` of the first run that can start now; None when every remaining one waits.
+    A run over another model's checkpoint (same seed) can start once that checkpoint is `available`
+    on disk; until then it waits while the checkpoint's own run is to run or running, or while
+    another run over it is running (that one is training it)."""
     busy = set(todo) | set(running)
     for i, (model, seed) in enumerate(todo):
-        if (depends(model), seed) not in busy:
+        dep = depends(model)
+        if dep is None or available(dep, seed):
             return i
+        if (dep, seed) in busy or any(depends(m) == dep and s == seed for m, s in running):
+            continue
+        return i
     return None
 
 
 def retrained_dependencies(task: str, preset: str, todo: list[tuple[str, int]]) -> list[str]:
     """One line per model checkpoint that runs of `todo` need and that is neither on disk nor made by a
-    run of `todo`: its result exists, but its weights (seeds other than 0 are not committed) were left
-    on another machine, so the first run that needs it trains it again."""
-    from bench.model_store import checkpoint_stem
-    from models.checkpoint import read_meta
-
+    run of `todo` (typically: its result exists, but its weights, as a seed other than 0's are not
+    committed, were left on another machine), so the first run that needs it trains it again."""
     lines = []
     for dep, seed in dict.fromkeys((depends_on(m), s) for m, s in todo):
         if dep is None or (dep, seed) in todo:
             continue
         stem = checkpoint_stem(task, dep, preset, seed)
-        if read_meta(stem) is None:
+        if not checkpoint_complete(stem):
             users = ", ".join(m for m, s in todo if s == seed and depends_on(m) == dep)
             lines.append(f"note: {users} seed {seed} need {stem.name}.safetensors, which is not here: "
                          f"the first of them trains it again (same recipe and seed)")
@@ -87,6 +92,9 @@ def run_grid(task: str, preset: str, jobs: int, dry_run: bool) -> None:
         print(line)
     if dry_run or not todo:
         return
+    def available(model: str, seed: int) -> bool:
+        return checkpoint_complete(checkpoint_stem(task, model, preset, seed))
+
     logs = RUNS / "grid"
     logs.mkdir(parents=True, exist_ok=True)
     running: list[tuple[subprocess.Popen, str, object, tuple[str, int]]] = []
@@ -94,7 +102,7 @@ def run_grid(task: str, preset: str, jobs: int, dry_run: bool) -> None:
     bar = progress_bar(total=len(todo), desc=f"grid {task}/{preset}", unit="run")
     while todo or running:
         while todo and len(running) < jobs:
-            index = next_runnable(todo, [key for *_, key in running])
+            index = next_runnable(todo, [key for *_, key in running], available=available)
             if index is None:
                 break
             model, seed = todo.pop(index)

@@ -106,6 +106,16 @@ def _train(adapter_cls, task, preset: str, seed: int, device: str, progress: boo
     return stem
 
 
+def checkpoint_complete(stem: Path) -> bool:
+    """Whether both files of the checkpoint are on disk and readable. Weights without their JSON may
+    be a trainer saving right now (weights first, JSON last), so that case is settled under the
+    training lock, where read_meta refuses a half checkpoint that nobody is writing."""
+    try:
+        return read_meta(stem) is not None
+    except BenchError:
+        return False
+
+
 def _check_format(task, preset: str, stem: Path) -> None:
     """A checkpoint trained on one token format, asked for under a preset of another: say so before
     the config comparison reports a mere vocabulary size."""
@@ -129,8 +139,9 @@ def load_or_train(adapter_cls, task, preset: str, seed: int, device: str, train_
 
         return load_external(adapter_cls, task, preset, device)
     stem = checkpoint_stem(task.name, adapter_cls.name, preset, seed)
-    if read_meta(stem) is None:
+    if not checkpoint_complete(stem):
         if not train_if_missing or not training_allowed():
+            read_meta(stem)  # half a checkpoint is refused as such
             raise BenchError(f"no checkpoint at {stem}.safetensors; run `make train MODEL={adapter_cls.name} "
                              f"TASK={task.name} PRESET={preset} SEED={seed}`")
         print(f"no checkpoint at {stem}.safetensors: training it now (PRESET={preset})")

@@ -43,8 +43,9 @@ def _trained_here(adapter, task, preset, seed, config, device, role, layer):
     record = {"settings": settings.__dict__, "hook": read, "hook_out": write, "d_sae": d_sae, "k": settings.k,
               "seed": seed, "model_weights_sha256": weights_digest(adapter.model), "role": role,
               "trainer": "moexbench (bench/transcoder_training.py): Adam on the MLP output's squared error, "
-                         "unit-norm decoder rows, SAELens's TopK auxiliary loss on dead latents (k_aux = d_out / 2, "
-                         f"dead after {st.dead_feature_window(settings.tokens // settings.batch_tokens)} steps without firing)"}
+                         "gradient norm clipped to 1, unit-norm decoder rows, SAELens's TopK auxiliary loss on dead "
+                         "latents (k_aux = d_out / 2; dead after more than "
+                         f"{st.dead_feature_window(settings.tokens // settings.batch_tokens)} steps without firing)"}
     at_default = layer == adapter.resolve_layer(type(config)().layer)
     folder = fitted_folder(adapter, task, preset, seed, role, at_default, f"L{layer}")
 

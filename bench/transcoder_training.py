@@ -5,8 +5,8 @@ its output (`blocks.{l}.hook_mlp_out`).
 The module is SAELens's own `Transcoder` with SAELens's `TopK` as its activation, so its width (4 x
 d_mlp) and L0 (k) are the TopK SAE's of the same preset. SAELens 6.54 trains SAEs only, so the training
 loop is ours: Adam on the output's squared error (summed over the output width, mean over tokens), with
-the SAE recipe's tokens, batch and learning rate, decoder rows kept at unit norm (as SAE trainers keep
-them), the output bias started at the mean output and the encoder scaled so that the first outputs
+the SAE recipe's tokens, batch and learning rate, the gradient norm clipped to 1 and decoder rows kept
+at unit norm (as SAELens's SAE trainer does), the output bias started at the mean output and the encoder scaled so that the first outputs
 spread as far as the MLP's. Dead latents get the auxiliary loss SAELens's TopK SAEs train with (Gao
 et al. 2024, appendix A.2): a latent that has not fired for the SAE trainer's dead-feature window is
 dead; the top d_out / 2 dead latents by pre-activation reconstruct the live latents' error through
@@ -80,7 +80,9 @@ def topk_aux_loss(hidden_pre: torch.Tensor, dead: torch.Tensor, residual: torch.
                   W_dec: torch.Tensor) -> torch.Tensor:
     """AuxK: the top k_aux = d_out / 2 dead latents by pre-activation (all of them when fewer are
     dead) reconstruct `residual` (target minus output, detached) as acts @ W_dec, no bias; squared
-    error summed over the output, mean over tokens, times min(n_dead / k_aux, 1). 0 with none dead."""
+    error summed over the output, mean over tokens, times min(n_dead / k_aux, 1). 0 with none dead.
+    SAELens halves the input width, which for an SAE is the output's; a transcoder's error lives in
+    the output, so its width sets k_aux (both are d_model here)."""
     n_dead = int(dead.sum())
     if n_dead == 0:
         return hidden_pre.new_zeros(())
@@ -124,6 +126,7 @@ def train_transcoder(model, layer: int, d_sae: int, settings, batch_fn, seed: in
             raise BenchError(f"transcoder training diverged at step {step} (loss {loss.item()}); lower its lr")
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(transcoder.parameters(), 1.0)  # as SAELens's SAE trainer does
         optimiser.step()
         with torch.no_grad():
             transcoder.W_dec.div_(transcoder.W_dec.norm(dim=-1, keepdim=True).clamp_min(1e-8))

@@ -23,7 +23,7 @@ def test_an_unknown_grid_is_one_clear_error():
 
 
 def test_a_run_over_another_models_checkpoint_waits_for_that_run():
-    deps = {"dense+sae": "dense", "dense-continued": "dense"}.get
+    deps = {"dense+sae": "dense", "dense+snmf": "dense", "dense-continued": "dense"}.get
     todo = [("dense", 1), ("dense+sae", 1), ("switch", 1), ("dense+sae", 2)]
     assert next_runnable(todo, [], deps) == 0
     # dense seed 1 running: its SAE waits, switch takes the slot; seed 2's SAE has no dense run pending
@@ -31,6 +31,14 @@ def test_a_run_over_another_models_checkpoint_waits_for_that_run():
     assert next_runnable([("dense+sae", 1), ("dense+sae", 2)], [("dense", 1)], deps) == 1
     assert next_runnable([("dense+sae", 1), ("dense-continued", 1)], [("dense", 1)], deps) is None
     assert next_runnable([("dense+sae", 1)], [("switch", 1)], deps) == 0
+    # dense seed 1's checkpoint not on disk and nobody to make it but its users: the first one trains
+    # it, the others wait for that one
+    assert next_runnable([("dense+snmf", 1), ("moex", 1)], [("dense+sae", 1)], deps) == 1
+    # once the checkpoint is on disk (committed, or written before dense's run finished scoring), its
+    # users start whatever else is pending or running
+    on_disk = lambda model, seed: (model, seed) == ("dense", 1)  # noqa: E731
+    assert next_runnable([("dense+sae", 1)], [("dense", 1)], deps, on_disk) == 0
+    assert next_runnable([("dense+sae", 2), ("dense+sae", 1)], [("dense", 2)], deps, on_disk) == 1
 
 
 def test_the_grid_knows_which_models_ride_on_dense():

@@ -3,23 +3,31 @@
 import subprocess
 import sys
 import threading
-import time
 
 from core.locks import exclusive
 
 
 def test_a_held_lock_makes_the_second_holder_wait_and_say_why(tmp_path):
     lock = tmp_path / "train.lock"
+    # The holder keeps the lock until its stdin closes, so the test decides when it is released.
     holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from pathlib import Path; from core.locks import exclusive\n"
+        "import sys; from pathlib import Path; from core.locks import exclusive\n"
         f"with exclusive(Path({str(lock)!r}), 'busy'):\n"
-        "    print('held', flush=True); time.sleep(1.5)")], stdout=subprocess.PIPE, text=True)
+        "    print('held', flush=True); sys.stdin.read()")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"
-    said, start = [], time.perf_counter()
-    with exclusive(lock, "dense-cpu-seed1 is being trained by another process", say=said.append):
-        waited = time.perf_counter() - start
-    holder.wait()
-    assert waited > 0.5, "the second holder did not wait for the first"
+    said, entered = [], threading.Event()
+
+    def second():
+        with exclusive(lock, "dense-cpu-seed1 is being trained by another process", say=said.append):
+            entered.set()
+
+    waiter = threading.Thread(target=second)
+    waiter.start()
+    assert not entered.wait(1.0), "the second holder entered while the first held the lock"
+    holder.stdin.close()
+    holder.wait(timeout=60)
+    assert entered.wait(60), "the second holder never got the lock after the first let go"
+    waiter.join()
     assert said == [f"dense-cpu-seed1 is being trained by another process (pid {holder.pid}); waiting for it to finish"]
 
 
@@ -35,26 +43,43 @@ def test_a_free_lock_is_taken_silently_and_released_even_on_error(tmp_path):
     assert said == []
 
 
-def test_the_second_load_or_train_loads_what_the_first_trained(tmp_path, monkeypatch):
+def test_the_second_load_or_train_loads_what_the_first_trained(tmp_path, monkeypatch, capsys):
     from bench import model_store, registry
-    from models.checkpoint import read_meta
 
     monkeypatch.setattr(model_store, "CHECKPOINTS", tmp_path / "checkpoints")
     monkeypatch.setattr(model_store, "RUNS", tmp_path / "runs")
-    task = registry.task("chess")
-    trained = []
+    task, dense = registry.task("chess"), registry.model_adapter("dense")
+    trained, training, second_waits = [], threading.Event(), threading.Event()
     real_train = model_store._train
 
-    def counting_train(*args):
+    def gated_train(*args):
         trained.append(args[1:4])
-        time.sleep(0.5)  # long enough that the other thread is waiting on the lock
+        training.set()         # the first caller holds the lock now
+        second_waits.wait(60)  # train only once the second caller is queued behind it
         return real_train(*args)
 
-    monkeypatch.setattr(model_store, "_train", counting_train)
-    dense = registry.model_adapter("dense")
-    first = threading.Thread(target=model_store.load_or_train, args=(dense, task, "tiny", 0, "cpu"))
-    first.start()
-    time.sleep(0.2)
-    adapter, meta, stem = model_store.load_or_train(dense, task, "tiny", 0, "cpu")
-    first.join()
-    assert len(trained) == 1 and read_meta(stem) is not None
+    monkeypatch.setattr(model_store, "_train", gated_train)
+    outcome = {}
+
+    def first():
+        try:
+            outcome["first"] = model_store.load_or_train(dense, task, "tiny", 0, "cpu")[2]
+        except BaseException as e:  # noqa: BLE001 - reported by the assertion below
+            outcome["first"] = e
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    assert training.wait(120), "the first caller never started training"
+    said = []
+    real_exclusive = model_store.exclusive
+
+    def exclusive_noting_the_wait(path, message, say=print):
+        return real_exclusive(path, message, say=lambda line: (said.append(line), second_waits.set()))
+
+    monkeypatch.setattr(model_store, "exclusive", exclusive_noting_the_wait)
+    _, _, stem = model_store.load_or_train(dense, task, "tiny", 0, "cpu")
+    thread.join()
+    assert outcome["first"] == stem, outcome
+    assert len(trained) == 1, trained
+    assert said and "is being trained by another process" in said[0]
+    assert "trained meanwhile by the other process; loading it" in capsys.readouterr().out

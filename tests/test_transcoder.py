@@ -117,6 +117,29 @@ def test_the_aux_loss_is_saelens_topk_aux_loss():
         assert ours.item() == pytest.approx(theirs.item(), rel=1e-6)
 
 
+def test_training_marks_latents_dead_after_the_window_and_feeds_them_to_the_aux_loss(monkeypatch):
+    from bench.sae_training import SAESettings
+
+    model, tokens = _relu_model_and_tokens()
+    seen = []  # per step: (latents counted dead, the aux term)
+    real = tt.topk_aux_loss
+
+    def spy(hidden_pre, dead, residual, W_dec):
+        loss = real(hidden_pre, dead, residual, W_dec)
+        seen.append((int(dead.sum()), loss.item()))
+        return loss
+
+    monkeypatch.setattr(tt, "topk_aux_loss", spy)
+    monkeypatch.setattr(tt, "dead_feature_window", lambda n_steps: 1)  # dead after more than 1 silent step
+    settings = SAESettings("topk", tokens=4 * 64, batch_tokens=64, lr=1e-3, k=2)
+    tt.train_transcoder(model, 1, 512, settings, lambda step: tokens[:, :16], seed=0)
+    dead = [n for n, _ in seen]
+    # steps 0 and 1: no latent has been silent for more than one step; from step 2 on, 512 latents and
+    # 64 tokens x k=2 leave most of them silent, and those feed the aux term
+    assert dead[:2] == [0, 0] and all(n > 0 for n in dead[2:]), dead
+    assert all(loss == 0 for _, loss in seen[:2]) and all(loss > 0 for _, loss in seen[2:]), seen
+
+
 def test_saved_in_saelens_transcoder_format_and_loaded_with_its_topk(tmp_path):
     model, tokens = _relu_model_and_tokens()
     transcoder = _mlp_as_transcoder(model, 1, 4)
