@@ -53,6 +53,7 @@ ARMS = {a.name: a for a in [
     Arm("w256-d4-games5k", "5,000 unique games at equal steps", train_games=5000),
     Arm("w256-d4-games20k", "20,000 unique games at equal steps", train_games=20_000),
     Arm("w256-d4-shards10", "about 120,000 unique games at equal steps", more_shards=10),
+    Arm("w256-d4-shards20", "about 220,000 unique games at equal steps", more_shards=20),
 ]}
 
 BATCH, EVAL_EVERY = 32, 300
