@@ -30,7 +30,7 @@ def weights_digest(model) -> str:
 
 
 class SAEAdapter(FeatureAdapter):
-    needs_sae = True  # the SAE store (bench/sae_store.py) hands one over with use_sae
+    dictionary = "sae"  # the SAE store (bench/sae_store.py) hands one over with use_sae
     base_model = "dense"
     architecture = "topk"
     #: SAESettings fields changed from the preset's (a sparsity sweep's points); such SAEs live in .cache

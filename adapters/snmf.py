@@ -17,7 +17,7 @@ from models.config import GPTConfig
 
 
 class SNMFAdapter(FeatureAdapter):
-    needs_snmf = True  # the SNMF store hands one over with use_snmf
+    dictionary = "snmf"  # the SNMF store hands one over with use_snmf
     base_model = "dense"
 
     def __init__(self, model):

@@ -16,8 +16,7 @@ from core.errors import BenchError
 
 
 class TranscoderAdapter(SAEAdapter):
-    needs_sae = False
-    needs_transcoder = True  # the transcoder store hands one over with use_sae
+    dictionary = "transcoder"  # the transcoder store hands one over with use_sae
 
     @property
     def feature_kind(self) -> str:

@@ -30,16 +30,18 @@ def attach_features(adapter, task, preset: str, seed: int, config, device: str, 
     """Give the adapter what its features need beyond the model (an SAE adapter: its SAE; a transcoder
     adapter: its transcoder, bench/transcoder_store.py; semi-NMF: its factors, bench/snmf_store.py). `role` is
     "trained" or "random" (the random-init floor)."""
-    if getattr(adapter, "needs_sae", False):
+    if adapter.dictionary == "sae":
         attach_sae(adapter, task, preset, seed, config, device, role)
-    if getattr(adapter, "needs_transcoder", False):
+    elif adapter.dictionary == "transcoder":
         from bench.transcoder_store import attach_transcoder
 
         attach_transcoder(adapter, task, preset, seed, config, device, role)
-    if getattr(adapter, "needs_snmf", False):
+    elif adapter.dictionary == "snmf":
         from bench.snmf_store import attach_snmf
 
         attach_snmf(adapter, task, preset, seed, config, device, role)
+    elif adapter.dictionary is not None:
+        raise ValueError(f"{adapter.name}: unknown dictionary {adapter.dictionary!r}; use sae, transcoder or snmf")
 
 
 def attach_sae(adapter, task, preset: str, seed: int, config, device: str, role: str) -> None:

@@ -31,6 +31,9 @@ class FeatureAdapter:
     #: registry name of the model whose checkpoint this adapter reads, when it is not its own
     #: (dense+sae reads dense's); None: the adapter's own model_config and checkpoint
     base_model: str | None = None
+    #: what is fitted over that model before features can be read, and handed over by the harness
+    #: (bench/sae_store.attach_features): "sae", "transcoder" or "snmf"; None: nothing
+    dictionary: str | None = None
     #: task settings ("key=value") this model is scored with unless ARGS says otherwise, e.g. the
     #: attention SAE's site=attn; with exactly these its run is its default one (the main results folder)
     default_settings: tuple[str, ...] = ()
