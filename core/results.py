@@ -113,6 +113,21 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
+def refuse_smaller_measurement(path: Path, config) -> None:
+    """Refuses, before any work, a run that would replace `path` with a result measured otherwise: one
+    of the config's MEASUREMENT settings (how many probe games, how many features) differs from the
+    stored result's. Deleting the file, or writing elsewhere with MOEXBENCH_RESULTS, is the way."""
+    fields = getattr(type(config), "MEASUREMENT", ())
+    if not fields or not path.exists():
+        return
+    stored = load_result(path).get("config") or {}
+    differs = [f"{name}={stored[name]!r} there, {getattr(config, name)!r} now" for name in fields
+               if name in stored and stored[name] != getattr(config, name)]
+    if differs:
+        raise BenchError(f"{path} was measured with other settings ({'; '.join(differs)}) and this run would replace "
+                         f"it; write this one elsewhere (MOEXBENCH_RESULTS=<folder>) or delete that file to replace it")
+
+
 def write_result(task: str, model: str, preset: str, seed: int, metrics: dict, config: dict, details: dict,
                  provenance_extra: dict, per_item: list[dict] | None = None, variant: str | None = None) -> Path:
     for name, value in metrics.items():

@@ -125,6 +125,12 @@ def _illegal_corpus(s):
         s.stem.with_suffix(suffix).unlink()
 
 
+def _full_evaluation_stored(s):
+    path = s.write_result("dense", 0, {"coverage": 0.1})
+    record = json.loads(path.read_text())
+    path.write_text(json.dumps({**record, "config": {"probe_games": 0, "legal_move_games": 100}}))
+
+
 def _corpus_not_xz(s):
     (s.data / "probe_test.txt.xz").write_text(";1.e4 e5\n")
 
@@ -168,6 +174,10 @@ ROWS = [
                                               "tiny-moves", "--threads", "1"),
      ["train.txt.xz:2: ply 3: 'Ke4' is not a legal move"]),
     ("corpus-not-xz", _corpus_not_xz, BENCH_TINY, ["probe_test.txt.xz: not a readable xz chess corpus"]),
+    # a quick look on fewer probe games must not write over the full evaluation
+    ("smaller-run-over-a-full-result", _full_evaluation_stored,
+     ("bench", "--model", "dense", "--task", "chess", "--preset", "tiny", "--threads", "1", "probe_games=20"),
+     ["dense.json was measured with other settings (probe_games=0 there, 20 now)", "MOEXBENCH_RESULTS"]),
 ]
 
 

@@ -15,10 +15,10 @@ from core.results import load_result, result_path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _bench(*args):
+def _bench(*args, env=None):
     return subprocess.run([sys.executable, "-m", "bench", "bench", "--task", "language", "--preset", "tiny",
                            "--threads", "1", *args], cwd=ROOT, capture_output=True, text=True, timeout=900,
-                          env=dict(os.environ))
+                          env={**os.environ, **(env or {})})
 
 
 # Tiny models are barely trained: their sparse units and SAE latents rarely reach enough activating
@@ -55,13 +55,12 @@ def test_language_bench_tiny_writes_fidelity_and_autointerp(model, own_units, ar
     assert path.with_suffix(".html").read_text().count("<tr>") == scored + 1
 
 
-def test_a_run_that_scores_no_feature_fails_naming_why_and_writes_nothing():
-    path = result_path("language", "moex", "tiny", 0)
-    before = path.read_bytes() if path.exists() else None
-    out = _bench("--model", "moex", "n_features=2")
+def test_a_run_that_scores_no_feature_fails_naming_why_and_writes_nothing(tmp_path):
+    # its own results folder: over the 256-feature result above, a 2-feature run is refused before it starts
+    out = _bench("--model", "moex", "n_features=2", env={"MOEXBENCH_RESULTS": str(tmp_path)})
     assert out.returncode == 2
     assert "error: auto-interp scored none of the 2 features sampled (2 skipped:" in out.stderr
-    assert (path.read_bytes() if path.exists() else None) == before
+    assert list(tmp_path.rglob("*.json")) == []
 
 
 def test_language_rejects_an_unknown_backend_in_one_line():

@@ -29,6 +29,10 @@ class ChessConfig:
     # The rest change how much is measured (games, extra probes) or how fast, and are recorded in the
     # result's config.
     OTHER_FEATURES = ("layer", "site")
+    # Settings that change how much the numbers rest on: a run with other values than the result it
+    # would replace is refused before any work (core.results.refuse_smaller_measurement), so a quick
+    # ARGS="probe_games=100" never writes over the full evaluation.
+    MEASUREMENT = ("probe_games", "legal_move_games")
 
     def __post_init__(self):
         if self.site not in ("mlp", "resid", "attn"):
