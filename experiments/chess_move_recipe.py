@@ -56,7 +56,7 @@ ARMS = {a.name: a for a in [
     Arm("w256-d4-shards20", "about 220,000 unique games at equal steps", more_shards=20),
 ]}
 
-BATCH, EVAL_EVERY = 32, 300
+BATCH, EVAL_EVERY, N_VAL_GAMES = 32, 300, 500
 
 
 def preset_for(arm: Arm):
@@ -67,7 +67,7 @@ def preset_for(arm: Arm):
     return ChessPreset(n_layers=arm.n_layers, n_heads=max(4, arm.d_model // 64), d_model=arm.d_model, n_ctx=64,
                        train=TrainConfig(steps=arm.steps, batch_size=BATCH, lr=arm.lr, min_lr=arm.lr / 10,
                                          warmup_steps=100, eval_every=EVAL_EVERY, checkpoint_every_s=120),
-                       n_val_games=500, n_probe_games=1000, n_stat_games=500, format="moves",
+                       n_val_games=N_VAL_GAMES, n_probe_games=1000, n_stat_games=500, format="moves",
                        more_shards=arm.more_shards)
 
 
@@ -162,20 +162,65 @@ def report() -> list:
              f"steps and cosine to lr/10, fp32, one thread per arm beside one other job (the game generator). "
              f"Probe: the training curve's (multinomial logistic per square, 200 + 200 probe games). "
              f"Written by `python -m experiments.chess_move_recipe --report`.", "",
-             "| arm | params | steps | moves seen | train minutes | s/step | probe F1 best layer (which) "
+             "| arm | params | unique games | steps | moves seen | train minutes | s/step | probe F1 best layer (which) "
              "| F1 per CPU-hour | val loss | full evaluation: probe F1 best layer (floor), legal moves | why |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in records:
         last = r["points"][-1]
         best_layer = max(last["probe_f1_by_layer"], key=last["probe_f1_by_layer"].get)
         minutes = last["seconds"] / 60
-        lines.append(f"| {r['arm']['name']} | {r['parameters'] / 1e6:.2f}M | {last['step']} | {last['tokens'] / 1e6:.2f}M "
+        lines.append(f"| {r['arm']['name']} | {r['parameters'] / 1e6:.2f}M | {unique_games(r['arm']):,} | {last['step']} "
+                     f"| {last['tokens'] / 1e6:.2f}M "
                      f"| {minutes:.0f} | {last['seconds'] / last['step']:.2f} | {best_f1(last):.3f} ({best_layer}) "
                      f"| {best_f1(last) / (minutes / 60):.2f} | {last['val_loss']:.3f} | {_final(r)} | {_why(r)} |")
     (OUT / "summary.md").write_text("\n".join(lines) + "\n")
     figure = plot_arms(records, OUT / "recipe_moves.png", "moves",
                        "Dense chess models in the move format: board knowledge by arm")
-    return [OUT / "summary.md", figure]
+    games = _plot_games(records, OUT / "recipe_moves_games.png")
+    return [OUT / "summary.md", figure] + ([games] if games else [])
+
+
+def unique_games(arm: dict) -> int:
+    """Distinct training games the arm reads, from the corpus card: its first `train_games`, or the
+    train split less its validation games plus its shards' new unique games."""
+    if arm.get("train_games"):
+        return arm["train_games"]
+    card = json.loads((ROOT / "data" / "chess" / "card.json").read_text())
+    shards = [card["more_shards"][name]["games_unique_new"] for name in sorted(card.get("more_shards") or {})]
+    if len(shards) < arm.get("more_shards", 0):
+        raise BenchError(f"arm {arm['name']} reads {arm['more_shards']} shards; the card lists {len(shards)}")
+    return card["files"]["train.txt.xz"]["games"] - N_VAL_GAMES + sum(shards[:arm.get("more_shards", 0)])
+
+
+def _plot_games(records: list, path: Path):
+    """Probe F1 (best layer, last curve point and full evaluation) against unique games, for the arms that
+    differ from the reference arm only in their data (same model, steps and learning rate)."""
+    reference = dataclasses.asdict(ARMS["w256-d4"])
+    same = [r for r in records
+            if all(r["arm"].get(k) == v for k, v in reference.items() if k not in ("name", "why", "more_shards", "train_games"))]
+    if len(same) < 2:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    same.sort(key=lambda r: unique_games(r["arm"]))
+    x = [unique_games(r["arm"]) for r in same]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(x, [best_f1(r["points"][-1]) for r in same], marker="o", label="training curve's probe (200 + 200 games)")
+    full = [(n, max(r["final_eval"]["probe_f1_by_layer"].values())) for n, r in zip(x, same) if r.get("final_eval")]
+    if full:
+        ax.plot(*zip(*full), marker="s", label="full evaluation (1,000 + 1,000 games)")
+    for n, r in zip(x, same):
+        ax.annotate(r["arm"]["name"], (n, best_f1(r["points"][-1])), fontsize=7, textcoords="offset points", xytext=(4, -10))
+    ax.set(xscale="log", xlabel="unique training games", ylabel="probe F1 (best layer)",
+           title=f"At equal steps ({same[0]['points'][-1]['step']} of 32 x 64 moves)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
 
 
 def _why(record: dict) -> str:
