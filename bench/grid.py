@@ -92,6 +92,7 @@ def run_grid(task: str, preset: str, jobs: int, dry_run: bool) -> None:
         print(line)
     if dry_run or not todo:
         return
+
     def available(model: str, seed: int) -> bool:
         return checkpoint_complete(checkpoint_stem(task, model, preset, seed))
 

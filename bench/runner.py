@@ -10,14 +10,14 @@ import torch
 
 from bench.model_store import build_random, load_or_train
 from bench.report import write_summary
-from core.results import ensure_writable, refuse_smaller_measurement, result_path, write_result
+from core.results import ensure_writable, refuse_other_measurement, result_path, write_result
 from bench.sae_store import attach_features
 
 
 def run_bench(adapter_cls, task, config, preset: str, seed: int, device: str) -> Path:
     target = result_path(task.name, adapter_cls.name, preset, seed, results_variant(task, config, adapter_cls))
     ensure_writable(target.parent)
-    refuse_smaller_measurement(target, config)
+    refuse_other_measurement(target, config)
     if task.builds_own_models:
         return _run_self_contained(adapter_cls, task, config, preset, seed, device)
     adapter, meta, stem = load_or_train(adapter_cls, task, preset, seed, device)

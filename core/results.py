@@ -113,7 +113,7 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
-def refuse_smaller_measurement(path: Path, config) -> None:
+def refuse_other_measurement(path: Path, config) -> None:
     """Refuses, before any work, a run that would replace `path` with a result measured otherwise: one
     of the config's MEASUREMENT settings (how many probe games, how many features) differs from the
     stored result's. Deleting the file, or writing elsewhere with MOEXBENCH_RESULTS, is the way."""

@@ -30,7 +30,7 @@ class ChessConfig:
     # result's config.
     OTHER_FEATURES = ("layer", "site")
     # Settings that change how much the numbers rest on: a run with other values than the result it
-    # would replace is refused before any work (core.results.refuse_smaller_measurement), so a quick
+    # would replace is refused before any work (core.results.refuse_other_measurement), so a quick
     # ARGS="probe_games=100" never writes over the full evaluation.
     MEASUREMENT = ("probe_games", "legal_move_games")
 

@@ -10,7 +10,7 @@ BACKENDS = ("lexical", "llm")
 @dataclass(frozen=True)
 class LanguageConfig:
     # A run with other values than the result it would replace is refused before any work (a sample of
-    # 20 features never writes over the 200-feature evaluation): core.results.refuse_smaller_measurement.
+    # 20 features never writes over the 200-feature evaluation): core.results.refuse_other_measurement.
     MEASUREMENT = ("n_features", "negatives")
     # Block whose features are scored; negative counts from the end: -3 is block 3 of the cpu preset's
     # 6 and block 9 of the paper preset's 12 (the MoE-X paper scored layer 8: ARGS="layer=8").
