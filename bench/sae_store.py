@@ -23,7 +23,8 @@ import torch
 from adapters.sae import weights_digest
 from bench import sae_training as st
 from core.errors import BenchError
-from core.paths import CACHE
+from core.locks import exclusive
+from core.paths import CACHE, RUNS
 
 
 def attach_features(adapter, task, preset: str, seed: int, config, device: str, role: str) -> None:
@@ -106,7 +107,8 @@ def fitted_folder(adapter, task, preset: str, seed: int, role: str, at_default: 
 
 def refit_if_stale(folder: Path, record: dict, adapter, task, preset: str, what: str, fit) -> None:
     """Call fit(why), which fits and saves, unless `folder` holds a `what` whose record is exactly
-    `record`; with training switched off (MOEXBENCH_NO_TRAIN=1) that is one line instead."""
+    `record`; with training switched off (MOEXBENCH_NO_TRAIN=1) that is one line instead. One process
+    fits a folder at a time: a second one that needs the same fit waits, then uses what the first saved."""
     from bench.model_store import training_allowed
 
     saved = st.read_record(folder)
@@ -116,7 +118,16 @@ def refit_if_stale(folder: Path, record: dict, adapter, task, preset: str, what:
     if not training_allowed():
         raise BenchError(f"{adapter.name}: no up-to-date {what} at {folder} ({why}) and MOEXBENCH_NO_TRAIN=1; "
                          f"fit it with `make bench MODEL={adapter.name} TASK={task.name} PRESET={preset}`")
-    fit(why)
+    with exclusive(fit_lock(folder), f"the {what} at {folder} is being fitted by another process"):
+        if st.read_record(folder) == record:
+            print(f"{adapter.name}: the {what} at {folder} was fitted meanwhile by the other process; using it")
+            return
+        fit(why)
+
+
+def fit_lock(folder: Path) -> Path:
+    """The lock of a fitted folder, kept under runs/ so that checkpoints/ only ever holds what is committed."""
+    return RUNS / "fits" / folder.parent.name / f"{folder.name}.lock"
 
 
 def _trained_here(adapter, task, preset, seed, config, device, role, hook):

@@ -83,3 +83,39 @@ def test_the_second_load_or_train_loads_what_the_first_trained(tmp_path, monkeyp
     assert len(trained) == 1, trained
     assert said and "is being trained by another process" in said[0]
     assert "trained meanwhile by the other process; loading it" in capsys.readouterr().out
+
+
+def test_a_dictionary_fit_runs_once_when_two_callers_need_it(tmp_path, monkeypatch, capsys):
+    """SAEs, transcoders and semi-NMF factors all go through refit_if_stale: the second caller waits for
+    the first's fit and uses it, instead of fitting the same folder again and racing its rename."""
+    import json
+    from types import SimpleNamespace
+
+    from bench import sae_store
+
+    monkeypatch.delenv("MOEXBENCH_NO_TRAIN", raising=False)
+    monkeypatch.setattr(sae_store, "RUNS", tmp_path / "runs")
+    folder, record = tmp_path / "checkpoints" / "chess" / "dense_sae-topk-tiny", {"hook": "blocks.1.mlp.hook_post"}
+    adapter, task = SimpleNamespace(name="dense+sae"), SimpleNamespace(name="chess")
+    fits, fitting, second_waits = [], threading.Event(), threading.Event()
+
+    def fit(why):
+        fits.append(why)
+        fitting.set()
+        second_waits.wait(60)  # save only once the second caller is queued behind the lock
+        folder.mkdir(parents=True)
+        (folder / "moexbench.json").write_text(json.dumps(record))
+
+    first = threading.Thread(target=sae_store.refit_if_stale, args=(folder, record, adapter, task, "tiny", "SAE", fit))
+    first.start()
+    assert fitting.wait(60), "the first caller never started fitting"
+    said = []
+    real_exclusive = sae_store.exclusive
+    monkeypatch.setattr(sae_store, "exclusive", lambda path, message, say=print: real_exclusive(
+        path, message, say=lambda line: (said.append(line), second_waits.set())))
+    sae_store.refit_if_stale(folder, record, adapter, task, "tiny", "SAE", fit)
+    first.join()
+    assert fits == ["none saved"], fits
+    assert said and "is being fitted by another process" in said[0]
+    assert "was fitted meanwhile by the other process; using it" in capsys.readouterr().out
+    assert not any((tmp_path / "checkpoints").rglob("*.lock")), "a lock file landed beside the committed folders"
