@@ -48,12 +48,27 @@ def render(messages) -> str:
     ("llm_explanation.txt", prompts.explanation_messages(EXPLAIN_EXAMPLES)),
     ("llm_detection.txt", prompts.detection_messages("The word bank.", SCORE_BATCH)),
     ("llm_fuzzing.txt", prompts.fuzzing_messages("The word bank.", SCORE_BATCH)),
+    ("llm_explanation_plain.txt", prompts.explanation_messages(EXPLAIN_EXAMPLES, constrained=False)),
+    ("llm_detection_plain.txt", prompts.detection_messages("The word bank.", SCORE_BATCH, constrained=False)),
 ])
 def test_prompts_equal_the_golden_texts(name, messages):
     path = GOLDEN / name
     if os.environ.get("MOEXBENCH_UPDATE_GOLDEN") == "1":   # after a deliberate prompt change
         path.write_text(render(messages))
     assert render(messages) == path.read_text()
+
+
+@pytest.mark.parametrize("constrained", [True, False])
+def test_each_demonstration_answers_in_the_form_its_request_asks_for_and_parses(constrained):
+    """A small model copies the demonstration: under a JSON schema it must show the JSON object (a
+    plain-text answer with quotes, copied into a JSON string, was cut at its first quote)."""
+    explain = prompts.explanation_messages(EXPLAIN_EXAMPLES, constrained)
+    detect = prompts.detection_messages("The word bank.", SCORE_BATCH, constrained)
+    demo_explanation, demo_answers = explain[2]["content"], detect[2]["content"]
+    assert prompts.parse_explanation(demo_explanation) == prompts.EXPLAIN_DEMO_DESCRIPTION
+    assert prompts.parse_answers(demo_answers, 3) == [True, False, True]
+    assert (demo_explanation.startswith("{"), demo_answers.startswith("{")) == (constrained, constrained)
+    assert '"' not in prompts.EXPLAIN_DEMO_DESCRIPTION
 
 
 def test_explanation_marks_active_runs_with_strengths_relative_to_the_strongest():

@@ -23,7 +23,7 @@ class LLMBackend:
         self._lock = threading.Lock()
 
     def explain(self, examples: list[Example]) -> str | None:
-        reply = self.client.complete(prompts.explanation_messages(examples),
+        reply = self.client.complete(prompts.explanation_messages(examples, self.config.constrained),
                                      accept=lambda text: prompts.parse_explanation(text) is not None,
                                      response_format=prompts.explanation_format())
         explanation = prompts.parse_explanation(reply)
@@ -40,10 +40,12 @@ class LLMBackend:
     # Several batches of one feature at once, `max_concurrency` requests in flight: what a scorer
     # should call when the endpoint serves requests in parallel (vLLM, hosted APIs).
     def detect_batches(self, explanation: str, batches: list[list[Example]]) -> list[list[bool | None]]:
-        return self._score("detect", [prompts.detection_messages(explanation, b) for b in batches], batches)
+        conversations = [prompts.detection_messages(explanation, b, self.config.constrained) for b in batches]
+        return self._score("detect", conversations, batches)
 
     def fuzz_batches(self, explanation: str, batches: list[list[Example]]) -> list[list[bool | None]]:
-        return self._score("fuzz", [prompts.fuzzing_messages(explanation, b) for b in batches], batches)
+        conversations = [prompts.fuzzing_messages(explanation, b, self.config.constrained) for b in batches]
+        return self._score("fuzz", conversations, batches)
 
     def _score(self, kind: str, conversations, batches) -> list[list[bool | None]]:
         asked = [i for i, batch in enumerate(batches) if batch]   # an empty batch needs no request

@@ -3,17 +3,20 @@
 Three chat conversations, each a pure function of its inputs so a golden test can pin the text:
 - explanation: the explanation examples with active tokens marked <<like this>> and each marked
   token's strength (1-10, relative to the strongest activation among the examples) listed after it;
-  the reply ends with a line `[EXPLANATION]: ...`.
-- detection: the explanation and numbered plain examples; the reply is a JSON list of 0/1, one per
-  example (does the feature fire in it?).
+  the reply is the description.
+- detection: the explanation and numbered plain examples; the reply is 0/1 per example (does the
+  feature fire in it?).
 - fuzzing: the same with each example's `highlighted` tokens marked; 1 if the marks fit the explanation.
 Each carries one short worked demonstration (a user turn and its answer), since small models follow
 a shown answer far better than a described one.
 
-Each request also carries a JSON schema for its answer (`response_format`, honoured by llama.cpp's
-server, vLLM and OpenAI's strict mode): an object `{"explanation": "..."}`, or `{"answers": [...]}` with
-exactly one 0 or 1 per example, so a small model cannot wander off the format. Endpoints that ignore
-the schema still get the plain-text parsers.
+Constrained requests (the default) carry a JSON schema for the answer (`response_format`, honoured by
+llama.cpp's server, vLLM and OpenAI's strict mode): an object `{"explanation": "..."}`, or
+`{"answers": [...]}` with exactly one 0 or 1 per example, so a small model cannot wander off the format.
+Their prompts ask for that object and their demonstrations answer with it: a small model copies the
+demonstration, and a plain-text one copied into a JSON string was cut at its first quote. Without
+constraints (`llm_constrained=false`) the reply is a last line `[EXPLANATION]: ...` or a bare JSON list.
+Both parsers read both forms.
 
 Parsers return None for an answer they cannot read; a list answer of the wrong length or with values
 other than 0/1 is None for every example of the batch (there is no way to align it).
@@ -36,8 +39,9 @@ feature's strength on each, from 1 (weak) to 10 (strongest).
 
 Find what the marked tokens have in common, with their context when it matters. Describe it in a few \
 words or one short sentence. Give one description, not a list of guesses, and do not mention the \
-<< >> marks. The last line of your reply must have the form:
-[EXPLANATION]: <your description>"""
+<< >> marks. """
+EXPLAIN_REPLY = {True: 'Reply with a JSON object of the form {"explanation": "<your description>"}.',
+                 False: "The last line of your reply must have the form:\n[EXPLANATION]: <your description>"}
 
 EXPLAIN_DEMO_USER = """\
 Example 1: the ocean is wid<<er>> than any river
@@ -47,11 +51,17 @@ Strengths: "er" 6
 Example 3: the new box is small<<er>> but heav<<ier>>
 Strengths: "er" 8, "ier" 7"""
 
-EXPLAIN_DEMO_ANSWER = '[EXPLANATION]: The comparative ending "-er" of adjectives.'
+# No quotation marks in the demonstrated description: copied into a JSON string, one ends the string.
+EXPLAIN_DEMO_DESCRIPTION = "The comparative ending -er of adjectives."
+EXPLAIN_DEMO_ANSWER = {True: json.dumps({"explanation": EXPLAIN_DEMO_DESCRIPTION}),
+                       False: f"[EXPLANATION]: {EXPLAIN_DEMO_DESCRIPTION}"}
 
 _SCORE_TASK = """\
-Reply with a JSON list holding one number per example, in order: {rule} For 3 examples a reply \
-looks like [1, 0, 1]. Reply with the list only."""
+Reply with one number per example, in order: {rule} """
+SCORE_REPLY = {True: 'Reply with a JSON object holding the list of numbers, e.g. for 3 examples: '
+                     '{"answers": [1, 0, 1]}. Reply with the object only.',
+               False: "Reply with a JSON list of the numbers, e.g. for 3 examples: [1, 0, 1]. "
+                      "Reply with the list only."}
 
 DETECT_SYSTEM = """\
 You are checking a description of one feature of a language model's internals. You will be given \
@@ -73,7 +83,7 @@ DETECT_DEMO_EXAMPLES = ("she painted the door green and", "the meeting was moved
                         "under a grey sky the ships")
 FUZZ_DEMO_EXAMPLES = ("she painted the door <<green>> and", "the meeting <<was>> moved to Tuesday",
                       "under a <<grey>> sky the ships")
-SCORE_DEMO_ANSWER = "[1, 0, 1]"
+SCORE_DEMO_ANSWER = {True: json.dumps({"answers": [1, 0, 1]}), False: "[1, 0, 1]"}
 
 
 def visible(token: str) -> str:
@@ -105,39 +115,40 @@ def _numbered(texts) -> str:
     return "\n".join(f"Example {i}: {text}" for i, text in enumerate(texts, start=1))
 
 
-def explanation_messages(examples: list[Example]) -> list[dict[str, str]]:
+def explanation_messages(examples: list[Example], constrained: bool = True) -> list[dict[str, str]]:
     scale = max((e.max_activation for e in examples), default=0.0) or 1.0
     lines = []
     for i, example in enumerate(examples, start=1):
         positions = active_positions(example)
         lines.append(f"Example {i}: {mark(example.tokens, positions)}")
         lines.append(_strengths(example, positions, scale))
-    return [{"role": "system", "content": EXPLAIN_SYSTEM},
+    return [{"role": "system", "content": EXPLAIN_SYSTEM + EXPLAIN_REPLY[constrained]},
             {"role": "user", "content": EXPLAIN_DEMO_USER},
-            {"role": "assistant", "content": EXPLAIN_DEMO_ANSWER},
+            {"role": "assistant", "content": EXPLAIN_DEMO_ANSWER[constrained]},
             {"role": "user", "content": "\n".join(lines)}]
 
 
 def _scoring_user(explanation: str, texts) -> str:
     n = len(texts)
     return (f"Description: {explanation}\n\n{_numbered(texts)}\n\n"
-            f"Answer with a JSON list of {n} number{'s' if n != 1 else ''}, each 1 or 0.")
+            f"Answer with {n} number{'s' if n != 1 else ''}, each 1 or 0.")
 
 
-def detection_messages(explanation: str, batch: list[Example]) -> list[dict[str, str]]:
-    texts = [mark(e.tokens, ()) for e in batch]
-    return [{"role": "system", "content": DETECT_SYSTEM},
-            {"role": "user", "content": _scoring_user(_DEMO_DESCRIPTION, DETECT_DEMO_EXAMPLES)},
-            {"role": "assistant", "content": SCORE_DEMO_ANSWER},
+def _scoring_messages(system: str, demo_examples, explanation: str, texts, constrained: bool):
+    return [{"role": "system", "content": system + SCORE_REPLY[constrained]},
+            {"role": "user", "content": _scoring_user(_DEMO_DESCRIPTION, demo_examples)},
+            {"role": "assistant", "content": SCORE_DEMO_ANSWER[constrained]},
             {"role": "user", "content": _scoring_user(explanation, texts)}]
 
 
-def fuzzing_messages(explanation: str, batch: list[Example]) -> list[dict[str, str]]:
-    texts = [mark(e.tokens, e.highlighted) for e in batch]
-    return [{"role": "system", "content": FUZZ_SYSTEM},
-            {"role": "user", "content": _scoring_user(_DEMO_DESCRIPTION, FUZZ_DEMO_EXAMPLES)},
-            {"role": "assistant", "content": SCORE_DEMO_ANSWER},
-            {"role": "user", "content": _scoring_user(explanation, texts)}]
+def detection_messages(explanation: str, batch: list[Example], constrained: bool = True) -> list[dict[str, str]]:
+    return _scoring_messages(DETECT_SYSTEM, DETECT_DEMO_EXAMPLES, explanation,
+                             [mark(e.tokens, ()) for e in batch], constrained)
+
+
+def fuzzing_messages(explanation: str, batch: list[Example], constrained: bool = True) -> list[dict[str, str]]:
+    return _scoring_messages(FUZZ_SYSTEM, FUZZ_DEMO_EXAMPLES, explanation,
+                             [mark(e.tokens, e.highlighted) for e in batch], constrained)
 
 
 _EXPLANATION_MARK = re.compile(r"\[\s*explanation\s*\][*_ \t]*:", re.IGNORECASE)
