@@ -295,8 +295,52 @@ def width_sweep(preset: str) -> list[Path] | str:
     return _save(fig, "chess_width_sweep", caption)
 
 
+def coverage_by_block(preset: str) -> list[Path] | str:
+    """Coverage and reconstruction over the random-init floor at every block a model was scored at:
+    the default block (results/chess/) and the `layer=N` variants (results/chess/layer.N/, site mlp).
+    Which block to score is a choice (docs/chess.md section 1); this shows what it changes."""
+    from tasks.chess.presets import PRESETS
+
+    folder = task_dir("chess", preset)
+    n_layers = PRESETS[preset].n_layers if preset in PRESETS else None
+    by_model: dict[str, dict[int, dict]] = {}
+    for place in [folder, *sorted(folder.glob("layer.-[0-9]"))] if folder.exists() and n_layers else []:
+        for r in load_results(place):
+            m, config = r["metrics"], r.get("config", {})
+            if config.get("site", "mlp") == "mlp" and "coverage_random_init" in m and "reconstruction_random_init" in m:
+                by_model.setdefault(r["model"], {})[n_layers + int(config["layer"])] = r
+    by_model = {m: blocks for m, blocks in by_model.items() if len(blocks) >= 2}
+    if not by_model:
+        return f"no chess model at the {preset} preset has results at two or more blocks (ARGS=\"layer=N\")"
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(9.6, 4.0), layout="constrained")
+    lines, used = [], []
+    for model, blocks in sorted(by_model.items()):
+        order = sorted(blocks)
+        for ax, metric in zip(axes, ("coverage", "reconstruction")):
+            gains = [blocks[b]["metrics"][metric] - blocks[b]["metrics"][f"{metric}_random_init"] for b in order]
+            ax.plot(order, gains, marker="o", ms=4, label=model)
+        scores = {b: blocks[b]["metrics"] for b in order}
+        lines.append(f"{model}: " + "; ".join(
+            f"block {b}: coverage {m['coverage']:.3f} (floor {m['coverage_random_init']:.3f}), reconstruction "
+            f"{m['reconstruction']:.3f} (floor {m['reconstruction_random_init']:.3f})" for b, m in scores.items()))
+        used += [blocks[b] for b in order]
+    for ax, metric in zip(axes, ("coverage", "reconstruction")):
+        ax.axhline(0, color="grey", lw=0.6)
+        ax.set(ylabel=f"{metric} minus its random-init floor", xticks=range(n_layers))
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"Chess: board-state features above their random-init floor, by block ({preset} preset, seed 0)")
+    fig.supxlabel(f"block index (0 = first of {n_layers}; the MLP hidden units of that block)", fontsize=10)
+    caption = (f"Seed 0 of each model scored at several blocks ({preset} preset): the default block (layer "
+               f"counted from the end, docs/chess.md section 1) and the `layer=N` runs. Each point is the score "
+               f"minus the same architecture's score at random init, at the same block.\n" + "\n".join(lines) + "\n"
+               + _sources([r["_path"] for r in used], [r["provenance"]["git_sha"] for r in used]))
+    return _save(fig, f"chess_coverage_by_block_{preset}", caption)
+
+
 FIGURES = [paper_tables, coverage_vs_reconstruction, coverage_vs_l0, expert_encoders, router_vs_active,
-           detection_by_decile, width_sweep]
+           detection_by_decile, width_sweep, coverage_by_block]
 
 
 # Each figure's file name at a preset (None: drawn at another preset only), so that a figure skipped
@@ -305,7 +349,8 @@ STEMS = {paper_tables: "chess_paper_tables_{preset}",
          coverage_vs_reconstruction: "chess_coverage_vs_reconstruction_{preset}",
          coverage_vs_l0: "chess_coverage_vs_l0_{preset}", expert_encoders: "expert_encoders_{preset}",
          router_vs_active: "router_vs_active_{preset}", detection_by_decile: "language_detection_by_decile_{preset}",
-         width_sweep: lambda preset: "chess_width_sweep" if preset == "short" else None}
+         width_sweep: lambda preset: "chess_width_sweep" if preset == "short" else None,
+         coverage_by_block: "chess_coverage_by_block_{preset}"}
 
 
 def _remove_stale(figure, preset: str) -> None:
