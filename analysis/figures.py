@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -295,43 +296,54 @@ def width_sweep(preset: str) -> list[Path] | str:
     return _save(fig, "chess_width_sweep", caption)
 
 
+def _scored_block(record: dict) -> int | None:
+    """The block a result's features were read at, from the hook it names (`blocks.<i>....`), so that
+    a `layer=-1` and a `layer=3` run of a 4-block model are the same block, whatever the model's depth."""
+    match = re.match(r"blocks\.(\d+)\.", str(record.get("details", {}).get("feature_hook", "")))
+    return int(match[1]) if match else None
+
+
 def coverage_by_block(preset: str) -> list[Path] | str:
     """Coverage and reconstruction over the random-init floor at every block a model was scored at:
-    the default block (results/chess/) and the `layer=N` variants (results/chess/layer.N/, site mlp).
-    Which block to score is a choice (docs/chess.md section 1); this shows what it changes."""
-    from tasks.chess.presets import PRESETS
-
+    the default block (results/chess/) and the `layer=N` variants (results/chess/layer.N*/), one line
+    per model and site. Which block to score is a choice (docs/chess.md section 1); this shows what it
+    changes."""
     folder = task_dir("chess", preset)
-    n_layers = PRESETS[preset].n_layers if preset in PRESETS else None
-    by_model: dict[str, dict[int, dict]] = {}
-    for place in [folder, *sorted(folder.glob("layer.-[0-9]"))] if folder.exists() and n_layers else []:
+    lines_by_kind: dict[str, dict[int, dict]] = {}
+    for place in [folder, *sorted(folder.glob("layer.*"))] if folder.exists() else []:
         for r in load_results(place):
-            m, config = r["metrics"], r.get("config", {})
-            if config.get("site", "mlp") == "mlp" and "coverage_random_init" in m and "reconstruction_random_init" in m:
-                by_model.setdefault(r["model"], {})[n_layers + int(config["layer"])] = r
-    by_model = {m: blocks for m, blocks in by_model.items() if len(blocks) >= 2}
-    if not by_model:
+            m, block = r["metrics"], _scored_block(r)
+            if block is None or "coverage_random_init" not in m or "reconstruction_random_init" not in m:
+                continue
+            site = r.get("config", {}).get("site", "mlp")
+            blocks = lines_by_kind.setdefault(r["model"] if site == "mlp" else f"{r['model']} ({site})", {})
+            if block in blocks:  # layer=-1 and layer=3 of one 4-block model: the first folder's stays
+                print(f"coverage_by_block: {r['_path']} scores block {block} again; drawn from {blocks[block]['_path']}")
+                continue
+            blocks[block] = r
+    lines_by_kind = {k: blocks for k, blocks in lines_by_kind.items() if len(blocks) >= 2}
+    if not lines_by_kind:
         return f"no chess model at the {preset} preset has results at two or more blocks (ARGS=\"layer=N\")"
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(9.6, 4.0), layout="constrained")
     lines, used = [], []
-    for model, blocks in sorted(by_model.items()):
-        order = sorted(blocks)
+    for kind, blocks in sorted(lines_by_kind.items()):
+        scores = {b: blocks[b]["metrics"] for b in sorted(blocks)}
         for ax, metric in zip(axes, ("coverage", "reconstruction")):
-            gains = [blocks[b]["metrics"][metric] - blocks[b]["metrics"][f"{metric}_random_init"] for b in order]
-            ax.plot(order, gains, marker="o", ms=4, label=model)
-        scores = {b: blocks[b]["metrics"] for b in order}
-        lines.append(f"{model}: " + "; ".join(
+            ax.plot(list(scores), [m[metric] - m[f"{metric}_random_init"] for m in scores.values()], marker="o",
+                    ms=4, label=kind)
+        lines.append(f"{kind}: " + "; ".join(
             f"block {b}: coverage {m['coverage']:.3f} (floor {m['coverage_random_init']:.3f}), reconstruction "
             f"{m['reconstruction']:.3f} (floor {m['reconstruction_random_init']:.3f})" for b, m in scores.items()))
-        used += [blocks[b] for b in order]
+        used += [blocks[b] for b in sorted(blocks)]
+    ticks = sorted({b for blocks in lines_by_kind.values() for b in blocks})
     for ax, metric in zip(axes, ("coverage", "reconstruction")):
         ax.axhline(0, color="grey", lw=0.6)
-        ax.set(ylabel=f"{metric} minus its random-init floor", xticks=range(n_layers))
+        ax.set(ylabel=f"{metric} minus its random-init floor", xticks=ticks)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     fig.suptitle(f"Chess: board-state features above their random-init floor, by block ({preset} preset, seed 0)")
-    fig.supxlabel(f"block index (0 = first of {n_layers}; the MLP hidden units of that block)", fontsize=10)
+    fig.supxlabel("block index (0 = the first block; the features read at that block)", fontsize=10)
     caption = (f"Seed 0 of each model scored at several blocks ({preset} preset): the default block (layer "
                f"counted from the end, docs/chess.md section 1) and the `layer=N` runs. Each point is the score "
                f"minus the same architecture's score at random init, at the same block.\n" + "\n".join(lines) + "\n"

@@ -95,26 +95,33 @@ def test_every_figure_names_its_files_for_the_stale_file_sweep():
     assert set(STEMS) == set(FIGURES)
 
 
-def test_coverage_by_block_draws_each_models_gain_over_its_floor_at_every_scored_block(tmp_path, monkeypatch):
+def test_coverage_by_block_draws_each_models_gain_over_its_floor_at_every_scored_block(tmp_path, monkeypatch,
+                                                                                        capsys):
     from analysis.figures import coverage_by_block
 
     monkeypatch.setenv("MOEXBENCH_RESULTS", str(tmp_path))
     assert "has results at two or more blocks" in coverage_by_block("cpu")
 
-    def scored(model, layer, coverage, floor, site="mlp"):
-        variant = None if layer == -3 else f"layer.{layer}" + ("" if site == "mlp" else f"_site.{site}")
+    def scored(model, layer, block, coverage, floor, site="mlp", variant=None):
+        hook = {"mlp": "mlp.hook_post", "attn": "attn.hook_z"}[site]
         write_result("chess", model, "cpu", 0, {"coverage": coverage, "reconstruction": 0.2,
                                                 "coverage_random_init": floor, "reconstruction_random_init": 0.01},
-                     {"layer": layer, "site": site}, {}, {}, variant=variant)
+                     {"layer": layer, "site": site}, {"feature_hook": f"blocks.{block}.{hook}"}, {},
+                     variant=variant or (None if layer == -3 else f"layer.{layer}"))
 
-    scored("moex", -3, 0.104, 0.095)
-    scored("moex", -1, 0.148, 0.083)
-    scored("moex", -2, 0.5, 0.1, site="resid")  # the residual stream is another feature kind: not drawn
-    scored("dense", -3, 0.130, 0.074)           # one block only: not drawn
+    scored("moex", -3, 1, 0.104, 0.095)
+    scored("moex", 2, 2, 0.132, 0.092)                 # a layer counted from the front: block 2
+    scored("moex", -1, 3, 0.148, 0.083)
+    scored("moex", 3, 3, 0.9, 0.1)                     # block 3 again: drawn once, from the first folder
+    scored("dense+attn-sae", -3, 1, 0.146, 0.077, site="attn")
+    scored("dense+attn-sae", -1, 3, 0.150, 0.070, site="attn")  # its own site at another block: its own line
+    scored("dense", -3, 1, 0.130, 0.074)               # one block only: not drawn
     drawn = {p.name for p in coverage_by_block("cpu")}
     assert drawn == {f"chess_coverage_by_block_cpu.{e}" for e in ("png", "pdf", "txt")}
     caption = (tmp_path / "figures" / "chess_coverage_by_block_cpu.txt").read_text()
-    # the cpu model has 4 blocks: layer -3 is block 1, layer -1 block 3
     assert ("moex: block 1: coverage 0.104 (floor 0.095), reconstruction 0.200 (floor 0.010); "
+            "block 2: coverage 0.132 (floor 0.092), reconstruction 0.200 (floor 0.010); "
             "block 3: coverage 0.148 (floor 0.083)") in caption
-    assert "dense:" not in caption and "block 2" not in caption
+    assert "dense+attn-sae (attn): block 1: coverage 0.146 (floor 0.077)" in caption
+    assert "dense:" not in caption and "0.900" not in caption
+    assert "layer.3/moex.json scores block 3 again; drawn from" in capsys.readouterr().out

@@ -50,6 +50,7 @@ def render(messages) -> str:
     ("llm_fuzzing.txt", prompts.fuzzing_messages("The word bank.", SCORE_BATCH)),
     ("llm_explanation_plain.txt", prompts.explanation_messages(EXPLAIN_EXAMPLES, constrained=False)),
     ("llm_detection_plain.txt", prompts.detection_messages("The word bank.", SCORE_BATCH, constrained=False)),
+    ("llm_fuzzing_plain.txt", prompts.fuzzing_messages("The word bank.", SCORE_BATCH, constrained=False)),
 ])
 def test_prompts_equal_the_golden_texts(name, messages):
     path = GOLDEN / name

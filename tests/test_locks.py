@@ -119,3 +119,4 @@ def test_a_dictionary_fit_runs_once_when_two_callers_need_it(tmp_path, monkeypat
     assert said and "is being fitted by another process" in said[0]
     assert "was fitted meanwhile by the other process; using it" in capsys.readouterr().out
     assert not any((tmp_path / "checkpoints").rglob("*.lock")), "a lock file landed beside the committed folders"
+    assert (tmp_path / "runs" / "fits" / "chess" / "dense_sae-topk-tiny.lock").exists()
