@@ -1,6 +1,6 @@
 """The summary's layout of our chess numbers beside the MoE-X paper's Tables 1, 3 and 4."""
 
-from tasks.chess.paper_tables import ordering_finding, render
+from tasks.chess.paper_tables import above_floor, ordering_finding, render
 
 
 def _stat(reconstruction: float, std: float | None = None, n: int = 1) -> dict:
@@ -25,6 +25,22 @@ def test_tables_show_present_models_with_seed_spread_and_the_right_paper_row():
     assert "| dense | - | 0.213 | 0.100 | 0.356 | 0.100 | 0.608 |" in lines  # one seed: no spread shown
     assert "switch-relu" in lines and "dense-continued" not in lines
     assert render({"dense+sae:gated": _stat(0.1)}) == []
+
+
+def test_differences_above_the_floor_subtract_each_seeds_own_floor():
+    values = {"coverage": [0.15, 0.13, 0.14], "coverage_random_init": [0.10, 0.09, 0.08]}
+    assert [round(g, 6) for g in above_floor(values, "coverage")] == [0.05, 0.04, 0.06]
+    assert above_floor({"coverage": [0.1]}, "coverage") is None  # no floor: no row
+
+    def seeds(cov, floor):
+        return {"n_seeds": 3, "mean": {}, "std": {},
+                "values": {"coverage": cov, "coverage_random_init": floor}}
+
+    # moex covers more than dense, but its floor is higher by more: above the floor it is behind
+    lines = render({"moex": seeds([0.15, 0.16, 0.17], [0.12, 0.12, 0.12]),
+                    "dense": seeds([0.13, 0.14, 0.15], [0.07, 0.07, 0.07])})
+    assert "| coverage | moex - dense | +0.020 |" in "\n".join(lines)
+    assert "| coverage above floor | moex - dense | -0.030 |" in "\n".join(lines)
 
 
 def test_language_table_2_and_the_detection_claim_from_our_numbers():
