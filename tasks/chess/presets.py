@@ -41,7 +41,7 @@ PRESETS = {
                           checkpoint_every_s=60),
         n_val_games=16, n_probe_games=40, n_stat_games=40),
     # The move format's recipe (experiments/chess_move_recipe.py): 4 x 256, one token per ply, a whole
-    # game in context, the train split and 6 shards of more games (about 76,000 unique games), 7,000
+    # game in context, the train split and 6 shards of more games (about 80,500 unique games), 7,000
     # steps of 32 x 64 moves (14M moves, about three passes): 80-90 minutes of one thread here. fp32: bf16 made
     # a step 1.56-1.86x slower on this CPU (`make perf`, dense_step_seconds_by_variant).
     "cpu": ChessPreset(
