@@ -159,7 +159,9 @@ def report() -> list:
         raise BenchError(f"no arm results in {OUT}; run python -m experiments.chess_move_recipe --arms w256-d4")
     lines = ["# Chess recipe in the move format", "",
              f"Dense models, one token per ply, context 64 (a whole game), batch {BATCH}, AdamW with 100 warmup "
-             f"steps and cosine to lr/10, fp32, one thread per arm beside one other job (the game generator). "
+             f"steps and cosine to lr/10, fp32, one thread per arm. The arms ran beside one to three other jobs, "
+             f"so `s/step`, `train minutes` and `F1 per CPU-hour` compare "
+             f"arms only roughly; moves seen is the fair axis. "
              f"Probe: the training curve's (multinomial logistic per square, 200 + 200 probe games). "
              f"Written by `python -m experiments.chess_move_recipe --report`.", "",
              "| arm | params | unique games | steps | moves seen | train minutes | s/step | probe F1 best layer (which) "
