@@ -160,21 +160,26 @@ def report() -> list:
     lines = ["# Chess recipe in the move format", "",
              f"Dense models, one token per ply, context 64 (a whole game), batch {BATCH}, AdamW with 100 warmup "
              f"steps and cosine to lr/10, fp32, one thread per arm. The arms ran beside one to three other jobs, "
-             f"so `s/step`, `train minutes` and `F1 per CPU-hour` compare "
-             f"arms only roughly; moves seen is the fair axis. "
+             f"so wall-clock minutes compare arms only roughly; moves seen is the fair axis. An arm trained "
+             f"since training kept CPU time shows its CPU minutes in brackets, and its `F1 per CPU-hour` is "
+             f"per CPU hour; an older arm's is per wall-clock hour, marked (wall). "
              f"Probe: the training curve's (multinomial logistic per square, 200 + 200 probe games). "
              f"Written by `python -m experiments.chess_move_recipe --report`.", "",
-             "| arm | params | unique games | steps | moves seen | train minutes | s/step | probe F1 best layer (which) "
+             "| arm | params | unique games | steps | moves seen | train minutes (CPU) | s/step | probe F1 best layer (which) "
              "| F1 per CPU-hour | val loss | full evaluation: probe F1 best layer (floor), legal moves | why |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in records:
         last = r["points"][-1]
         best_layer = max(last["probe_f1_by_layer"], key=last["probe_f1_by_layer"].get)
         minutes = last["seconds"] / 60
+        cpu_minutes = last["cpu_seconds"] / 60 if "cpu_seconds" in last else None
+        per_hour = f"{best_f1(last) / (cpu_minutes / 60):.2f}" if cpu_minutes else \
+            f"{best_f1(last) / (minutes / 60):.2f} (wall)"
         lines.append(f"| {r['arm']['name']} | {r['parameters'] / 1e6:.2f}M | {unique_games(r['arm']):,} | {last['step']} "
                      f"| {last['tokens'] / 1e6:.2f}M "
-                     f"| {minutes:.0f} | {last['seconds'] / last['step']:.2f} | {best_f1(last):.3f} ({best_layer}) "
-                     f"| {best_f1(last) / (minutes / 60):.2f} | {last['val_loss']:.3f} | {_final(r)} | {_why(r)} |")
+                     f"| {minutes:.0f} ({'-' if cpu_minutes is None else f'{cpu_minutes:.0f}'}) "
+                     f"| {last['seconds'] / last['step']:.2f} | {best_f1(last):.3f} ({best_layer}) "
+                     f"| {per_hour} | {last['val_loss']:.3f} | {_final(r)} | {_why(r)} |")
     (OUT / "summary.md").write_text("\n".join(lines) + "\n")
     figure = plot_arms(records, OUT / "recipe_moves.png", "moves",
                        "Dense chess models in the move format: board knowledge by arm")

@@ -52,7 +52,7 @@ def _optimizer(model: GPT, cfg: TrainConfig) -> torch.optim.AdamW:
 
 
 def _save_state(run_dir: Path, model: GPT, opt: torch.optim.Optimizer, step: int, fingerprint: dict,
-                history: list, seconds_since_eval: float) -> None:
+                history: list, seconds_since_eval: float, cpu_seconds_since_eval: float | None = None) -> None:
     """One file: the tensors, with the step, fingerprint and history in its metadata, so a crash can
     never leave weights of one step beside the bookkeeping of another. state.json is a readable copy."""
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
@@ -60,8 +60,10 @@ def _save_state(run_dir: Path, model: GPT, opt: torch.optim.Optimizer, step: int
         for key, value in state.items():
             tensors[f"opt.{i}.{key}"] = value if torch.is_tensor(value) else torch.tensor(value)
     # The time trained since the last history record, so that a resumed run's next record counts
-    # the steps it kept from before the interruption.
-    meta = {"step": step, "fingerprint": fingerprint, "history": history, "seconds_since_eval": seconds_since_eval}
+    # the steps it kept from before the interruption: wall-clock, and this process's CPU time (None
+    # when a run begun before CPU time was kept cannot know its total).
+    meta = {"step": step, "fingerprint": fingerprint, "history": history, "seconds_since_eval": seconds_since_eval,
+            "cpu_seconds_since_eval": cpu_seconds_since_eval}
     save_tensors(run_dir / "state.safetensors", tensors, metadata={"state": json.dumps(meta)})
     atomic_write_text(run_dir / "state.json", json.dumps(meta, indent=2, sort_keys=True) + "\n")
 
@@ -92,7 +94,8 @@ def _first_difference(key: str, then, now) -> str:
     return f"{key} differs (checkpoint {then!r}, now {now!r})"
 
 
-def _load_state(run_dir: Path, model: GPT, opt: torch.optim.Optimizer, fingerprint: dict) -> tuple[int, list, float]:
+def _load_state(run_dir: Path, model: GPT, opt: torch.optim.Optimizer,
+                fingerprint: dict) -> tuple[int, list, float, float | None]:
     meta = read_state_meta(run_dir)
     for key in sorted(set(fingerprint) | set(meta["fingerprint"])):
         if fingerprint.get(key) != meta["fingerprint"].get(key):
@@ -113,7 +116,9 @@ def _load_state(run_dir: Path, model: GPT, opt: torch.optim.Optimizer, fingerpri
         if entry:
             opt_state["state"][i] = entry
     opt.load_state_dict(opt_state)
-    return meta["step"], meta["history"], float(meta.get("seconds_since_eval", 0.0))
+    cpu = meta.get("cpu_seconds_since_eval")
+    return meta["step"], meta["history"], float(meta.get("seconds_since_eval", 0.0)), \
+        None if cpu is None else float(cpu)
 
 
 def train(model: GPT, cfg: TrainConfig, batch_fn: Callable[[int], torch.Tensor], val_tokens: torch.Tensor,
@@ -127,10 +132,14 @@ def train(model: GPT, cfg: TrainConfig, batch_fn: Callable[[int], torch.Tensor],
         raise BenchError(f"batch_size {cfg.batch_size} does not split over {world} processes")
     fingerprint = {**fingerprint, "model_config": model.cfg.to_json(), "train_config": asdict(cfg)}
     opt = _optimizer(model, cfg)
-    step, history, carried = 0, [], 0.0
+    step, history, carried, carried_cpu = 0, [], 0.0, 0.0
     run_dir.mkdir(parents=True, exist_ok=True)
     if (run_dir / "state.safetensors").exists():
-        step, history, carried = _load_state(run_dir, model, opt, fingerprint)
+        step, history, carried, carried_cpu = _load_state(run_dir, model, opt, fingerprint)
+    # Wall-clock time depends on what else the machine runs; CPU time (this process's, every thread)
+    # much less, so runs made beside different loads compare by it. Kept only while its total is known.
+    cpu_known = carried_cpu is not None and all("cpu_seconds" in r for r in history)
+    cpu_started = time.process_time() - (carried_cpu or 0.0)
     ddp = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     device = next(model.parameters()).device
     local = slice(rank * cfg.batch_size // world, (rank + 1) * cfg.batch_size // world)
@@ -161,13 +170,16 @@ def train(model: GPT, cfg: TrainConfig, batch_fn: Callable[[int], torch.Tensor],
             record = {"step": step, "train_loss": train_loss, "tokens": step * cfg.batch_size * batch.shape[1],
                       "val_loss": validation_loss(model, val_tokens, cfg.batch_size, cfg.bf16),
                       "seconds": (history[-1]["seconds"] if history else 0.0) + time.time() - started}
+            if cpu_known:
+                record["cpu_seconds"] = (history[-1]["cpu_seconds"] if history else 0.0) + time.process_time() - cpu_started
             if on_eval is not None and rank == 0:
                 record.update(on_eval(model, step))
             history.append(record)
-            started, tokens_seen = time.time(), 0
+            started, cpu_started, tokens_seen = time.time(), time.process_time(), 0
             bar.write(json.dumps(record))
         if rank == 0 and (time.time() - last_save > cfg.checkpoint_every_s or step == cfg.steps):
-            _save_state(run_dir, model, opt, step, fingerprint, history, time.time() - started)
+            _save_state(run_dir, model, opt, step, fingerprint, history, time.time() - started,
+                        time.process_time() - cpu_started if cpu_known else None)
             last_save, saved_step = time.time(), step
     bar.close()
     if rank == 0:

@@ -76,6 +76,63 @@ def test_a_resumed_run_counts_the_time_it_trained_before_the_interruption(tmp_pa
     assert history[1]["seconds"] - history[0]["seconds"] >= 1.0
 
 
+def _burn_cpu(seconds: float) -> None:
+    import time
+
+    end = time.process_time() + seconds
+    while time.process_time() < end:
+        pass
+
+
+def test_a_resumed_run_counts_the_cpu_time_it_spent_before_the_interruption(tmp_path):
+    """CPU time, not a sleep: steps 7-8 burn 0.5 s of CPU each before the kill; the record at step 12
+    must hold them, and no record may hold more CPU than the wall-clock time it spans allows."""
+    model, cfg, data = _setup(tmp_path, checkpoint_every_s=0.0)
+
+    def busy_then_interrupted(step):
+        if step == 9:
+            raise KeyboardInterrupt
+        if step in (7, 8):
+            _burn_cpu(0.5)
+        return data.batch_fn(step)
+
+    with pytest.raises(KeyboardInterrupt):
+        _run(tmp_path, model, cfg, data, batch_fn=busy_then_interrupted)
+    assert json.loads((tmp_path / "run" / "state.json").read_text())["cpu_seconds_since_eval"] >= 1.0
+    model2, _, _ = _setup(tmp_path)
+    history = _run(tmp_path, model2, cfg, data)
+    assert history[0]["cpu_seconds"] > 0
+    assert history[1]["cpu_seconds"] - history[0]["cpu_seconds"] >= 1.0
+
+
+def test_a_run_resumed_from_a_state_without_cpu_time_records_none(tmp_path):
+    """A state saved before CPU time was kept cannot know the run's CPU total: later records leave it
+    out rather than count only the part after the resume."""
+    model, cfg, data = _setup(tmp_path, checkpoint_every_s=0.0)
+
+    def interrupted(step):
+        if step == 9:
+            raise KeyboardInterrupt
+        return data.batch_fn(step)
+
+    with pytest.raises(KeyboardInterrupt):
+        _run(tmp_path, model, cfg, data, batch_fn=interrupted)
+    state = tmp_path / "run" / "state.safetensors"
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(state), "pt") as f:
+        meta = json.loads(f.metadata()["state"])
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    del meta["cpu_seconds_since_eval"]
+    for record in meta["history"]:
+        del record["cpu_seconds"]
+    save_file(tensors, str(state), metadata={"state": json.dumps(meta)})
+    model2, _, _ = _setup(tmp_path)
+    history = _run(tmp_path, model2, cfg, data)
+    assert len(history) == 2 and not any("cpu_seconds" in r for r in history)
+
+
 def test_resume_with_a_changed_recipe_names_the_field(tmp_path):
     model, cfg, data = _setup(tmp_path, steps=4, checkpoint_every_s=0.0)
     _run(tmp_path, model, cfg, data)
