@@ -388,5 +388,15 @@ def make_figures(presets=("cpu", "short")) -> list[Path]:
     return written
 
 
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m analysis.figures", description="Draw the figures of the "
+                                     "committed results into results/figures/ (what `make figures` runs).")
+    parser.add_argument("presets", nargs="*", default=["cpu", "short"], help="presets to draw (default: cpu short)")
+    args = parser.parse_args(argv)
+    return run_command(lambda: make_figures(tuple(args.presets)) and None)
+
+
 if __name__ == "__main__":
-    sys.exit(run_command(lambda: make_figures(tuple(sys.argv[1:]) or ("cpu", "short")) and None))
+    sys.exit(main())

@@ -44,8 +44,8 @@ def _at_positions(adapter: FeatureAdapter, positions: Positions, fn, batch_size:
 def feature_statistics(adapter: FeatureAdapter, games: list[str], layer: int, site: str,
                        batch_size: int, fmt_name: str) -> tuple[torch.Tensor, float]:
     """Max activation per feature over every token of `games` (the format's window: the first 256
-    characters, or <bos> and the first 63 moves; padding excluded), and mean L0 (features > 0 per
-    token) there."""
+    characters, or <bos> and the first 63 moves; padding excluded), and the share of (token, feature)
+    entries > 0 there (times the number of features: the mean L0 per token)."""
     fmt = game_format(fmt_name)
     device = adapter.device
     max_acts, active, count = None, 0.0, 0

@@ -13,7 +13,8 @@ class LanguageConfig:
     # 20 features never writes over the 200-feature evaluation): core.results.refuse_other_measurement.
     MEASUREMENT = ("n_features", "negatives")
     # Block whose features are scored; negative counts from the end: -3 is block 3 of the cpu preset's
-    # 6 and block 9 of the paper preset's 12 (the MoE-X paper scored layer 8: ARGS="layer=8").
+    # 6 and block 9 of the paper preset's 12 (the MoE-X paper scored its "8th layer": block 7 counted
+    # from 0, ARGS="layer=7").
     layer: int = -3
     site: str = "mlp"  # or "resid", "attn", as for chess (tasks/chess/config.py)
     # "lexical": deterministic and offline (the default, what `make regress MODE=tiny` checks); "llm": an OpenAI-

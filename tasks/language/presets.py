@@ -1,8 +1,8 @@
 """Language presets: model shape, tokenizer, training recipe and evaluation sizes.
 
 `tiny` is for tests (seconds), `tiny-gpt2` the same with GPT-2's BPE (for GPT-2 checkpoints from
-disk); `cpu` the embedded default, the chess `cpu` shape on the embedded
-corpus (minutes per model here); `paper` the MoE-X paper's Table 7 Small (12 x 768, GPT-2 BPE,
+disk); `cpu` the embedded default, 6 x 128 with context 256 on the embedded corpus (1.5-2 hours
+per model on one thread here); `paper` the MoE-X paper's Table 7 Small (12 x 768, GPT-2 BPE,
 context 1024), for a GPU. Adapters derive their own shape from the dense form, as in chess.
 """
 
