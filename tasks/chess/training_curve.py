@@ -97,7 +97,8 @@ def reach_estimate(record: dict, target: float = 0.9) -> dict:
 
 
 def plot_curve(record: dict, path):
-    """Probe F1 per layer against tokens seen and against training minutes; validation loss."""
+    """Probe F1 per layer against tokens seen and against training minutes (CPU minutes where every
+    point has them, else wall-clock ones, which count whatever else the machine ran); validation loss."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -106,7 +107,9 @@ def plot_curve(record: dict, path):
     unit = "moves" if record.get("format") == "moves" else "characters"
     points = record["points"]
     seen = [p["tokens"] / 1e6 for p in points]
-    minutes = [p["seconds"] / 60 for p in points]
+    cpu = all("cpu_seconds" in p for p in points)
+    minutes = [p["cpu_seconds" if cpu else "seconds"] / 60 for p in points]
+    time_label = "training CPU minutes (steps only)" if cpu else "training minutes (wall clock, steps only)"
     fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(14, 3.8))
     for layer in points[0]["probe_f1_by_layer"]:
         f1 = [p["probe_f1_by_layer"][layer] for p in points]
@@ -117,7 +120,7 @@ def plot_curve(record: dict, path):
         ax1.text(0.02, 0.03, f"trend of the best layer: {reach['f1_per_doubling']:+.3f} F1 per doubling of "
                  f"{unit};\n0.9 at ~{reach['times_trained_tokens']:.0e} x the {unit} trained",
                  transform=ax1.transAxes, va="bottom", fontsize=7)
-    for ax, xlabel in ((ax1, f"training {unit} (millions)"), (ax2, "training minutes (steps only)")):
+    for ax, xlabel in ((ax1, f"training {unit} (millions)"), (ax2, time_label)):
         ax.axhline(0.9, color="grey", ls="--", lw=0.8)
         ax.set(xlabel=xlabel, ylabel="probe F1, masked board state", ylim=(0, 1))
     ax1.set_title("Linear probe on the residual stream")
