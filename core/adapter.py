@@ -23,6 +23,10 @@ def heads_concatenated(act: torch.Tensor) -> torch.Tensor:
     return act.flatten(-2) if act.dim() == 4 else act
 
 
+class _ActivationRead(Exception):
+    """Ends a forward pass once the activation it was run for has been read."""
+
+
 class FeatureAdapter:
     #: registry name, set by the registry when the class is looked up
     name: str = ""
@@ -73,8 +77,19 @@ class FeatureAdapter:
             raise BenchError(f"hook {hook!r} does not exist; valid names include "
                              f"{', '.join(n for n in self.model.hook_dict if n.startswith('blocks.0.'))}")
         layer = int(hook.split(".")[1]) if hook.startswith("blocks.") else 0
-        _, cache = self.model.run_with_cache(tokens, names_filter=[hook], stop_at_layer=layer + 1)
-        return heads_concatenated(cache[hook])
+        read: dict[str, torch.Tensor] = {}
+
+        def read_and_stop(act, hook):
+            read["act"] = act
+            raise _ActivationRead
+
+        # The pass ends at the hook: nothing after it is computed (an MoE layer's decoder, the block's
+        # rest), which is most of the cost when the hook is a wide layer's hidden code.
+        try:
+            self.model.run_with_hooks(tokens, fwd_hooks=[(hook, read_and_stop)], stop_at_layer=layer + 1)
+        except _ActivationRead:
+            pass
+        return heads_concatenated(read["act"])
 
     def features(self, tokens: torch.Tensor, layer: int, site: str = "mlp") -> torch.Tensor:
         """(batch, pos) tokens -> (batch, pos, n_features)."""

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from tasks.chess.feature_metrics import BSPGroup, THRESHOLDS, _reconstruction_counts, evaluate_features
+from tasks.chess.feature_metrics import BSPGroup, THRESHOLDS, _reconstruction_counts, any_labelled, evaluate_features
 
 
 def _column(n, positives):
@@ -146,3 +146,22 @@ def test_sparse_counting_gives_exactly_the_dense_counts(features_per_block, seed
     fast = evaluate_features(train, test, max_acts, groups)
     dense = evaluate_features(train, test, max_acts, groups, sparse=False)
     assert fast == dense, f"seed {seed}"
+
+
+def test_any_labelled_on_a_hand_case():
+    # Features 0 and 1 carry label 0; feature 2 carries labels 1 and 2; label 3 has no feature.
+    labels = torch.tensor([[1, 0, 0, 0], [1, 0, 0, 0], [0, 1, 1, 0]], dtype=torch.bool)
+    # Position 0: only f0 on. Position 1: f1 and f2. Position 2: nothing. Position 3: only f2.
+    on = torch.tensor([[1, 0, 0], [0, 1, 1], [0, 0, 0], [0, 0, 1]], dtype=torch.bool)
+    expected = torch.tensor([[1, 0, 0, 0], [1, 1, 1, 0], [0, 0, 0, 0], [0, 1, 1, 0]], dtype=torch.bool)
+    assert torch.equal(any_labelled(on, labels), expected)
+
+
+@pytest.mark.parametrize("n_pos,n_features,n_labels", [(1, 1, 1), (7, 3, 2), (64, 5, 70), (130, 40, 200), (1000, 3, 129)])
+def test_any_labelled_equals_the_product_of_counts(n_pos, n_features, n_labels):
+    gen = torch.Generator().manual_seed(n_pos)
+    on = torch.rand(n_pos, n_features, generator=gen) < 0.3
+    labels = torch.rand(n_features, n_labels, generator=gen) < 0.1
+    labels[0] = False  # a feature that carries nothing
+    expected = (on.float() @ labels.float()) > 0
+    assert torch.equal(any_labelled(on, labels), expected)

@@ -6,7 +6,8 @@ from adapters.dense import DenseAdapter
 from models.gpt import GPT
 from tasks.chess.corpus import read_split
 from tasks.chess.legal_moves import greedy_moves, legal_move_rate
-from tasks.chess.positions import boards_at_positions, build_positions
+from tasks.chess.position_labels import boards_at_positions
+from tasks.chess.positions import build_positions
 from tasks.chess.task import ChessTask
 from tasks.chess.tokenizer import CHAR_TO_ID
 

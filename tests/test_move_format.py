@@ -13,7 +13,8 @@ from tasks.chess.corpus import read_split
 from tasks.chess.formats import FORMATS, flat_corpus, game_move_ids, san_moves
 from tasks.chess.legal_moves import legal_move_rate
 from tasks.chess.move_vocab import BOS_ID, PAD_ID, token_ids, vocabulary
-from tasks.chess.positions import boards_at_positions, build_positions
+from tasks.chess.position_labels import boards_at_positions
+from tasks.chess.positions import build_positions
 
 
 def test_vocabulary_is_every_queen_line_and_knight_move_plus_promotions():

@@ -27,9 +27,11 @@ class ScoredModel:
     seconds: dict         # wall time of each stage, for the cost of the evaluation
 
 
-def _at_positions(adapter: FeatureAdapter, positions: Positions, fn, batch_size: int, desc: str) -> torch.Tensor:
+def _at_positions(adapter: FeatureAdapter, positions: Positions, fn, batch_size: int, desc: str,
+                  columns: torch.Tensor | None = None) -> torch.Tensor:
     """fn(tokens) -> (batch, pos, width), gathered at each evaluation position (a dot in the character
-    format): (n_positions, width)."""
+    format): (n_positions, width), or only the `columns` (a boolean mask over width) of it, selected
+    after the gather: a few positions of a wide code are copied, not every one."""
     out = []
     per_game = len(positions.game_index) // len(positions.games)
     dots = torch.from_numpy(positions.token_index).view(len(positions.games), per_game)
@@ -37,7 +39,8 @@ def _at_positions(adapter: FeatureAdapter, positions: Positions, fn, batch_size:
         tokens = positions.tokens[start:start + batch_size]
         acts = fn(tokens.to(adapter.device)).float().cpu()
         idx = dots[start:start + len(tokens)]
-        out.append(acts[torch.arange(len(tokens))[:, None], idx].reshape(-1, acts.shape[-1]))
+        at = acts[torch.arange(len(tokens))[:, None], idx].reshape(-1, acts.shape[-1])
+        out.append(at if columns is None else at[:, columns])
     return torch.cat(out)
 
 
@@ -81,9 +84,9 @@ def score_adapter(adapter: FeatureAdapter, train: Positions, test: Positions, st
 
     max_acts, l0_fraction = feature_statistics(adapter, stat_games, layer, site, batch_size, train.format)
     alive = max_acts > 0  # a feature that never fires (> 0) is dead and dropped
-    features = lambda tokens: adapter.features(tokens, layer, site)[..., alive]  # noqa: E731
-    train_acts = _at_positions(adapter, train, features, batch_size, "features, probe-train games")
-    test_acts = _at_positions(adapter, test, features, batch_size, "features, probe-test games")
+    features = lambda tokens: adapter.features(tokens, layer, site)  # noqa: E731
+    train_acts = _at_positions(adapter, train, features, batch_size, "features, probe-train games", alive)
+    test_acts = _at_positions(adapter, test, features, batch_size, "features, probe-test games", alive)
     lap("feature_activations")
     groups = evaluate_features(train_acts, test_acts, max_acts[alive], bsp_groups(train, test))
     lap("coverage_and_reconstruction")

@@ -12,6 +12,7 @@ positions, so it runs unchanged on either. What differs, and lives here:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import tempfile
@@ -159,16 +160,27 @@ def packed_stream(fmt, games: list[str], n_ctx: int, seed: int) -> PackedStream:
 
 def game_move_ids(game: str, limit: int | None = None) -> list[int]:
     """The token id of each ply (at most `limit`); ValueError naming the first illegal move."""
+    ids, illegal = _replayed(game)
+    if illegal is not None and (limit is None or illegal[0] < limit):
+        raise ValueError(f"ply {illegal[0] + 1}: {illegal[1]!r} is not a legal move here")
+    return list(ids[:limit])
+
+
+@functools.lru_cache(maxsize=8192)
+def _replayed(game: str) -> tuple[tuple[int, ...], tuple[int, str] | None]:
+    """The token ids of a game's plies up to its first illegal one, and that ply's (index, SAN) or
+    None. Replaying SAN costs about 12 us a move and an evaluation game is replayed several times
+    (checked, encoded for each model and its floor), so the last few thousand games are remembered."""
     import chess
 
     ids, board, lookup = [], chess.Board(), token_ids()
-    for ply, san in enumerate(san_moves(game)[:limit]):
+    for ply, san in enumerate(san_moves(game)):
         try:
             move = board.push_san(san)
         except ValueError:
-            raise ValueError(f"ply {ply + 1}: {san!r} is not a legal move here") from None
+            return tuple(ids), (ply, san)
         ids.append(lookup[move.uci()])
-    return ids
+    return tuple(ids), None
 
 
 FORMATS = {"chars": CharFormat(), "moves": MoveFormat()}

@@ -7,7 +7,8 @@ from __future__ import annotations
 import torch
 
 from core.progress import progress
-from tasks.chess.positions import Positions, boards_at_positions
+from tasks.chess.position_labels import boards_at_positions
+from tasks.chess.positions import Positions
 from tasks.chess.tokenizer import CHAR_TO_ID, VOCAB, encode_batch
 
 MAX_MOVE_CHARS = 8  # the longest SAN, like "exd8=Q+", is 7 characters, plus the closing space

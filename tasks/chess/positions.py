@@ -20,8 +20,9 @@ import torch
 
 from core.errors import BenchError
 from core.paths import CACHE
-from tasks.chess.board_state import STRATEGY_FUNCTIONS, one_hot_to_masked_bsps, piece_classes
-from tasks.chess.corpus import EVAL_MIN_DOTS, EVAL_WINDOW, san_moves
+from tasks.chess.board_state import STRATEGY_FUNCTIONS, one_hot_to_masked_bsps
+from tasks.chess.corpus import EVAL_MIN_DOTS, EVAL_WINDOW
+from tasks.chess.position_labels import labels_for_game
 
 LABELS_VERSION = 1  # bump when a BSP function changes, so stale caches are not reused
 
@@ -42,37 +43,47 @@ def dot_indices(game: str, n_dots: int = EVAL_MIN_DOTS, window: int = EVAL_WINDO
     return [i for i, c in enumerate(game[:window]) if c == "."][:n_dots]
 
 
-def boards_at_positions(game: str, n_dots: int = EVAL_MIN_DOTS):
-    """The chess.Board at each of the first n_dots evaluation positions, White to move (copies)."""
-    import chess
-
-    board, boards = chess.Board(), []
-    moves = san_moves(game)
-    ply = 0
-    for n in range(n_dots):
-        while ply < 2 * n:
-            board.push_san(moves[ply])
-            ply += 1
-        boards.append(board.copy(stack=False))
-    return boards
-
-
-def _labels_for_game(game: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    boards = boards_at_positions(game)
-    classes = np.stack([piece_classes(b) for b in boards])
-    strat = {name: np.stack([f(b) for b in boards]) for name, f in STRATEGY_FUNCTIONS.items()}
-    return classes, strat
-
-
 def _cache_path(games: list[str]) -> Path:
     key = hashlib.sha256(("\n".join(games) + f"|v{LABELS_VERSION}").encode()).hexdigest()[:20]
     return CACHE / "chess" / f"labels-{key}.npz"
 
 
 def build_positions(games: list[str], workers: int = 2, fmt_name: str = "chars") -> Positions:
-    from tasks.chess.formats import game_format, game_move_ids
+    return build_position_sets([games], workers, fmt_name)[0]
+
+
+def build_position_sets(game_sets: list[list[str]], workers: int = 2, fmt_name: str = "chars") -> list[Positions]:
+    """`build_positions` of each list of games. Labels missing from the cache are computed for all
+    of the lists at once, in one pool of workers: starting a pool costs a second or more."""
+    from tasks.chess.formats import game_format
 
     fmt = game_format(fmt_name)
+    for games in game_sets:
+        _check_games(games)
+    cuts = [[g[:EVAL_WINDOW] for g in games] for games in game_sets]
+    labels = {}
+    for cut in cuts:
+        path = _cache_path(cut)
+        if path.exists():
+            with np.load(path) as data:
+                labels[path] = (data["classes"],
+                                {k[len("strategy."):]: data[k] for k in data.files if k.startswith("strategy.")})
+    missing = {_cache_path(cut): cut for cut in cuts if _cache_path(cut) not in labels}
+    labels.update(_compute_labels(missing, workers))
+    out = []
+    for games, cut in zip(game_sets, cuts):
+        classes, strategy = labels[_cache_path(cut)]
+        game_index = np.repeat(np.arange(len(cut)), EVAL_MIN_DOTS)
+        token_index = np.array([i for g in games for i in fmt.position_index(g)])
+        tokens, _ = fmt.encode(games, fmt.window)
+        out.append(Positions(cut, game_index, token_index, tokens, fmt.name, classes,
+                             one_hot_to_masked_bsps(classes), strategy))
+    return out
+
+
+def _check_games(games: list[str]) -> None:
+    from tasks.chess.formats import game_move_ids
+
     for g, game in enumerate(games):
         try:
             game_move_ids(game)
@@ -81,30 +92,26 @@ def build_positions(games: list[str], workers: int = 2, fmt_name: str = "chars")
         if len(dot_indices(game)) < EVAL_MIN_DOTS:
             raise BenchError(f"evaluation game {g} has fewer than {EVAL_MIN_DOTS} dots in its first "
                              f"{EVAL_WINDOW} characters; evaluation games must be at least 20 moves long")
-    cut = [g[:EVAL_WINDOW] for g in games]
-    game_index = np.repeat(np.arange(len(cut)), EVAL_MIN_DOTS)
-    token_index = np.array([i for g in games for i in fmt.position_index(g)])
-    tokens, _ = fmt.encode(games, fmt.window)
-    path = _cache_path(cut)
-    if path.exists():
-        with np.load(path) as data:
-            strategy = {k[len("strategy."):]: data[k] for k in data.files if k.startswith("strategy.")}
-            classes = data["classes"]
-    else:
-        classes, strategy = _compute_labels(cut, workers, path)
-    return Positions(cut, game_index, token_index, tokens, fmt.name, classes, one_hot_to_masked_bsps(classes), strategy)
 
 
-def _compute_labels(cut: list[str], workers: int, path: Path):
-    if workers > 1 and len(cut) > 20:
+def _compute_labels(cuts: dict[Path, list[str]], workers: int) -> dict[Path, tuple]:
+    """Labels of each list of (cut) games, written to its cache path: {path: (classes, strategy)}."""
+    every = [g for cut in cuts.values() for g in cut]
+    if not every:
+        return {}
+    if workers > 1 and len(every) > 20:
         with mp.get_context("spawn").Pool(workers) as pool:
-            per_game = pool.map(_labels_for_game, cut, chunksize=16)
+            per_game = pool.map(labels_for_game, every, chunksize=16)
     else:
-        per_game = [_labels_for_game(g) for g in cut]
-    classes = np.concatenate([p[0] for p in per_game])
-    strategy = {name: np.concatenate([p[1][name] for p in per_game]) for name in STRATEGY_FUNCTIONS}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.npz")
-    np.savez_compressed(tmp, classes=classes, **{f"strategy.{k}": v for k, v in strategy.items()})
-    os.replace(tmp, path)
-    return classes, strategy
+        per_game = [labels_for_game(g) for g in every]
+    out, start = {}, 0
+    for path, cut in cuts.items():
+        part, start = per_game[start:start + len(cut)], start + len(cut)
+        classes = np.concatenate([p[0] for p in part])
+        strategy = {name: np.concatenate([p[1][name] for p in part]) for name in STRATEGY_FUNCTIONS}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.stem + ".tmp.npz")
+        np.savez_compressed(tmp, classes=classes, **{f"strategy.{k}": v for k, v in strategy.items()})
+        os.replace(tmp, path)
+        out[path] = (classes, strategy)
+    return out

@@ -165,13 +165,12 @@ class ChessTask(Task):
                  preset: str, seed: int) -> dict:
         from core.fidelity import fidelity, splice_details
         from tasks.chess.evaluate import score_adapter
-        from tasks.chess.positions import build_positions
+        from tasks.chess.positions import build_position_sets
 
         p = PRESETS[preset]
         n_games = config.probe_games or p.n_probe_games
         train_games, test_games = read_split("probe_train")[:n_games], read_split("probe_test")[:n_games]
-        train = build_positions(train_games, config.workers, p.format)
-        test = build_positions(test_games, config.workers, p.format)
+        train, test = build_position_sets([train_games, test_games], config.workers, p.format)
         stat_games = read_split("train")[:p.n_stat_games]
         args = dict(layer=config.layer, site=config.site, batch_size=config.batch_size,
                     probe_layers=config.probe_layers, seed=seed)
