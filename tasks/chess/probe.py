@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from core.allocator import reuse_freed_memory
 from tasks.chess.board_state import N_CLASSES, one_hot_to_masked_bsps
 from tasks.chess.feature_metrics import f1_score
 
@@ -40,7 +41,8 @@ def fit_probe(x: torch.Tensor, classes: torch.Tensor, max_iter: int = 100, l2: f
         loss.backward()
         return loss
 
-    opt.step(closure)
+    with reuse_freed_memory():  # each step allocates the same ~66 MB logits and gradients again
+        opt.step(closure)
     return mean, std, weight.detach(), bias.detach()
 
 
