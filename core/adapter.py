@@ -89,6 +89,8 @@ class FeatureAdapter:
             self.model.run_with_hooks(tokens, fwd_hooks=[(hook, read_and_stop)], stop_at_layer=layer + 1)
         except _ActivationRead:
             pass
+        if "act" not in read:
+            raise BenchError(f"hook {hook!r} was never reached by {type(self.model).__name__}'s forward pass")
         return heads_concatenated(read["act"])
 
     def features(self, tokens: torch.Tensor, layer: int, site: str = "mlp") -> torch.Tensor:

@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from tasks.chess import feature_metrics
 from tasks.chess.feature_metrics import BSPGroup, THRESHOLDS, _reconstruction_counts, any_labelled, evaluate_features
 
 
@@ -157,11 +158,17 @@ def test_any_labelled_on_a_hand_case():
     assert torch.equal(any_labelled(on, labels), expected)
 
 
-@pytest.mark.parametrize("n_pos,n_features,n_labels", [(1, 1, 1), (7, 3, 2), (64, 5, 70), (130, 40, 200), (1000, 3, 129)])
-def test_any_labelled_equals_the_product_of_counts(n_pos, n_features, n_labels):
+@pytest.mark.parametrize("n_pos,n_features,n_labels", [(1, 1, 1), (7, 3, 2), (64, 5, 70), (130, 40, 200), (1000, 3, 129),
+                                                  (0, 4, 3), (5, 0, 3), (5, 4, 0)])
+@pytest.mark.parametrize("pairs_per_slice", [1, 7, 4096])
+def test_any_labelled_equals_the_product_of_counts(n_pos, n_features, n_labels, pairs_per_slice, monkeypatch):
+    monkeypatch.setattr(feature_metrics, "PAIRS_PER_SLICE", pairs_per_slice)  # labels cut between slices too
     gen = torch.Generator().manual_seed(n_pos)
     on = torch.rand(n_pos, n_features, generator=gen) < 0.3
     labels = torch.rand(n_features, n_labels, generator=gen) < 0.1
-    labels[0] = False  # a feature that carries nothing
+    if n_features:
+        labels[0] = False  # a feature that carries nothing
     expected = (on.float() @ labels.float()) > 0
     assert torch.equal(any_labelled(on, labels), expected)
+    # a strided view in, as the caller may pass
+    assert torch.equal(any_labelled(on.T.contiguous().T, labels), expected)

@@ -14,7 +14,7 @@ from tasks.chess.formats import FORMATS, flat_corpus, game_move_ids, san_moves
 from tasks.chess.legal_moves import legal_move_rate
 from tasks.chess.move_vocab import BOS_ID, PAD_ID, token_ids, vocabulary
 from tasks.chess.position_labels import boards_at_positions
-from tasks.chess.positions import build_positions
+from tasks.chess.positions import build_position_sets, build_positions
 
 
 def test_vocabulary_is_every_queen_line_and_knight_move_plus_promotions():
@@ -48,6 +48,32 @@ def test_a_game_encodes_as_bos_then_one_uci_move_per_ply():
         game_move_ids(";1.e4 e5 2.Nf3 Nc6 3.O-O")
     short, short_len = fmt.encode([";1.d4 d5"], 5)
     assert short.tolist() == [[BOS_ID, ids["d2d4"], ids["d7d5"], PAD_ID, PAD_ID]] and short_len.tolist() == [3]
+
+
+def test_a_replayed_game_is_remembered_but_its_illegal_move_is_refused_every_time():
+    game = ";1.e4 e5 2.Nf3 Nc6 3.O-O"  # ply 5 illegal
+    for _ in range(2):  # the second call comes from the replay cache and must refuse as the first
+        with pytest.raises(ValueError, match="ply 5: 'O-O'"):
+            game_move_ids(game)
+    # An illegal move past the limit is never reached, so it is no error (encode cuts games this way).
+    assert len(game_move_ids(game, limit=4)) == 4 and game_move_ids(game, limit=0) == []
+    with pytest.raises(ValueError, match="ply 5"):
+        game_move_ids(game, limit=5)
+    with pytest.raises(ValueError, match="limit must be at least 0"):
+        game_move_ids(game, limit=-1)
+
+
+def test_position_sets_equal_positions_built_one_at_a_time():
+    # Two lists and a repeat, one of them labelled (cached) beforehand: one pool for what is missing.
+    a, b = read_split("probe_test")[:3], read_split("probe_test")[3:5]
+    build_positions(a, workers=1)
+    together = build_position_sets([a, b, a], workers=1, fmt_name="moves")
+    for got, games in zip(together, [a, b, a]):
+        alone = build_positions(games, workers=1, fmt_name="moves")
+        assert got.games == alone.games and torch.equal(got.tokens, alone.tokens)
+        assert (got.classes == alone.classes).all() and (got.board_state == alone.board_state).all()
+        assert (got.token_index == alone.token_index).all() and (got.game_index == alone.game_index).all()
+        assert all((got.strategy[k] == alone.strategy[k]).all() for k in alone.strategy)
 
 
 def test_positions_are_the_same_boards_in_both_formats_at_token_2n():

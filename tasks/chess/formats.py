@@ -160,6 +160,8 @@ def packed_stream(fmt, games: list[str], n_ctx: int, seed: int) -> PackedStream:
 
 def game_move_ids(game: str, limit: int | None = None) -> list[int]:
     """The token id of each ply (at most `limit`); ValueError naming the first illegal move."""
+    if limit is not None and limit < 0:
+        raise ValueError(f"limit must be at least 0, got {limit}")
     ids, illegal = _replayed(game)
     if illegal is not None and (limit is None or illegal[0] < limit):
         raise ValueError(f"ply {illegal[0] + 1}: {illegal[1]!r} is not a legal move here")

@@ -1,7 +1,7 @@
 """The labels of one game's evaluation positions: the board after 2n plies for the first 20 n, its
 piece class per square and its strategy BSPs. Computed in worker processes, so this module imports
-python-chess and numpy only: a spawned worker starts in a fraction of a second instead of importing
-torch."""
+python-chess and numpy only: a spawned worker of a `python -m` command (whose main module workers do
+not re-import) starts in a fraction of a second instead of importing torch."""
 
 from __future__ import annotations
 
