@@ -64,7 +64,7 @@ def test_a_replayed_game_is_remembered_but_its_illegal_move_is_refused_every_tim
 
 
 def test_position_sets_equal_positions_built_one_at_a_time():
-    # Two lists and a repeat, one of them labelled (cached) beforehand: one pool for what is missing.
+    # Two lists and a repeat, one labelled (cached) beforehand: the missing labels are computed together.
     a, b = read_split("probe_test")[:3], read_split("probe_test")[3:5]
     build_positions(a, workers=1)
     together = build_position_sets([a, b, a], workers=1, fmt_name="moves")
