@@ -1,9 +1,12 @@
 """The GPT speaks TransformerLens's hook grammar: run_with_cache and run_with_hooks work on it."""
 
+import pytest
 import torch
 
 from adapters.dense import DenseAdapter
 from core.adapter import FeatureAdapter
+from core.errors import BenchError
+from core.quiet_imports import hook_points
 from models.gpt import GPT
 from tasks.chess.task import ChessTask
 
@@ -54,3 +57,29 @@ def test_unknown_site_and_layer_are_clear_errors():
         adapter.feature_hook(9, "mlp")
     with pytest.raises(BenchError, match="hook 'blocks.0.nope' does not exist"):
         FeatureAdapter.activations(adapter, torch.zeros(1, 4, dtype=torch.long), "blocks.0.nope")
+
+
+def test_a_feature_read_is_the_cached_activation_and_stops_the_pass_there():
+    adapter = _adapter()
+    tokens = torch.randint(0, 32, (2, 16))
+    _, cache = adapter.model.run_with_cache(tokens)
+    assert torch.equal(adapter.activations(tokens, "blocks.1.mlp.hook_post"), cache["blocks.1.mlp.hook_post"])
+    reached = []
+    adapter.model.blocks[1].hook_resid_post.add_hook(lambda act, hook: reached.append(hook.name), is_permanent=True)
+    adapter.activations(tokens, "blocks.1.mlp.hook_post")
+    assert reached == []  # the block's residual after the MLP was never computed
+    assert not adapter.model.blocks[1].mlp.hook_post._forward_hooks  # the reading hook is gone afterwards
+
+
+def test_a_hook_the_forward_pass_never_reaches_is_one_named_error():
+    class Unused(hook_points.HookedRootModule):
+        def __init__(self):
+            super().__init__()
+            self.used, self.unused = hook_points.HookPoint(), hook_points.HookPoint()
+            self.setup()
+
+        def forward(self, x, **_):
+            return self.used(x)
+
+    with pytest.raises(BenchError, match="hook 'unused' was never reached"):
+        FeatureAdapter(Unused()).activations(torch.zeros(1, 2), "unused")
