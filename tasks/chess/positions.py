@@ -61,18 +61,18 @@ def build_position_sets(game_sets: list[list[str]], workers: int = 2, fmt_name: 
     for games in game_sets:
         _check_games(games)
     cuts = [[g[:EVAL_WINDOW] for g in games] for games in game_sets]
+    paths = [_cache_path(cut) for cut in cuts]
     labels = {}
-    for cut in cuts:
-        path = _cache_path(cut)
+    for path in paths:
         if path.exists():
             with np.load(path) as data:
                 labels[path] = (data["classes"],
                                 {k[len("strategy."):]: data[k] for k in data.files if k.startswith("strategy.")})
-    missing = {_cache_path(cut): cut for cut in cuts if _cache_path(cut) not in labels}
+    missing = {path: cut for path, cut in zip(paths, cuts) if path not in labels}
     labels.update(_compute_labels(missing, workers))
     out = []
-    for games, cut in zip(game_sets, cuts):
-        classes, strategy = labels[_cache_path(cut)]
+    for games, cut, path in zip(game_sets, cuts, paths):
+        classes, strategy = labels[path]
         game_index = np.repeat(np.arange(len(cut)), EVAL_MIN_DOTS)
         token_index = np.array([i for g in games for i in fmt.position_index(g)])
         tokens, _ = fmt.encode(games, fmt.window)
