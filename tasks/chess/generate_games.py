@@ -15,12 +15,14 @@ import hashlib
 import json
 import math
 import multiprocessing as mp
+import os
 import random
 import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from core.worker_processes import die_with_parent
 from tasks.chess.corpus import EVAL_MIN_DOTS, EVAL_WINDOW, SPLIT_FILES, count_dots, write_split
 
 STOCKFISH = "/usr/games/stockfish"
@@ -65,8 +67,9 @@ _engine = None
 _book = None
 
 
-def _worker_init() -> None:
+def _worker_init(parent_pid: int) -> None:
     global _engine, _book
+    die_with_parent(parent_pid)
     import chess.engine
     import chess.polyglot
 
@@ -114,7 +117,7 @@ def play_games(indices: list[int], settings: GeneratorSettings, workers: int):
     chunks = [(indices[s:s + 50], settings) for s in range(0, len(indices), 50)]
     if not chunks:
         return
-    with mp.get_context("spawn").Pool(workers, initializer=_worker_init) as pool:
+    with mp.get_context("spawn").Pool(workers, initializer=_worker_init, initargs=(os.getpid(),)) as pool:
         for chunk in pool.imap_unordered(_play_chunk, chunks):
             yield dict(chunk)
 

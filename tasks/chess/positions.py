@@ -20,6 +20,7 @@ import torch
 
 from core.errors import BenchError
 from core.paths import CACHE
+from core.worker_processes import die_with_parent
 from tasks.chess.board_state import STRATEGY_FUNCTIONS, one_hot_to_masked_bsps
 from tasks.chess.corpus import EVAL_MIN_DOTS, EVAL_WINDOW
 from tasks.chess.position_labels import labels_for_game
@@ -100,7 +101,7 @@ def _compute_labels(cuts: dict[Path, list[str]], workers: int) -> dict[Path, tup
     if not every:
         return {}
     if workers > 1 and len(every) > 20:
-        with mp.get_context("spawn").Pool(workers) as pool:
+        with mp.get_context("spawn").Pool(workers, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
             per_game = pool.map(labels_for_game, every, chunksize=16)
     else:
         per_game = [labels_for_game(g) for g in every]
