@@ -65,3 +65,16 @@ def test_language_table_2_and_the_detection_claim_from_our_numbers():
     stats["moex"]["mean"].update(detection_n_features=90, autointerp_features_sampled=200)
     assert "moex 0.800 [0.750, 0.850] (90 of 200 scored), dense+sae 0.700" in "\n".join(render_language(stats))
     assert render_language({"dense+sae:gated": stats["dense"]}) == []
+
+
+def test_neighbouring_methods_are_tested_against_moex_in_their_own_table():
+    def seeds(cov, floor):
+        return {"n_seeds": 2, "mean": {}, "std": {}, "values": {"coverage": cov, "coverage_random_init": floor}}
+
+    lines = render({"moex": seeds([0.10, 0.12], [0.09, 0.09]), "dense+transcoder": seeds([0.16, 0.17], [0.08, 0.08]),
+                    "dense": seeds([0.13, 0.14], [0.07, 0.07]), "dense-topk": seeds([0.15, 0.15], [0.07, 0.08])})
+    claimed, neighbours = "\n".join(lines).split("MoE-X's units against the neighbouring methods")
+    assert "| coverage | moex - dense |" in claimed and "dense+transcoder" not in claimed
+    assert "| coverage | moex - dense+transcoder | -0.055 |" in neighbours
+    assert "| coverage above floor | dense-topk - dense | +0.010 |" in neighbours
+    assert "moex - dense |" not in neighbours and "dense+attn-sae" not in neighbours  # absent: no row
