@@ -54,10 +54,11 @@ class SAESettings:
 # (244 steps of 4096) is what 2 cores afford for the five architectures plus a random-init floor in
 # one sitting, about 4 minutes each on one thread; Karvonen's chess SAEs saw hundreds of millions,
 # which the paper preset's 200M approaches. tiny: seconds, and JumpReLU's initial threshold at the
-# scale where a 16-step SAE on a 32-wide model does not come out all dead.
+# scale where a 16-step SAE on a 32-wide model does not come out all dead. A preset not listed
+# (chess's `short` width sweep, `gpu`) takes the defaults, which its result's provenance records.
+_TINY = {"tokens": 16_384, "batch_tokens": 1024, "jumprelu_init_threshold": 0.05}
 PRESET_SETTINGS = {
-    "tiny": {"tokens": 16_384, "batch_tokens": 1024, "jumprelu_init_threshold": 0.05},
-    "tiny-gpt2": {"tokens": 16_384, "batch_tokens": 1024, "jumprelu_init_threshold": 0.05},
+    "tiny": _TINY, "tiny-gpt2": _TINY, "tiny-moves": _TINY, "gpu-smoke": _TINY,
     "cpu": {},
     "paper": {"tokens": 200_000_000},
 }
@@ -66,7 +67,7 @@ PRESET_SETTINGS = {
 def settings_for(architecture: str, preset: str, **overrides) -> SAESettings:
     if architecture not in ARCHITECTURES:
         raise BenchError(f"SAE architecture {architecture!r} unknown; choose one of {', '.join(ARCHITECTURES)}")
-    return dataclasses.replace(SAESettings(architecture), **{**PRESET_SETTINGS[preset], **overrides})
+    return dataclasses.replace(SAESettings(architecture), **{**PRESET_SETTINGS.get(preset, {}), **overrides})
 
 
 def _training_sae(settings: SAESettings, d_in: int, d_sae: int, hook: str, n_steps: int):

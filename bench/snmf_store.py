@@ -35,9 +35,10 @@ class SNMFSettings:
     encode_iterations: int = 100   # projected-gradient steps per encoded token (about 4 ms a token at cpu)
 
 
+# A preset not listed (chess's `short` width sweep, `gpu`) takes the defaults, as the SAEs do.
+_TINY = {"features_per_d_mlp": 4, "fit_tokens": 4_096, "fit_iterations": 20, "encode_iterations": 50}
 PRESET_SETTINGS = {
-    "tiny": {"features_per_d_mlp": 4, "fit_tokens": 4_096, "fit_iterations": 20, "encode_iterations": 50},
-    "tiny-gpt2": {"features_per_d_mlp": 4, "fit_tokens": 4_096, "fit_iterations": 20, "encode_iterations": 50},
+    "tiny": _TINY, "tiny-gpt2": _TINY, "tiny-moves": _TINY, "gpu-smoke": _TINY,
     "cpu": {},
     "paper": {"features_per_d_mlp": 4, "fit_tokens": 262_144},
 }
