@@ -120,10 +120,11 @@ def _check_format(task, preset: str, stem: Path) -> None:
     """A checkpoint trained on one token format, asked for under a preset of another: say so before
     the config comparison reports a mere vocabulary size."""
     want = task.token_format(preset)
-    got = (read_meta(stem).get("fingerprint") or {}).get("format", "chars")
-    if want is not None and got != want:
+    got = (read_meta(stem).get("fingerprint") or {}).get("format") or task.untagged_format(preset)
+    if want is not None and got is not None and got != want:
         raise BenchError(f"checkpoint {stem}.json was trained in the {got!r} token format, but preset {preset} "
-                         f"reads {want!r}; evaluate it under a {got!r} preset or retrain it")
+                         f"reads {want!r} here; evaluate it on the tokens it was trained on, or train one for "
+                         f"these into another folder (MOEXBENCH_CHECKPOINTS=<folder>)")
 
 
 def load_or_train(adapter_cls, task, preset: str, seed: int, device: str, train_if_missing: bool = True):

@@ -59,6 +59,11 @@ class Task:
         """The preset's token format, checked against a checkpoint's before loading it; None: one format."""
         return None
 
+    @staticmethod
+    def untagged_format(preset: str) -> str | None:
+        """The token format of a checkpoint that records none (trained before the field existed)."""
+        return None
+
     @classmethod
     def validation_tokens(cls, preset: str, seed: int):
         """The held-out tokens val_loss and the fidelity metrics read: (rows, n_ctx). A task that can

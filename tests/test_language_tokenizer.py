@@ -64,6 +64,10 @@ def test_unknown_or_missing_tokenizer_lists_the_valid_ones(tmp_path):
         load_tokenizer("gpt3")
     with pytest.raises(BenchError, match=r"bpe-512\.json is missing; run `python -m tasks\.language\.build_corpus "
                                          r"--bpe-vocab 512`"):
+        load_tokenizer("bpe-512")  # the embedded corpus: its own build command
+    # A folder of one's own: train it there, never rebuild the embedded corpus over it.
+    with pytest.raises(BenchError, match=r"bpe-512\.json is missing; train it on that folder's train split: "
+                                         r"`python -m tasks\.language\.own_corpus --out .* --bpe-only --bpe-vocab 512`"):
         load_tokenizer("bpe-512", tmp_path)
 
 

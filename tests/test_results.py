@@ -132,6 +132,22 @@ def test_the_papers_per_character_loss_is_not_set_beside_a_per_move_loss():
     assert paper_numbers("superposition", "cpu") == {}
 
 
+def test_a_language_run_at_another_layer_or_site_goes_to_its_own_folder():
+    from core.task_config import apply_overrides
+    from tasks.language.config import LanguageConfig
+    from tasks.language.task import LanguageTask
+
+    variant = LanguageTask.result_variant
+    assert variant(LanguageConfig()) is None
+    assert variant(apply_overrides(LanguageConfig(), ["n_features=20", "negatives=weakest"])) is None
+    assert variant(apply_overrides(LanguageConfig(), ["layer=7"])) == "layer.7"
+    assert variant(apply_overrides(LanguageConfig(), ["site=resid", "backend=llm"])) == "llm_site.resid"
+    assert variant(apply_overrides(LanguageConfig(), ["backend=llm"])) == "llm"
+    # A model whose own default is another site (an attention SAE) is at its default there.
+    attn_default = apply_overrides(LanguageConfig(), ["site=attn"])
+    assert variant(attn_default, baseline=attn_default) is None
+
+
 def test_a_chess_run_with_other_settings_goes_to_its_own_folder_and_regress_reads_it_there():
     from bench.regress import CHESS_EVAL, Check, _variant
     from core.task_config import apply_overrides

@@ -87,6 +87,10 @@ class ChessTask(Task):
         return PRESETS[preset].format
 
     @staticmethod
+    def untagged_format(preset: str) -> str:
+        return "chars"  # chars checkpoints predate the field
+
+    @staticmethod
     def training_data(preset: str, seed: int) -> TrainingData:
         """Packed rows of the preset's format. Validation: the last n_val_games of the train split."""
         p = PRESETS[preset]

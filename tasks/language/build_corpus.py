@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from core.errors import BenchError, run_command
-from tasks.language.corpus import DATA_DIR, SPLIT_FILES, write_split
+from tasks.language.corpus import EMBEDDED_DIR, SPLIT_FILES, write_split
 
 PY_DOCS = Path("/usr/share/doc/python3.11/html/_sources")
 KERNEL_DOCS = Path("/usr/share/doc/linux-doc-6.1/Documentation")
@@ -405,7 +405,8 @@ the sha256 column against the files).
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=DATA_DIR)
+    # The embedded folder, never MOEXBENCH_LANGUAGE_DATA's: that may hold a user's own corpus.
+    parser.add_argument("--out", type=Path, default=EMBEDDED_DIR)
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--bpe-vocab", type=int, nargs="+", default=list(BPE_VOCABS))
     parser.add_argument("--heldout-percent", type=float, default=HELDOUT_PERCENT)

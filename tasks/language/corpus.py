@@ -14,8 +14,8 @@ from pathlib import Path
 
 from core.errors import BenchError
 
-DATA_DIR = Path(os.environ.get("MOEXBENCH_LANGUAGE_DATA",
-                               Path(__file__).resolve().parents[2] / "data" / "language"))
+EMBEDDED_DIR = Path(__file__).resolve().parents[2] / "data" / "language"
+DATA_DIR = Path(os.environ.get("MOEXBENCH_LANGUAGE_DATA", EMBEDDED_DIR))
 SPLIT_FILES = {"train": "train.jsonl.xz", "heldout": "heldout.jsonl.xz"}
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -19,9 +20,9 @@ from tasks.language.config import LanguageConfig
 from tasks.language.presets import PRESETS
 
 # Every place our numbers may differ from the references (docs/language.md section 6).
+EMBEDDED_TEXT = ("text: the embedded corpus of Debian-packaged English (data/language/CARD.md), not FineWeb / "
+                 "OpenWebText; perplexities are on its held-out split, not the paper's evaluation sets")
 DEVIATIONS = [
-    "text: the embedded corpus of Debian-packaged English (data/language/CARD.md), not FineWeb / "
-    "OpenWebText; perplexities are on its held-out split, not the paper's evaluation sets",
     "cross-entropy over every predicted position; the document separator is predicted like any token",
     "a window activates a feature when the feature's maximum in it is above zero; negatives are windows "
     "with no positive activation (verified, not assumed)",
@@ -39,6 +40,16 @@ DEVIATIONS = [
     "activations for auto-interp are read on consecutive 32-token windows of held-out sequences of the "
     "preset's context, each feature's window maxima cached to disk",
 ]
+
+
+def _deviations() -> list[str]:
+    """DEVIATIONS, led by which text was read: the embedded corpus, or the folder MOEXBENCH_LANGUAGE_DATA names."""
+    from tasks.language.corpus import DATA_DIR, EMBEDDED_DIR
+
+    if Path(DATA_DIR).resolve() == EMBEDDED_DIR.resolve():
+        return [EMBEDDED_TEXT, *DEVIATIONS]
+    return [f"text: the corpus in {DATA_DIR} (MOEXBENCH_LANGUAGE_DATA), not the embedded one; perplexities are on "
+            f"its held-out split", *DEVIATIONS]
 
 
 def _tokenizer(preset: str):
@@ -75,6 +86,19 @@ class LanguageTask(Task):
         return dataclasses.replace(PRESETS[preset].train, seed=seed)
 
     @staticmethod
+    def token_format(preset: str) -> str:
+        """The tokenizer's name and digest: a corpus folder of your own may hold another bpe-4096."""
+        return _tokenizer(preset).token_format
+
+    @staticmethod
+    def untagged_format(preset: str) -> str:
+        """Checkpoints that record no format were all trained with the embedded corpus's tokenizer."""
+        from tasks.language.corpus import EMBEDDED_DIR
+        from tasks.language.tokenizer import load_tokenizer
+
+        return load_tokenizer(PRESETS[preset].tokenizer, EMBEDDED_DIR).token_format
+
+    @staticmethod
     def training_data(preset: str, seed: int) -> TrainingData:
         from tasks.language.token_stream import TextStream
 
@@ -85,7 +109,7 @@ class LanguageTask(Task):
         digest = hashlib.sha256(train_ids.tobytes()).hexdigest()
         return TrainingData(lambda step: stream.batch(step, p.train.batch_size), torch.from_numpy(val),
                             {"data": f"language train split, {p.tokenizer} ids sha256 {digest}",
-                             "n_val_seqs": p.n_val_seqs})
+                             "n_val_seqs": p.n_val_seqs, "format": LanguageTask.token_format(preset)})
 
     @staticmethod
     def evaluate(adapter: FeatureAdapter, random_adapter: FeatureAdapter | None, config: LanguageConfig,
@@ -118,12 +142,18 @@ class LanguageTask(Task):
                    "splice": splice_details(adapter, config.layer, config.site),
                    "autointerp": result.details,
                    "text": {"val_seqs": len(val), "interp_seqs": len(interp), "n_ctx": p.n_ctx}}
-        return {"metrics": metrics, "details": details, "deviations": DEVIATIONS, "per_item": result.records}
+        return {"metrics": metrics, "details": details, "deviations": _deviations(), "per_item": result.records}
 
     @staticmethod
     def result_variant(config: LanguageConfig, baseline: LanguageConfig | None = None) -> str | None:
-        """LLM-backend scores go to their own folder: they never replace the lexical ones."""
-        return "llm" if config.backend == "llm" else None
+        """LLM-backend scores, and scores of other features (another layer or site than `baseline`, the
+        model's default run), go to their own folder, e.g. results/language/llm_layer.7/: they never
+        replace the default run's."""
+        default = baseline or LanguageConfig()
+        parts = ["llm"] if config.backend == "llm" else []
+        parts += [f"{name}.{getattr(config, name)}" for name in LanguageConfig.OTHER_FEATURES
+                  if getattr(config, name) != getattr(default, name)]
+        return "_".join(parts) or None
 
     @staticmethod
     def figures(preset: str, variant: str | None = None) -> list:

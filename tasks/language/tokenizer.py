@@ -18,7 +18,7 @@ import re
 from pathlib import Path
 
 from core.errors import BenchError
-from tasks.language.corpus import DATA_DIR
+from tasks.language.corpus import DATA_DIR, EMBEDDED_DIR
 
 # Rust-side threads: one, so that training is reproducible and nothing competes with a training run.
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -58,6 +58,11 @@ class TextTokenizer:
         # What the tokenizer is, not what it is called: caches of encoded text are keyed by this.
         self.digest = hashlib.sha256(tok.to_str().encode("utf-8")).hexdigest()
 
+    @property
+    def token_format(self) -> str:
+        """What a checkpoint's token ids mean: checked before a model trained on other ids is loaded."""
+        return f"{self.name} sha256 {self.digest[:12]}"
+
     def encode(self, text: str) -> list[int]:
         return self._tok.encode(text, add_special_tokens=False).ids
 
@@ -91,10 +96,14 @@ def load_tokenizer(name: str, data_dir: Path | None = None) -> TextTokenizer:
     if _BPE_NAME.match(name):
         from tokenizers import Tokenizer
 
-        path = Path(data_dir or DATA_DIR) / f"{name}.json"
+        folder = Path(data_dir or DATA_DIR)
+        path, vocab = folder / f"{name}.json", name.split("-")[1]
         if not path.exists():
-            raise BenchError(f"tokenizer file {path} is missing; run `python -m tasks.language.build_corpus "
-                             f"--bpe-vocab {name.split('-')[1]}` (make language-data builds bpe-4096)")
+            fix = (f"run `python -m tasks.language.build_corpus --bpe-vocab {vocab}` (make language-data builds "
+                   f"bpe-4096)" if folder.resolve() == EMBEDDED_DIR.resolve() else
+                   f"train it on that folder's train split: `python -m tasks.language.own_corpus --out {folder} "
+                   f"--bpe-only --bpe-vocab {vocab}`")
+            raise BenchError(f"tokenizer file {path} is missing; {fix}")
         return TextTokenizer(name, Tokenizer.from_str(path.read_text(encoding="utf-8")))
     raise BenchError(f"unknown tokenizer {name!r}; choose one of {', '.join(valid_names(data_dir))} "
                      f"(or bpe-<vocab> after training it)")
