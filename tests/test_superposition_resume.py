@@ -92,3 +92,25 @@ def test_a_partial_run_with_other_settings_is_refused_naming_the_setting(tmp_pat
     ResumableRun(tmp_path / "run", {"preset": {"steps": 10}, "config": {"eval_samples": 256}})  # the same: resumes
     with pytest.raises(BenchError, match=r"another config.eval_samples \(256, now 512\).*delete that folder"):
         ResumableRun(tmp_path / "run", {"preset": {"steps": 10}, "config": {"eval_samples": 512}})
+
+
+def test_the_code_digest_covers_every_module_that_computes_and_only_those():
+    from pathlib import Path
+
+    from tasks.superposition.resume import COMPUTING
+
+    here = {p.name for p in (Path(core.paths.ROOT) / "tasks" / "superposition").glob("*.py")}
+    # A new module must be placed on one side: numbers (in the digest) or presentation (not).
+    presentation = {"__init__.py", "figures.py", "paper_tables.py", "metric_defs.py"}
+    assert set(COMPUTING) | presentation == here and not set(COMPUTING) & presentation
+
+
+def test_runs_that_measure_otherwise_never_replace_the_main_result():
+    from core.task_config import apply_overrides
+
+    variant = SuperpositionTask.result_variant
+    assert variant(SuperpositionConfig()) is None
+    assert variant(apply_overrides(SuperpositionConfig(), ["specialisation=false"])) == "specialisation.False"
+    assert variant(apply_overrides(SuperpositionConfig(), ["importance_decay=0.9", "specialisation=false"])) == \
+        "importance-0.9_specialisation.False"
+    assert SuperpositionConfig.MEASUREMENT == ("mono_threshold", "min_norm", "eval_samples")

@@ -51,11 +51,17 @@ def _load(path: Path):
         raise BenchError(f"resume state {path} is unreadable ({type(e).__name__}); delete it to redo that stage") from None
 
 
+# The modules a run's numbers come from. Figures, tables and metric descriptions are left out, so
+# that editing them does not refuse to resume hours of training.
+COMPUTING = ("config.py", "metrics.py", "presets.py", "resume.py", "sweep.py", "task.py", "toy_model.py",
+             "training.py")
+
+
 def source_digest() -> str:
     """The code a superposition run's numbers come from."""
     digest = hashlib.sha256()
-    for path in sorted((ROOT / "tasks" / "superposition").glob("*.py")):
-        digest.update(path.name.encode() + path.read_bytes())
+    for name in COMPUTING:
+        digest.update(name.encode() + (ROOT / "tasks" / "superposition" / name).read_bytes())
     return digest.hexdigest()[:16]
 
 

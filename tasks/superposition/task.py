@@ -93,8 +93,12 @@ class SuperpositionTask(Task):
 
     @staticmethod
     def result_variant(config: SuperpositionConfig, baseline: SuperpositionConfig | None = None) -> str | None:
-        """A non-uniform importance is a different experiment: its results never replace the main sweep's."""
-        return None if config.importance_decay == 1 else f"importance-{config.importance_decay:g}"
+        """A non-uniform importance is a different experiment, and a run without the specialisation
+        experiment lacks its metrics: their results never replace the main sweep's."""
+        parts = [] if config.importance_decay == 1 else [f"importance-{config.importance_decay:g}"]
+        if not config.specialisation:
+            parts.append("specialisation.False")
+        return "_".join(parts) or None
 
     @staticmethod
     def run(adapter_cls, config: SuperpositionConfig, preset: str, seed: int, device: str) -> dict:
