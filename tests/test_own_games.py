@@ -1,0 +1,74 @@
+"""A researcher's own games as the chess corpus (tasks/chess/own_games.py): the folder it writes is
+what the task reads, bad games are named, and nothing is written over."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import chess.pgn
+import pytest
+
+from tasks.chess.corpus import read_split, san_moves
+from tasks.chess.own_games import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def games() -> list[str]:
+    return read_split("probe_test")[:150]
+
+
+def _pgn(game: str) -> str:
+    """One of our movetext games as PGN, through python-chess."""
+    board = chess.Board()
+    for san in san_moves(game):
+        board.push_san(san)
+    return str(chess.pgn.Game.from_board(board))
+
+
+def test_pgn_and_rows_become_three_disjoint_splits_of_distinct_games(tmp_path, games):
+    pgn = tmp_path / "mine.pgn"
+    pgn.write_text("\n\n".join(_pgn(g) for g in games[:100]) + "\n")
+    rows = tmp_path / "rows.txt"
+    rows.write_text("\n".join(games[90:150]) + "\n")          # 10 games also in the PGN file
+    out = tmp_path / "corpus"
+    assert main(["--out", str(out), "--pgn", str(pgn), "--blocks", str(rows), "--probe-games", "40"]) == 0
+    splits = {name: read_split(name, out) for name in ("train", "probe_train", "probe_test")}
+    assert (len(splits["probe_train"]), len(splits["probe_test"]), len(splits["train"])) == (40, 40, 70)
+    everything = [g for split in splits.values() for g in split]
+    assert sorted(everything) == sorted(games)                 # each distinct game once, none changed
+    assert not set(splits["probe_train"]) & set(splits["probe_test"])
+
+
+def test_refusals_name_the_problem_and_write_nothing(tmp_path, games, capsys):
+    rows = tmp_path / "rows.txt"
+    rows.write_text("\n".join(games[:100]) + "\n")
+    existing = tmp_path / "mine"
+    existing.mkdir()
+    assert main(["--out", str(existing), "--blocks", str(rows), "--probe-games", "10"]) == 2
+    assert main(["--out", str(tmp_path / "few"), "--blocks", str(rows), "--probe-games", "60"]) == 2
+    assert "two probe sets of 60 need 120" in capsys.readouterr().err
+    bad = tmp_path / "bad.txt"
+    bad.write_text(games[0] + "\n" + games[1].replace(" ", " Ke9 ", 1) + "\n")
+    assert main(["--out", str(tmp_path / "bad"), "--blocks", str(bad), "--probe-games", "1"]) == 2
+    assert f"{bad}:2" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.txt", "mine", "rows.txt"]
+    assert list(existing.iterdir()) == []
+
+
+def test_the_chess_task_runs_end_to_end_on_your_own_games(tmp_path, games):
+    rows = tmp_path / "rows.txt"
+    rows.write_text("\n".join(games) + "\n")
+    out = tmp_path / "corpus"
+    assert main(["--out", str(out), "--blocks", str(rows), "--probe-games", "40"]) == 0
+    env = {**os.environ, "MOEXBENCH_CHESS_DATA": str(out), "MOEXBENCH_RESULTS": str(tmp_path / "results"),
+           "MOEXBENCH_CHECKPOINTS": str(tmp_path / "ckpt"), "MOEXBENCH_RUNS": str(tmp_path / "runs"),
+           "MOEXBENCH_CACHE": str(tmp_path / "cache"), "CI": "true", "PYTHONPATH": str(ROOT)}
+    run = subprocess.run([sys.executable, "-m", "bench", "bench", "--task", "chess", "--model", "dense",
+                          "--preset", "tiny", "--threads", "1"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+    result = json.loads((tmp_path / "results" / "chess" / "tiny" / "dense.json").read_text())
+    assert result["details"]["positions"] == {"probe_train": 40 * 20, "probe_test": 40 * 20}
