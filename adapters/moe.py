@@ -81,7 +81,7 @@ class ExpertAdapter(FeatureAdapter):
     @torch.no_grad()
     def model_metrics(self, tokens: torch.Tensor, layer: int) -> tuple[dict, dict]:
         """Router diagnostics at the scored layer: correlation of the router's score with each
-        expert's realised active units (the paper's Fig. 9 claim for MoE-X: r < -0.95), per-expert
+        expert's realised active units (the paper's Fig. 9: MoE-X's score picks sparser experts), per-expert
         load, and the mean number of units each expert would fire per token."""
         view, opts = self.router_view(tokens, layer), self.experts(layer).opts
         scores, active, chosen = view["scores"], view["active"], view["chosen"]
