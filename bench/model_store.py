@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from bench.own_data import refuse_training_into_committed
 from core.errors import BenchError
 from core.locks import exclusive
 from core.paths import ROOT, RUNS
@@ -68,6 +69,7 @@ def train_model(adapter_cls, task, preset: str, seed: int, device: str, progress
         raise BenchError(f"{adapter_cls.spec} is a model from your files: it is scored as it is, never trained here; "
                          f"use `make bench`")
     stem = checkpoint_stem(task.name, adapter_cls.name, preset, seed)
+    refuse_training_into_committed(task, stem, f"{adapter_cls.name} ({preset}, seed {seed})")
     ensure_writable(stem.parent)
     runs = run_dir(task.name, adapter_cls.name, preset, seed)
     ensure_writable(runs)
@@ -123,8 +125,7 @@ def _check_format(task, preset: str, stem: Path) -> None:
     got = (read_meta(stem).get("fingerprint") or {}).get("format") or task.untagged_format(preset)
     if want is not None and got is not None and got != want:
         raise BenchError(f"checkpoint {stem}.json was trained in the {got!r} token format, but preset {preset} "
-                         f"reads {want!r} here; evaluate it on the tokens it was trained on, or train one for "
-                         f"these into another folder (MOEXBENCH_CHECKPOINTS=<folder>)")
+                         f"reads {want!r} here; {task.format_mismatch_fix(preset)}")
 
 
 def load_or_train(adapter_cls, task, preset: str, seed: int, device: str, train_if_missing: bool = True):

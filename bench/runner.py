@@ -60,10 +60,14 @@ def settings_for(adapter_cls, task, overrides) -> object:
 
 def results_variant(task, config, adapter_cls) -> str | None:
     """A setting that makes a different experiment (another layer or site, the language LLM backend, a
-    non-uniform toy importance) writes to its own results folder, never over the default run's. Settings are
+    non-uniform toy importance) or your own data (bench/own_data.py) writes to its own results folder, never
+    over the default run's. Settings are
     compared with the model's own defaults: those are its default run, in the main folder beside every
     other model's (the attention SAE at site=attn; the same SAE at site=mlp is the variant site.mlp)."""
-    return task.result_variant(config, settings_for(adapter_cls, task, []))
+    from bench.own_data import variant_part
+
+    parts = [task.result_variant(config, settings_for(adapter_cls, task, [])), variant_part(task)]
+    return "_".join(p for p in parts if p) or None
 
 
 def _report(task, preset: str, seed: int, variant: str | None = None) -> None:

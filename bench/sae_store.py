@@ -108,16 +108,25 @@ def fitted_folder(adapter, task, preset: str, seed: int, role: str, at_default: 
 def refit_if_stale(folder: Path, record: dict, adapter, task, preset: str, what: str, fit) -> None:
     """Call fit(why), which fits and saves, unless `folder` holds a `what` whose record is exactly
     `record`; with training switched off (MOEXBENCH_NO_TRAIN=1) that is one line instead. One process
-    fits a folder at a time: a second one that needs the same fit waits, then uses what the first saved."""
+    fits a folder at a time: a second one that needs the same fit waits, then uses what the first saved.
+    On the user's own data the record gains the data it is fitted on, and nothing is fitted into the
+    committed checkpoints (bench/own_data.py)."""
     from bench.model_store import training_allowed
+    from bench.own_data import identity, refuse_training_into_committed
 
     saved = st.read_record(folder)
-    if saved == record:
+    if saved == record:  # fitted on the committed data: read as it is, on any data, as models are
         return
-    why = "none saved" if saved is None else "saved one is stale (settings, site or model changed)"
+    data = identity(task)
+    if data is not None:  # fitted on your data: recorded, so no run on other data ever reuses it
+        record["data"] = data  # in place: `fit` saves this same dict
+        if saved == record:
+            return
+    why = "none saved" if saved is None else "saved one is stale (settings, site, model or data changed)"
     if not training_allowed():
         raise BenchError(f"{adapter.name}: no up-to-date {what} at {folder} ({why}) and MOEXBENCH_NO_TRAIN=1; "
                          f"fit it with `make bench MODEL={adapter.name} TASK={task.name} PRESET={preset}`")
+    refuse_training_into_committed(task, folder, f"the {what} of {adapter.name}")
     with exclusive(fit_lock(folder), f"the {what} at {folder} is being fitted by another process"):
         if st.read_record(folder) == record:
             print(f"{adapter.name}: the {what} at {folder} was fitted meanwhile by the other process; using it")

@@ -17,6 +17,8 @@ All hooks are static: a task holds no state between calls.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 class Task:
     name: str = ""
@@ -60,9 +62,21 @@ class Task:
         return None
 
     @staticmethod
+    def own_data() -> Path | None:
+        """The folder of the user's own data that the task reads instead of its committed data (named
+        by an environment variable), or None. Then results go to a folder of their own and nothing is
+        trained into the committed checkpoints (bench/own_data.py)."""
+        return None
+
+    @staticmethod
     def untagged_format(preset: str) -> str | None:
         """The token format of a checkpoint that records none (trained before the field existed)."""
         return None
+
+    @staticmethod
+    def format_mismatch_fix(preset: str) -> str:
+        """What to do about a checkpoint trained on other tokens than `preset` reads here."""
+        return "evaluate it on the tokens it was trained on, or retrain it"
 
     @classmethod
     def validation_tokens(cls, preset: str, seed: int):

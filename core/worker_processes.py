@@ -27,8 +27,10 @@ def die_with_parent(parent_pid: int) -> None:
         return
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        refused = libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0
     except (OSError, AttributeError):
+        return
+    if refused:  # a kernel that says no: the worker behaves as without this, nothing worse
         return
     # The parent may have died before the request was made, which prctl never reports: then the
     # worker has been handed to another process already.

@@ -66,9 +66,12 @@ def test_unknown_or_missing_tokenizer_lists_the_valid_ones(tmp_path):
                                          r"--bpe-vocab 512`"):
         load_tokenizer("bpe-512")  # the embedded corpus: its own build command
     # A folder of one's own: train it there, never rebuild the embedded corpus over it.
-    with pytest.raises(BenchError, match=r"bpe-512\.json is missing; train it on that folder's train split: "
+    with pytest.raises(BenchError, match=r"bpe-512\.json is missing; train one on that folder's train split: "
                                          r"`python -m tasks\.language\.own_corpus --out .* --bpe-only --bpe-vocab 512`"):
         load_tokenizer("bpe-512", tmp_path)
+    # The size the committed checkpoints read: copying ours comes first.
+    with pytest.raises(BenchError, match=r"bpe-4096\.json is missing; copy .*data/language/bpe-4096\.json there"):
+        load_tokenizer("bpe-4096", tmp_path)
 
 
 class _TwoCharTokens:

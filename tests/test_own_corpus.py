@@ -52,7 +52,18 @@ def test_an_existing_folder_or_an_empty_split_is_refused_and_nothing_is_written(
     assert main(["--out", str(tmp_path / "one"), "--files", text_files[0]]) == 2
     assert "split empty" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]               # no folder, no temporary left
-    assert main(["--out", str(tmp_path / "twice"), "--files", text_files[0], text_files[0]]) == 2
+    assert main(["--out", str(tmp_path / "twice"), "--files", text_files[0], text_files[0]]) == 2  # one distinct
+    assert main(["--out", str(tmp_path / "no" / "parent"), "--files", *text_files[:60]]) == 2
+    assert main(["--out", str(tmp_path / "size"), "--files", *text_files[:60], "--bpe-vocab", "300"]) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]
+
+
+def test_a_text_repeated_under_another_name_is_kept_once(tmp_path, text_files):
+    Path("copy.txt").write_text(Path(text_files[3]).read_text(encoding="utf-8"), encoding="utf-8")
+    out = tmp_path / "corpus"
+    assert main(["--out", str(out), "--files", *text_files[:60], "copy.txt", "--heldout-percent", "40"]) == 0
+    texts = read_split("train", out) + read_split("heldout", out)
+    assert len(texts) == 60 and len(set(texts)) == 60
 
 
 def test_bpe_only_adds_a_tokenizer_and_never_replaces_one(tmp_path, text_files):
@@ -101,6 +112,6 @@ def test_the_language_task_runs_end_to_end_on_your_own_text(tmp_path, text_files
                          env={**env, "PYTHONPATH": str(ROOT)},
                          capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-2000:]
-    result = json.loads((tmp_path / "results" / "language" / "tiny" / "dense.json").read_text())
-    assert result["provenance"]["deviations"][0].startswith(f"text: the corpus in {out} (MOEXBENCH_LANGUAGE_DATA)")
+    result = json.loads((tmp_path / "results" / "language" / "tiny" / "data.corpus" / "dense.json").read_text())
+    assert result["provenance"]["deviations"][0].startswith(f"text: the corpus in {out.resolve()} (MOEXBENCH_LANGUAGE_DATA)")
     assert result["metrics"]["perplexity"] > 1

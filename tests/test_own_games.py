@@ -70,5 +70,14 @@ def test_the_chess_task_runs_end_to_end_on_your_own_games(tmp_path, games):
     run = subprocess.run([sys.executable, "-m", "bench", "bench", "--task", "chess", "--model", "dense",
                           "--preset", "tiny", "--threads", "1"], cwd=ROOT, env=env, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-2000:]
-    result = json.loads((tmp_path / "results" / "chess" / "tiny" / "dense.json").read_text())
+    # Results on your games go to a folder named after them, and say whose games they are.
+    result = json.loads((tmp_path / "results" / "chess" / "tiny" / "data.corpus" / "dense.json").read_text())
     assert result["details"]["positions"] == {"probe_train": 40 * 20, "probe_test": 40 * 20}
+    assert f"data: your games in {out} (MOEXBENCH_CHESS_DATA), not the committed engine games" in \
+        result["provenance"]["deviations"]
+    # Without a checkpoint folder of its own, a model your games would train is refused, not trained into ours.
+    del env["MOEXBENCH_CHECKPOINTS"]
+    run = subprocess.run([sys.executable, "-m", "bench", "bench", "--task", "chess", "--model", "moe",
+                          "--preset", "tiny", "--threads", "1"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert run.returncode == 2 and "set MOEXBENCH_CHECKPOINTS=<a folder of its own>" in run.stderr
+    assert not list((ROOT / "checkpoints" / "chess").glob("moe-tiny*"))

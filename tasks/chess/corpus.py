@@ -15,7 +15,8 @@ from pathlib import Path
 
 from core.errors import BenchError
 
-EMBEDDED_DIR = Path(os.environ.get("MOEXBENCH_CHESS_DATA", Path(__file__).resolve().parents[2] / "data" / "chess"))
+PACKAGED_DIR = Path(__file__).resolve().parents[2] / "data" / "chess"  # the committed engine games
+EMBEDDED_DIR = Path(os.environ.get("MOEXBENCH_CHESS_DATA", PACKAGED_DIR))  # what the task reads
 SPLIT_FILES = {"train": "train.txt.xz", "probe_train": "probe_train.txt.xz", "probe_test": "probe_test.txt.xz"}
 # The evaluation reads the first 256 characters and the first 20 dots in them (docs/chess.md section 3).
 EVAL_WINDOW = 256

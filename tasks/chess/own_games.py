@@ -12,19 +12,19 @@ sets, the statistics games (the first of `train`) and the validation games (its 
 Training reads `train`; a move-format preset (`cpu`, `short*`, `gpu`) also reads its shards of more
 games from `<folder>/more/` (`python -m tasks.chess.more_games` fills it with engine games, deduplicated
 against yours). A game that does not replay stops the command naming its file and line (`--skip-bad`
-skips and counts such games instead). The folder is written whole or not at all, and an existing one
-is refused: nothing is overwritten.
+skips and counts such games instead). Results on your games go to `results/chess/data.<folder name>/`
+and name your folder in their provenance (bench/own_data.py). The folder is written whole or not at
+all, and an existing one is refused (core/new_folder.py): nothing is overwritten.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 import sys
 from pathlib import Path
 
 from core.errors import BenchError, run_command
+from core.new_folder import check_new, write_new_folder
 from tasks.chess.corpus import EVAL_MIN_DOTS, EVAL_WINDOW, SPLIT_FILES, count_dots, load_blocks, load_pgn, write_split
 from tasks.chess.generate_games import split_corpus
 from tasks.chess.presets import PRESETS
@@ -54,15 +54,11 @@ def split_games(games: list[str], probe_games: int, seed: int) -> dict[str, list
 
 
 def write_folder(out: Path, splits: dict[str, list[str]]) -> None:
-    """The three splits into a temporary folder beside `out`, renamed to `out` once complete."""
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    tmp.mkdir(parents=True)
-    try:
+    def fill(folder: Path) -> None:
         for name, games in splits.items():
-            write_split(tmp / SPLIT_FILES[name], games)
-        os.rename(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+            write_split(folder / SPLIT_FILES[name], games)
+
+    write_new_folder(out, fill)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,8 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     def body():
         if not (args.pgn or args.blocks):
             raise BenchError("no games given; pass --pgn FILE... and/or --blocks FILE...")
-        if args.out.exists():
-            raise BenchError(f"{args.out} exists; give a new folder (nothing is written over)")
+        check_new(args.out)
         if args.probe_games < 1:
             raise BenchError(f"--probe-games {args.probe_games} must be at least 1")
         games, skipped = load_games(args.pgn, args.blocks, args.skip_bad)
@@ -94,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.probe_games < PROBE_GAMES:
             print(f"note: presets that read {PROBE_GAMES} probe games per set read your {args.probe_games}; "
                   f"each result records its positions (details.positions)")
-        print(f"use it: MOEXBENCH_CHESS_DATA={args.out} make bench MODEL=moex TASK=chess")
+        print(f"use it: MOEXBENCH_CHESS_DATA={args.out} make bench MODEL=moex TASK=chess "
+              f"(results in results/chess/data.{args.out.resolve().name}/)")
 
     return run_command(body)
 

@@ -129,6 +129,8 @@ def _differences(stats: dict) -> list[str]:
     if claimed:
         lines += ["The paper's claims:", ""] + header + claimed + [""]
     if neighbours:
-        lines += ["MoE-X's units against the neighbouring methods over the dense model, and top-k sparsity alone "
-                  "against dense neurons:", ""] + header + neighbours + [""]
+        topk = any("| dense-topk - dense |" in row for row in neighbours)
+        lines += ["MoE-X's units against the neighbouring methods over the dense model"
+                  + (", and top-k sparsity alone against dense neurons:" if topk else ":"), ""]
+        lines += header + neighbours + [""]
     return lines

@@ -43,7 +43,13 @@ MOVE_FORMAT_DEVIATIONS = [
 
 
 def deviations(fmt_name: str) -> list[str]:
-    return DEVIATIONS if fmt_name == "chars" else MOVE_FORMAT_DEVIATIONS
+    """The format's deviations; with your own games (MOEXBENCH_CHESS_DATA), the data line names them."""
+    listed = DEVIATIONS if fmt_name == "chars" else MOVE_FORMAT_DEVIATIONS
+    folder = ChessTask.own_data()
+    if folder is None:
+        return listed
+    own = f"data: your games in {folder.resolve()} (MOEXBENCH_CHESS_DATA), not the committed engine games"
+    return [own if line == _ENGINE_GAMES else line for line in listed]
 
 
 def training_files(preset: str) -> list[Path]:
@@ -89,6 +95,18 @@ class ChessTask(Task):
     @staticmethod
     def untagged_format(preset: str) -> str:
         return "chars"  # chars checkpoints predate the field
+
+    @staticmethod
+    def format_mismatch_fix(preset: str) -> str:
+        other = "chars" if PRESETS[preset].format == "moves" else "moves"
+        fitting = ", ".join(name for name, p in PRESETS.items() if p.format == other)
+        return f"evaluate it under a preset of its format ({fitting}) or retrain it"
+
+    @staticmethod
+    def own_data() -> Path | None:
+        from tasks.chess.corpus import EMBEDDED_DIR, PACKAGED_DIR
+
+        return None if EMBEDDED_DIR.resolve() == PACKAGED_DIR.resolve() else EMBEDDED_DIR
 
     @staticmethod
     def training_data(preset: str, seed: int) -> TrainingData:

@@ -44,12 +44,18 @@ DEVIATIONS = [
 
 def _deviations() -> list[str]:
     """DEVIATIONS, led by which text was read: the embedded corpus, or the folder MOEXBENCH_LANGUAGE_DATA names."""
-    from tasks.language.corpus import DATA_DIR, EMBEDDED_DIR
-
-    if Path(DATA_DIR).resolve() == EMBEDDED_DIR.resolve():
+    folder = LanguageTask.own_data()
+    if folder is None:
         return [EMBEDDED_TEXT, *DEVIATIONS]
-    return [f"text: the corpus in {DATA_DIR} (MOEXBENCH_LANGUAGE_DATA), not the embedded one; perplexities are on "
-            f"its held-out split", *DEVIATIONS]
+    return [f"text: the corpus in {folder.resolve()} (MOEXBENCH_LANGUAGE_DATA), not the embedded one; perplexities "
+            f"are on its held-out split", *DEVIATIONS]
+
+
+def _format_field(preset: str) -> dict:
+    """The tokenizer in a training fingerprint, only when it is not the embedded one: absent means
+    that one, so a training state saved before the field existed still resumes."""
+    fmt = LanguageTask.token_format(preset)
+    return {} if fmt == LanguageTask.untagged_format(preset) else {"format": fmt}
 
 
 def _tokenizer(preset: str):
@@ -91,6 +97,19 @@ class LanguageTask(Task):
         return _tokenizer(preset).token_format
 
     @staticmethod
+    def format_mismatch_fix(preset: str) -> str:
+        return ("the bpe-4096.json in MOEXBENCH_LANGUAGE_DATA's folder differs from the tokenizer the checkpoint "
+                "was trained with: copy data/language/bpe-4096.json there (python -m tasks.language.own_corpus does "
+                "by default), or train checkpoints for your tokenizer into their own folder "
+                "(MOEXBENCH_CHECKPOINTS=<folder>)")
+
+    @staticmethod
+    def own_data() -> Path | None:
+        from tasks.language.corpus import DATA_DIR, EMBEDDED_DIR
+
+        return None if Path(DATA_DIR).resolve() == EMBEDDED_DIR.resolve() else Path(DATA_DIR)
+
+    @staticmethod
     def untagged_format(preset: str) -> str:
         """Checkpoints that record no format were all trained with the embedded corpus's tokenizer."""
         from tasks.language.corpus import EMBEDDED_DIR
@@ -109,7 +128,7 @@ class LanguageTask(Task):
         digest = hashlib.sha256(train_ids.tobytes()).hexdigest()
         return TrainingData(lambda step: stream.batch(step, p.train.batch_size), torch.from_numpy(val),
                             {"data": f"language train split, {p.tokenizer} ids sha256 {digest}",
-                             "n_val_seqs": p.n_val_seqs, "format": LanguageTask.token_format(preset)})
+                             "n_val_seqs": p.n_val_seqs, **_format_field(preset)})
 
     @staticmethod
     def evaluate(adapter: FeatureAdapter, random_adapter: FeatureAdapter | None, config: LanguageConfig,
@@ -138,7 +157,7 @@ class LanguageTask(Task):
         metrics.update(result.metrics)
         metrics["n_features"] = n_features
         details = {"feature_hook": adapter.feature_hook(config.layer, config.site),
-                   "feature_kind": adapter.feature_kind, "tokenizer": p.tokenizer, "model": model_details,
+                   "feature_kind": adapter.feature_kind, "tokenizer": LanguageTask.token_format(preset), "model": model_details,
                    "splice": splice_details(adapter, config.layer, config.site),
                    "autointerp": result.details,
                    "text": {"val_seqs": len(val), "interp_seqs": len(interp), "n_ctx": p.n_ctx}}

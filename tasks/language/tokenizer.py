@@ -49,8 +49,11 @@ BYTE_OF_CHAR = _byte_of_char()
 class TextTokenizer:
     """What the language task needs of a tokenizer: ids, the separator, and tokens as text."""
 
-    def __init__(self, name: str, tok):
+    def __init__(self, name: str, tok, source_digest: str | None = None):
         self.name = name
+        # What the ids mean, from the files the tokenizer was read from (not from the library's own
+        # serialisation, which a `tokenizers` upgrade may change): checked against a checkpoint's.
+        self.source_digest = source_digest
         self._tok = tok
         self._tok.encode_special_tokens = True  # a literal "<|endoftext|>" in text is not the separator
         self.vocab_size = tok.get_vocab_size(with_added_tokens=True)
@@ -61,7 +64,7 @@ class TextTokenizer:
     @property
     def token_format(self) -> str:
         """What a checkpoint's token ids mean: checked before a model trained on other ids is loaded."""
-        return f"{self.name} sha256 {self.digest[:12]}"
+        return f"{self.name} sha256 {(self.source_digest or self.digest)[:12]}"
 
     def encode(self, text: str) -> list[int]:
         return self._tok.encode(text, add_special_tokens=False).ids
@@ -92,19 +95,23 @@ def valid_names(data_dir: Path | None = None) -> list[str]:
 @functools.lru_cache(maxsize=None)
 def load_tokenizer(name: str, data_dir: Path | None = None) -> TextTokenizer:
     if name == "gpt2":
-        return TextTokenizer(name, _gpt2())
+        # Its files are pinned by their sha256 (GPT2_FILES, checked on load): those name it.
+        return TextTokenizer(name, _gpt2(), hashlib.sha256("".join(sorted(GPT2_FILES.values())).encode()).hexdigest())
     if _BPE_NAME.match(name):
         from tokenizers import Tokenizer
 
         folder = Path(data_dir or DATA_DIR)
         path, vocab = folder / f"{name}.json", name.split("-")[1]
         if not path.exists():
+            embedded = EMBEDDED_DIR / path.name
             fix = (f"run `python -m tasks.language.build_corpus --bpe-vocab {vocab}` (make language-data builds "
                    f"bpe-4096)" if folder.resolve() == EMBEDDED_DIR.resolve() else
-                   f"train it on that folder's train split: `python -m tasks.language.own_corpus --out {folder} "
+                   (f"copy {embedded} there (the committed checkpoints read its ids), or " if embedded.exists() else "")
+                   + f"train one on that folder's train split: `python -m tasks.language.own_corpus --out {folder} "
                    f"--bpe-only --bpe-vocab {vocab}`")
             raise BenchError(f"tokenizer file {path} is missing; {fix}")
-        return TextTokenizer(name, Tokenizer.from_str(path.read_text(encoding="utf-8")))
+        data = path.read_bytes()
+        return TextTokenizer(name, Tokenizer.from_str(data.decode("utf-8")), hashlib.sha256(data).hexdigest())
     raise BenchError(f"unknown tokenizer {name!r}; choose one of {', '.join(valid_names(data_dir))} "
                      f"(or bpe-<vocab> after training it)")
 

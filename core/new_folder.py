@@ -1,0 +1,42 @@
+"""A folder written whole or not at all, never over an existing one: what the commands that import
+a user's own data write (tasks/chess/own_games.py, tasks/language/own_corpus.py).
+
+The files go into `.<name>.partial` beside the folder, which is renamed to the folder once they are
+all written. A failure, Ctrl-C included, removes the partial folder; one left by a killed run is
+removed by the next. The parent must exist already, so nothing is created above the folder.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Callable
+
+from core.errors import BenchError
+
+
+def check_new(out: Path) -> None:
+    """Refuses, before any work, a folder that exists or whose parent does not."""
+    if out.exists():
+        raise BenchError(f"{out} exists; give a new folder (nothing is written over)")
+    if not out.parent.is_dir():
+        raise BenchError(f"{out.parent} (where {out.name} would go) is not a folder; create it first")
+
+
+def write_new_folder(out: Path, fill: Callable[[Path], None]) -> None:
+    """fill(partial) writes the files into `partial`; then it becomes `out`."""
+    check_new(out)
+    partial = out.with_name(f".{out.name}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir()
+    try:
+        fill(partial)
+        if out.exists():  # made by someone else while the files were written
+            raise BenchError(f"{out} appeared while it was being written; nothing was written over it")
+        try:
+            os.rename(partial, out)
+        except OSError as e:
+            raise BenchError(f"could not move the finished files to {out} ({e.strerror}); nothing was written") from None
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)

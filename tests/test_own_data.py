@@ -1,0 +1,88 @@
+"""Runs on the user's own data never touch what the committed data produced (bench/own_data.py):
+results go to their own folder, nothing is trained into the committed checkpoints, and a dictionary
+fitted on one data set is never reused for another."""
+
+from pathlib import Path
+
+import pytest
+
+from bench import own_data, sae_store
+from core.errors import BenchError
+
+
+class _Task:
+    name = "chess"
+
+    def __init__(self, folder):
+        self.folder = folder
+
+    def own_data(self):
+        return self.folder
+
+
+class _Adapter:
+    name = "dense+sae"
+
+
+@pytest.fixture
+def data(tmp_path) -> Path:
+    folder = tmp_path / "my-games"
+    folder.mkdir()
+    (folder / "train.txt.xz").write_bytes(b"games")
+    return folder
+
+
+def test_results_of_own_data_go_to_a_folder_named_after_it(data):
+    assert own_data.variant_part(_Task(None)) is None
+    assert own_data.variant_part(_Task(data)) == "data.my-games"
+
+
+def test_the_data_identity_changes_with_any_file(data):
+    first = own_data.identity(_Task(data))
+    assert first.startswith(f"{data.resolve()} sha256 ")
+    (data / "train.txt.xz").write_bytes(b"other games")
+    assert own_data.identity(_Task(data)) != first
+    assert own_data.identity(_Task(None)) is None
+
+
+def test_training_into_the_committed_checkpoints_is_refused_on_own_data_only(data, tmp_path, monkeypatch):
+    monkeypatch.setattr(own_data, "COMMITTED_CHECKPOINTS", tmp_path / "checkpoints")
+    inside = tmp_path / "checkpoints" / "chess" / "dense-cpu"
+    with pytest.raises(BenchError, match=r"set MOEXBENCH_CHECKPOINTS=<a folder of its own>"):
+        own_data.refuse_training_into_committed(_Task(data), inside, "dense")
+    own_data.refuse_training_into_committed(_Task(None), inside, "dense")              # committed data: fine
+    own_data.refuse_training_into_committed(_Task(data), tmp_path / "mine" / "dense-cpu", "dense")  # elsewhere
+
+
+def test_a_dictionary_fitted_on_one_data_set_is_never_reused_for_another(data, tmp_path, monkeypatch):
+    monkeypatch.setattr(own_data, "COMMITTED_CHECKPOINTS", tmp_path / "checkpoints")
+    saved = {}
+    monkeypatch.setattr(sae_store.st, "read_record", lambda folder: saved.get(folder))
+    fits = []
+
+    def fit_into(folder, record):
+        def fit(why):
+            fits.append(why)
+            saved[folder] = dict(record)
+        return fit
+
+    cache, committed = tmp_path / "cache" / "sae", tmp_path / "checkpoints" / "chess" / "dense_sae"
+    # Fitted on the committed data (no "data" in its record): read as it is on your data, like a model.
+    saved[committed] = {"settings": 1}
+    sae_store.refit_if_stale(committed, {"settings": 1}, _Adapter, _Task(data), "cpu", "SAE", fit_into(committed, {}))
+    assert fits == []
+    # A fit your data needs, in the cache: made, and it records the data.
+    record = {"settings": 1}
+    sae_store.refit_if_stale(cache, record, _Adapter, _Task(data), "cpu", "SAE", fit_into(cache, record))
+    assert len(fits) == 1 and saved[cache]["data"] == own_data.identity(_Task(data))
+    # The same run again reuses it; a run on the committed data refits instead of reusing it.
+    sae_store.refit_if_stale(cache, {"settings": 1}, _Adapter, _Task(data), "cpu", "SAE", fit_into(cache, {}))
+    assert len(fits) == 1
+    committed_record = {"settings": 1}
+    sae_store.refit_if_stale(cache, committed_record, _Adapter, _Task(None), "cpu", "SAE",
+                             fit_into(cache, committed_record))
+    assert len(fits) == 2 and "data" not in saved[cache]
+    # A fit your data needs in the committed checkpoints (another setting there): refused.
+    with pytest.raises(BenchError, match="beside the committed checkpoints"):
+        sae_store.refit_if_stale(committed, {"settings": 2}, _Adapter, _Task(data), "cpu", "SAE",
+                                 fit_into(committed, {}))
