@@ -277,7 +277,10 @@ def width_sweep(preset: str) -> list[Path] | str:
     for model, pts in sorted(points.items()):
         widths = [w for w, _ in pts]
         for ax, metric in zip(axes, ("coverage", "reconstruction")):
-            ax.plot(widths, [r["metrics"][metric] for _, r in pts], marker="o", ms=4, label=model)
+            line, = ax.plot(widths, [r["metrics"][metric] for _, r in pts], marker="o", ms=4, label=model)
+            floor = [r["metrics"].get(f"{metric}_random_init") for _, r in pts]
+            if all(f is not None for f in floor):  # the same architecture untrained, in the model's colour
+                ax.plot(widths, floor, ls="--", lw=1, color=line.get_color())
     for ax, metric in zip(axes, ("coverage", "reconstruction")):
         ax.set(ylabel=f"{metric} (board state F1)", xticks=[PRESETS[p].d_model for p in WIDTH_SWEEP])
         ax.grid(alpha=0.3)
@@ -290,7 +293,8 @@ def width_sweep(preset: str) -> list[Path] | str:
     short = PRESETS["short"]
     caption = (f"Seed 0 of each model trained with the `short` recipe ({short.train.steps:,} steps of "
                f"{short.train.batch_size} x {short.n_ctx} tokens, {short.format} format) at every width, "
-               f"{short.n_layers} layers and {short.n_heads} heads throughout." + (f" Absent: {', '.join(absent)}." if absent else "")
+               f"{short.n_layers} layers and {short.n_heads} heads throughout; dashed: each model's random-init "
+               f"floor." + (f" Absent: {', '.join(absent)}." if absent else "")
                + (f" Not drawn (one width only): {', '.join(single)}." if single else "")
                + "\n" + _sources([r["_path"] for r in used], [r["provenance"]["git_sha"] for r in used]))
     return _save(fig, "chess_width_sweep", caption)

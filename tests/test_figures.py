@@ -60,13 +60,15 @@ def test_width_sweep_plots_models_with_two_widths_and_names_the_absent_ones(tmp_
 
     assert "no model has results at two or more widths" in width_sweep("short")
     for preset, coverage in (("short-w128", 0.05), ("short", 0.06), ("short-w384", 0.07)):
-        write_result("chess", "dense", preset, 0, {"coverage": coverage, "reconstruction": 0.02}, {}, {}, {})
+        write_result("chess", "dense", preset, 0, {"coverage": coverage, "reconstruction": 0.02,
+                                                   "coverage_random_init": 0.04, "reconstruction_random_init": 0.01},
+                     {}, {}, {})
     write_result("chess", "moex", "short", 0, {"coverage": 0.06, "reconstruction": 0.02}, {}, {}, {})
     write_result("chess", "moex", "short-w128", 0, {"coverage": 0.05, "reconstruction": 0.02}, {}, {}, {})
     names = {p.name for p in width_sweep("short")}
     assert names == {"chess_width_sweep.png", "chess_width_sweep.pdf", "chess_width_sweep.txt"}
     caption = (tmp_path / "figures" / "chess_width_sweep.txt").read_text()
-    assert "Absent: moex at short-w384." in caption
+    assert "Absent: moex at short-w384." in caption and "dashed: each model's random-init floor" in caption
     assert "chess/short-w128/dense.json" in caption and "chess/short-w384/dense.json" in caption
 
 
