@@ -96,7 +96,7 @@ def test_a_dictionary_fit_runs_once_when_two_callers_need_it(tmp_path, monkeypat
     monkeypatch.delenv("MOEXBENCH_NO_TRAIN", raising=False)
     monkeypatch.setattr(sae_store, "RUNS", tmp_path / "runs")
     folder, record = tmp_path / "checkpoints" / "chess" / "dense_sae-topk-tiny", {"hook": "blocks.1.mlp.hook_post"}
-    adapter, task = SimpleNamespace(name="dense+sae"), SimpleNamespace(name="chess")
+    adapter, task = SimpleNamespace(name="dense+sae"), SimpleNamespace(name="chess", own_data=lambda: None)
     fits, fitting, second_waits = [], threading.Event(), threading.Event()
 
     def fit(why):

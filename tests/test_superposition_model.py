@@ -97,7 +97,8 @@ def test_superposition_task_end_to_end_at_the_tiny_preset():
 def test_a_decaying_importance_is_its_own_experiment_in_its_own_folder():
     out = _bench("--model", "dense", "importance_decay=0.5", "eval_samples=512", "specialisation=false")
     assert out.returncode == 0, out.stderr[-2000:]
-    path = result_path("superposition", "dense", "tiny", 0, "importance-0.5")
+    # without the specialisation experiment too, so its folder says both
+    path = result_path("superposition", "dense", "tiny", 0, "importance-0.5_specialisation.False")
     record = load_result(path)
     assert record["config"]["importance_decay"] == 0.5
     assert any("I_i = 0.5^i" in d for d in record["provenance"]["deviations"])
