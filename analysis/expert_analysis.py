@@ -22,6 +22,7 @@ import sys
 import torch
 
 from adapters.moe import router_active_corr
+from bench.own_data import refuse_own_data
 from core.errors import BenchError, run_command
 from core.results import atomic_write_text, git_sha, task_dir
 
@@ -87,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def body():
+        refuse_own_data(args.task, "the expert analysis (written beside the committed results)")
         torch.set_num_threads(1)
         for model in args.models.split(","):
             print(f"wrote {write_analysis(args.task, model.strip(), args.preset)}")

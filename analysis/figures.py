@@ -274,6 +274,7 @@ def width_sweep(preset: str) -> list[Path] | str:
                 f"(run `make grid TASK=chess PRESET=short-w128` and `PRESET=short-w384`)")
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(9.6, 4.0), layout="constrained")  # room for the shared x label
+    with_floor = set()
     for model, pts in sorted(points.items()):
         widths = [w for w, _ in pts]
         for ax, metric in zip(axes, ("coverage", "reconstruction")):
@@ -281,6 +282,7 @@ def width_sweep(preset: str) -> list[Path] | str:
             floor = [r["metrics"].get(f"{metric}_random_init") for _, r in pts]
             if all(f is not None for f in floor):  # the same architecture untrained, in the model's colour
                 ax.plot(widths, floor, ls="--", lw=1, color=line.get_color())
+                with_floor.add(model)
     for ax, metric in zip(axes, ("coverage", "reconstruction")):
         ax.set(ylabel=f"{metric} (board state F1)", xticks=[PRESETS[p].d_model for p in WIDTH_SWEEP])
         ax.grid(alpha=0.3)
@@ -293,8 +295,9 @@ def width_sweep(preset: str) -> list[Path] | str:
     short = PRESETS["short"]
     caption = (f"Seed 0 of each model trained with the `short` recipe ({short.train.steps:,} steps of "
                f"{short.train.batch_size} x {short.n_ctx} tokens, {short.format} format) at every width, "
-               f"{short.n_layers} layers and {short.n_heads} heads throughout; dashed: each model's random-init "
-               f"floor." + (f" Absent: {', '.join(absent)}." if absent else "")
+               f"{short.n_layers} layers and {short.n_heads} heads throughout."
+               + (f" Dashed: the random-init floor of {', '.join(sorted(with_floor))}." if with_floor else "")
+               + (f" Absent: {', '.join(absent)}." if absent else "")
                + (f" Not drawn (one width only): {', '.join(single)}." if single else "")
                + "\n" + _sources([r["_path"] for r in used], [r["provenance"]["git_sha"] for r in used]))
     return _save(fig, "chess_width_sweep", caption)

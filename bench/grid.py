@@ -18,6 +18,7 @@ import sys
 import time
 
 from bench.model_store import checkpoint_complete, checkpoint_stem
+from bench.own_data import refuse_own_data
 from core.errors import BenchError, run_command
 from core.paths import RUNS
 from core.progress import progress as progress_bar
@@ -147,7 +148,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=2, help="runs at once, one thread each")
     parser.add_argument("--dry-run", action="store_true")
     args = parser.parse_args(argv)
-    return run_command(lambda: run_grid(args.task, args.preset, max(1, args.jobs), args.dry_run))
+    def body():
+        refuse_own_data(args.task, "make grid (the committed comparison's runs)")
+        run_grid(args.task, args.preset, max(1, args.jobs), args.dry_run)
+
+    return run_command(body)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from bench.own_data import refuse_training_into_committed
+from bench.own_data import refuse_training_into_committed, run_suffix
 from core.errors import BenchError
 from core.locks import exclusive
 from core.paths import ROOT, RUNS
@@ -53,6 +53,12 @@ def build_random(adapter_cls, task, preset: str, seed: int) -> GPT:
     return GPT(adapter_cls.model_config(task.dense_config(preset)))
 
 
+def _runs(task, adapter_cls, preset: str, seed: int) -> Path:
+    """The training run's folder; on your own data one of its own (bench/own_data.py)."""
+    base = run_dir(task.name, adapter_cls.name, preset, seed)
+    return base.with_name(base.name + run_suffix(task))
+
+
 def describe_device(device: str) -> str:
     """Where a checkpoint was trained, for its provenance: the same recipe gives other numbers on
     another device (float order, kernels), so a result says which one made its weights."""
@@ -71,7 +77,7 @@ def train_model(adapter_cls, task, preset: str, seed: int, device: str, progress
     stem = checkpoint_stem(task.name, adapter_cls.name, preset, seed)
     refuse_training_into_committed(task, stem, f"{adapter_cls.name} ({preset}, seed {seed})")
     ensure_writable(stem.parent)
-    runs = run_dir(task.name, adapter_cls.name, preset, seed)
+    runs = _runs(task, adapter_cls, preset, seed)
     ensure_writable(runs)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # torchrun's ranks train together: no lock among them
         return _train(adapter_cls, task, preset, seed, device, progress, stem)
@@ -101,7 +107,7 @@ def _train(adapter_cls, task, preset: str, seed: int, device: str, progress: boo
         digest = weights_digest(source_stem)
         fingerprint["initialised_from"] = meta["initialised_from"] = f"{source_stem.name} sha256 {digest}"
     on_eval = task.eval_callback(preset)
-    train(model, recipe, data.batch_fn, data.val_tokens.to(device), run_dir(task.name, adapter_cls.name, preset, seed),
+    train(model, recipe, data.batch_fn, data.val_tokens.to(device), _runs(task, adapter_cls, preset, seed),
           stem, fingerprint, meta, on_eval=on_eval, progress=progress)
     if int(os.environ.get("RANK", "0")) == 0:
         task.after_training(adapter_cls.name, preset, seed, read_meta(stem))

@@ -1,14 +1,17 @@
 """Runs on the user's own data (MOEXBENCH_CHESS_DATA, MOEXBENCH_LANGUAGE_DATA; a task's `own_data`)
 never touch what the committed data produced:
 
-- results go to a folder of their own, `results/<task>/[<preset>/]data.<folder name>/`;
+- results (and a chess training curve) go to a folder of their own,
+  `results/<task>/[<preset>/]data.<folder name>-<6 hex of its path>/` (`variant_part`), and each
+  result records the data it read (`identity`);
 - nothing is trained or fitted into the committed `checkpoints/`: a model or dictionary that must
-  be trained on your data asks for MOEXBENCH_CHECKPOINTS=<folder of its own>;
-- a dictionary fitted on your data records the data it saw (`identity`), so a fit kept in the
-  cache is never reused for other data, in either direction.
-
-Committed checkpoints and dictionaries are read as they are: scoring our models on your data is
-what the folder is for.
+  be trained on your data asks for MOEXBENCH_CHECKPOINTS=<folder of its own>; training state goes to
+  a run folder of its own (`run_suffix`);
+- a dictionary fitted on your data records the data it saw, and one kept in the cache sits in a
+  folder of its own, so no fit is reused across data; the committed dictionaries are read as they
+  are, as the committed models are;
+- the commands that compare with or write the committed numbers (`make grid`, `make regress`, the
+  recipe and analysis scripts) refuse your data (`refuse_own_data`).
 """
 
 from __future__ import annotations
@@ -22,9 +25,24 @@ from core.paths import ROOT
 COMMITTED_CHECKPOINTS = ROOT / "checkpoints"
 
 
+def variant_for(folder: Path) -> str:
+    """The results sub-folder of runs on the data in `folder`: its name and a digest of its path, so
+    that two folders of one name never share a summary."""
+    path = folder.resolve()
+    name = "".join(c if (c.isascii() and c.isalnum()) or c in "-_." else "_" for c in path.name)
+    return f"data.{name}-{hashlib.sha256(str(path).encode()).hexdigest()[:6]}"
+
+
 def variant_part(task) -> str | None:
     folder = task.own_data()
-    return None if folder is None else f"data.{folder.resolve().name}"
+    return None if folder is None else variant_for(folder)
+
+
+def run_suffix(task) -> str:
+    """Appended to a training run's folder under runs/ on own data: its state never meets the
+    committed data's run of the same model."""
+    part = variant_part(task)
+    return "" if part is None else f"-{part}"
 
 
 def identity(task) -> str | None:
@@ -47,3 +65,14 @@ def refuse_training_into_committed(task, target: Path, what: str) -> None:
     if target.resolve() == committed or committed in target.resolve().parents:
         raise BenchError(f"{what} would be trained on your data ({folder}) into {target}, beside the committed "
                          f"checkpoints; set MOEXBENCH_CHECKPOINTS=<a folder of its own> for what your data trains")
+
+
+def refuse_own_data(task_name: str, what: str) -> None:
+    """One line instead of running `what`, which compares with or writes the committed numbers, on
+    the user's data."""
+    from bench import registry
+
+    folder = registry.task(task_name).own_data()
+    if folder is not None:
+        raise BenchError(f"{what} works on the committed data only, and the {task_name} data is {folder} here; "
+                         f"unset its MOEXBENCH_*_DATA variable, or score your data with `make bench`")

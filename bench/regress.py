@@ -32,6 +32,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.own_data import refuse_own_data
 from core.errors import BenchError, run_command
 from core.results import ROOT, atomic_write_text, git_sha, load_result, result_path, results_root
 
@@ -224,7 +225,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     only = tuple(t for t in args.only.split(",") if t)
     code = {}
-    status = run_command(lambda: code.setdefault("rc", run(args.mode, args.update, args.threads, only)))
+    def body():
+        for task in ("chess", "language"):
+            refuse_own_data(task, "make regress (against the committed references)")
+        code["rc"] = run(args.mode, args.update, args.threads, only)
+
+    status = run_command(body)
     return status or code.get("rc", 0)
 
 

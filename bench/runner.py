@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from bench.model_store import build_random, load_or_train
+from bench.own_data import identity
 from bench.report import write_summary
 from core.results import ensure_writable, refuse_other_measurement, result_path, write_result
 from bench.sae_store import attach_features
@@ -41,6 +42,7 @@ def run_bench(adapter_cls, task, config, preset: str, seed: int, device: str) ->
         # a model from the user's files is found again by its spec, not by the plain name it is written under
         **({"model_spec": adapter_cls.spec} if getattr(adapter_cls, "spec", "") else {}),
         **({"features_from": adapter.sae_source} if getattr(adapter, "sae_source", None) else {}),
+        **({"data": data} if (data := identity(task)) else {}),  # your own data: which (bench/own_data.py)
     }
     variant = results_variant(task, config, adapter_cls)
     path = write_result(task.name, adapter_cls.name, preset, seed, out["metrics"], dataclasses.asdict(config),

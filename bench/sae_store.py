@@ -98,11 +98,17 @@ def _from_named_folder(folder: Path, hook: str, width: int, sites: list, device:
 
 def fitted_folder(adapter, task, preset: str, seed: int, role: str, at_default: bool, tag: str) -> Path:
     """Where a dictionary fitted here (SAE, transcoder, semi-NMF) lives: beside the checkpoints for the
-    trained model at its default layer and site, else under .cache/saes/ (`tag` names layer and site)."""
+    trained model at its default layer and site, else under .cache/saes/ (`tag` names layer and site;
+    on your own data the folder names it too)."""
     from bench.model_store import checkpoint_stem
 
+    from bench.own_data import run_suffix
+
     stem = checkpoint_stem(task.name, adapter.stem_name(), preset, seed)
-    return stem if role == "trained" and at_default else CACHE / "saes" / task.name / f"{stem.name}-{role}-{tag}"
+    if role == "trained" and at_default:
+        return stem
+    # On your own data a cached fit has a folder of its own: none is shared across data.
+    return CACHE / "saes" / task.name / f"{stem.name}-{role}-{tag}{run_suffix(task)}"
 
 
 def refit_if_stale(folder: Path, record: dict, adapter, task, preset: str, what: str, fit) -> None:

@@ -1,15 +1,17 @@
 """A folder written whole or not at all, never over an existing one: what the commands that import
 a user's own data write (tasks/chess/own_games.py, tasks/language/own_corpus.py).
 
-The files go into `.<name>.partial` beside the folder, which is renamed to the folder once they are
-all written. A failure, Ctrl-C included, removes the partial folder; one left by a killed run is
-removed by the next. The parent must exist already, so nothing is created above the folder.
+The files go into a hidden temporary folder beside it (`.<name>.partial-*`, unique to the process),
+renamed to the folder once they are all written. A failure, Ctrl-C included, removes it; a process
+killed outright leaves it behind, hidden, for the user to delete. The parent must exist already, so
+nothing is created above the folder.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -27,9 +29,8 @@ def check_new(out: Path) -> None:
 def write_new_folder(out: Path, fill: Callable[[Path], None]) -> None:
     """fill(partial) writes the files into `partial`; then it becomes `out`."""
     check_new(out)
-    partial = out.with_name(f".{out.name}.partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir()
+    partial = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
+    os.chmod(partial, 0o755)  # mkdtemp's 0700 would follow the folder after the rename
     try:
         fill(partial)
         if out.exists():  # made by someone else while the files were written

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Callable
 
+from bench.own_data import refuse_own_data
 from core.errors import BenchError, run_command
 
 
@@ -23,6 +24,7 @@ def arms_main(doc: str, arms: dict, run_arm: Callable, report: Callable[[], list
     args = parser.parse_args(argv)
 
     def body() -> None:
+        refuse_own_data("chess", "a recipe study (written beside the committed results)")
         names = [a for a in args.arms.split(",") if a]
         scored = [a for a in getattr(args, "score", "").split(",") if a]
         unknown = [a for a in names + scored if a not in arms]

@@ -17,6 +17,7 @@ import json
 import sys
 import time
 
+from bench.own_data import refuse_own_data
 from core.errors import BenchError, run_command
 
 
@@ -76,7 +77,12 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="task config settings")
-    return run_command(lambda: _run(parser.parse_args(argv)))
+    def body():
+        args = parser.parse_args(argv)
+        refuse_own_data(args.task, "the SAE sweep (written beside the committed results)")
+        _run(args)
+
+    return run_command(body)
 
 
 def _run(args) -> None:

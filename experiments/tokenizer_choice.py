@@ -20,6 +20,7 @@ import statistics
 import sys
 import time
 
+from bench.own_data import refuse_own_data
 from core.errors import run_command
 from core.results import atomic_write_text, git_sha, results_root, versions
 from tasks.language.presets import PRESETS
@@ -151,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def body():
+        refuse_own_data("language", "the tokenizer study (written beside the committed results)")
         result = measure(tuple(args.tokenizers), args.steps, args.threads, args.seed)
         path = results_root() / "language" / "tokenizer_choice.json"
         atomic_write_text(path, json.dumps(result, indent=2) + "\n")

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.own_data import variant_for
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -126,8 +128,8 @@ def _illegal_corpus(s):
 
 
 def _full_evaluation_stored(s):
-    # The sandbox's games are a folder of their own (MOEXBENCH_CHESS_DATA): runs on them write to data.<folder>.
-    path = s.write_result("dense", 0, {"coverage": 0.1}, variant=f"data.{s.data.name}")
+    # The sandbox's games are a folder of their own (MOEXBENCH_CHESS_DATA): runs on them write to its variant.
+    path = s.write_result("dense", 0, {"coverage": 0.1}, variant=variant_for(s.data))
     record = json.loads(path.read_text())
     path.write_text(json.dumps({**record, "config": {"probe_games": 0, "legal_move_games": 100}}))
 

@@ -68,7 +68,7 @@ def test_width_sweep_plots_models_with_two_widths_and_names_the_absent_ones(tmp_
     names = {p.name for p in width_sweep("short")}
     assert names == {"chess_width_sweep.png", "chess_width_sweep.pdf", "chess_width_sweep.txt"}
     caption = (tmp_path / "figures" / "chess_width_sweep.txt").read_text()
-    assert "Absent: moex at short-w384." in caption and "dashed: each model's random-init floor" in caption
+    assert "Absent: moex at short-w384." in caption and "Dashed: the random-init floor of dense." in caption
     assert "chess/short-w128/dense.json" in caption and "chess/short-w384/dense.json" in caption
 
 

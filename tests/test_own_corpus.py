@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.own_data import variant_for
 from core.errors import BenchError
 from tasks.language import tokenizer as tokenizer_module
 from tasks.language.corpus import EMBEDDED_DIR, read_records, read_split
@@ -53,8 +54,11 @@ def test_an_existing_folder_or_an_empty_split_is_refused_and_nothing_is_written(
     assert "split empty" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]               # no folder, no temporary left
     assert main(["--out", str(tmp_path / "twice"), "--files", text_files[0], text_files[0]]) == 2  # one distinct
+    capsys.readouterr()
     assert main(["--out", str(tmp_path / "no" / "parent"), "--files", *text_files[:60]]) == 2
+    assert "is not a folder; create it first" in capsys.readouterr().err
     assert main(["--out", str(tmp_path / "size"), "--files", *text_files[:60], "--bpe-vocab", "300"]) == 2
+    assert "--bpe-vocab goes with --bpe-only" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]
 
 
@@ -112,6 +116,6 @@ def test_the_language_task_runs_end_to_end_on_your_own_text(tmp_path, text_files
                          env={**env, "PYTHONPATH": str(ROOT)},
                          capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-2000:]
-    result = json.loads((tmp_path / "results" / "language" / "tiny" / "data.corpus" / "dense.json").read_text())
+    result = json.loads((tmp_path / "results" / "language" / "tiny" / variant_for(out) / "dense.json").read_text())
     assert result["provenance"]["deviations"][0].startswith(f"text: the corpus in {out.resolve()} (MOEXBENCH_LANGUAGE_DATA)")
     assert result["metrics"]["perplexity"] > 1

@@ -34,7 +34,14 @@ def data(tmp_path) -> Path:
 
 def test_results_of_own_data_go_to_a_folder_named_after_it(data):
     assert own_data.variant_part(_Task(None)) is None
-    assert own_data.variant_part(_Task(data)) == "data.my-games"
+    name = own_data.variant_part(_Task(data))
+    assert name.startswith("data.my-games-") and len(name) == len("data.my-games-") + 6
+    other = data.parent / "elsewhere" / "my-games"             # same name, another folder: another summary
+    other.mkdir(parents=True)
+    assert own_data.variant_part(_Task(other)) != name
+    odd = data.parent / "my gamés"
+    odd.mkdir()
+    assert own_data.variant_part(_Task(odd)).startswith("data.my_gam_s-")   # a plain name, whatever the folder's
 
 
 def test_the_data_identity_changes_with_any_file(data):
@@ -86,3 +93,25 @@ def test_a_dictionary_fitted_on_one_data_set_is_never_reused_for_another(data, t
     with pytest.raises(BenchError, match="beside the committed checkpoints"):
         sae_store.refit_if_stale(committed, {"settings": 2}, _Adapter, _Task(data), "cpu", "SAE",
                                  fit_into(committed, {}))
+
+
+def test_commands_that_compare_with_the_committed_numbers_refuse_own_data(data, monkeypatch):
+    from bench import registry
+
+    monkeypatch.setattr(registry.task("chess"), "own_data", staticmethod(lambda: data))
+    with pytest.raises(BenchError, match="make grid .* works on the committed data only"):
+        own_data.refuse_own_data("chess", "make grid (the committed comparison's runs)")
+    own_data.refuse_own_data("language", "make regress")       # the language data is the committed one here
+
+
+def test_a_cached_fit_on_own_data_has_a_folder_of_its_own(data, monkeypatch):
+    from types import SimpleNamespace
+
+    task = _Task(data)
+    adapter = SimpleNamespace(stem_name=lambda: "dense_sae-topk")
+    committed_data = sae_store.fitted_folder(adapter, _Task(None), "cpu", 0, "random", True, "L1-mlp")
+    own = sae_store.fitted_folder(adapter, task, "cpu", 0, "random", True, "L1-mlp")
+    assert own != committed_data and own.name.startswith(committed_data.name + "-data.my-games-")
+    # the trained model's dictionary at its default site stays beside its checkpoint, on either data
+    assert sae_store.fitted_folder(adapter, task, "cpu", 0, "trained", True, "L1-mlp") == \
+        sae_store.fitted_folder(adapter, _Task(None), "cpu", 0, "trained", True, "L1-mlp")

@@ -10,6 +10,7 @@ from pathlib import Path
 import chess.pgn
 import pytest
 
+from bench.own_data import variant_for
 from tasks.chess.corpus import read_split, san_moves
 from tasks.chess.own_games import main
 
@@ -71,7 +72,8 @@ def test_the_chess_task_runs_end_to_end_on_your_own_games(tmp_path, games):
                           "--preset", "tiny", "--threads", "1"], cwd=ROOT, env=env, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-2000:]
     # Results on your games go to a folder named after them, and say whose games they are.
-    result = json.loads((tmp_path / "results" / "chess" / "tiny" / "data.corpus" / "dense.json").read_text())
+    result = json.loads((tmp_path / "results" / "chess" / "tiny" / variant_for(out) / "dense.json").read_text())
+    assert variant_for(out).startswith("data.corpus-") and result["provenance"]["data"].startswith(str(out))
     assert result["details"]["positions"] == {"probe_train": 40 * 20, "probe_test": 40 * 20}
     assert f"data: your games in {out} (MOEXBENCH_CHESS_DATA), not the committed engine games" in \
         result["provenance"]["deviations"]

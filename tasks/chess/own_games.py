@@ -12,7 +12,7 @@ sets, the statistics games (the first of `train`) and the validation games (its 
 Training reads `train`; a move-format preset (`cpu`, `short*`, `gpu`) also reads its shards of more
 games from `<folder>/more/` (`python -m tasks.chess.more_games` fills it with engine games, deduplicated
 against yours). A game that does not replay stops the command naming its file and line (`--skip-bad`
-skips and counts such games instead). Results on your games go to `results/chess/data.<folder name>/`
+skips and counts such games instead). Results on your games go to `results/chess/data.<folder name>-<6 hex>/`
 and name your folder in their provenance (bench/own_data.py). The folder is written whole or not at
 all, and an existing one is refused (core/new_folder.py): nothing is overwritten.
 """
@@ -23,6 +23,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from bench.own_data import variant_for
 from core.errors import BenchError, run_command
 from core.new_folder import check_new, write_new_folder
 from tasks.chess.corpus import EVAL_MIN_DOTS, EVAL_WINDOW, SPLIT_FILES, count_dots, load_blocks, load_pgn, write_split
@@ -90,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"note: presets that read {PROBE_GAMES} probe games per set read your {args.probe_games}; "
                   f"each result records its positions (details.positions)")
         print(f"use it: MOEXBENCH_CHESS_DATA={args.out} make bench MODEL=moex TASK=chess "
-              f"(results in results/chess/data.{args.out.resolve().name}/)")
+              f"(results in results/chess/{variant_for(args.out)}/)")
 
     return run_command(body)
 

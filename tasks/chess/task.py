@@ -178,9 +178,10 @@ class ChessTask(Task):
     @staticmethod
     def after_training(model_name: str, preset: str, seed: int, meta: dict) -> None:
         if seed == 0 and not preset.startswith("tiny"):
+            from bench.own_data import variant_part
             from tasks.chess.training_curve import write_curve
 
-            write_curve(model_name, preset, meta)
+            write_curve(model_name, preset, meta, variant_part(ChessTask))  # own data: beside its results
 
     @staticmethod
     def evaluate(adapter: FeatureAdapter, random_adapter: FeatureAdapter | None, config: ChessConfig,

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from core.errors import BenchError
-from core.results import atomic_write_text, task_dir
+from core.results import atomic_write_text, result_dir
 from tasks.chess.corpus import read_split
 from tasks.chess.positions import build_positions
 from tasks.chess.probe import probe_f1
@@ -58,12 +58,13 @@ def curve_point(model, step: int, fmt_name: str = "chars", n_games: int = CURVE_
     return {"probe_f1_by_layer": f1}
 
 
-def write_curve(model_name: str, preset: str, meta: dict) -> list:
-    """results/chess/training_curve_<model>.json and .png from a checkpoint's training history."""
+def write_curve(model_name: str, preset: str, meta: dict, variant: str | None = None) -> list:
+    """results/chess/[<preset>/][<variant>/]training_curve_<model>.json and .png from a checkpoint's
+    training history."""
     history = [h for h in meta.get("history", []) if "probe_f1_by_layer" in h]
     if not history:
         return []
-    folder = task_dir("chess", preset)
+    folder = result_dir("chess", preset, variant)
     from tasks.chess.presets import PRESETS
 
     record = {"model": model_name, "preset": preset, "format": PRESETS[preset].format,
