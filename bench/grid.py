@@ -148,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=2, help="runs at once, one thread each")
     parser.add_argument("--dry-run", action="store_true")
     args = parser.parse_args(argv)
+
     def body():
         refuse_own_data(args.task, "make grid (the committed comparison's runs)")
         run_grid(args.task, args.preset, max(1, args.jobs), args.dry_run)

@@ -225,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     only = tuple(t for t in args.only.split(",") if t)
     code = {}
+
     def body():
         for task in ("chess", "language"):
             refuse_own_data(task, "make regress (against the committed references)")

@@ -62,10 +62,10 @@ def settings_for(adapter_cls, task, overrides) -> object:
 
 def results_variant(task, config, adapter_cls) -> str | None:
     """A setting that makes a different experiment (another layer or site, the language LLM backend, a
-    non-uniform toy importance) or your own data (bench/own_data.py) writes to its own results folder, never
-    over the default run's. Settings are
-    compared with the model's own defaults: those are its default run, in the main folder beside every
-    other model's (the attention SAE at site=attn; the same SAE at site=mlp is the variant site.mlp)."""
+    non-uniform toy importance) or your own data (bench/own_data.py) writes to its own results folder,
+    never over the default run's. Settings are compared with the model's own defaults: those are its
+    default run, in the main folder beside every other model's (the attention SAE at site=attn; the
+    same SAE at site=mlp is the variant site.mlp)."""
     from bench.own_data import variant_part
 
     parts = [task.result_variant(config, settings_for(adapter_cls, task, [])), variant_part(task)]

@@ -101,7 +101,6 @@ def fitted_folder(adapter, task, preset: str, seed: int, role: str, at_default: 
     trained model at its default layer and site, else under .cache/saes/ (`tag` names layer and site;
     on your own data the folder names it too)."""
     from bench.model_store import checkpoint_stem
-
     from bench.own_data import run_suffix
 
     stem = checkpoint_stem(task.name, adapter.stem_name(), preset, seed)

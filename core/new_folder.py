@@ -38,6 +38,7 @@ def write_new_folder(out: Path, fill: Callable[[Path], None]) -> None:
         try:
             os.rename(partial, out)
         except OSError as e:
-            raise BenchError(f"could not move the finished files to {out} ({e.strerror}); nothing was written") from None
+            raise BenchError(f"could not move the finished files to {out} ({e.strerror}); "
+                             f"nothing was written") from None
     finally:
         shutil.rmtree(partial, ignore_errors=True)

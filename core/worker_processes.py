@@ -4,7 +4,8 @@ A `multiprocessing` pool's worker whose parent is killed outright (SIGKILL, the 
 CI timeout) runs its task in hand to the end as an orphan and only then fails to hand the result
 back: for the game generator that is a chunk of engine games, many seconds of a core and an engine.
 `die_with_parent` asks Linux to send the worker SIGTERM when its parent dies (prctl
-PR_SET_PDEATHSIG); the engine, whose input then closes, quits on its own. Pass it as the pool's initializer with the parent's pid:
+PR_SET_PDEATHSIG); the engine, whose input then closes, quits on its own. Pass it as the pool's
+initializer with the parent's pid:
 
     Pool(n, initializer=die_with_parent, initargs=(os.getpid(),))
 

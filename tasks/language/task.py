@@ -157,7 +157,8 @@ class LanguageTask(Task):
         metrics.update(result.metrics)
         metrics["n_features"] = n_features
         details = {"feature_hook": adapter.feature_hook(config.layer, config.site),
-                   "feature_kind": adapter.feature_kind, "tokenizer": LanguageTask.token_format(preset), "model": model_details,
+                   "feature_kind": adapter.feature_kind, "tokenizer": LanguageTask.token_format(preset),
+                   "model": model_details,
                    "splice": splice_details(adapter, config.layer, config.site),
                    "autointerp": result.details,
                    "text": {"val_seqs": len(val), "interp_seqs": len(interp), "n_ctx": p.n_ctx}}
