@@ -37,8 +37,10 @@ GRIDS = {
                       + [(m, 0) for m in ("dense-relu", "dense-continued", "moex-upcycled", "switch-relu",
                                           "moex-gelu", "moe-relu")],
     **{("chess", p): [("dense", 0), ("moex", 0)] for p in ("short-w128", "short", "short-w384")},
+    # language: seed 0 of each model; then seeds 1-2 of dense and its dictionaries, so the dictionaries
+    # (minutes each) get a seed spread beside MoE-X's units (a language dense model is about 100 minutes).
     ("language", "cpu"): [("dense", 0), *((m, 0) for m in DICTIONARIES), ("moex", 0), ("switch", 0),
-                          ("dense-topk", 0)],
+                          ("dense-topk", 0)] + [(m, s) for s in (1, 2) for m in ("dense", *DICTIONARIES)],
 }
 
 
