@@ -108,7 +108,7 @@ def _fresh_model_json_gone(s):
 
 
 def _bad_state(s):
-    run = s.root / "runs" / "chess" / "dense-tiny-seed0"
+    run = s.root / "runs" / "chess" / f"dense-tiny-seed0-{variant_for(s.data)}"  # the sandbox's games are its own
     run.mkdir(parents=True)
     (run / "state.safetensors").write_bytes(b"{not a state")
     s.stem.with_suffix(".json").unlink()
