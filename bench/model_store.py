@@ -13,9 +13,9 @@ from pathlib import Path
 
 import torch
 
-from bench.own_data import refuse_training_into_committed, run_suffix
 from core.errors import BenchError
 from core.locks import exclusive
+from core.own_data import refuse_training_into_committed, run_suffix
 from core.paths import ROOT, RUNS
 from core.results import ensure_writable
 from models.checkpoint import load_model, read_meta, weights_digest
@@ -54,7 +54,7 @@ def build_random(adapter_cls, task, preset: str, seed: int) -> GPT:
 
 
 def _runs(task, adapter_cls, preset: str, seed: int) -> Path:
-    """The training run's folder; on your own data one of its own (bench/own_data.py)."""
+    """The training run's folder; on your own data one of its own (core/own_data.py)."""
     base = run_dir(task.name, adapter_cls.name, preset, seed)
     return base.with_name(base.name + run_suffix(task))
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import torch
 
 from bench.model_store import build_random, load_or_train
-from bench.own_data import identity
 from bench.report import write_summary
+from core.own_data import identity
 from core.results import ensure_writable, refuse_other_measurement, result_path, write_result
 from bench.sae_store import attach_features
 
@@ -42,7 +42,7 @@ def run_bench(adapter_cls, task, config, preset: str, seed: int, device: str) ->
         # a model from the user's files is found again by its spec, not by the plain name it is written under
         **({"model_spec": adapter_cls.spec} if getattr(adapter_cls, "spec", "") else {}),
         **({"features_from": adapter.sae_source} if getattr(adapter, "sae_source", None) else {}),
-        **({"data": data} if (data := identity(task)) else {}),  # your own data: which (bench/own_data.py)
+        **({"data": data} if (data := identity(task)) else {}),  # your own data: which (core/own_data.py)
     }
     variant = results_variant(task, config, adapter_cls)
     path = write_result(task.name, adapter_cls.name, preset, seed, out["metrics"], dataclasses.asdict(config),
@@ -62,11 +62,11 @@ def settings_for(adapter_cls, task, overrides) -> object:
 
 def results_variant(task, config, adapter_cls) -> str | None:
     """A setting that makes a different experiment (another layer or site, the language LLM backend, a
-    non-uniform toy importance) or your own data (bench/own_data.py) writes to its own results folder,
+    non-uniform toy importance) or your own data (core/own_data.py) writes to its own results folder,
     never over the default run's. Settings are compared with the model's own defaults: those are its
     default run, in the main folder beside every other model's (the attention SAE at site=attn; the
     same SAE at site=mlp is the variant site.mlp)."""
-    from bench.own_data import variant_part
+    from core.own_data import variant_part
 
     parts = [task.result_variant(config, settings_for(adapter_cls, task, [])), variant_part(task)]
     return "_".join(p for p in parts if p) or None

@@ -101,7 +101,7 @@ def fitted_folder(adapter, task, preset: str, seed: int, role: str, at_default: 
     trained model at its default layer and site, else under .cache/saes/ (`tag` names layer and site;
     on your own data the folder names it too)."""
     from bench.model_store import checkpoint_stem
-    from bench.own_data import run_suffix
+    from core.own_data import run_suffix
 
     stem = checkpoint_stem(task.name, adapter.stem_name(), preset, seed)
     if role == "trained" and at_default:
@@ -115,9 +115,9 @@ def refit_if_stale(folder: Path, record: dict, adapter, task, preset: str, what:
     `record`; with training switched off (MOEXBENCH_NO_TRAIN=1) that is one line instead. One process
     fits a folder at a time: a second one that needs the same fit waits, then uses what the first saved.
     On the user's own data the record gains the data it is fitted on, and nothing is fitted into the
-    committed checkpoints (bench/own_data.py)."""
+    committed checkpoints (core/own_data.py)."""
     from bench.model_store import training_allowed
-    from bench.own_data import identity, refuse_training_into_committed
+    from core.own_data import identity, refuse_training_into_committed
 
     saved = st.read_record(folder)
     if saved == record:  # fitted on the committed data: read as it is, on any data, as models are

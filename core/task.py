@@ -65,7 +65,7 @@ class Task:
     def own_data() -> Path | None:
         """The folder of the user's own data that the task reads instead of its committed data (named
         by an environment variable), or None. Then results go to a folder of their own and nothing is
-        trained into the committed checkpoints (bench/own_data.py)."""
+        trained into the committed checkpoints (core/own_data.py)."""
         return None
 
     @staticmethod

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.own_data import variant_for
+from core.own_data import variant_for
 
 ROOT = Path(__file__).resolve().parents[1]
 

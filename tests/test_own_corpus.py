@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.own_data import variant_for
 from core.errors import BenchError
+from core.own_data import variant_for
 from tasks.language import tokenizer as tokenizer_module
 from tasks.language.corpus import EMBEDDED_DIR, read_records, read_split
 from tasks.language.own_corpus import main

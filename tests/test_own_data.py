@@ -1,4 +1,4 @@
-"""Runs on the user's own data never touch what the committed data produced (bench/own_data.py):
+"""Runs on the user's own data never touch what the committed data produced (core/own_data.py, bench/own_data.py):
 results go to their own folder, nothing is trained into the committed checkpoints, and a dictionary
 fitted on one data set is never reused for another."""
 
@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from bench import own_data, sae_store
+from bench import sae_store
+from bench.own_data import refuse_own_data
+from core import own_data
 from core.errors import BenchError
 
 
@@ -100,8 +102,8 @@ def test_commands_that_compare_with_the_committed_numbers_refuse_own_data(data, 
 
     monkeypatch.setattr(registry.task("chess"), "own_data", staticmethod(lambda: data))
     with pytest.raises(BenchError, match="make grid .* works on the committed data only"):
-        own_data.refuse_own_data("chess", "make grid (the committed comparison's runs)")
-    own_data.refuse_own_data("language", "make regress")       # the language data is the committed one here
+        refuse_own_data("chess", "make grid (the committed comparison's runs)")
+    refuse_own_data("language", "make regress")       # the language data is the committed one here
 
 
 def test_a_cached_fit_on_own_data_has_a_folder_of_its_own(data, monkeypatch):

@@ -10,7 +10,7 @@ from pathlib import Path
 import chess.pgn
 import pytest
 
-from bench.own_data import variant_for
+from core.own_data import variant_for
 from tasks.chess.corpus import read_split, san_moves
 from tasks.chess.own_games import main
 

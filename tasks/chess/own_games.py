@@ -13,7 +13,7 @@ Training reads `train`; a move-format preset (`cpu`, `short*`, `gpu`) also reads
 games from `<folder>/more/` (`python -m tasks.chess.more_games` fills it with engine games, deduplicated
 against yours). A game that does not replay stops the command naming its file and line (`--skip-bad`
 skips and counts such games instead). Results on your games go to `results/chess/data.<folder name>-<6 hex>/`
-and name your folder in their provenance (bench/own_data.py). The folder is written whole or not at
+and name your folder in their provenance (core/own_data.py). The folder is written whole or not at
 all, and an existing one is refused (core/new_folder.py): nothing is overwritten.
 """
 
@@ -23,9 +23,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from bench.own_data import variant_for
 from core.errors import BenchError, run_command
 from core.new_folder import check_new, write_new_folder
+from core.own_data import variant_for
 from tasks.chess.corpus import EVAL_MIN_DOTS, EVAL_WINDOW, SPLIT_FILES, count_dots, load_blocks, load_pgn, write_split
 from tasks.chess.generate_games import split_corpus
 from tasks.chess.presets import PRESETS

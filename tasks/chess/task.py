@@ -178,7 +178,7 @@ class ChessTask(Task):
     @staticmethod
     def after_training(model_name: str, preset: str, seed: int, meta: dict) -> None:
         if seed == 0 and not preset.startswith("tiny"):
-            from bench.own_data import variant_part
+            from core.own_data import variant_part
             from tasks.chess.training_curve import write_curve
 
             write_curve(model_name, preset, meta, variant_part(ChessTask))  # own data: beside its results

@@ -11,7 +11,7 @@ your text with the ids they were trained on. `--train-bpe` trains one on your tr
 checkpoints trained with another tokenizer are then refused (their ids mean other things), so train
 models for it into a folder of their own (`MOEXBENCH_CHECKPOINTS=<folder>`). `--bpe-only` adds a BPE
 of another size to an existing folder, trained on its train split. Results on your text go to
-`results/language/data.<folder name>-<6 hex>/` (bench/own_data.py).
+`results/language/data.<folder name>-<6 hex>/` (core/own_data.py).
 
 A document whose text repeats an earlier one's is dropped (it could sit in both splits). A document
 is held out when sha256(seed, its id) falls in the lowest `--heldout-percent` (the id is the file's
@@ -28,9 +28,9 @@ import shutil
 import sys
 from pathlib import Path
 
-from bench.own_data import variant_for
 from core.errors import BenchError, run_command
 from core.new_folder import check_new, write_new_folder
+from core.own_data import variant_for
 from tasks.language.build_corpus import HELDOUT_PERCENT, SEED, is_heldout, write_text
 from tasks.language.corpus import EMBEDDED_DIR, SPLIT_FILES, load_hf_dataset, load_text_files, read_split, write_split
 
