@@ -10,7 +10,7 @@ import torch
 
 from bench.model_store import build_random, load_or_train
 from bench.report import write_summary
-from core.own_data import identity
+from core.own_data import identity, variant_part
 from core.results import ensure_writable, refuse_other_measurement, result_path, write_result
 from bench.sae_store import attach_features
 
@@ -66,8 +66,6 @@ def results_variant(task, config, adapter_cls) -> str | None:
     never over the default run's. Settings are compared with the model's own defaults: those are its
     default run, in the main folder beside every other model's (the attention SAE at site=attn; the
     same SAE at site=mlp is the variant site.mlp)."""
-    from core.own_data import variant_part
-
     parts = [task.result_variant(config, settings_for(adapter_cls, task, [])), variant_part(task)]
     return "_".join(p for p in parts if p) or None
 
