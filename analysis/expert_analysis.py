@@ -23,7 +23,7 @@ import torch
 
 from adapters.moe import router_active_corr
 from bench.own_data import refuse_own_data
-from core.errors import BenchError, run_command
+from core.errors import BenchError, run_command, FILES_WHOLE
 from core.results import atomic_write_text, git_sha, task_dir
 
 UNITS_PER_EXPERT = 64
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         for model in args.models.split(","):
             print(f"wrote {write_analysis(args.task, model.strip(), args.preset)}")
 
-    return run_command(body)
+    return run_command(body, on_interrupt=FILES_WHOLE)
 
 
 if __name__ == "__main__":

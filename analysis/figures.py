@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from bench.report import _seed_stats
-from core.errors import run_command
+from core.errors import run_command, FILES_WHOLE
 from core.results import atomic_write_text, load_results, results_root, task_dir, with_seeds
 
 
@@ -402,7 +402,7 @@ def main(argv: list[str] | None = None) -> int:
                                      "committed results into results/figures/ (what `make figures` runs).")
     parser.add_argument("presets", nargs="*", default=["cpu", "short"], help="presets to draw (default: cpu short)")
     args = parser.parse_args(argv)
-    return run_command(lambda: make_figures(tuple(args.presets)) and None)
+    return run_command(lambda: make_figures(tuple(args.presets)) and None, on_interrupt=FILES_WHOLE)
 
 
 if __name__ == "__main__":

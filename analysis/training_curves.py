@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from core.errors import BenchError
+from core.errors import BenchError, FILES_WHOLE
 from core.results import task_dir
 from tasks.chess.training_curve import plot_curve, reach_estimate
 
@@ -61,4 +61,4 @@ if __name__ == "__main__":
 
     from core.errors import run_command
 
-    sys.exit(run_command(lambda: _redraw_all(sys.argv[1:])))
+    sys.exit(run_command(lambda: _redraw_all(sys.argv[1:]), on_interrupt=FILES_WHOLE))

@@ -21,7 +21,7 @@ import sys
 import time
 
 from bench.own_data import refuse_own_data
-from core.errors import run_command
+from core.errors import run_command, NOTHING_WRITTEN
 from core.results import atomic_write_text, git_sha, results_root, versions
 from tasks.language.presets import PRESETS
 
@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         print(recommendation(result))
         print(f"wrote {path}")
 
-    return run_command(body)
+    return run_command(body, on_interrupt=NOTHING_WRITTEN)
 
 
 if __name__ == "__main__":

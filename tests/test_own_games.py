@@ -60,6 +60,23 @@ def test_refusals_name_the_problem_and_write_nothing(tmp_path, games, capsys):
     assert list(existing.iterdir()) == []
 
 
+def test_ctrl_c_while_writing_leaves_nothing_and_says_so(tmp_path, games, capsys, monkeypatch):
+    rows = tmp_path / "rows.txt"
+    rows.write_text("\n".join(games[:100]) + "\n")
+    written = []
+
+    def write_then_interrupt(path, split):   # the first split lands in the hidden folder, then Ctrl-C
+        path.write_text("\n".join(split) + "\n")
+        written.append(path)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("tasks.chess.own_games.write_split", write_then_interrupt)
+    assert main(["--out", str(tmp_path / "mine"), "--blocks", str(rows), "--probe-games", "10"]) == 130
+    assert capsys.readouterr().err.strip() == "interrupted; nothing was written"
+    assert written and not written[0].exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rows.txt"]
+
+
 def test_the_chess_task_runs_end_to_end_on_your_own_games(tmp_path, games):
     rows = tmp_path / "rows.txt"
     rows.write_text("\n".join(games) + "\n")

@@ -23,7 +23,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from core.errors import BenchError, run_command
+from core.errors import BenchError, run_command, NOTHING_WRITTEN
 from core.new_folder import check_new, write_new_folder
 from core.own_data import variant_for
 from tasks.chess.corpus import EVAL_MIN_DOTS, EVAL_WINDOW, SPLIT_FILES, count_dots, load_blocks, load_pgn, write_split
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"use it: MOEXBENCH_CHESS_DATA={args.out} make bench MODEL=moex TASK=chess "
               f"(results in results/chess/{variant_for(args.out)}/)")
 
-    return run_command(body)
+    return run_command(body, on_interrupt=NOTHING_WRITTEN)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-from core.errors import BenchError, run_command
+from core.errors import BenchError, run_command, FILES_WHOLE
 from tasks.language.corpus import EMBEDDED_DIR, SPLIT_FILES, write_split
 
 PY_DOCS = Path("/usr/share/doc/python3.11/html/_sources")
@@ -418,7 +418,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{args.out / name}: {f['bytes']:,} bytes" +
                   (f", {f['documents']} documents, {f['characters']:,} characters" if "split" in f else ""))
 
-    return run_command(body)
+    return run_command(body, on_interrupt=FILES_WHOLE)
 
 
 if __name__ == "__main__":

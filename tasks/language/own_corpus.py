@@ -28,7 +28,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from core.errors import BenchError, run_command
+from core.errors import BenchError, run_command, NOTHING_WRITTEN
 from core.new_folder import check_new, write_new_folder
 from core.own_data import variant_for
 from tasks.language.build_corpus import HELDOUT_PERCENT, SEED, is_heldout, write_text
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"use it: MOEXBENCH_LANGUAGE_DATA={args.out} make bench TASK=language MODEL=dense PRESET=cpu "
               f"(results in results/language/{variant_for(args.out)}/)")
 
-    return run_command(body)
+    return run_command(body, on_interrupt=NOTHING_WRITTEN)
 
 
 if __name__ == "__main__":
