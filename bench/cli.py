@@ -42,7 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--task", default="chess")
     rep.add_argument("--preset", default="cpu")
     rep.add_argument("--variant", default=None,
-                     help="a variant folder of the task's results (e.g. llm: the language task's LLM backend)")
+                     help="a variant folder of the task's results (e.g. llm: the language task's LLM backend); "
+                          "default: your own data's folder when MOEXBENCH_<TASK>_DATA is set, else the main one")
     sub.add_parser("list", help="list models, tasks and presets")
     export_saebench.register(sub)
     return parser
@@ -128,8 +129,12 @@ def _dispatch(args) -> None:
         from bench.report import headline_lines, write_summary
         from core.results import result_dir
 
+        from core.own_data import variant_part
+
         task = registry.task(args.task)
         registry.check_preset(args.preset, task)
+        if args.variant is None:  # on your own data, the folder its results went to
+            args.variant = variant_part(task)
         if args.variant and not result_dir(args.task, args.preset, args.variant).is_dir():
             raise BenchError(f"no results folder {result_dir(args.task, args.preset, args.variant)} for variant "
                              f"{args.variant!r}; run the bench with that variant first, or leave VARIANT unset")

@@ -94,6 +94,12 @@ def test_the_chess_task_runs_end_to_end_on_your_own_games(tmp_path, games):
     assert result["details"]["positions"] == {"probe_train": 40 * 20, "probe_test": 40 * 20}
     assert f"data: your games in {out} (MOEXBENCH_CHESS_DATA), not the committed engine games" in \
         result["provenance"]["deviations"]
+    # The report, with no VARIANT, summarises your games' results, not the committed ones.
+    run = subprocess.run([sys.executable, "-m", "bench", "report", "--task", "chess", "--preset", "tiny"],
+                         cwd=ROOT, env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+    summary = tmp_path / "results" / "chess" / "tiny" / variant_for(out) / "summary.md"
+    assert f"wrote {summary}" in run.stdout and "dense" in summary.read_text()
     # Without a checkpoint folder of its own, a model your games would train is refused, not trained into ours.
     del env["MOEXBENCH_CHECKPOINTS"]
     run = subprocess.run([sys.executable, "-m", "bench", "bench", "--task", "chess", "--model", "moe",
