@@ -33,8 +33,8 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--preset", default="cpu")
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--device", default="cpu")
-        p.add_argument("--threads", type=int, default=int(os.environ.get("MOEXBENCH_THREADS", os.cpu_count() or 1)),
-                       help="torch threads (default: all cores; never run two heavy jobs at once)")
+        p.add_argument("--threads", type=int, default=int(os.environ.get("MOEXBENCH_THREADS", "1")),
+                       help="torch threads (default 1, as the committed results; MOEXBENCH_THREADS sets it too)")
         p.add_argument("--quiet", action="store_true", help="no progress bars (also under CI=true or MOEXBENCH_QUIET=1)")
         if name == "bench":
             p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="task config settings")

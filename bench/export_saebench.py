@@ -42,7 +42,7 @@ def register(sub) -> None:
     p.add_argument("--variant", default=None, help="a variant folder of the task's results (e.g. llm)")
     p.add_argument("--out", default=None, help="output folder (default: <the results folder>/saebench)")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=int, default=int(os.environ.get("MOEXBENCH_THREADS", os.cpu_count() or 1)))
+    p.add_argument("--threads", type=int, default=int(os.environ.get("MOEXBENCH_THREADS", "1")))
     p.add_argument("--quiet", action="store_true", help="no progress bars (as for bench and train)")
 
 

@@ -20,6 +20,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+import torch
+
 from core.errors import BenchError
 from core.paths import ROOT
 
@@ -138,6 +140,7 @@ def write_result(task: str, model: str, preset: str, seed: int, metrics: dict, c
         "task": task, "model": model, "preset": preset, "schema_version": SCHEMA_VERSION,
         "metrics": metrics, "config": config,
         "provenance": {"git_sha": git_sha(), "versions": versions(), "seed": seed,
+                       "torch_threads": torch.get_num_threads(),  # results match only at the same count
                        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                        **provenance_extra},
         "details": details,

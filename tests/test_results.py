@@ -1,6 +1,7 @@
 import json
 
 import pytest
+import torch
 
 from core.errors import BenchError
 from core.results import load_result, result_path, write_result
@@ -27,6 +28,7 @@ def test_written_result_round_trips_and_a_wrong_schema_is_named(tmp_path):
     record = load_result(path)
     assert record["metrics"] == {"coverage": 0.5, "n_features": 3}
     assert set(record["provenance"]) >= {"git_sha", "versions", "seed", "created", "x"}
+    assert record["provenance"]["torch_threads"] == torch.get_num_threads()
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({**record, "schema_version": 99}))
     with pytest.raises(BenchError, match="schema_version 99, expected 1"):
