@@ -119,8 +119,14 @@ def _load(record: dict, task, preset: str, device: str):
         raise BenchError(f"{record['_path']}: its config is not valid now ({e}); rerun the bench that "
                          f"wrote it") from None
     name = record.get("provenance", {}).get("model_spec") or record["model"]  # a model from the user's files
-    adapter, meta, _ = load_or_train(registry.model_adapter(name), task, preset, 0, device,
-                                     train_if_missing=False)
+    adapter_cls = registry.model_adapter(name)
+    if adapter_cls.name != record["model"]:  # scored with your own dictionary, named by a variable
+        own = record["provenance"].get("own_dictionary") or {}
+        hint = (f"set {own['variable']}={own['value']} again" if own else
+                "unset MOEXBENCH_SAE_PATH, MOEXBENCH_SAE_RELEASE and MOEXBENCH_TRANSCODER_PATH")
+        raise BenchError(f"{record['_path']} was scored as {record['model']}, but {name} is {adapter_cls.name} "
+                         f"here; {hint} to export it")
+    adapter, meta, _ = load_or_train(adapter_cls, task, preset, 0, device, train_if_missing=False)
     attach_features(adapter, task, preset, 0, config, device, role="trained")
     return adapter, meta, config
 

@@ -19,6 +19,7 @@ import time
 
 from bench.model_store import checkpoint_complete, checkpoint_stem
 from bench.own_data import refuse_own_data
+from bench.own_dictionary import refuse_own_dictionary
 from core.errors import BenchError, run_command
 from core.paths import RUNS
 from core.progress import progress as progress_bar
@@ -153,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def body():
         refuse_own_data(args.task, "make grid (the committed comparison's runs)")
+        refuse_own_dictionary("make grid (the committed comparison's runs)")
         run_grid(args.task, args.preset, max(1, args.jobs), args.dry_run)
 
     return run_command(body)

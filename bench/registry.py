@@ -50,12 +50,14 @@ def _load(kind: str, table: dict, name: str):
 
 
 def model_adapter(name: str):
-    """A registered model, or one from the user's files (`hf:<folder>`, `nanogpt:<ckpt.pt>`, `+sae:<folder>`)."""
+    """A registered model, or one from the user's files (`hf:<folder>`, `nanogpt:<ckpt.pt>`, `+sae:<folder>`);
+    a dictionary model reading your own dictionary gets a name of its own (bench/own_dictionary.py)."""
     from adapters.external import adapter_for, is_external
+    from bench.own_dictionary import with_own_dictionary
 
     if is_external(name):
         return adapter_for(name)
-    return _load("model", MODELS, ALIASES.get(name, name))
+    return with_own_dictionary(_load("model", MODELS, ALIASES.get(name, name)), name)
 
 
 def task(name: str):

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.own_data import refuse_own_data
+from bench.own_dictionary import refuse_own_dictionary
 from core.errors import BenchError, run_command
 from core.results import ROOT, atomic_write_text, git_sha, load_result, result_path, results_root
 
@@ -229,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     def body():
         for task in ("chess", "language"):
             refuse_own_data(task, "make regress (against the committed references)")
+        refuse_own_dictionary("make regress (against the committed references)")
         code["rc"] = run(args.mode, args.update, args.threads, only)
 
     status = run_command(body)

@@ -41,6 +41,9 @@ def run_bench(adapter_cls, task, config, preset: str, seed: int, device: str) ->
         "feature_kind": adapter.feature_kind,
         # a model from the user's files is found again by its spec, not by the plain name it is written under
         **({"model_spec": adapter_cls.spec} if getattr(adapter_cls, "spec", "") else {}),
+        # your own dictionary: the model as asked for, and the variable that names the dictionary
+        **({"model_spec": adapter_cls.requested_name, "own_dictionary": own}
+           if (own := getattr(adapter_cls, "own_dictionary", None)) else {}),
         **({"features_from": adapter.sae_source} if getattr(adapter, "sae_source", None) else {}),
         **({"data": data} if (data := identity(task)) else {}),  # your own data: which (core/own_data.py)
     }

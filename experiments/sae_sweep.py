@@ -18,6 +18,7 @@ import sys
 import time
 
 from bench.own_data import refuse_own_data
+from bench.own_dictionary import refuse_own_dictionary
 from core.errors import BenchError, run_command
 
 
@@ -80,6 +81,7 @@ def main(argv=None) -> int:
     def body():
         args = parser.parse_args(argv)
         refuse_own_data(args.task, "the SAE sweep (written beside the committed results)")
+        refuse_own_dictionary("the SAE sweep (written beside the committed results)")
         _run(args)
 
     return run_command(body)
