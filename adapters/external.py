@@ -7,11 +7,12 @@
 This file names them and says what their features are: the MLP neurons (`blocks.{l}.mlp.hook_post`)
 or the SAE's latents. Loading them, checking them against the task and building their random-init
 floor is the model store's job (bench/external_loading.py); they are never trained. Results are
-written under a plain name made from the path (`hf-gpt2`).
+written under a plain name made from the path and 6 hex of it (`hf-gpt2-1a2b3c`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -29,6 +30,12 @@ def is_external(name: str) -> bool:
 
 def _plain(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_.") or "model"
+
+
+def _named(label: str, path: Path) -> str:
+    """A result name from the path's last parts and 6 hex of the whole path: two `checkpoint-1000`
+    folders of different runs never write over each other's results."""
+    return f"{_plain(label)}-{hashlib.sha256(str(path).encode()).hexdigest()[:6]}"
 
 
 class ExternalAdapter(DenseAdapter):
@@ -69,7 +76,7 @@ def adapter_for(spec: str):
     source = Path(path).expanduser().resolve()
     label = source.name if kind == "hf" else f"{source.parent.name}-{source.stem}"
     model_cls = type(f"External{kind.title()}Adapter", (ExternalAdapter,),
-                     {"kind": kind, "source": source, "spec": model_spec, "name": _plain(f"{kind}-{label}")})
+                     {"kind": kind, "source": source, "spec": model_spec, "name": _named(f"{kind}-{label}", source)})
     if not plus:
         return model_cls
     if not sae_spec:
@@ -79,7 +86,7 @@ def adapter_for(spec: str):
         raise BenchError(f"+sae:{folder}: not a SAELens SAE folder (no cfg.json); save one with sae.save_model(folder)")
     return type("ExternalSAEAdapter_", (ExternalSAEAdapter,),
                 {"sae_folder": folder, "base_model": model_spec, "base_cls": model_cls, "spec": f"{model_spec}+sae:{folder}",
-                 "architecture": _sae_architecture(folder), "name": f"{model_cls.name}+sae-{_plain(folder.name)}"})
+                 "architecture": _sae_architecture(folder), "name": f"{model_cls.name}+sae-{_named(folder.name, folder)}"})
 
 
 def _sae_architecture(folder: Path) -> str:

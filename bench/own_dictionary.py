@@ -12,7 +12,6 @@ variable and its value, so the SAEBench export can ask for the same dictionary a
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -33,7 +32,7 @@ def own_dictionary(dictionary: str | None) -> tuple[str, str] | None:
 def with_own_dictionary(cls, requested: str):
     """`cls` itself, or a subclass named after your dictionary when its variable is set. `requested`
     is the model name as given: one naming an architecture (dense+sae:gated) must match the folder's."""
-    from adapters.external import _plain
+    from adapters.external import _named, _plain
 
     own = own_dictionary(getattr(cls, "dictionary", None))
     if own is None:
@@ -42,7 +41,7 @@ def with_own_dictionary(cls, requested: str):
     attrs = {"own_dictionary": {"variable": variable, "value": value}, "requested_name": requested}
     if variable.endswith("_PATH"):
         folder = Path(value).expanduser().resolve()
-        attrs["name"] = f"{cls.name}-{_plain(folder.name)}-{hashlib.sha256(str(folder).encode()).hexdigest()[:6]}"
+        attrs["name"] = f"{cls.name}-{_named(folder.name, folder)}"
         architecture = _architecture(folder) if variable == "MOEXBENCH_SAE_PATH" else None
         if architecture is not None:
             if ":" in requested and architecture != cls.architecture:

@@ -5,6 +5,7 @@ forward, and runs end to end through the bench command line."""
 import json
 import os
 import pickle
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -91,6 +92,21 @@ def _write_meta(folder: Path, vocab: str = VOCAB, protocol: int = 4) -> None:
     (folder / "meta.pkl").write_bytes(pickle.dumps(meta, protocol=protocol))
 
 
+def _one(folder: Path, pattern: str) -> Path:
+    """The one result file matching `pattern` (names end in 6 hex of the model's path)."""
+    found = sorted(folder.glob(pattern))
+    assert len(found) == 1, (pattern, sorted(p.name for p in folder.iterdir()))
+    return found[0]
+
+
+def test_two_folders_of_one_name_get_two_result_names(tmp_path):
+    from adapters.external import adapter_for
+
+    a, b = adapter_for(f"hf:{tmp_path / 'run-a' / 'checkpoint-1000'}"), adapter_for(f"hf:{tmp_path / 'run-b' / 'checkpoint-1000'}")
+    assert a.name.startswith("hf-checkpoint-1000-") and b.name.startswith("hf-checkpoint-1000-") and a.name != b.name
+    assert adapter_for(f"hf:{tmp_path / 'run-a' / 'checkpoint-1000'}").name == a.name  # the same path: the same name
+
+
 def _bench(*args, tmp: Path):
     env = {**os.environ, "MOEXBENCH_RESULTS": str(tmp / "results"), "MOEXBENCH_CACHE": str(tmp / "cache"),
            "MOEXBENCH_CHECKPOINTS": str(tmp / "checkpoints"), "MOEXBENCH_RUNS": str(tmp / "runs"),
@@ -175,11 +191,11 @@ def test_hf_gpt2_and_an_sae_on_it_score_on_the_language_task(tmp_path):
     _save_gpt2(tmp_path / "gpt2")
     out = _bench("--model", f"hf:{tmp_path / 'gpt2'}", "--task", "language", "--preset", "tiny-gpt2", tmp=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
-    result = json.loads((tmp_path / "results/language/tiny-gpt2/hf-gpt2.json").read_text())
+    result = json.loads(_one(tmp_path / "results/language/tiny-gpt2", "hf-gpt2-??????.json").read_text())
     assert result["provenance"]["feature_kind"].startswith("MLP neurons (hook_post) of hf:")
     assert result["metrics"]["loss_recovered"] == pytest.approx(1.0)  # neurons splice in exactly
     assert result["metrics"]["detection_n_features"] > 0
-    assert "hf-gpt2 on language" in out.stdout
+    assert re.search(r"hf-gpt2-[0-9a-f]{6} on language", out.stdout)
 
     # an SAE on the scored site (layer -3 of 4 = blocks.1, the MLP's 128 neurons), saved by SAELens
     torch.manual_seed(0)
@@ -188,7 +204,7 @@ def test_hf_gpt2_and_an_sae_on_it_score_on_the_language_task(tmp_path):
     out = _bench("--model", f"hf:{tmp_path / 'gpt2'}+sae:{tmp_path / 'sae'}", "--task", "language",
                  "--preset", "tiny-gpt2", tmp=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
-    result = json.loads((tmp_path / "results/language/tiny-gpt2/hf-gpt2+sae-sae.json").read_text())
+    result = json.loads(_one(tmp_path / "results/language/tiny-gpt2", "hf-gpt2-??????+sae-sae-??????.json").read_text())
     assert "SAELens folder" in result["provenance"]["features_from"]["source"]
     assert result["metrics"]["loss_recovered"] < 1.0  # a random SAE does not rebuild the neurons
 
@@ -205,8 +221,9 @@ def test_hf_gpt2_and_an_sae_on_it_score_on_the_language_task(tmp_path):
                          capture_output=True, text=True, timeout=600, env=env)
     assert out.returncode == 0, out.stderr[-3000:]
     core = sorted(p.name for p in (tmp_path / "export" / "core").glob("*.json"))
-    assert core == ["moexbench_language_tiny-gpt2_hf-gpt2+sae-sae_eval_results.json",
-                    "moexbench_language_tiny-gpt2_hf-gpt2_eval_results.json"]
+    assert [re.sub("-[0-9a-f]{6}", "-<hex>", name) for name in core] == [
+        "moexbench_language_tiny-gpt2_hf-gpt2-<hex>+sae-sae-<hex>_eval_results.json",
+        "moexbench_language_tiny-gpt2_hf-gpt2-<hex>_eval_results.json"]
 
 
 def test_a_nanogpt_chess_checkpoint_scores_on_the_chess_task(tmp_path):
@@ -216,7 +233,7 @@ def test_a_nanogpt_chess_checkpoint_scores_on_the_chess_task(tmp_path):
     _write_meta(folder)
     out = _bench("--model", f"nanogpt:{folder / 'ckpt.pt'}", "--task", "chess", "--preset", "tiny", tmp=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
-    result = json.loads((tmp_path / "results/chess/tiny/nanogpt-lichess_8layers-ckpt.json").read_text())
+    result = json.loads(_one(tmp_path / "results/chess/tiny", "nanogpt-lichess_8layers-ckpt-??????.json").read_text())
     metrics = result["metrics"]
     for name in ("coverage", "reconstruction", "probe_f1", "legal_move_rate"):
         assert 0.0 <= metrics[name] <= 1.0, name
