@@ -47,7 +47,21 @@ def models_table(task: str, seeds_of: dict[str, list[dict]], paper: dict) -> lis
     rows = []
     for model, seeds in seeds_of.items():
         ref = paper.get(model, {})
-        rows.append([model, str(len(seeds))] + [_cell(seeds, m.name, m.floor) for m in heads]
+        rows.append([model + other_measurement(task, seeds), str(len(seeds))] + [_cell(seeds, m.name, m.floor) for m in heads]
                     + (([" / ".join(_num(ref.get(c)) for c in paper_cols)]) if paper_cols else []))
     header = ["model", "seeds"] + [m.name for m in heads] + ([f"paper {' / '.join(paper_cols)}"] if paper_cols else [])
     return _markdown(header, rows)
+
+
+def other_measurement(task: str, seeds: list[dict]) -> str:
+    """` (negatives=weakest)`: the measurement settings (the task config's MEASUREMENT fields) where a
+    model was scored otherwise than the task's default, so its row is not read as the same protocol."""
+    from bench import registry
+
+    if task not in registry.TASKS:  # results of a task this version does not define have no defaults here
+        return ""
+    config = registry.task(task).Config
+    default = config()
+    changed = sorted({f"{name}={s['config'][name]}" for s in seeds for name in getattr(config, "MEASUREMENT", ())
+                      if name in s.get("config", {}) and s["config"][name] != getattr(default, name)})
+    return f" ({', '.join(changed)})" if changed else ""

@@ -52,6 +52,18 @@ def test_summary_shows_mean_and_spread_over_seeds():
     assert "| m | cpu | 3 |" in (task_dir("chess") / "summary.md").read_text()
 
 
+def test_a_model_scored_with_other_measurement_settings_is_marked_in_the_headline():
+    from bench.report import write_summary
+    from core.results import task_dir
+
+    write_result("language", "a", "cpu", 0, {"detection": 0.6}, {"negatives": "verified"}, {}, {})
+    write_result("language", "b", "cpu", 0, {"detection": 0.5}, {"negatives": "weakest"}, {}, {})
+    write_summary("language", "cpu")
+    text = (task_dir("language") / "summary.md").read_text()
+    assert "| a | 1 | 0.600 |" in text and "| b (negatives=weakest) | 1 | 0.500 |" in text
+    assert "random-init floor" not in text.split("| model |")[0]  # the language task has no floor
+
+
 def test_a_variant_summary_reads_its_own_folder_only():
     from bench.report import write_summary
     from core.results import result_dir

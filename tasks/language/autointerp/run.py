@@ -83,12 +83,21 @@ def run_autointerp(feature_fn: FeatureFn, n_features: int, sequences: np.ndarray
     metrics, details = _summarise(records, len(features), skipped, backend, rules, seed, started)
     if len(features) and not metrics["detection_n_features"]:
         raise BenchError(f"auto-interp scored none of the {len(features)} features sampled "
-                         f"({_reasons(skipped, records, backend)}); nothing was written: sample more features "
-                         f"(n_features), or check that the backend answers in the expected format")
+                         f"({_reasons(skipped, records, backend)}); nothing was written: {_fix(skipped)}")
     # Density over every sampled feature too: skipped features are the densest (too few negatives)
     # or the sparsest, so the scored ones alone would understate the confound.
     metrics["firing_density_sampled"] = float(density.mean())
     return AutoInterpResult(metrics, details, records)
+
+
+def _fix(skipped: Counter) -> str:
+    """What to change, from why the features were skipped: dense features (fewer windows without any
+    activation than the negatives need) score under negatives=weakest, a labelled protocol change."""
+    if any("windows without any activation" in reason for reason in skipped):
+        return ('features that fire in almost every window can be scored with ARGS="negatives=weakest" '
+                '(negatives from the lowest maxima; the result says so), or sample more features '
+                '(n_features)')
+    return "sample more features (n_features), or check that the backend answers in the expected format"
 
 
 def _reasons(skipped: Counter, records: list[dict], backend: Backend) -> str:
