@@ -166,3 +166,19 @@ def test_weakest_negatives_stand_in_only_when_verified_ones_run_short():
     assert not set(weak.negative) & (set(weak.test) | set(weak.explain))
     sparse = np.concatenate([dense_like, np.zeros(60)])
     assert sample_feature(sparse, SamplingRules(negatives="weakest"), rng).negatives_verified
+
+
+def test_features_firing_everywhere_stop_the_run_pointing_at_weakest_negatives(tmp_path):
+    from core.errors import BenchError
+    from tasks.language.autointerp.run import run_autointerp
+
+    def everywhere(ids):  # every feature fires on every token: no window without activation
+        import torch
+
+        return torch.ones(*ids.shape, 4)
+
+    seqs = np.random.default_rng(1).integers(0, 50, size=(40, 64))
+    rules = SamplingRules(n_explain=10, n_test_per_decile=1, n_negative=10, min_activating=20)
+    with pytest.raises(BenchError, match='scored none of the 4 features.*ARGS="negatives=weakest"'):
+        run_autointerp(everywhere, 4, seqs, lambda ids: [f" t{i}" for i in ids], LexicalBackend(), rules,
+                       n_score=4, seed=0, cache_dir=tmp_path)
