@@ -28,7 +28,8 @@ def _parser() -> argparse.ArgumentParser:
     for name, help_text in (("bench", "evaluate a model on a task (trains it first if no checkpoint)"),
                             ("train", "train (or resume) a model for a task")):
         p = sub.add_parser(name, help=help_text, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
-        p.add_argument("--model", default="moex", help="model name, or 'all' (bench only)")
+        p.add_argument("--model", default="moex", help="model name, or 'all' (bench only); a model of your own: "
+                       "hf:<folder>, nanogpt:<ckpt.pt>, either optionally +sae:<SAELens folder>")
         p.add_argument("--task", default="chess")
         p.add_argument("--preset", default="cpu")
         p.add_argument("--seed", type=int, default=0)
@@ -122,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
 def _dispatch(args) -> None:
     if args.command == "list":
         print("models:  " + ", ".join(MODELS))
+        print("         yours: hf:<folder>, nanogpt:<ckpt.pt>, either optionally +sae:<SAELens folder>")
         print("tasks:   " + ", ".join(TASKS))
         print("presets: " + ", ".join(PRESETS))
     elif args.command == "report":

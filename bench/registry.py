@@ -57,6 +57,9 @@ def model_adapter(name: str):
 
     if is_external(name):
         return adapter_for(name)
+    if ALIASES.get(name, name) not in MODELS:
+        raise BenchError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}, or a model of your own: "
+                         f"hf:<folder>, nanogpt:<ckpt.pt>, either optionally +sae:<SAELens folder>")
     return with_own_dictionary(_load("model", MODELS, ALIASES.get(name, name)), name)
 
 

@@ -60,7 +60,8 @@ class FeatureAdapter:
     def resolve_layer(self, layer: int) -> int:
         n = self.model.cfg.n_layers
         if not -n <= layer < n:
-            raise BenchError(f"layer {layer} does not exist: the model has {n} blocks (0..{n - 1}, or negative from the end)")
+            raise BenchError(f"layer {layer} does not exist: the model has {n} blocks (0..{n - 1}, or negative from the "
+                             f"end); choose one with ARGS=\"layer=<l>\"")
         return layer % n
 
     def site_hook(self, layer: int, site: str) -> str:
