@@ -15,7 +15,7 @@ import torch
 
 from core.errors import BenchError
 from core.locks import exclusive
-from core.own_data import refuse_training_into_committed, run_suffix
+from core.own_data import identity, refuse_training_into_committed, run_suffix
 from core.paths import ROOT, RUNS
 from core.results import ensure_writable
 from models.checkpoint import load_model, read_meta, weights_digest
@@ -97,6 +97,8 @@ def _train(adapter_cls, task, preset: str, seed: int, device: str, progress: boo
     meta = {"task": task.name, "model": adapter_cls.name, "preset": preset, "seed": seed,
             "command": f"make train MODEL={adapter_cls.name} TASK={task.name} PRESET={preset} SEED={seed}{on_device}",
             "trained_on": describe_device(device)}
+    if (data_identity := identity(task)) is not None:  # your own data: loaded again only with it
+        meta["data"] = data_identity
     source = getattr(adapter_cls, "initialise_from", None)
     if source:  # continued training / upcycling: start from another model's checkpoint
         from bench import registry
@@ -134,6 +136,22 @@ def _check_format(task, preset: str, stem: Path) -> None:
                          f"reads {want!r} here; {task.format_mismatch_fix(preset)}")
 
 
+def _check_data(task, stem: Path) -> None:
+    """A checkpoint trained on your own data is read only with that data (the same folder and bytes):
+    under another data set, or the committed one, the same name would silently stand for another
+    model. A checkpoint trained on the committed data can score any data: that is what your own data
+    is for."""
+    trained_on = read_meta(stem).get("data")
+    if trained_on is None:
+        return
+    now = identity(task)
+    if trained_on != now:
+        where = f"your data {now}" if now else "the committed data"
+        raise BenchError(f"checkpoint {stem}.json was trained on {trained_on}, and this run reads {where}; "
+                         f"set the task's MOEXBENCH_*_DATA back to that folder, or point MOEXBENCH_CHECKPOINTS "
+                         f"at another folder")
+
+
 def load_or_train(adapter_cls, task, preset: str, seed: int, device: str, train_if_missing: bool = True):
     """The adapter over the checkpoint for (task, model, preset, seed), training it first if absent."""
     if adapter_cls.base_model:  # features over another model's checkpoint (an SAE over dense)
@@ -155,6 +173,7 @@ def load_or_train(adapter_cls, task, preset: str, seed: int, device: str, train_
         print(f"no checkpoint at {stem}.safetensors: training it now (PRESET={preset})")
         train_model(adapter_cls, task, preset, seed, device, only_if_missing=True)
     _check_format(task, preset, stem)
+    _check_data(task, stem)
     expected = adapter_cls.model_config(task.dense_config(preset))
     model, meta = load_model(stem, expected)
     model.to(device).eval()

@@ -100,6 +100,12 @@ def test_the_chess_task_runs_end_to_end_on_your_own_games(tmp_path, games):
     assert run.returncode == 0, run.stderr[-2000:]
     summary = tmp_path / "results" / "chess" / "tiny" / variant_for(out) / "summary.md"
     assert f"wrote {summary}" in run.stdout and "dense" in summary.read_text()
+    # The model trained on your games is not read, under its plain name, for the committed games.
+    committed = {k: v for k, v in env.items() if k != "MOEXBENCH_CHESS_DATA"}
+    run = subprocess.run([sys.executable, "-m", "bench", "bench", "--task", "chess", "--model", "dense",
+                          "--preset", "tiny", "--threads", "1"], cwd=ROOT, env=committed, capture_output=True, text=True)
+    assert run.returncode == 2 and f"was trained on {out.resolve()} sha256" in run.stderr, run.stderr[-2000:]
+    assert "this run reads the committed data" in run.stderr
     # Without a checkpoint folder of its own, a model your games would train is refused, not trained into ours.
     del env["MOEXBENCH_CHECKPOINTS"]
     run = subprocess.run([sys.executable, "-m", "bench", "bench", "--task", "chess", "--model", "moe",
