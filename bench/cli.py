@@ -44,7 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--preset", default="cpu")
     rep.add_argument("--variant", default=None,
                      help="a variant folder of the task's results (e.g. llm: the language task's LLM backend); "
-                          "default: your own data's folder when MOEXBENCH_<TASK>_DATA is set, else the main one")
+                          "under MOEXBENCH_<TASK>_DATA, your data's folder is added to it, as the bench names it")
     sub.add_parser("list", help="list models, tasks and presets")
     export_saebench.register(sub)
     return parser
@@ -120,6 +120,23 @@ def main(argv: list[str] | None = None) -> int:
     return run_command(lambda: _dispatch(args))
 
 
+def _variant_folders(task: str, preset: str) -> list[str]:
+    """The variant folders beside a preset's main results: those holding a result of the contract."""
+    from bench.registry import PRESETS
+    from core.results import load_result, result_dir, result_files
+
+    main = result_dir(task, preset)
+    names = []
+    for folder in sorted(main.iterdir()) if main.is_dir() else []:
+        if folder.is_dir() and folder.name not in (*PRESETS, "seeds"):
+            try:
+                if any("schema_version" in load_result(f) for f in result_files(folder)):
+                    names.append(folder.name)
+            except BenchError:
+                continue
+    return names
+
+
 def _dispatch(args) -> None:
     if args.command == "list":
         print("models:  " + ", ".join(MODELS))
@@ -135,11 +152,13 @@ def _dispatch(args) -> None:
 
         task = registry.task(args.task)
         registry.check_preset(args.preset, task)
-        if args.variant is None:  # on your own data, the folder its results went to
-            args.variant = variant_part(task)
+        if own := variant_part(task):  # on your own data, the folder its results went to (as the bench names it)
+            args.variant = "_".join(part for part in (args.variant, own) if part)
         if args.variant and not result_dir(args.task, args.preset, args.variant).is_dir():
+            there = _variant_folders(args.task, args.preset)
             raise BenchError(f"no results folder {result_dir(args.task, args.preset, args.variant)} for variant "
-                             f"{args.variant!r}; run the bench with that variant first, or leave VARIANT unset")
+                             f"{args.variant!r}; run the bench with that variant first, or choose one of: "
+                             f"{', '.join(there) or 'none'} (or leave VARIANT unset)")
         paths = write_summary(args.task, args.preset, args.variant)
         paths += task.figures(args.preset, args.variant)  # drawn from the results files too, nothing recomputed
         print("\n".join(headline_lines(args.task, args.preset, args.variant)))

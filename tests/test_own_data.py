@@ -117,3 +117,16 @@ def test_a_cached_fit_on_own_data_has_a_folder_of_its_own(data, monkeypatch):
     # the trained model's dictionary at its default site stays beside its checkpoint, on either data
     assert sae_store.fitted_folder(adapter, task, "cpu", 0, "trained", True, "L1-mlp") == \
         sae_store.fitted_folder(adapter, _Task(None), "cpu", 0, "trained", True, "L1-mlp")
+
+
+def test_the_report_on_own_data_adds_its_folder_to_the_variant_and_lists_the_others(data, monkeypatch, capsys):
+    from bench.cli import main
+    from core.results import result_dir, write_result
+
+    monkeypatch.setattr("tasks.chess.corpus.EMBEDDED_DIR", data)  # as MOEXBENCH_CHESS_DATA sets it at import
+    variant = f"layer.-1_{own_data.variant_for(data)}"             # where the bench writes ARGS=layer=-1 on it
+    write_result("chess", "dense", "cpu", 0, {"coverage": 0.25}, {}, {}, {}, variant=variant)
+    assert main(["report", "--task", "chess", "--preset", "cpu", "--variant", "layer.-1"]) == 0
+    assert (result_dir("chess", "cpu", variant) / "summary.md").is_file()
+    assert main(["report", "--task", "chess", "--preset", "cpu"]) == 2   # nothing at the default layer on it
+    assert f"choose one of: {variant}" in capsys.readouterr().err
