@@ -99,5 +99,5 @@ def _sae_architecture(folder: Path) -> str:
         raise BenchError(f"+sae:{folder}: cfg.json is not valid JSON ({e})") from None
     if not isinstance(cfg, dict):
         raise BenchError(f"+sae:{folder}: cfg.json is not an object; not a SAELens SAE folder")
-    name = cfg.get("architecture", "topk")
+    name = cfg.get("architecture", "standard")  # SAELens's own default for a cfg.json without one
     return name if name in ARCHITECTURES else "topk"

@@ -10,14 +10,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import re
 import sys
 from pathlib import Path
 
 from bench.report import _seed_stats
 from core.errors import run_command, FILES_WHOLE
-from core.results import atomic_write_text, load_results, results_root, task_dir, with_seeds
+from core.results import atomic_write_text, load_results, results_root, save_figure, task_dir, with_seeds
 
 
 def out_dir() -> Path:
@@ -42,11 +41,9 @@ def _save(fig, name: str, caption: str) -> list[Path]:
     folder = out_dir()
     folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / f"{name}.png", folder / f"{name}.pdf"]
-    for path in paths:  # temp file + rename: a figure is either the old one or the new one, never half
-        tmp = path.with_name(f"{path.stem}.tmp{path.suffix}")
-        # no creation date in the PDF: the same results give the same bytes
-        fig.savefig(tmp, dpi=130, bbox_inches="tight", metadata={"CreationDate": None} if path.suffix == ".pdf" else None)
-        os.replace(tmp, path)
+    for path in paths:  # no creation date in the PDF: the same results give the same bytes
+        save_figure(fig, path, dpi=130, bbox_inches="tight",
+                    metadata={"CreationDate": None} if path.suffix == ".pdf" else None)
     plt.close(fig)
     atomic_write_text(folder / f"{name}.txt", caption.strip() + "\n")
     return paths + [folder / f"{name}.txt"]

@@ -15,7 +15,7 @@ import time
 
 from bench import export_saebench
 from bench.registry import MODELS, PRESETS, TASKS
-from core.errors import BenchError, run_command
+from core.errors import FILES_WHOLE, NOTHING_WRITTEN, RESUMES, BenchError, run_command
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -88,10 +88,14 @@ def cmd_train(args) -> None:
 
 def cmd_bench(args) -> None:
     from bench import registry
+    from bench.own_dictionary import any_set
 
     task = registry.task(args.task)
     registry.check_preset(args.preset, task)
     names = list(MODELS) if args.model == "all" else [args.model]
+    if args.model == "all" and (variable := any_set()):
+        raise BenchError(f"MODEL=all scores the committed models and dictionaries, and {variable} is set here; "
+                         f"unset it, or name the one model that reads your dictionary (MODEL=dense+sae)")
     from bench.runner import run_bench, settings_for
 
     adapters = [registry.model_adapter(n) for n in names]
@@ -117,7 +121,9 @@ def _print_run(task, model: str, preset: str, path, seconds: float) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    return run_command(lambda: _dispatch(args))
+    # what Ctrl-C leaves: training resumes; a report or an export has each file it wrote whole
+    on_interrupt = {"bench": RESUMES, "train": RESUMES, "list": NOTHING_WRITTEN}.get(args.command, FILES_WHOLE)
+    return run_command(lambda: _dispatch(args), on_interrupt=on_interrupt)
 
 
 def _variant_folders(task: str, preset: str) -> list[str]:
@@ -152,13 +158,17 @@ def _dispatch(args) -> None:
 
         task = registry.task(args.task)
         registry.check_preset(args.preset, task)
-        if own := variant_part(task):  # on your own data, the folder its results went to (as the bench names it)
-            args.variant = "_".join(part for part in (args.variant, own) if part)
+        asked = args.variant
+        own = variant_part(task)
+        if own and not (asked or "").endswith(own):  # on your own data: its folder, as the bench names it
+            args.variant = "_".join(part for part in (asked, own) if part)
         if args.variant and not result_dir(args.task, args.preset, args.variant).is_dir():
             there = _variant_folders(args.task, args.preset)
-            raise BenchError(f"no results folder {result_dir(args.task, args.preset, args.variant)} for variant "
-                             f"{args.variant!r}; run the bench with that variant first, or choose one of: "
-                             f"{', '.join(there) or 'none'} (or leave VARIANT unset)")
+            if own:  # the VARIANT values that name a folder of your data's results
+                there = [name.removesuffix(own).rstrip("_") or "(unset)" for name in there if name.endswith(own)]
+            raise BenchError(f"no results folder {result_dir(args.task, args.preset, args.variant)} for "
+                             f"VARIANT={asked or ''}; run the bench with that variant first, or choose one of: "
+                             f"{', '.join(there) or 'none'}")
         paths = write_summary(args.task, args.preset, args.variant)
         paths += task.figures(args.preset, args.variant)  # drawn from the results files too, nothing recomputed
         print("\n".join(headline_lines(args.task, args.preset, args.variant)))

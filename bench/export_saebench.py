@@ -120,15 +120,27 @@ def _load(record: dict, task, preset: str, device: str):
                          f"wrote it") from None
     name = record.get("provenance", {}).get("model_spec") or record["model"]  # a model from the user's files
     adapter_cls = registry.model_adapter(name)
-    if adapter_cls.name != record["model"]:  # scored with your own dictionary, named by a variable
-        own = record["provenance"].get("own_dictionary") or {}
-        hint = (f"set {own['variable']}={own['value']} again" if own else
-                "unset MOEXBENCH_SAE_PATH, MOEXBENCH_SAE_RELEASE and MOEXBENCH_TRANSCODER_PATH")
-        raise BenchError(f"{record['_path']} was scored as {record['model']}, but {name} is {adapter_cls.name} "
-                         f"here; {hint} to export it")
+    if adapter_cls.name != record["model"]:
+        raise BenchError(f"{record['_path']} was written under an older name of {name} (now {adapter_cls.name}); "
+                         f"rerun `make bench MODEL={name} TASK={task.name} PRESET={preset}` and delete it")
+    _same_dictionary(record, adapter_cls)
     adapter, meta, _ = load_or_train(adapter_cls, task, preset, 0, device, train_if_missing=False)
     attach_features(adapter, task, preset, 0, config, device, role="trained")
     return adapter, meta, config
+
+
+def _same_dictionary(record: dict, adapter_cls) -> None:
+    """A result scored with your own dictionary is exported with that dictionary, and one scored with
+    ours with ours: the variable naming it must be as it was (bench/own_dictionary.py)."""
+    then = record.get("provenance", {}).get("own_dictionary")
+    now = getattr(adapter_cls, "own_dictionary", None)
+    if then == now:
+        return
+    if then:
+        raise BenchError(f"{record['_path']} was scored with your dictionary {then['variable']}={then['value']}; "
+                         f"set it again to export it")
+    raise BenchError(f"{record['_path']} was scored with the harness's own dictionary, and {now['variable']} is "
+                     f"set here; unset it to export this folder")
 
 
 def _rows(record: dict, required: bool = False) -> list[dict]:

@@ -51,7 +51,7 @@ def _load(kind: str, table: dict, name: str):
 
 def model_adapter(name: str):
     """A registered model, or one from the user's files (`hf:<folder>`, `nanogpt:<ckpt.pt>`, `+sae:<folder>`);
-    a dictionary model reading your own dictionary gets a name of its own (bench/own_dictionary.py)."""
+    a dictionary model reading your own dictionary knows it (bench/own_dictionary.py)."""
     from adapters.external import adapter_for, is_external
     from bench.own_dictionary import with_own_dictionary
 

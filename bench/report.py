@@ -11,7 +11,7 @@ from pathlib import Path
 from bench.headline import models_table, other_measurement
 from core.errors import BenchError
 from core.metrics import declared
-from core.results import atomic_write_text, load_results, result_dir, with_seeds
+from core.results import atomic_write_text, load_results, result_dir, save_figure, with_seeds
 
 
 def _columns(task: str, records: list[dict]) -> list[str]:
@@ -163,6 +163,6 @@ def _plot(task: str, folder: Path, records: list[dict], paper: dict) -> Path:
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     path = folder / "scores.png"
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path, dpi=120)
     plt.close(fig)
     return path

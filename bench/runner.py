@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from bench.model_store import build_random, load_or_train
+from bench.own_dictionary import variant_part as dictionary_variant
 from bench.report import write_summary
 from core.own_data import identity, variant_part
 from core.results import ensure_writable, refuse_other_measurement, result_path, write_result
@@ -41,9 +42,8 @@ def run_bench(adapter_cls, task, config, preset: str, seed: int, device: str) ->
         "feature_kind": adapter.feature_kind,
         # a model from the user's files is found again by its spec, not by the plain name it is written under
         **({"model_spec": adapter_cls.spec} if getattr(adapter_cls, "spec", "") else {}),
-        # your own dictionary: the model as asked for, and the variable that names the dictionary
-        **({"model_spec": adapter_cls.requested_name, "own_dictionary": own}
-           if (own := getattr(adapter_cls, "own_dictionary", None)) else {}),
+        # your own dictionary: the variable that names it (bench/own_dictionary.py)
+        **({"own_dictionary": own} if (own := getattr(adapter_cls, "own_dictionary", None)) else {}),
         **({"features_from": adapter.sae_source} if getattr(adapter, "sae_source", None) else {}),
         **({"data": data} if (data := identity(task)) else {}),  # your own data: which (core/own_data.py)
     }
@@ -65,11 +65,13 @@ def settings_for(adapter_cls, task, overrides) -> object:
 
 def results_variant(task, config, adapter_cls) -> str | None:
     """A setting that makes a different experiment (another layer or site, the language LLM backend, a
-    non-uniform toy importance) or your own data (core/own_data.py) writes to its own results folder,
+    non-uniform toy importance), your own dictionary (bench/own_dictionary.py) or your own data
+    (core/own_data.py) writes to its own results folder,
     never over the default run's. Settings are compared with the model's own defaults: those are its
     default run, in the main folder beside every other model's (the attention SAE at site=attn; the
     same SAE at site=mlp is the variant site.mlp)."""
-    parts = [task.result_variant(config, settings_for(adapter_cls, task, [])), variant_part(task)]
+    parts = [task.result_variant(config, settings_for(adapter_cls, task, [])),
+             dictionary_variant(adapter_cls), variant_part(task)]
     return "_".join(p for p in parts if p) or None
 
 

@@ -115,6 +115,11 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
+def save_figure(fig, path: Path, **savefig_kwargs) -> None:
+    """fig.savefig(path), whole or not at all (the format named, since the temp name has no suffix)."""
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format=path.suffix.lstrip("."), **savefig_kwargs))
+
+
 def refuse_other_measurement(path: Path, config) -> None:
     """Refuses, before any work, a run that would replace `path` with a result measured otherwise: one
     of the config's MEASUREMENT settings (how many probe games, how many features) differs from the

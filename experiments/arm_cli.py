@@ -59,6 +59,8 @@ def plot_arms(records: list, path, unit: str, title: str):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from core.results import save_figure
+
     fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(15, 4))
     for r in records:
         pts, name = r["points"], r["arm"]["name"]
@@ -71,6 +73,6 @@ def plot_arms(records: list, path, unit: str, title: str):
     ax2.legend(fontsize=7)
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path, dpi=120)
     plt.close(fig)
     return path

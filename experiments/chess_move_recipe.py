@@ -212,6 +212,8 @@ def _plot_games(records: list, path: Path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from core.results import save_figure
+
     same.sort(key=lambda r: unique_games(r["arm"]))
     x = [unique_games(r["arm"]) for r in same]
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -225,7 +227,7 @@ def _plot_games(records: list, path: Path):
            title=f"At equal steps ({same[0]['points'][-1]['step']} of 32 x 64 moves)")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path, dpi=120)
     plt.close(fig)
     return path
 

@@ -46,3 +46,17 @@ def test_rename_no_replace_refuses_an_existing_file(tmp_path):
     with pytest.raises(FileExistsError):
         rename_no_replace(tmp_path / "src", tmp_path / "dst")
     assert (tmp_path / "dst").read_text() == "mine" and (tmp_path / "src").is_dir()
+
+
+def test_rename_no_replace_refuses_an_existing_empty_folder_which_a_plain_rename_replaces(tmp_path):
+    import os
+
+    for name in ("src", "dst", "plain-src", "plain-dst"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "src" / "f").write_text("x")
+    (tmp_path / "plain-src" / "f").write_text("x")
+    os.rename(tmp_path / "plain-src", tmp_path / "plain-dst")  # the control: the empty folder is replaced
+    assert (tmp_path / "plain-dst" / "f").exists()
+    with pytest.raises(FileExistsError):
+        rename_no_replace(tmp_path / "src", tmp_path / "dst")
+    assert list((tmp_path / "dst").iterdir()) == [] and (tmp_path / "src" / "f").exists()

@@ -1,6 +1,6 @@
-"""Your own SAE or transcoder through a built-in model (bench/own_dictionary.py): its results get a
-name of their own, never the committed dictionary's, and the commands that compare with the committed
-numbers refuse it."""
+"""Your own SAE or transcoder through a built-in model (bench/own_dictionary.py): its results go to a
+folder of their own, never among the committed dictionary's, its floor is trained in its
+architecture, and the commands that compare with the committed numbers refuse it."""
 
 import json
 import os
@@ -11,86 +11,117 @@ from pathlib import Path
 import pytest
 
 from bench import registry
+from bench.own_dictionary import variant_part
 from core.errors import BenchError
 from tasks.chess.task import ChessTask
 
 ROOT = Path(__file__).resolve().parents[1]
+VARIABLES = ("MOEXBENCH_SAE_PATH", "MOEXBENCH_SAE_RELEASE", "MOEXBENCH_TRANSCODER_PATH")
 
 
-def _sae_folder(parent: Path, name: str = "my-sae") -> Path:
-    """A SAELens TopK SAE for the tiny dense model's MLP (128 wide); untrained: only its name matters."""
-    from sae_lens import TopKSAE, TopKSAEConfig
+def _sae_folder(parent: Path, architecture: str = "topk", name: str = "my-sae") -> Path:
+    """A SAELens SAE for the tiny dense model's MLP (128 wide); untrained: what is read, not how well."""
+    import sae_lens
     from sae_lens.saes.sae import SAEMetadata
 
+    cls, cfg = {"topk": (sae_lens.TopKSAE, sae_lens.TopKSAEConfig), "gated": (sae_lens.GatedSAE, sae_lens.GatedSAEConfig)}[architecture]
+    extra = {"k": 8} if architecture == "topk" else {}
     folder = parent / name
-    sae = TopKSAE(TopKSAEConfig(d_in=128, d_sae=256, k=8, metadata=SAEMetadata(hook_name="blocks.1.mlp.hook_post")))
-    sae.save_model(str(folder))
+    cls(cfg(d_in=128, d_sae=256, metadata=SAEMetadata(hook_name="blocks.1.mlp.hook_post"), **extra)).save_model(str(folder))
     return folder
 
 
-def test_the_built_in_names_stay_without_the_variables(monkeypatch):
-    for variable in ("MOEXBENCH_SAE_PATH", "MOEXBENCH_SAE_RELEASE", "MOEXBENCH_TRANSCODER_PATH"):
+@pytest.fixture
+def clean(monkeypatch):
+    for variable in VARIABLES:
         monkeypatch.delenv(variable, raising=False)
-    assert [registry.model_adapter(m).name for m in ("dense+sae", "dense+transcoder", "dense")] == \
-        ["dense+sae", "dense+transcoder", "dense"]
+    return monkeypatch
 
 
-def test_your_dictionary_names_the_model_after_its_folder_and_path(monkeypatch, tmp_path):
+def test_without_the_variables_the_models_are_ours(clean):
+    for model in ("dense+sae", "dense+transcoder", "dense"):
+        cls = registry.model_adapter(model)
+        assert cls.name == model and variant_part(cls) is None and not hasattr(cls, "own_dictionary")
+
+
+def test_your_dictionary_gets_a_folder_named_after_its_path_and_its_architecture(clean, tmp_path):
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    first, second = _sae_folder(tmp_path / "a"), _sae_folder(tmp_path / "b")
-    monkeypatch.setenv("MOEXBENCH_SAE_PATH", str(first))
+    first, second = _sae_folder(tmp_path / "a"), _sae_folder(tmp_path / "b", "gated")
+    clean.setenv("MOEXBENCH_SAE_PATH", str(first))
     one = registry.model_adapter("dense+sae")
-    assert one.name.startswith("dense+sae-my-sae-") and len(one.name) == len("dense+sae-my-sae-") + 6
+    assert one.name == "dense+sae" and one.architecture == "topk"
     assert one.own_dictionary == {"variable": "MOEXBENCH_SAE_PATH", "value": str(first)}
-    assert one.requested_name == "dense+sae" and one.architecture == "topk"
-    assert registry.model_adapter("dense+attn-sae").name.startswith("dense+attn-sae-my-sae-")
-    assert registry.model_adapter("dense").name == "dense"          # no dictionary: unaffected
-    monkeypatch.setenv("MOEXBENCH_SAE_PATH", str(second))           # same folder name, another path
-    assert registry.model_adapter("dense+sae").name != one.name
-    with pytest.raises(BenchError, match="asks for a gated SAE, but .* holds a topk one; use MODEL=dense\\+sae"):
-        registry.model_adapter("dense+sae:gated")
-    monkeypatch.delenv("MOEXBENCH_SAE_PATH")
-    monkeypatch.setenv("MOEXBENCH_SAE_RELEASE", "gpt2-small-res-jb")
-    assert registry.model_adapter("dense+sae").name == "dense+sae-gpt2-small-res-jb"
-    monkeypatch.setenv("MOEXBENCH_TRANSCODER_PATH", str(tmp_path / "tc"))
-    assert registry.model_adapter("dense+transcoder").name.startswith("dense+transcoder-tc-")
+    folder = variant_part(one)
+    assert folder.startswith("dictionary.my-sae-") and len(folder) == len("dictionary.my-sae-") + 6
+    assert variant_part(registry.model_adapter("dense+attn-sae")) == folder
+    assert variant_part(registry.model_adapter("dense")) is None        # no dictionary: unaffected
+    clean.setenv("MOEXBENCH_SAE_PATH", str(second))                     # same folder name, another path
+    two = registry.model_adapter("dense+sae")
+    assert variant_part(two) != folder and two.architecture == "gated"   # its floor is trained gated
+    with pytest.raises(BenchError, match="asks for a standard SAE, but .* holds a gated one; use MODEL=dense\\+sae"):
+        registry.model_adapter("dense+sae:standard")
+    assert registry.model_adapter("dense+sae:gated").architecture == "gated"
 
 
-def test_the_export_asks_for_the_same_dictionary_again(monkeypatch):
+def test_a_cfg_without_architecture_is_standard_as_saelens_reads_it(clean, tmp_path):
+    folder = _sae_folder(tmp_path)
+    cfg = json.loads((folder / "cfg.json").read_text())
+    del cfg["architecture"]
+    (folder / "cfg.json").write_text(json.dumps(cfg))
+    clean.setenv("MOEXBENCH_SAE_PATH", str(folder))
+    assert registry.model_adapter("dense+sae").architecture == "standard"
+
+
+def test_a_release_and_a_transcoder_get_their_folders(clean, tmp_path):
+    clean.setenv("MOEXBENCH_SAE_RELEASE", "gpt2-small-res-jb/blocks.8.hook_resid_pre")
+    assert variant_part(registry.model_adapter("dense+sae")) == "dictionary.gpt2-small-res-jb_blocks.8.hook_resid_pre"
+    clean.setenv("MOEXBENCH_TRANSCODER_PATH", str(tmp_path / "tc"))
+    assert variant_part(registry.model_adapter("dense+transcoder")).startswith("dictionary.tc-")
+
+
+def test_the_export_reads_a_result_only_with_the_dictionary_it_was_scored_with(clean, tmp_path):
     from bench.export_saebench import _load
 
-    for variable in ("MOEXBENCH_SAE_PATH", "MOEXBENCH_SAE_RELEASE", "MOEXBENCH_TRANSCODER_PATH"):
-        monkeypatch.delenv(variable, raising=False)
-    record = {"_path": "results/chess/dense+sae-my-sae-abc123.json", "model": "dense+sae-my-sae-abc123", "config": {},
-              "provenance": {"model_spec": "dense+sae",
-                             "own_dictionary": {"variable": "MOEXBENCH_SAE_PATH", "value": "/data/my-sae"}}}
-    with pytest.raises(BenchError, match="set MOEXBENCH_SAE_PATH=/data/my-sae again to export it"):
+    own = {"variable": "MOEXBENCH_SAE_PATH", "value": str(_sae_folder(tmp_path))}
+    record = {"_path": "results/chess/dictionary.my-sae-abc123/dense+sae.json", "model": "dense+sae", "config": {},
+              "provenance": {"own_dictionary": own}}
+    with pytest.raises(BenchError, match=f"scored with your dictionary MOEXBENCH_SAE_PATH={own['value']}; set it again"):
         _load(record, ChessTask, "tiny", "cpu")
+    clean.setenv("MOEXBENCH_SAE_PATH", own["value"])
+    ours = {**record, "_path": "results/chess/dense+sae.json", "provenance": {}}
+    with pytest.raises(BenchError, match="scored with the harness's own dictionary, and MOEXBENCH_SAE_PATH is set"):
+        _load(ours, ChessTask, "tiny", "cpu")
 
 
-def test_bench_writes_your_sae_under_its_own_name_and_grid_refuses_it(tmp_path):
+def test_bench_writes_your_gated_sae_apart_with_a_gated_floor_and_grid_refuses_it(tmp_path):
     env = {**os.environ, "MOEXBENCH_RESULTS": str(tmp_path / "results"), "MOEXBENCH_CHECKPOINTS": str(tmp_path / "ckpt"),
-           "MOEXBENCH_RUNS": str(tmp_path / "runs"), "MOEXBENCH_CACHE": str(tmp_path / "cache"), "CI": "true",
-           "MOEXBENCH_THREADS": "1"}
+           "MOEXBENCH_RUNS": str(tmp_path / "runs"), "MOEXBENCH_CACHE": str(tmp_path / "cache"), "CI": "true"}
+    for variable in VARIABLES:
+        env.pop(variable, None)
 
-    def bench(*args, extra=None):
-        return subprocess.run([sys.executable, "-m", "bench", *args], cwd=ROOT, capture_output=True, text=True,
-                              timeout=600, env={**env, **(extra or {})})
+    def run(*args, extra=None):
+        return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True,
+                              timeout=900, env={**env, **(extra or {})})
 
-    out = bench("train", "--model", "dense", "--task", "chess", "--preset", "tiny")
+    out = run("bench", "train", "--model", "dense", "--task", "chess", "--preset", "tiny", "--threads", "1")
     assert out.returncode == 0, out.stderr[-2000:]
-    folder = _sae_folder(tmp_path)
-    out = bench("bench", "--model", "dense+sae", "--task", "chess", "--preset", "tiny", "random_floor=false",
-                "legal_move_games=0", "probe_games=20", extra={"MOEXBENCH_SAE_PATH": str(folder)})
+    folder = _sae_folder(tmp_path, "gated")
+    mine = {"MOEXBENCH_SAE_PATH": str(folder)}
+    out = run("bench", "bench", "--model", "dense+sae", "--task", "chess", "--preset", "tiny", "--threads", "2",
+              "legal_move_games=0", "probe_games=20", extra=mine)
     assert out.returncode == 0, out.stderr[-2000:]
-    written = sorted((tmp_path / "results" / "chess" / "tiny").rglob("dense+sae*.json"))  # in the no-floor folder
-    assert len(written) == 1 and written[0].name.startswith("dense+sae-my-sae-"), written
-    record = json.loads(written[0].read_text())
-    assert record["model"] == written[0].stem and record["provenance"]["model_spec"] == "dense+sae"
+    results = tmp_path / "results" / "chess" / "tiny"
+    written = sorted(p.relative_to(results) for p in results.rglob("*.json"))
+    assert len(written) == 1 and written[0].name == "dense+sae.json", written
+    assert "dictionary.my-sae-" in written[0].parent.name                  # beside the committed ones: never
+    record = json.loads((results / written[0]).read_text())
     assert record["provenance"]["own_dictionary"] == {"variable": "MOEXBENCH_SAE_PATH", "value": str(folder)}
     assert str(folder) in record["provenance"]["features_from"]["source"]
-    out = subprocess.run([sys.executable, "-m", "bench.grid", "--task", "chess", "--preset", "tiny", "--dry-run"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=300,
-                         env={**env, "MOEXBENCH_SAE_PATH": str(folder)})
+    assert record["provenance"]["torch_threads"] == 2                      # --threads reaches the result
+    assert "coverage_random_init" in record["metrics"]
+    assert list((tmp_path / "cache" / "saes" / "chess").glob("*gated*-random-*"))  # the floor SAE: gated
+    out = run("bench", "bench", "--model", "all", "--task", "chess", "--preset", "tiny", extra=mine)
+    assert out.returncode == 2 and "MODEL=all scores the committed models" in out.stderr, out.stderr[-2000:]
+    out = run("bench.grid", "--task", "chess", "--preset", "tiny", "--dry-run", extra=mine)
     assert out.returncode == 2 and "MOEXBENCH_SAE_PATH is set here; unset it" in out.stderr, out.stderr[-2000:]

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from core.errors import BenchError
-from core.results import atomic_write_text, result_dir
+from core.results import atomic_write_text, result_dir, save_figure
 from tasks.chess.corpus import read_split
 from tasks.chess.positions import build_positions
 from tasks.chess.probe import probe_f1
@@ -132,6 +132,6 @@ def plot_curve(record: dict, path):
             title="Validation loss")
     fig.suptitle(f"{record['model']} ({record['preset']} preset): board knowledge during training")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path, dpi=120)
     plt.close(fig)
     return path

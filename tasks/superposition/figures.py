@@ -7,7 +7,7 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 
-from core.results import load_result, result_dir, result_files
+from core.results import load_result, result_dir, result_files, save_figure
 
 
 def write_figures(preset: str, variant: str | None = None) -> list:
@@ -38,7 +38,7 @@ def write_figures(preset: str, variant: str | None = None) -> list:
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     paths = [folder / "features_per_dimension.png"]
-    fig.savefig(paths[0], dpi=120)
+    save_figure(fig, paths[0], dpi=120)
     plt.close(fig)
 
     special = [(r["model"], s) for r in records for s in r["details"].get("specialisation", [])]
@@ -59,6 +59,6 @@ def write_figures(preset: str, variant: str | None = None) -> list:
         ax.legend(fontsize=8)
         fig.tight_layout()
         paths.append(folder / "specialisation.png")
-        fig.savefig(paths[-1], dpi=120)
+        save_figure(fig, paths[-1], dpi=120)
         plt.close(fig)
     return paths
