@@ -84,7 +84,7 @@ def adapter_for(spec: str):
     folder = Path(sae_spec).expanduser().resolve()
     if not (folder / "cfg.json").is_file():
         raise BenchError(f"+sae:{folder}: not a SAELens SAE folder (no cfg.json); save one with sae.save_model(folder) "
-                         f"(other formats, e.g. dictionary_learning's ae.pt: docs/external_models.md)")
+                         f"(a dictionary_learning ae.pt: python -m bench.convert_sae)")
     return type("ExternalSAEAdapter_", (ExternalSAEAdapter,),
                 {"sae_folder": folder, "base_model": model_spec, "base_cls": model_cls, "spec": f"{model_spec}+sae:{folder}",
                  "architecture": _sae_architecture(folder), "name": f"{model_cls.name}+sae-{_named(folder.name, folder)}"})
