@@ -152,23 +152,23 @@ def _dispatch(args) -> None:
     elif args.command == "report":
         from bench import registry
         from bench.report import headline_lines, write_summary
-        from core.results import result_dir
-
         from core.own_data import variant_part
+        from core.results import result_dir
 
         task = registry.task(args.task)
         registry.check_preset(args.preset, task)
         asked = args.variant
+        result_dir(args.task, args.preset, asked)  # refuses a VARIANT that is not a plain name
         own = variant_part(task)
         if own and not (asked or "").endswith(own):  # on your own data: its folder, as the bench names it
             args.variant = "_".join(part for part in (asked, own) if part)
-        if args.variant and not result_dir(args.task, args.preset, args.variant).is_dir():
+        folder = result_dir(args.task, args.preset, args.variant)
+        if (asked or own) and not folder.is_dir():
             there = _variant_folders(args.task, args.preset)
             if own:  # the VARIANT values that name a folder of your data's results
                 there = [name.removesuffix(own).rstrip("_") or "(unset)" for name in there if name.endswith(own)]
-            raise BenchError(f"no results folder {result_dir(args.task, args.preset, args.variant)} for "
-                             f"VARIANT={asked or ''}; run the bench with that variant first, or choose one of: "
-                             f"{', '.join(there) or 'none'}")
+            raise BenchError(f"no results in {folder} (VARIANT={asked or ''}); run the bench with those settings "
+                             f"first, or choose VARIANT from: {', '.join(there) or 'none'}")
         paths = write_summary(args.task, args.preset, args.variant)
         paths += task.figures(args.preset, args.variant)  # drawn from the results files too, nothing recomputed
         print("\n".join(headline_lines(args.task, args.preset, args.variant)))

@@ -50,8 +50,9 @@ class Sandbox:
         return subprocess.run([sys.executable, "-m", "bench", *args], cwd=ROOT, capture_output=True, text=True,
                               timeout=300, env=env or self.env())
 
-    def write_result(self, model: str, seed: int, metrics, variant: str = "") -> Path:
-        folder = self.results / "chess" / "tiny" / variant
+    def write_result(self, model: str, seed: int, metrics, variant: str | None = None) -> Path:
+        """A result where runs on the sandbox's games (its own data) write them."""
+        folder = self.results / "chess" / "tiny" / (variant_for(self.data) if variant is None else variant)
         path = folder / (f"{model}.json" if seed == 0 else f"seeds/{model}.seed{seed}.json")
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps({"task": "chess", "model": model, "preset": "tiny", "schema_version": 1,
@@ -129,7 +130,7 @@ def _illegal_corpus(s):
 
 def _full_evaluation_stored(s):
     # The sandbox's games are a folder of their own (MOEXBENCH_CHESS_DATA): runs on them write to its variant.
-    path = s.write_result("dense", 0, {"coverage": 0.1}, variant=variant_for(s.data))
+    path = s.write_result("dense", 0, {"coverage": 0.1})
     record = json.loads(path.read_text())
     path.write_text(json.dumps({**record, "config": {"probe_games": 0, "legal_move_games": 100}}))
 

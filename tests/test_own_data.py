@@ -130,4 +130,4 @@ def test_the_report_on_own_data_adds_its_folder_to_the_variant_and_lists_the_oth
     assert (result_dir("chess", "cpu", variant) / "summary.md").is_file()
     assert main(["report", "--task", "chess", "--preset", "cpu", "--variant", variant]) == 0  # its full name too
     assert main(["report", "--task", "chess", "--preset", "cpu"]) == 2   # nothing at the default layer on it
-    assert capsys.readouterr().err.rstrip().endswith("choose one of: layer.-1")
+    assert capsys.readouterr().err.rstrip().endswith("choose VARIANT from: layer.-1")
