@@ -28,7 +28,7 @@ def test_help_lists_models_and_tasks():
     (["bench", "--preset", "tiny", "layr=3"], "error: unknown setting 'layr' for ChessConfig; choose from"),
     (["bench", "--preset", "tiny", "layer=three"], "error: layer='three' is not a valid int"),
     (["bench", "--preset", "tiny", "site=heads"], "error: site 'heads' unknown; choose mlp, resid or attn"),
-    (["report", "--task", "language", "--variant", "nosuch"], "error: no results folder "),
+    (["report", "--task", "language", "--variant", "nosuch"], "error: no results in "),
     (["bench", "--task", "superposition", "--preset", "tiny", "importance_decay=1.5"],
      "error: importance_decay=1.5 must be in (0, 1]; 1 is uniform importance"),
 ])
