@@ -23,7 +23,7 @@ import torch
 
 from adapters.moe import router_active_corr
 from bench.own_data import refuse_own_data
-from core.errors import BenchError, run_command, FILES_WHOLE
+from core.errors import FILES_WHOLE, BenchError, run_command
 from core.results import atomic_write_text, git_sha, task_dir
 
 UNITS_PER_EXPERT = 64

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from bench.report import _seed_stats
-from core.errors import run_command, FILES_WHOLE
+from core.errors import FILES_WHOLE, run_command
 from core.results import atomic_write_text, load_results, results_root, save_figure, task_dir, with_seeds
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from core.errors import BenchError, FILES_WHOLE
+from core.errors import FILES_WHOLE, BenchError, run_command
 from core.results import task_dir
 from tasks.chess.training_curve import plot_curve, reach_estimate
 
@@ -58,7 +58,5 @@ def _redraw_all(names: list[str]) -> None:
 
 if __name__ == "__main__":
     import sys
-
-    from core.errors import run_command
 
     sys.exit(run_command(lambda: _redraw_all(sys.argv[1:]), on_interrupt=FILES_WHOLE))

@@ -11,7 +11,7 @@ never touch what the committed data produced:
   folder of its own, so no fit is reused across data; the committed dictionaries are read as they
   are, as the committed models are;
 - the commands that compare with or write the committed numbers (`make grid`, `make regress`, the
-  recipe and analysis scripts) refuse your data (core/own_data.py).
+  recipe and analysis scripts) refuse your data (bench/own_data.py, which needs the registry).
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ import sys
 import time
 
 from bench.own_data import refuse_own_data
-from core.errors import run_command, NOTHING_WRITTEN
+from core.errors import NOTHING_WRITTEN, run_command
 from core.results import atomic_write_text, git_sha, results_root, versions
 from tasks.language.presets import PRESETS
 

@@ -23,7 +23,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from core.errors import BenchError, run_command, NOTHING_WRITTEN
+from core.errors import NOTHING_WRITTEN, BenchError, run_command
 from core.new_folder import check_new, write_new_folder
 from core.own_data import variant_for
 from tasks.chess.corpus import EVAL_MIN_DOTS, EVAL_WINDOW, SPLIT_FILES, count_dots, load_blocks, load_pgn, write_split

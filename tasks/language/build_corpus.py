@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-from core.errors import BenchError, run_command, FILES_WHOLE
+from core.errors import FILES_WHOLE, BenchError, run_command
 from tasks.language.corpus import EMBEDDED_DIR, SPLIT_FILES, write_split
 
 PY_DOCS = Path("/usr/share/doc/python3.11/html/_sources")

@@ -28,7 +28,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from core.errors import BenchError, run_command, NOTHING_WRITTEN
+from core.errors import NOTHING_WRITTEN, BenchError, run_command
 from core.new_folder import check_new, write_new_folder
 from core.own_data import variant_for
 from tasks.language.build_corpus import HELDOUT_PERCENT, SEED, is_heldout, write_text
