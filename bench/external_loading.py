@@ -27,6 +27,17 @@ def load_external_model(adapter_cls, device: str):
     return load_nanogpt(adapter_cls.source, device)
 
 
+def external_depth(adapter_cls) -> int:
+    """The number of blocks of a model from the user's files, read from its config (no weights built)."""
+    if adapter_cls.kind == "hf":
+        from models.hf_gpt2 import read_gpt2_config
+
+        return int(read_gpt2_config(adapter_cls.source)["n_layer"])
+    from models.nanogpt_checkpoint import read_checkpoint
+
+    return int(read_checkpoint(adapter_cls.source)[1]["n_layer"])
+
+
 def load_external(adapter_cls, task, preset: str, device: str):
     """(adapter, meta, path), as the model store returns them for a checkpoint of ours."""
     model = load_external_model(adapter_cls, device)

@@ -8,15 +8,18 @@ from pathlib import Path
 
 import torch
 
-from bench.model_store import build_random, load_or_train
+from bench.model_store import build_random, load_or_train, model_depth
 from bench.own_dictionary import variant_part as dictionary_variant
 from bench.report import write_summary
 from core.own_data import identity, variant_part
 from core.results import ensure_writable, refuse_other_measurement, result_path, write_result
+from core.task_config import layer_from_end
 from bench.sae_store import attach_features
 
 
 def run_bench(adapter_cls, task, config, preset: str, seed: int, device: str) -> Path:
+    if not task.builds_own_models:  # layer=3 of 4 blocks is layer=-1: one name, one results folder
+        config = layer_from_end(config, model_depth(adapter_cls, task, preset))
     target = result_path(task.name, adapter_cls.name, preset, seed, results_variant(task, config, adapter_cls))
     ensure_writable(target.parent)
     refuse_other_measurement(target, config)

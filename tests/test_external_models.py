@@ -107,6 +107,18 @@ def test_two_folders_of_one_name_get_two_result_names(tmp_path):
     assert adapter_for(f"hf:{tmp_path / 'run-a' / 'checkpoint-1000'}").name == a.name  # the same path: the same name
 
 
+def test_the_depth_of_a_model_from_files_is_read_from_its_config(tmp_path):
+    from adapters.external import adapter_for
+    from bench.model_store import model_depth
+    from tasks.chess.task import ChessTask
+    from tasks.language.task import LanguageTask
+
+    _save_gpt2(tmp_path / "gpt2")
+    torch.save(_nanogpt_state(n_layer=3), tmp_path / "ckpt.pt")
+    assert model_depth(adapter_for(f"hf:{tmp_path / 'gpt2'}"), LanguageTask, "tiny-gpt2") == 4
+    assert model_depth(adapter_for(f"nanogpt:{tmp_path / 'ckpt.pt'}"), ChessTask, "tiny") == 3
+
+
 def _bench(*args, tmp: Path):
     env = {**os.environ, "MOEXBENCH_RESULTS": str(tmp / "results"), "MOEXBENCH_CACHE": str(tmp / "cache"),
            "MOEXBENCH_CHECKPOINTS": str(tmp / "checkpoints"), "MOEXBENCH_RUNS": str(tmp / "runs"),

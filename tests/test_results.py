@@ -177,3 +177,28 @@ def test_a_chess_run_with_other_settings_goes_to_its_own_folder_and_regress_read
     assert _variant(Check("chess", "dense", "cpu", CHESS_EVAL, {})) == "random_floor.False_legal_move_games.0"
     assert _variant(Check("chess", "dense", "cpu", ("layer=-2",), {})) == "layer.-2"
     assert result_path("chess", "dense", "cpu", 0, "layer.-2").parts[-3:] == ("chess", "layer.-2", "dense.json")
+
+
+def test_a_block_counted_from_the_start_is_filed_as_counted_from_the_end():
+    from bench import registry
+    from bench.model_store import model_depth
+    from bench.runner import results_variant
+    from core.task_config import apply_overrides, layer_from_end
+    from tasks.chess.config import ChessConfig
+    from tasks.chess.task import ChessTask
+
+    def filed(args, depth=4):
+        return layer_from_end(apply_overrides(ChessConfig(), args), depth)
+
+    assert filed(["layer=3"]).layer == -1 and filed(["layer=0"]).layer == -4
+    assert filed(["layer=1"]) == ChessConfig()          # block 1 of 4 is the default -3: the default run
+    assert filed(["layer=-2"]).layer == -2              # already from the end
+    assert filed(["layer=4"]).layer == 4                # a block the model lacks: left for the evaluation to name
+    no_layer = object()
+    assert layer_from_end(no_layer, 4) is no_layer      # a config without a layer passes through
+    # the depth comes from the preset's shape, for dictionaries from the model under them
+    assert model_depth(registry.model_adapter("moex"), ChessTask, "cpu") == 4
+    assert model_depth(registry.model_adapter("dense+sae"), ChessTask, "cpu") == 4
+    dense = registry.model_adapter("dense")
+    assert results_variant(ChessTask, filed(["layer=3"]), dense) == results_variant(
+        ChessTask, filed(["layer=-1"]), dense) == "layer.-1"

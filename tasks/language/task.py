@@ -167,7 +167,7 @@ class LanguageTask(Task):
     @staticmethod
     def result_variant(config: LanguageConfig, baseline: LanguageConfig | None = None) -> str | None:
         """LLM-backend scores, and scores of other features (another layer or site than `baseline`, the
-        model's default run), go to their own folder, e.g. results/language/llm_layer.7/: they never
+        model's default run), go to their own folder, e.g. results/language/llm_layer.-2/: they never
         replace the default run's."""
         default = baseline or LanguageConfig()
         parts = ["llm"] if config.backend == "llm" else []
