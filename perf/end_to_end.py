@@ -19,5 +19,7 @@ def bench_seconds(model: str = "moex", task: str = "chess", preset: str = "cpu",
                "MOEXBENCH_NO_TRAIN": "1"}  # from the committed checkpoint, never a training run
         cmd = ["bench", "bench", "--model", model, "--task", task, "--preset", preset, "--seed", "0",
                "--threads", str(threads)]
+        # a busy machine slows both runs: the load beside them is kept with the times
         return {"command": f"make bench MODEL={model} TASK={task} PRESET={preset} THREADS={threads}",
+                "load_average_before": round(os.getloadavg()[0], 2),
                 "cold_cache": measure_module(cmd, env), "warm_cache": measure_module(cmd, env)}

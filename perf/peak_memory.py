@@ -5,7 +5,8 @@ forked from a process that once held 13 GB reports 13 GB whatever it does. VmHWM
 /proc/self/status belongs to the current address space only, which exec replaces.
 
 `python -m perf.peak_memory OUT.json MODULE ARGS...` runs MODULE as `python -m MODULE ARGS...`
-would and writes its own peak to OUT.json, whether it succeeds or fails."""
+would and writes its own peak to OUT.json, whether it succeeds or fails, with the largest peak of the
+processes it forked and the CPU seconds of all of them."""
 
 from __future__ import annotations
 
@@ -52,4 +53,9 @@ if __name__ == "__main__":
     try:
         runpy.run_module(module, run_name="__main__", alter_sys=True)
     finally:
-        Path(out).write_text(json.dumps({"peak_rss_mib": own_peak_rss_mib()}))
+        own, helpers = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        # helpers: the processes it forked and waited for (position workers, the chess floor's process);
+        # a forked one's peak counts the pages it shares with this process, so the two peaks overlap.
+        Path(out).write_text(json.dumps({
+            "peak_rss_mib": own_peak_rss_mib(), "largest_helper_peak_rss_mib": helpers.ru_maxrss / 1024,
+            "cpu_seconds": own.ru_utime + own.ru_stime + helpers.ru_utime + helpers.ru_stime}))

@@ -304,11 +304,22 @@ def _markdown(record: dict) -> list[str]:
     lines += _superposition_lines(record)
     e2e = record.get("end_to_end")
     if e2e:
-        lines += ["", _when(record, "end_to_end"), "", f"`{e2e['command']}`:", "",
-                  "| cache | wall (s) | peak RSS (MiB) |", "|---|---|---|"]
-        lines += [f"| {name.split('_')[0]} | {e2e[name]['wall_seconds']:.0f} | {e2e[name]['peak_rss_mib']:.0f} |"
+        load = (f" (1-minute load average before it: {e2e['load_average_before']})" if "load_average_before" in e2e
+                else "")
+        lines += ["", _when(record, "end_to_end"), "", f"`{e2e['command']}`{load}:", "",
+                  "| cache | wall (s) | CPU (s) | peak RSS (MiB) | largest forked helper's peak RSS (MiB) |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| {name.split('_')[0]} | {e2e[name]['wall_seconds']:.0f} | {_maybe(e2e[name], 'cpu_seconds')} | "
+                  f"{e2e[name]['peak_rss_mib']:.0f} | {_maybe(e2e[name], 'largest_helper_peak_rss_mib')} |"
                   for name in ("cold_cache", "warm_cache")]
+        lines += ["", "CPU counts every process of the run. A forked helper (the chess floor's process, the position "
+                  "workers) shares pages with the main process, so its peak and the main one's overlap."]
     return lines
+
+
+def _maybe(measured: dict, key: str) -> str:
+    """A figure older records lack, as `-`."""
+    return f"{measured[key]:.0f}" if key in measured else "-"
 
 
 def _superposition_lines(record: dict) -> list[str]:

@@ -14,6 +14,10 @@ def module_dir(tmp_path):
     (tmp_path / "grab_memory.py").write_text(
         "import sys\nimport numpy as np\na = np.ones(int(sys.argv[1]) * 2**20 // 8)\nprint(a.sum())\n")
     (tmp_path / "fail_loudly.py").write_text("raise ValueError('no checkpoint')\n")
+    (tmp_path / "fork_a_helper.py").write_text(  # a helper that holds 300 MiB and spins 1 s of CPU, then ends
+        "import os, time\nimport numpy as np\npid = os.fork()\nif pid == 0:\n    a = np.ones(300 * 2**20 // 8)\n"
+        "    end = time.process_time() + 1.0\n    while time.process_time() < end:\n        pass\n    os._exit(0)\n"
+        "os.waitpid(pid, 0)\n")
     return {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
 
 
@@ -24,6 +28,12 @@ def test_peak_memory_is_the_childs_own_not_its_parents(module_dir):
     assert held.sum() > 0
     assert small["peak_rss_mib"] < 400, small
     assert big["peak_rss_mib"] > small["peak_rss_mib"] + 200 and big["wall_seconds"] > 0
+
+
+def test_a_forked_helpers_peak_and_cpu_are_counted_beside_the_main_process(module_dir):
+    out = measure_module(["fork_a_helper"], module_dir)
+    assert out["largest_helper_peak_rss_mib"] > 300 > out["peak_rss_mib"], out
+    assert out["cpu_seconds"] >= 1.0, out
 
 
 def test_a_failing_run_names_its_last_error_line(module_dir):

@@ -15,3 +15,14 @@ def test_aims_are_judged_from_the_figures_and_absent_ones_are_left_out():
     assert "| caching peak memory at 10x the tokens (flat: under 2x) | 2.20x | missed |" in text
     assert "MoE layer" not in text and "utilisation" not in text
     assert _aims({}) == []
+
+
+def test_the_front_door_table_shows_cpu_and_the_helpers_memory_and_older_records_still_render():
+    from perf.run import _markdown
+
+    now = {"cold_cache": {"wall_seconds": 80.2, "peak_rss_mib": 2500.0, "cpu_seconds": 150.4,
+                          "largest_helper_peak_rss_mib": 2100.0},
+           "warm_cache": {"wall_seconds": 50.0, "peak_rss_mib": 2000.0}}  # a record from before the new fields
+    text = "\n".join(_markdown({"end_to_end": {"command": "make bench", "load_average_before": 0.1, **now}}))
+    assert "| cold | 80 | 150 | 2500 | 2100 |" in text and "| warm | 50 | - | 2000 | - |" in text
+    assert "(1-minute load average before it: 0.1)" in text

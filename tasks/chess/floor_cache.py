@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -79,10 +80,14 @@ def floor_key(adapter, games: list[list[str]], settings: dict) -> str:
     return digest.hexdigest()[:24]
 
 
+def floor_path(key: str) -> Path:
+    return CACHE / "chess" / f"floor-{key}.json"
+
+
 def cached_floor(key: str, compute: Callable[[], dict]) -> tuple[dict, bool]:
     """(the floor's scores as a JSON-able dict, whether they came from the cache). Either way the scores
     are those JSON gives back, so a cached and a fresh run write the same numbers."""
-    path = CACHE / "chess" / f"floor-{key}.json"
+    path = floor_path(key)
     try:
         return json.loads(path.read_text()), True
     except (OSError, ValueError):

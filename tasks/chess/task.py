@@ -197,6 +197,8 @@ class ChessTask(Task):
         stat_games = read_split("train")[:p.n_stat_games]
         args = dict(layer=config.layer, site=config.site, batch_size=config.batch_size,
                     probe_layers=config.probe_layers, seed=seed)
+        floor_later = None if random_adapter is None else _random_init_floor(
+            random_adapter, train, test, stat_games, args, [train_games, test_games, stat_games])
         scored = score_adapter(adapter, train, test, stat_games, **args)
         metrics = dict(scored.metrics)
         fmt = game_format(p.format)
@@ -227,9 +229,8 @@ class ChessTask(Task):
                    "feature_hook": adapter.feature_hook(config.layer, config.site),
                    "feature_kind": adapter.feature_kind, "model": model_details,
                    "splice": splice_details(adapter, config.layer, config.site), "seconds": scored.seconds}
-        if random_adapter is not None:
-            floor, cached = _random_init_floor(random_adapter, train, test, stat_games, args,
-                                               [train_games, test_games, stat_games])
+        if floor_later is not None:
+            floor, cached = floor_later.result()
             for key in ("coverage", "reconstruction", "coverage_strategy", "reconstruction_strategy", "probe_f1"):
                 metrics[f"{key}_random_init"] = floor["metrics"][key]
             details["random_init"] = {"groups": _summarise_groups(floor["groups"]),
@@ -241,19 +242,28 @@ class ChessTask(Task):
         return {"metrics": metrics, "details": details, "deviations": deviations(p.format), "per_item": per_bsp}
 
 
-def _random_init_floor(adapter, train, test, stat_games, args: dict, games: list[list[str]]) -> tuple[dict, bool]:
+def _random_init_floor(adapter, train, test, stat_games, args: dict, games: list[list[str]]):
     """The floor's scores, from `.cache/` when this adapter's weights, these games, settings and code
-    were scored before (tasks/chess/floor_cache.py): (scores, whether they came from the cache)."""
+    were scored before (tasks/chess/floor_cache.py). Returns a handle whose `.result()` gives (scores,
+    whether they came from the cache); when they must be computed and a core is spare, they are
+    computed in a second process while the caller scores the trained model (core/side_process.py):
+    one thread each, so the same numbers as one after the other."""
+    from core.side_process import beside, deferred
     from tasks.chess.evaluate import score_adapter
-    from tasks.chess.floor_cache import cached_floor, floor_key
+    from tasks.chess.floor_cache import cached_floor, floor_key, floor_path
 
     def compute() -> dict:
         scored = score_adapter(adapter, train, test, stat_games, **args)
         return {"metrics": scored.metrics, "groups": scored.groups,
                 "probe_f1_by_layer": list(scored.probe_by_layer.items())}  # int keys survive JSON as pairs
 
-    return cached_floor(floor_key(adapter, games, {**args, "format": train.format, "device": str(adapter.device)}),
-                        compute)
+    key = floor_key(adapter, games, {**args, "format": train.format, "device": str(adapter.device)})
+    if floor_path(key).exists():
+        return deferred(lambda: cached_floor(key, compute))
+    later = beside(lambda: cached_floor(key, compute), name="random-init floor")
+    if later.forked:
+        print("random-init floor: scored in a second process beside the trained model (one thread each)")
+    return later
 
 
 def _summarise_groups(groups: dict) -> dict:

@@ -1,0 +1,66 @@
+"""A function run in a second process beside the caller's work: its value or its error comes back,
+a death is one clear line, and the chess floor computed that way is the sequential one bit for bit."""
+
+import os
+
+import pytest
+import torch
+
+from core import side_process
+from core.errors import BenchError
+from core.side_process import beside
+
+
+@pytest.fixture
+def spare_core(monkeypatch):
+    """Fork whatever this machine's core count (a one-core CI runner would otherwise never fork)."""
+    monkeypatch.setattr(side_process, "a_core_is_spare", lambda: True)
+
+
+def test_the_value_comes_back_from_the_child(spare_core):
+    weights = torch.arange(6.0).view(2, 3)  # a closure over a tensor: nothing is pickled on the way in
+    later = beside(lambda: {"sum": weights.sum().item(), "pid": os.getpid()}, name="test")
+    assert later.forked
+    value = later.result()
+    assert value["sum"] == 15.0 and value["pid"] != os.getpid()
+
+
+def test_an_error_in_the_child_is_raised_with_its_traceback(spare_core):
+    def fails():
+        raise ValueError("no board here")
+
+    with pytest.raises(RuntimeError, match="(?s)in the test process.*ValueError: no board here"):
+        beside(fails, name="test").result()
+
+
+def test_a_child_that_dies_is_one_line_naming_it(spare_core):
+    with pytest.raises(BenchError, match="the test process ended without a result \\(exit code 3"):
+        beside(lambda: os._exit(3), name="test").result()
+
+
+def test_at_more_than_one_thread_nothing_forks(monkeypatch):
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    later = beside(lambda: os.getpid())
+    assert not later.forked and later.result() == os.getpid()
+
+
+def test_the_chess_floor_beside_the_trained_model_equals_the_floor_after_it(monkeypatch, tmp_path, capsys):
+    from adapters.dense import DenseAdapter
+    from bench.model_store import build_random
+    from tasks.chess import floor_cache
+    from tasks.chess.config import ChessConfig
+    from tasks.chess.task import ChessTask
+
+    config = ChessConfig(legal_move_games=2, workers=1)
+    trained = DenseAdapter(build_random(DenseAdapter, ChessTask, "tiny", 0).eval())
+    floors = []
+    for spare in (False, True):
+        monkeypatch.setattr(side_process, "a_core_is_spare", lambda: spare)
+        monkeypatch.setattr(floor_cache, "CACHE", tmp_path / f"cache-{spare}")  # computed, not read back
+        random = DenseAdapter(build_random(DenseAdapter, ChessTask, "tiny", 1_000).eval())
+        out = ChessTask.evaluate(trained, random, config, "tiny", 0)
+        assert out["details"]["random_init"]["from_cache"] is False
+        assert ("in a second process" in capsys.readouterr().out) == spare
+        floors.append((out["metrics"], out["details"]["random_init"]))
+    assert floors[0] == floors[1]
+    assert floors[0][0]["coverage_random_init"] > 0  # a floor was computed, not left empty
