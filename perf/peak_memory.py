@@ -5,8 +5,8 @@ forked from a process that once held 13 GB reports 13 GB whatever it does. VmHWM
 /proc/self/status belongs to the current address space only, which exec replaces.
 
 `python -m perf.peak_memory OUT.json MODULE ARGS...` runs MODULE as `python -m MODULE ARGS...`
-would and writes its own peak to OUT.json, whether it succeeds or fails, with the largest peak of the
-processes it forked and the CPU seconds of all of them."""
+would and writes its own peak to OUT.json, whether it succeeds or fails, with the CPU seconds of it and
+the processes it started. `measure_module` adds the peak of the whole process tree, sampled."""
 
 from __future__ import annotations
 
@@ -39,12 +39,38 @@ def measure_module(module_args: list[str], env: dict) -> dict:
         peak_file = Path(tmp) / "peak.json"
         cmd = [sys.executable, "-m", "perf.peak_memory", str(peak_file), *module_args]
         start = time.perf_counter()
-        out = subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        seconds = time.perf_counter() - start
-        if out.returncode != 0:
-            last = (out.stderr.strip().splitlines() or ["(no output)"])[-1]
-            raise SystemExit(f"error: python -m {' '.join(module_args)} failed: {last}")
-        return {"wall_seconds": seconds, **json.loads(peak_file.read_text())}
+        with tempfile.TemporaryFile("w+") as err:
+            proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err, text=True)
+            tree_peak = _tree_peak_rss_mib(proc)
+            seconds = time.perf_counter() - start
+            if proc.returncode != 0:
+                err.seek(0)
+                last = (err.read().strip().splitlines() or ["(no output)"])[-1]
+                raise SystemExit(f"error: python -m {' '.join(module_args)} failed: {last}")
+        return {"wall_seconds": seconds, **json.loads(peak_file.read_text()), "tree_peak_rss_mib": tree_peak}
+
+
+def _tree_peak_rss_mib(proc: subprocess.Popen, every_s: float = 0.2) -> float:
+    """Until `proc` ends: the largest sum of RSS over it and every process it started (a forked helper,
+    pool workers), sampled every `every_s`. Pages a forked helper shares with its parent count in
+    both, so this bounds the machine's memory from above."""
+    import psutil
+
+    peak = 0
+    root = psutil.Process(proc.pid)
+    while proc.poll() is None:
+        total = 0
+        try:
+            for p in [root, *root.children(recursive=True)]:
+                try:
+                    total += p.memory_info().rss
+                except psutil.Error:  # ended between the listing and the reading
+                    pass
+        except psutil.Error:
+            pass
+        peak = max(peak, total)
+        time.sleep(every_s)
+    return peak / 2**20
 
 
 if __name__ == "__main__":
@@ -54,8 +80,5 @@ if __name__ == "__main__":
         runpy.run_module(module, run_name="__main__", alter_sys=True)
     finally:
         own, helpers = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-        # helpers: the processes it forked and waited for (position workers, the chess floor's process);
-        # a forked one's peak counts the pages it shares with this process, so the two peaks overlap.
-        Path(out).write_text(json.dumps({
-            "peak_rss_mib": own_peak_rss_mib(), "largest_helper_peak_rss_mib": helpers.ru_maxrss / 1024,
-            "cpu_seconds": own.ru_utime + own.ru_stime + helpers.ru_utime + helpers.ru_stime}))
+        Path(out).write_text(json.dumps({"peak_rss_mib": own_peak_rss_mib(),  # its helpers' CPU too
+                                         "cpu_seconds": own.ru_utime + own.ru_stime + helpers.ru_utime + helpers.ru_stime}))

@@ -304,16 +304,17 @@ def _markdown(record: dict) -> list[str]:
     lines += _superposition_lines(record)
     e2e = record.get("end_to_end")
     if e2e:
-        load = (f" (1-minute load average before it: {e2e['load_average_before']})" if "load_average_before" in e2e
-                else "")
+        load = (f" ({e2e['other_runnable_before']} other process(es) wanting a CPU before it)"
+                if e2e.get("other_runnable_before") is not None else "")
         lines += ["", _when(record, "end_to_end"), "", f"`{e2e['command']}`{load}:", "",
-                  "| cache | wall (s) | CPU (s) | peak RSS (MiB) | largest forked helper's peak RSS (MiB) |",
+                  "| cache | wall (s) | CPU (s) | peak RSS, main process (MiB) | peak RSS, all its processes (MiB) |",
                   "|---|---|---|---|---|"]
         lines += [f"| {name.split('_')[0]} | {e2e[name]['wall_seconds']:.0f} | {_maybe(e2e[name], 'cpu_seconds')} | "
-                  f"{e2e[name]['peak_rss_mib']:.0f} | {_maybe(e2e[name], 'largest_helper_peak_rss_mib')} |"
+                  f"{e2e[name]['peak_rss_mib']:.0f} | {_maybe(e2e[name], 'tree_peak_rss_mib')} |"
                   for name in ("cold_cache", "warm_cache")]
-        lines += ["", "CPU counts every process of the run. A forked helper (the chess floor's process, the position "
-                  "workers) shares pages with the main process, so its peak and the main one's overlap."]
+        lines += ["", "CPU and the second peak count every process of the run (the chess floor's second process, "
+                  "the position workers). That peak is sampled every 0.2 s and counts pages a forked process "
+                  "shares with its parent twice: an upper bound."]
     return lines
 
 
