@@ -24,9 +24,12 @@ VARIABLES = {"sae": ("MOEXBENCH_SAE_PATH", "MOEXBENCH_SAE_RELEASE"), "transcoder
 
 
 def own_dictionary(dictionary: str | None) -> dict | None:
-    """{"variable", "value"} of the variable naming your dictionary of this kind, or None."""
+    """{"variable", "value"} of the variable naming your dictionary of this kind, or None. A folder is
+    recorded as its absolute path, so `./my-sae` and `/home/me/my-sae` are one dictionary."""
     for variable in VARIABLES.get(dictionary, ()):
         if value := os.environ.get(variable):
+            if variable.endswith("_PATH"):
+                value = str(Path(value).expanduser().resolve())
             return {"variable": variable, "value": value}
     return None
 

@@ -56,6 +56,9 @@ def test_your_dictionary_gets_a_folder_named_after_its_path_and_its_architecture
     assert folder.startswith("dictionary.my-sae-") and len(folder) == len("dictionary.my-sae-") + 6
     assert variant_part(registry.model_adapter("dense+attn-sae")) == folder
     assert variant_part(registry.model_adapter("dense")) is None        # no dictionary: unaffected
+    clean.chdir(tmp_path)                                               # the same folder, written relative
+    clean.setenv("MOEXBENCH_SAE_PATH", "./a/my-sae")
+    assert registry.model_adapter("dense+sae").own_dictionary == one.own_dictionary
     clean.setenv("MOEXBENCH_SAE_PATH", str(second))                     # same folder name, another path
     two = registry.model_adapter("dense+sae")
     assert variant_part(two) != folder and two.architecture == "gated"   # its floor is trained gated
