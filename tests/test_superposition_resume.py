@@ -84,7 +84,24 @@ def test_a_run_killed_between_stages_gives_the_uninterrupted_result(monkeypatch,
     resumed = SuperpositionTask.run(moex, config, "tiny", 0, "cpu")
     assert "stage sweep-e2m2k1 finished earlier" in capsys.readouterr().out
     assert resumed["metrics"] == straight["metrics"]
+    time = resumed["details"].pop("time")
+    straight["details"].pop("time")
     assert resumed["details"] == straight["details"]
+    # the time of the stages finished before the kill comes back from their files, beside the new one's
+    assert sorted(time["by_stage"]) == ["specialisation-xavier", "sweep-e2m2k1", "sweep-e4m1k2"]
+    assert time["stages_without_time"] == [] and time["cpu_seconds"] > 0
+    assert time["seconds"] == pytest.approx(sum(t["seconds"] for t in time["by_stage"].values()))
+
+
+def test_a_stage_resumed_after_a_kill_counts_the_time_before_its_last_save(monkeypatch, tmp_path):
+    with pytest.raises(Killed):
+        _train(monkeypatch, KilledAfter(tmp_path / "s.state.pt", at=38))
+    before = torch.load(tmp_path / "s.state.pt", weights_only=True)["elapsed"]
+    assert before["seconds"] > 0 and before["cpu_seconds"] > 0
+    resumed = StageCheckpoint(tmp_path / "s.state.pt")
+    _train(monkeypatch, resumed)
+    after = resumed.elapsed()
+    assert after["seconds"] > before["seconds"] and after["cpu_seconds"] > before["cpu_seconds"]
 
 
 def test_a_partial_run_with_other_settings_is_refused_naming_the_setting(tmp_path):

@@ -5,9 +5,9 @@ all drawing from one random generator. Its folder, runs/superposition/<model>-<p
 holds:
 - `fingerprint.json`: the settings and the source of the code; a resumed run whose settings or code
   differ is refused, naming the field, since its finished stages came from them;
-- `<stage>.done.pt`: a finished stage's records and the generator's state after it;
+- `<stage>.done.pt`: a finished stage's records, the generator's state after it and its time;
 - `<stage>.state.pt`: the stage in progress (weights, optimizer, generator, step, the losses of the
-  last steps), replaced atomically every few minutes.
+  last steps, the time spent so far), replaced atomically every few minutes.
 The same command again skips the finished stages (restoring the generator as it was after each) and
 continues the stage in progress from its last state: the result equals an uninterrupted run's. When
 every stage is done and the result is written, the runner removes the folder (`finish`): the result
@@ -66,25 +66,39 @@ def source_digest() -> str:
 
 
 class StageCheckpoint:
-    """Where one stage's training saves its state (`due` every `every_s` seconds) and finds it again."""
+    """Where one stage's training saves its state (`due` every `every_s` seconds) and finds it again.
+    It also keeps the stage's time: wall and CPU seconds of this process, plus what the saved state
+    says earlier processes spent up to their last save (time between that save and a kill is lost)."""
 
     def __init__(self, path: Path, every_s: float = SAVE_EVERY_S):
         self.path, self.every_s, self._last = path, every_s, time.monotonic()
+        self._before = {"seconds": 0.0, "cpu_seconds": 0.0}
+        self._since = (time.monotonic(), time.process_time())
 
     def load(self) -> dict | None:
-        return _load(self.path) if self.path.exists() else None
+        if not self.path.exists():
+            return None
+        state = _load(self.path)
+        self._before = dict(state.get("elapsed", self._before))  # states saved before this field: unknown, 0
+        return state
 
     def due(self) -> bool:
         return time.monotonic() - self._last >= self.every_s
 
+    def elapsed(self) -> dict:
+        wall, cpu = self._since
+        return {"seconds": self._before["seconds"] + time.monotonic() - wall,
+                "cpu_seconds": self._before["cpu_seconds"] + time.process_time() - cpu}
+
     def save(self, state: dict) -> None:
-        _atomic_save(state, self.path)
+        _atomic_save({**state, "elapsed": self.elapsed()}, self.path)
         self._last = time.monotonic()
 
 
 class ResumableRun:
     def __init__(self, folder: Path, fingerprint: dict, every_s: float = SAVE_EVERY_S):
         self.folder, self.every_s = folder, every_s
+        self.time_by_stage: dict[str, dict | None] = {}
         # As JSON reads it back (tuples become lists), so a saved fingerprint compares equal to its own.
         fingerprint = json.loads(json.dumps({**fingerprint, "source": source_digest(), "torch": torch.__version__}))
         path = folder / "fingerprint.json"
@@ -108,15 +122,28 @@ class ResumableRun:
         if done.exists():
             saved = _load(done)
             generator.set_state(saved["generator"])
+            self.time_by_stage[name] = saved.get("elapsed")
             print(f"superposition: stage {name} finished earlier, read from {done}", flush=True)
             return saved["records"]
         state = self.folder / f"{name}.state.pt"
         if state.exists():
             print(f"superposition: stage {name} resumes from {state}", flush=True)
-        records = run(StageCheckpoint(state, self.every_s))
-        _atomic_save({"records": records, "generator": generator.get_state()}, done)
+        checkpoint = StageCheckpoint(state, self.every_s)
+        records = run(checkpoint)
+        self.time_by_stage[name] = checkpoint.elapsed()
+        _atomic_save({"records": records, "generator": generator.get_state(), "elapsed": self.time_by_stage[name]}, done)
         state.unlink(missing_ok=True)
         return records
+
+    def time_spent(self) -> dict:
+        """Wall and CPU seconds of the run's training, summed over its stages (a stage finished before
+        this field was kept counts as unknown), with each stage's."""
+        known = [t for t in self.time_by_stage.values() if t]
+        return {"seconds": sum(t["seconds"] for t in known), "cpu_seconds": sum(t["cpu_seconds"] for t in known),
+                "stages_without_time": sorted(n for n, t in self.time_by_stage.items() if not t),
+                "by_stage": self.time_by_stage,
+                "note": "each stage's training in every process that ran it, up to its last save before a kill; "
+                        "evaluation outside the stages is left out"}
 
     def finish(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)

@@ -132,7 +132,11 @@ class SuperpositionTask(Task):
                 special += run.stage(f"specialisation-{init}", generator, functools.partial(
                     run_specialisation, spec, sp, init, p.lr, p.batch, config, generator))
         metrics = headline(rows, special, p.n_features)
-        details = {"toy_form": form, "preset": dataclasses.asdict(p), "sweep": rows, "specialisation": special}
+        spent = run.time_spent()
+        print(f"superposition {adapter_cls.name}: {len(run.time_by_stage)} stage(s) trained in "
+              f"{spent['seconds'] / 60:.1f} min wall, {spent['cpu_seconds'] / 60:.1f} CPU-min", flush=True)
+        details = {"toy_form": form, "preset": dataclasses.asdict(p), "sweep": rows, "specialisation": special,
+                   "time": spent}
         deviations = DEVIATIONS + ([f"main sweep importance I_i = {config.importance_decay:g}^i (importance_decay); the "
                                     f"reference's main sweep is uniform"] if config.importance_decay != 1 else [])
         return {"metrics": metrics, "details": details, "deviations": deviations,
