@@ -132,8 +132,12 @@ def _load(record: dict, task, preset: str, device: str):
 def _same_dictionary(record: dict, adapter_cls) -> None:
     """A result scored with your own dictionary is exported with that dictionary, and one scored with
     ours with ours: the variable naming it must be as it was (bench/own_dictionary.py)."""
+    from bench.own_dictionary import normalised
+
     then = record.get("provenance", {}).get("own_dictionary")
     now = getattr(adapter_cls, "own_dictionary", None)
+    if then and now and normalised(then) == now:
+        return
     if then == now:
         return
     if then:

@@ -123,7 +123,9 @@ def run_grid(task: str, preset: str, jobs: int, dry_run: bool) -> None:
             log = open(logs / f"{name.replace('+', '_')}.log", "w")
             cmd = [sys.executable, "-m", "bench", "bench", "--task", task, "--model", model, "--preset", preset,
                    "--seed", str(seed), "--threads", "1"]
-            env = {**os.environ, "MOEXBENCH_QUIET": "1"}  # the logs keep findings, not bar redraws
+            # The logs keep findings, not bar redraws. The runs fill the cores already: none forks a second
+            # process for its random-init floor (core/side_process.py).
+            env = {**os.environ, "MOEXBENCH_QUIET": "1", "MOEXBENCH_SIDE_PROCESS": "0"}
             proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
             running.append((proc, name, log, (model, seed)))
             bar.write(f"started {name} (log {log.name})")

@@ -28,10 +28,16 @@ def own_dictionary(dictionary: str | None) -> dict | None:
     recorded as its absolute path, so `./my-sae` and `/home/me/my-sae` are one dictionary."""
     for variable in VARIABLES.get(dictionary, ()):
         if value := os.environ.get(variable):
-            if variable.endswith("_PATH"):
-                value = str(Path(value).expanduser().resolve())
-            return {"variable": variable, "value": value}
+            return normalised({"variable": variable, "value": value})
     return None
+
+
+def normalised(own: dict) -> dict:
+    """`own` with a folder written as its absolute path (results written before paths were resolved
+    recorded them as typed; resolved from here, where commands run)."""
+    if own["variable"].endswith("_PATH"):
+        return {**own, "value": str(Path(own["value"]).expanduser().resolve())}
+    return own
 
 
 def any_set() -> str | None:

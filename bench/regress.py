@@ -125,10 +125,11 @@ def _require_checkpoint(check: Check) -> None:
 def _variant(check: Check) -> str | None:
     """The results folder the check's overrides send its run to (a task keeps other settings apart)."""
     from bench import registry
-    from bench.runner import results_variant, settings_for
+    from bench.runner import filed_config, results_variant, settings_for
 
     task, adapter_cls = registry.task(check.task), registry.model_adapter(check.model)
-    return results_variant(task, settings_for(adapter_cls, task, list(check.overrides)), adapter_cls)
+    config = filed_config(task, settings_for(adapter_cls, task, list(check.overrides)), adapter_cls, check.preset)
+    return results_variant(task, config, adapter_cls)
 
 
 def _run_check(check: Check, scratch: Path, mode: str, threads: int) -> dict:

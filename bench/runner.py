@@ -17,9 +17,16 @@ from core.task_config import layer_from_end
 from bench.sae_store import attach_features
 
 
+def filed_config(task, config, adapter_cls, preset: str):
+    """`config` as a run records and files it: a block counted from the start (layer=3 of 4) counted
+    from the end (layer=-1), so one block has one name and one results folder."""
+    if task.builds_own_models or not isinstance(getattr(config, "layer", None), int) or config.layer < 0:
+        return config  # the model's depth is read only when needed (a nanoGPT file is loaded for it)
+    return layer_from_end(config, model_depth(adapter_cls, task, preset))
+
+
 def run_bench(adapter_cls, task, config, preset: str, seed: int, device: str) -> Path:
-    if not task.builds_own_models:  # layer=3 of 4 blocks is layer=-1: one name, one results folder
-        config = layer_from_end(config, model_depth(adapter_cls, task, preset))
+    config = filed_config(task, config, adapter_cls, preset)
     target = result_path(task.name, adapter_cls.name, preset, seed, results_variant(task, config, adapter_cls))
     ensure_writable(target.parent)
     refuse_other_measurement(target, config)

@@ -58,7 +58,8 @@ def attach_sae(adapter, task, preset: str, seed: int, config, device: str, role:
         sae, source = _from_named_folder(folder, hook, width, sites, device)
         check_sae_site(sae, f"SAE {folder}", hook)
     elif role == "trained" and path:
-        sae = st.load_sae(Path(path), hook, width, sites).to(device)
+        path = Path(path).expanduser().resolve()  # recorded as the result's own_dictionary records it
+        sae = st.load_sae(path, hook, width, sites).to(device)
         source = {"source": f"SAELens folder {path} (MOEXBENCH_SAE_PATH)"}
         check_sae_site(sae, f"SAE {path}", hook)
     elif role == "trained" and release:

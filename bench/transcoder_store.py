@@ -26,7 +26,7 @@ def attach_transcoder(adapter, task, preset: str, seed: int, config, device: str
     if role == "trained" and path:
         from models.checkpoint import file_sha256
 
-        folder = Path(path)
+        folder = Path(path).expanduser().resolve()  # recorded as the result's own_dictionary records it
         transcoder = tt.load_transcoder(folder, layer, adapter.d_model).to(device)
         weights = folder / "sae_weights.safetensors"
         source = {"source": f"SAELens transcoder folder {folder} (MOEXBENCH_TRANSCODER_PATH)",

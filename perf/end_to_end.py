@@ -13,7 +13,7 @@ from perf.peak_memory import measure_module
 
 
 def other_runnable(samples: int = 5) -> int | None:
-    """Processes other than this one that want a CPU now (Linux's /proc/loadavg), the most of a few
+    """Threads other than this one's that want a CPU now (Linux's /proc/loadavg), the most of a few
     samples over a second: a busy machine slows the runs, so it is kept beside their times. The load
     average would lag a minute behind jobs that just stopped."""
     import time

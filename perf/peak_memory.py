@@ -33,27 +33,40 @@ def own_peak_rss_mib() -> float:
 
 
 def measure_module(module_args: list[str], env: dict) -> dict:
-    """Wall seconds and peak RSS of `python -m MODULE ARGS...` in a child process, its own (run through
-    this module's `__main__`), from the repository root. A failure is one error line."""
+    """Wall seconds, peak RSS (its own, run through this module's `__main__`), CPU seconds (its own and
+    its children's) and the sampled peak memory of its whole process tree (`tree_peak_pss_mib`) of
+    `python -m MODULE ARGS...` in a child process, from the repository root. A failure is one error line."""
     with tempfile.TemporaryDirectory(prefix="moexbench-peak-") as tmp:
         peak_file = Path(tmp) / "peak.json"
         cmd = [sys.executable, "-m", "perf.peak_memory", str(peak_file), *module_args]
         start = time.perf_counter()
         with tempfile.TemporaryFile("w+") as err:
             proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err, text=True)
-            tree_peak = _tree_peak_rss_mib(proc)
+            tree_peak = _tree_peak_mib(proc)
             seconds = time.perf_counter() - start
             if proc.returncode != 0:
                 err.seek(0)
                 last = (err.read().strip().splitlines() or ["(no output)"])[-1]
                 raise SystemExit(f"error: python -m {' '.join(module_args)} failed: {last}")
-        return {"wall_seconds": seconds, **json.loads(peak_file.read_text()), "tree_peak_rss_mib": tree_peak}
+        return {"wall_seconds": seconds, **json.loads(peak_file.read_text()), "tree_peak_pss_mib": tree_peak}
 
 
-def _tree_peak_rss_mib(proc: subprocess.Popen, every_s: float = 0.2) -> float:
-    """Until `proc` ends: the largest sum of RSS over it and every process it started (a forked helper,
-    pool workers), sampled every `every_s`. Pages a forked helper shares with its parent count in
-    both, so this bounds the machine's memory from above."""
+def _proportional_bytes(process) -> int:
+    """The process's proportional set size (PSS: each page shared by n processes counts 1/n), from
+    Linux's smaps_rollup; its RSS where that is not readable."""
+    try:
+        for line in Path(f"/proc/{process.pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return process.memory_info().rss
+
+
+def _tree_peak_mib(proc: subprocess.Popen, every_s: float = 0.2) -> float:
+    """Until `proc` ends: the largest memory of it and every process it started (a forked helper, pool
+    workers), summed as PSS so that a page a forked helper shares with its parent counts once, sampled
+    every `every_s` (a shorter peak can be missed)."""
     import psutil
 
     peak = 0
@@ -63,7 +76,7 @@ def _tree_peak_rss_mib(proc: subprocess.Popen, every_s: float = 0.2) -> float:
         try:
             for p in [root, *root.children(recursive=True)]:
                 try:
-                    total += p.memory_info().rss
+                    total += _proportional_bytes(p)
                 except psutil.Error:  # ended between the listing and the reading
                     pass
         except psutil.Error:

@@ -304,17 +304,17 @@ def _markdown(record: dict) -> list[str]:
     lines += _superposition_lines(record)
     e2e = record.get("end_to_end")
     if e2e:
-        load = (f" ({e2e['other_runnable_before']} other process(es) wanting a CPU before it)"
+        load = (f" ({e2e['other_runnable_before']} other thread(s) wanting a CPU before it)"
                 if e2e.get("other_runnable_before") is not None else "")
         lines += ["", _when(record, "end_to_end"), "", f"`{e2e['command']}`{load}:", "",
-                  "| cache | wall (s) | CPU (s) | peak RSS, main process (MiB) | peak RSS, all its processes (MiB) |",
+                  "| cache | wall (s) | CPU (s) | peak RSS, main process (MiB) | peak, all its processes (MiB PSS) |",
                   "|---|---|---|---|---|"]
         lines += [f"| {name.split('_')[0]} | {e2e[name]['wall_seconds']:.0f} | {_maybe(e2e[name], 'cpu_seconds')} | "
-                  f"{e2e[name]['peak_rss_mib']:.0f} | {_maybe(e2e[name], 'tree_peak_rss_mib')} |"
+                  f"{e2e[name]['peak_rss_mib']:.0f} | {_maybe(e2e[name], 'tree_peak_pss_mib')} |"
                   for name in ("cold_cache", "warm_cache")]
-        lines += ["", "CPU and the second peak count every process of the run (the chess floor's second process, "
-                  "the position workers). That peak is sampled every 0.2 s and counts pages a forked process "
-                  "shares with its parent twice: an upper bound."]
+        lines += ["", "CPU and the last peak count every process of the run (the chess floor's second process, "
+                  "the position workers). That peak sums proportional set sizes (a page shared by a forked "
+                  "process and its parent counts once), sampled every 0.2 s."]
     return lines
 
 

@@ -92,6 +92,10 @@ def test_the_export_reads_a_result_only_with_the_dictionary_it_was_scored_with(c
     with pytest.raises(BenchError, match=f"scored with your dictionary MOEXBENCH_SAE_PATH={own['value']}; set it again"):
         _load(record, ChessTask, "tiny", "cpu")
     clean.setenv("MOEXBENCH_SAE_PATH", own["value"])
+    clean.chdir(tmp_path)  # a result from before paths were resolved recorded the folder as typed
+    typed = {**record, "provenance": {"own_dictionary": {**own, "value": "./my-sae"}}}
+    with pytest.raises(BenchError, match="^no checkpoint at "):  # past the dictionary check, to the model
+        _load(typed, ChessTask, "tiny", "cpu")
     ours = {**record, "_path": "results/chess/dense+sae.json", "provenance": {}}
     with pytest.raises(BenchError, match="scored with the harness's own dictionary, and MOEXBENCH_SAE_PATH is set"):
         _load(ours, ChessTask, "tiny", "cpu")

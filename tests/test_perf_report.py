@@ -21,8 +21,8 @@ def test_the_front_door_table_shows_cpu_and_the_helpers_memory_and_older_records
     from perf.run import _markdown
 
     now = {"cold_cache": {"wall_seconds": 80.2, "peak_rss_mib": 2500.0, "cpu_seconds": 150.4,
-                          "tree_peak_rss_mib": 2100.0},
+                          "tree_peak_pss_mib": 2100.0},
            "warm_cache": {"wall_seconds": 50.0, "peak_rss_mib": 2000.0}}  # a record from before the new fields
     text = "\n".join(_markdown({"end_to_end": {"command": "make bench", "other_runnable_before": 0, **now}}))
     assert "| cold | 80 | 150 | 2500 | 2100 |" in text and "| warm | 50 | - | 2000 | - |" in text
-    assert "(0 other process(es) wanting a CPU before it)" in text
+    assert "(0 other thread(s) wanting a CPU before it)" in text

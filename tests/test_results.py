@@ -202,3 +202,27 @@ def test_a_block_counted_from_the_start_is_filed_as_counted_from_the_end():
     dense = registry.model_adapter("dense")
     assert results_variant(ChessTask, filed(["layer=3"]), dense) == results_variant(
         ChessTask, filed(["layer=-1"]), dense) == "layer.-1"
+
+
+def test_a_run_and_regress_file_layer_3_of_4_blocks_as_layer_minus_1(monkeypatch):
+    """Through the bench's own entry (stopped at its first check, before any work) and regress's reading."""
+    from bench import registry, runner
+    from bench.regress import Check, _variant
+    from core.task_config import apply_overrides
+    from tasks.chess.config import ChessConfig
+    from tasks.chess.task import ChessTask
+
+    class Stop(Exception):
+        pass
+
+    seen = {}
+
+    def first_check(target, config):
+        seen.update(target=target, layer=config.layer)
+        raise Stop
+    monkeypatch.setattr(runner, "refuse_other_measurement", first_check)
+    with pytest.raises(Stop):
+        runner.run_bench(registry.model_adapter("moex"), ChessTask, apply_overrides(ChessConfig(), ["layer=3"]),
+                         "tiny", 0, "cpu")
+    assert seen["layer"] == -1 and seen["target"].parts[-2:] == ("layer.-1", "moex.json")
+    assert _variant(Check("chess", "moex", "tiny", ("layer=3",), {})) == "layer.-1"

@@ -14,7 +14,7 @@ from core.side_process import beside
 @pytest.fixture
 def spare_core(monkeypatch):
     """Fork whatever this machine's core count (a one-core CI runner would otherwise never fork)."""
-    monkeypatch.setattr(side_process, "a_core_is_spare", lambda: True)
+    monkeypatch.setattr(side_process, "second_core_for_one_thread", lambda: True)
 
 
 def test_the_value_comes_back_from_the_child(spare_core):
@@ -25,22 +25,52 @@ def test_the_value_comes_back_from_the_child(spare_core):
     assert value["sum"] == 15.0 and value["pid"] != os.getpid()
 
 
-def test_an_error_in_the_child_is_raised_with_its_traceback(spare_core):
-    def fails():
-        raise ValueError("no board here")
+def test_a_large_value_comes_back_whole(spare_core):
+    later = beside(lambda: torch.arange(1_000_000), name="test")  # megabytes: more than a pipe's buffer
+    assert torch.equal(later.result(), torch.arange(1_000_000))
 
-    with pytest.raises(RuntimeError, match="(?s)in the test process.*ValueError: no board here"):
+
+def test_an_error_in_the_child_is_raised_as_itself(spare_core):
+    def refuses():
+        raise BenchError("no such game file; give one")
+
+    with pytest.raises(BenchError, match="^no such game file; give one$"):  # still one clear line, exit 2
+        beside(refuses, name="test").result()
+
+
+def test_an_error_that_does_not_pickle_comes_back_as_its_traceback(spare_core):
+    class Local(Exception):  # a class pickle cannot find by name
+        pass
+
+    def fails():
+        raise Local("no board here")
+
+    with pytest.raises(RuntimeError, match="(?s)in the test process.*Local: no board here"):
         beside(fails, name="test").result()
 
 
-def test_a_child_that_dies_is_one_line_naming_it(spare_core):
-    with pytest.raises(BenchError, match="the test process ended without a result \\(exit code 3"):
+def test_a_child_that_dies_is_one_line_naming_it_and_the_way_out(spare_core):
+    with pytest.raises(BenchError, match="the test process ended without a result \\(exit code 3\\); run again "
+                                         "with MOEXBENCH_SIDE_PROCESS=0"):
         beside(lambda: os._exit(3), name="test").result()
 
 
-def test_at_more_than_one_thread_nothing_forks(monkeypatch):
-    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
-    later = beside(lambda: os.getpid())
+def test_leaving_the_block_before_the_result_stops_the_child(spare_core):
+    import time
+
+    with pytest.raises(ValueError):
+        with beside(lambda: time.sleep(600), name="test") as later:
+            raise ValueError("the parent's own work failed")
+    assert not later._process.is_alive() and later._process.exitcode is not None
+
+
+@pytest.mark.parametrize("setting", ["threads", "opt-out", "gpu"])
+def test_nothing_forks_at_more_threads_when_told_not_to_or_off_the_cpu(monkeypatch, setting):
+    if setting == "threads":
+        monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    if setting == "opt-out":
+        monkeypatch.setenv("MOEXBENCH_SIDE_PROCESS", "0")
+    later = beside(lambda: os.getpid(), device="cuda:0" if setting == "gpu" else "cpu")
     assert not later.forked and later.result() == os.getpid()
 
 
@@ -55,7 +85,7 @@ def test_the_chess_floor_beside_the_trained_model_equals_the_floor_after_it(monk
     trained = DenseAdapter(build_random(DenseAdapter, ChessTask, "tiny", 0).eval())
     floors = []
     for spare in (False, True):
-        monkeypatch.setattr(side_process, "a_core_is_spare", lambda: spare)
+        monkeypatch.setattr(side_process, "second_core_for_one_thread", lambda: spare)
         monkeypatch.setattr(floor_cache, "CACHE", tmp_path / f"cache-{spare}")  # computed, not read back
         random = DenseAdapter(build_random(DenseAdapter, ChessTask, "tiny", 1_000).eval())
         out = ChessTask.evaluate(trained, random, config, "tiny", 0)

@@ -89,8 +89,8 @@ def test_a_run_killed_between_stages_gives_the_uninterrupted_result(monkeypatch,
     assert resumed["details"] == straight["details"]
     # the time of the stages finished before the kill comes back from their files, beside the new one's
     assert sorted(time["by_stage"]) == ["specialisation-xavier", "sweep-e2m2k1", "sweep-e4m1k2"]
-    assert time["stages_without_time"] == [] and time["cpu_seconds"] > 0
-    assert time["seconds"] == pytest.approx(sum(t["seconds"] for t in time["by_stage"].values()))
+    assert all(t["seconds"] > 0 and t["cpu_seconds"] > 0 for t in time["by_stage"].values())  # read back, not 0
+    assert time["seconds"] > time["by_stage"]["specialisation-xavier"]["seconds"]  # the earlier stages count too
 
 
 def test_a_stage_resumed_after_a_kill_counts_the_time_before_its_last_save(monkeypatch, tmp_path):

@@ -199,38 +199,43 @@ class ChessTask(Task):
                     probe_layers=config.probe_layers, seed=seed)
         floor_later = None if random_adapter is None else _random_init_floor(
             random_adapter, train, test, stat_games, args, [train_games, test_games, stat_games])
-        scored = score_adapter(adapter, train, test, stat_games, **args)
-        metrics = dict(scored.metrics)
-        fmt = game_format(p.format)
-        # The router statistics read games as training does. Characters: each game padded with spaces,
-        # which the character model reads as text. Moves: games packed back to back, since <pad> never
-        # occurs in training and would skew the router's statistics.
-        router_tokens = (fmt.encode(stat_games[:64], fmt.window)[0] if p.format == "chars"
-                         else packed_stream(fmt, stat_games[:64], p.n_ctx, seed).batch(0, 64))
-        model_metrics, model_details = adapter.model_metrics(router_tokens, config.layer)
-        if model_metrics.get("router_collapsed"):
-            print(f"warning: {adapter.name}'s router has collapsed: its {model_details['top_k']} busiest experts "
-                  f"take {model_details['top_k_load']:.0%} of assignments at layer {config.layer}")
-        metrics.update(model_metrics)
-        if config.legal_move_games:
-            from tasks.chess.legal_moves import legal_move_rate
+        try:  # an error in the trained model's scoring stops the floor's process (if any)
+            scored = score_adapter(adapter, train, test, stat_games, **args)
+            metrics = dict(scored.metrics)
+            fmt = game_format(p.format)
+            # The router statistics read games as training does. Characters: each game padded with spaces,
+            # which the character model reads as text. Moves: games packed back to back, since <pad> never
+            # occurs in training and would skew the router's statistics.
+            router_tokens = (fmt.encode(stat_games[:64], fmt.window)[0] if p.format == "chars"
+                             else packed_stream(fmt, stat_games[:64], p.n_ctx, seed).batch(0, 64))
+            model_metrics, model_details = adapter.model_metrics(router_tokens, config.layer)
+            if model_metrics.get("router_collapsed"):
+                print(f"warning: {adapter.name}'s router has collapsed: its {model_details['top_k']} busiest experts "
+                      f"take {model_details['top_k_load']:.0%} of assignments at layer {config.layer}")
+            metrics.update(model_metrics)
+            if config.legal_move_games:
+                from tasks.chess.legal_moves import legal_move_rate
 
-            metrics["legal_move_rate"] = legal_move_rate(adapter, test, config.legal_move_games)
-        val_tokens = ChessTask.validation_tokens(preset, seed)
-        metrics["val_loss"] = adapter.mean_loss(val_tokens, 32)
-        # Loss recovered, perplexity with the splice, explained variance, dead fraction: the same
-        # for every adapter (1 and 0 by construction for a model's own units).
-        metrics.update(fidelity(adapter, val_tokens, config.layer, config.site))
-        if metrics["mostly_dead"]:
-            print(f"warning: {metrics['dead_fraction']:.0%} of {adapter.name}'s features never fire on the "
-                  f"validation games; flagged as mostly_dead in the results")
-        details = {"groups": _summarise_groups(scored.groups), "probe_f1_by_layer": scored.probe_by_layer,
-                   "positions": {"probe_train": len(train.game_index), "probe_test": len(test.game_index)},
-                   "feature_hook": adapter.feature_hook(config.layer, config.site),
-                   "feature_kind": adapter.feature_kind, "model": model_details,
-                   "splice": splice_details(adapter, config.layer, config.site), "seconds": scored.seconds}
+                metrics["legal_move_rate"] = legal_move_rate(adapter, test, config.legal_move_games)
+            val_tokens = ChessTask.validation_tokens(preset, seed)
+            metrics["val_loss"] = adapter.mean_loss(val_tokens, 32)
+            # Loss recovered, perplexity with the splice, explained variance, dead fraction: the same
+            # for every adapter (1 and 0 by construction for a model's own units).
+            metrics.update(fidelity(adapter, val_tokens, config.layer, config.site))
+            if metrics["mostly_dead"]:
+                print(f"warning: {metrics['dead_fraction']:.0%} of {adapter.name}'s features never fire on the "
+                      f"validation games; flagged as mostly_dead in the results")
+            details = {"groups": _summarise_groups(scored.groups), "probe_f1_by_layer": scored.probe_by_layer,
+                       "positions": {"probe_train": len(train.game_index), "probe_test": len(test.game_index)},
+                       "feature_hook": adapter.feature_hook(config.layer, config.site),
+                       "feature_kind": adapter.feature_kind, "model": model_details,
+                       "splice": splice_details(adapter, config.layer, config.site), "seconds": scored.seconds}
+            if floor_later is not None:
+                floor, cached = floor_later.result()
+        finally:
+            if floor_later is not None:
+                floor_later.cancel()  # nothing to stop once its result was read
         if floor_later is not None:
-            floor, cached = floor_later.result()
             for key in ("coverage", "reconstruction", "coverage_strategy", "reconstruction_strategy", "probe_f1"):
                 metrics[f"{key}_random_init"] = floor["metrics"][key]
             details["random_init"] = {"groups": _summarise_groups(floor["groups"]),
@@ -245,9 +250,10 @@ class ChessTask(Task):
 def _random_init_floor(adapter, train, test, stat_games, args: dict, games: list[list[str]]):
     """The floor's scores, from `.cache/` when this adapter's weights, these games, settings and code
     were scored before (tasks/chess/floor_cache.py). Returns a handle whose `.result()` gives (scores,
-    whether they came from the cache); when they must be computed and a core is spare, they are
-    computed in a second process while the caller scores the trained model (core/side_process.py):
-    one thread each, so the same numbers as one after the other."""
+    whether they came from the cache) and whose `.cancel()` stops their computation; when they must be
+    computed and a second core is there for one thread, they are computed in a second process while
+    the caller scores the trained model (core/side_process.py): one thread each, so the same numbers
+    as one after the other."""
     from core.side_process import beside, deferred
     from tasks.chess.evaluate import score_adapter
     from tasks.chess.floor_cache import cached_floor, floor_key, floor_path
@@ -260,7 +266,7 @@ def _random_init_floor(adapter, train, test, stat_games, args: dict, games: list
     key = floor_key(adapter, games, {**args, "format": train.format, "device": str(adapter.device)})
     if floor_path(key).exists():
         return deferred(lambda: cached_floor(key, compute))
-    later = beside(lambda: cached_floor(key, compute), name="random-init floor")
+    later = beside(lambda: cached_floor(key, compute), name="random-init floor", device=str(adapter.device))
     if later.forked:
         print("random-init floor: scored in a second process beside the trained model (one thread each)")
     return later

@@ -79,7 +79,7 @@ class StageCheckpoint:
         if not self.path.exists():
             return None
         state = _load(self.path)
-        self._before = dict(state.get("elapsed", self._before))  # states saved before this field: unknown, 0
+        self._before = dict(state["elapsed"])
         return state
 
     def due(self) -> bool:
@@ -98,7 +98,7 @@ class StageCheckpoint:
 class ResumableRun:
     def __init__(self, folder: Path, fingerprint: dict, every_s: float = SAVE_EVERY_S):
         self.folder, self.every_s = folder, every_s
-        self.time_by_stage: dict[str, dict | None] = {}
+        self.time_by_stage: dict[str, dict] = {}
         # As JSON reads it back (tuples become lists), so a saved fingerprint compares equal to its own.
         fingerprint = json.loads(json.dumps({**fingerprint, "source": source_digest(), "torch": torch.__version__}))
         path = folder / "fingerprint.json"
@@ -122,7 +122,7 @@ class ResumableRun:
         if done.exists():
             saved = _load(done)
             generator.set_state(saved["generator"])
-            self.time_by_stage[name] = saved.get("elapsed")
+            self.time_by_stage[name] = saved["elapsed"]
             print(f"superposition: stage {name} finished earlier, read from {done}", flush=True)
             return saved["records"]
         state = self.folder / f"{name}.state.pt"
@@ -136,11 +136,9 @@ class ResumableRun:
         return records
 
     def time_spent(self) -> dict:
-        """Wall and CPU seconds of the run's training, summed over its stages (a stage finished before
-        this field was kept counts as unknown), with each stage's."""
-        known = [t for t in self.time_by_stage.values() if t]
-        return {"seconds": sum(t["seconds"] for t in known), "cpu_seconds": sum(t["cpu_seconds"] for t in known),
-                "stages_without_time": sorted(n for n, t in self.time_by_stage.items() if not t),
+        """Wall and CPU seconds of the run's training, summed over its stages, with each stage's."""
+        times = self.time_by_stage.values()
+        return {"seconds": sum(t["seconds"] for t in times), "cpu_seconds": sum(t["cpu_seconds"] for t in times),
                 "by_stage": self.time_by_stage,
                 "note": "each stage's training in every process that ran it, up to its last save before a kill; "
                         "evaluation outside the stages is left out"}
