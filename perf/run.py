@@ -314,7 +314,7 @@ def _markdown(record: dict) -> list[str]:
                   for name in ("cold_cache", "warm_cache")]
         lines += ["", "CPU and the last peak count every process of the run (the chess floor's second process, "
                   "the position workers). That peak sums proportional set sizes (a page shared by a forked "
-                  "process and its parent counts once), sampled every 0.2 s."]
+                  "process and its parent counts once), sampled every 2 s."]
     return lines
 
 

@@ -14,9 +14,10 @@ def module_dir(tmp_path):
     (tmp_path / "grab_memory.py").write_text(
         "import sys\nimport numpy as np\na = np.ones(int(sys.argv[1]) * 2**20 // 8)\nprint(a.sum())\n")
     (tmp_path / "fail_loudly.py").write_text("raise ValueError('no checkpoint')\n")
-    (tmp_path / "fork_a_helper.py").write_text(  # a helper that holds 300 MiB and spins 1 s of CPU, then ends
+    (tmp_path / "fork_a_helper.py").write_text(  # a helper that holds 300 MiB, spins 1 s of CPU, holds on
         "import os, time\nimport numpy as np\npid = os.fork()\nif pid == 0:\n    a = np.ones(300 * 2**20 // 8)\n"
-        "    end = time.process_time() + 1.0\n    while time.process_time() < end:\n        pass\n    os._exit(0)\n"
+        "    end = time.process_time() + 1.0\n    while time.process_time() < end:\n        pass\n"
+        "    time.sleep(4.5)  # past two of the sampler's 2 s rounds\n    os._exit(0)\n"
         "os.waitpid(pid, 0)\n")
     return {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
 
