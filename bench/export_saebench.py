@@ -136,9 +136,7 @@ def _same_dictionary(record: dict, adapter_cls) -> None:
 
     then = record.get("provenance", {}).get("own_dictionary")
     now = getattr(adapter_cls, "own_dictionary", None)
-    if then and now and normalised(then) == now:
-        return
-    if then == now:
+    if then == now or (then and now and normalised(then) == now):  # a folder recorded as typed, before resolving
         return
     if then:
         raise BenchError(f"{record['_path']} was scored with your dictionary {then['variable']}={then['value']}; "
