@@ -186,8 +186,6 @@ class ChessTask(Task):
     @staticmethod
     def evaluate(adapter: FeatureAdapter, random_adapter: FeatureAdapter | None, config: ChessConfig,
                  preset: str, seed: int) -> dict:
-        from core.fidelity import fidelity, splice_details
-        from tasks.chess.evaluate import score_adapter
         from tasks.chess.positions import build_position_sets
 
         p = PRESETS[preset]
@@ -200,36 +198,7 @@ class ChessTask(Task):
         floor_later = None if random_adapter is None else _random_init_floor(
             random_adapter, train, test, stat_games, args, [train_games, test_games, stat_games])
         try:  # an error in the trained model's scoring stops the floor's process (if any)
-            scored = score_adapter(adapter, train, test, stat_games, **args)
-            metrics = dict(scored.metrics)
-            fmt = game_format(p.format)
-            # The router statistics read games as training does. Characters: each game padded with spaces,
-            # which the character model reads as text. Moves: games packed back to back, since <pad> never
-            # occurs in training and would skew the router's statistics.
-            router_tokens = (fmt.encode(stat_games[:64], fmt.window)[0] if p.format == "chars"
-                             else packed_stream(fmt, stat_games[:64], p.n_ctx, seed).batch(0, 64))
-            model_metrics, model_details = adapter.model_metrics(router_tokens, config.layer)
-            if model_metrics.get("router_collapsed"):
-                print(f"warning: {adapter.name}'s router has collapsed: its {model_details['top_k']} busiest experts "
-                      f"take {model_details['top_k_load']:.0%} of assignments at layer {config.layer}")
-            metrics.update(model_metrics)
-            if config.legal_move_games:
-                from tasks.chess.legal_moves import legal_move_rate
-
-                metrics["legal_move_rate"] = legal_move_rate(adapter, test, config.legal_move_games)
-            val_tokens = ChessTask.validation_tokens(preset, seed)
-            metrics["val_loss"] = adapter.mean_loss(val_tokens, 32)
-            # Loss recovered, perplexity with the splice, explained variance, dead fraction: the same
-            # for every adapter (1 and 0 by construction for a model's own units).
-            metrics.update(fidelity(adapter, val_tokens, config.layer, config.site))
-            if metrics["mostly_dead"]:
-                print(f"warning: {metrics['dead_fraction']:.0%} of {adapter.name}'s features never fire on the "
-                      f"validation games; flagged as mostly_dead in the results")
-            details = {"groups": _summarise_groups(scored.groups), "probe_f1_by_layer": scored.probe_by_layer,
-                       "positions": {"probe_train": len(train.game_index), "probe_test": len(test.game_index)},
-                       "feature_hook": adapter.feature_hook(config.layer, config.site),
-                       "feature_kind": adapter.feature_kind, "model": model_details,
-                       "splice": splice_details(adapter, config.layer, config.site), "seconds": scored.seconds}
+            metrics, details, scored = _score_trained(adapter, config, preset, seed, train, test, stat_games, args)
             if floor_later is not None:
                 floor, cached = floor_later.result()
         finally:
@@ -245,6 +214,47 @@ class ChessTask(Task):
                    for j, (f1, f) in enumerate(zip(scored.groups["board_state"]["best_f1_per_bsp"],
                                                    scored.groups["board_state"]["best_feature_per_bsp"]))]
         return {"metrics": metrics, "details": details, "deviations": deviations(p.format), "per_item": per_bsp}
+
+
+def _score_trained(adapter, config: ChessConfig, preset: str, seed: int, train, test, stat_games: list[str],
+                   args: dict) -> tuple[dict, dict, object]:
+    """The trained model's metrics and details: features against the board (score_adapter), its router,
+    legal moves, validation loss and the splice's fidelity."""
+    from core.fidelity import fidelity, splice_details
+    from tasks.chess.evaluate import score_adapter
+
+    p = PRESETS[preset]
+    scored = score_adapter(adapter, train, test, stat_games, **args)
+    metrics = dict(scored.metrics)
+    fmt = game_format(p.format)
+    # The router statistics read games as training does. Characters: each game padded with spaces,
+    # which the character model reads as text. Moves: games packed back to back, since <pad> never
+    # occurs in training and would skew the router's statistics.
+    router_tokens = (fmt.encode(stat_games[:64], fmt.window)[0] if p.format == "chars"
+                     else packed_stream(fmt, stat_games[:64], p.n_ctx, seed).batch(0, 64))
+    model_metrics, model_details = adapter.model_metrics(router_tokens, config.layer)
+    if model_metrics.get("router_collapsed"):
+        print(f"warning: {adapter.name}'s router has collapsed: its {model_details['top_k']} busiest experts "
+              f"take {model_details['top_k_load']:.0%} of assignments at layer {config.layer}")
+    metrics.update(model_metrics)
+    if config.legal_move_games:
+        from tasks.chess.legal_moves import legal_move_rate
+
+        metrics["legal_move_rate"] = legal_move_rate(adapter, test, config.legal_move_games)
+    val_tokens = ChessTask.validation_tokens(preset, seed)
+    metrics["val_loss"] = adapter.mean_loss(val_tokens, 32)
+    # Loss recovered, perplexity with the splice, explained variance, dead fraction: the same
+    # for every adapter (1 and 0 by construction for a model's own units).
+    metrics.update(fidelity(adapter, val_tokens, config.layer, config.site))
+    if metrics["mostly_dead"]:
+        print(f"warning: {metrics['dead_fraction']:.0%} of {adapter.name}'s features never fire on the "
+              f"validation games; flagged as mostly_dead in the results")
+    details = {"groups": _summarise_groups(scored.groups), "probe_f1_by_layer": scored.probe_by_layer,
+               "positions": {"probe_train": len(train.game_index), "probe_test": len(test.game_index)},
+               "feature_hook": adapter.feature_hook(config.layer, config.site),
+               "feature_kind": adapter.feature_kind, "model": model_details,
+               "splice": splice_details(adapter, config.layer, config.site), "seconds": scored.seconds}
+    return metrics, details, scored
 
 
 def _random_init_floor(adapter, train, test, stat_games, args: dict, games: list[list[str]]):
