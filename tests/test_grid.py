@@ -54,3 +54,29 @@ def test_a_needed_checkpoint_that_is_not_here_is_announced(tmp_path, monkeypatch
     lines = retrained_dependencies("chess", "cpu", todo)
     assert lines == ["note: dense+sae, dense+snmf seed 1 need dense-cpu-seed1.safetensors, which is not here: "
                      "the first of them trains it again (same recipe and seed)"]
+
+
+def test_the_grids_runs_are_quiet_single_threaded_and_keep_the_floor_in_their_own_process(tmp_path, monkeypatch):
+    import subprocess
+
+    from bench import grid
+
+    monkeypatch.setenv("MOEXBENCH_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setattr(grid, "RUNS", tmp_path / "runs")
+    monkeypatch.setattr(grid, "missing", lambda task, preset: [("moex", 0)])
+    monkeypatch.setattr(grid.time, "sleep", lambda s: None)
+    started = []
+
+    class Finished:
+        returncode = 0
+
+        def __init__(self, cmd, env, **kwargs):
+            started.append((cmd, env))
+
+        def poll(self):
+            return 0
+    monkeypatch.setattr(subprocess, "Popen", Finished)
+    grid.run_grid("chess", "cpu", jobs=2, dry_run=False)
+    (cmd, env), = started
+    assert cmd[-2:] == ["--threads", "1"] and env["MOEXBENCH_QUIET"] == "1"
+    assert env["MOEXBENCH_SIDE_PROCESS"] == "0"  # two runs already fill two cores: no third process each
