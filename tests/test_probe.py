@@ -35,9 +35,10 @@ def test_a_probe_is_the_same_for_the_same_seed():
 
 
 def test_the_probe_loss_is_the_per_square_cross_entropy_of_every_row():
-    # fit_probe feeds the logits as (n, classes, squares) for speed; its loss must be, bit for bit, the
-    # straightforward mean over (sample, square) rows of a 13-way cross-entropy, so one L-BFGS step from
-    # the same start lands on the same weights.
+    # fit_probe feeds the logits as (n, classes, squares) for speed; its loss must be the straightforward
+    # mean over (sample, square) rows of a 13-way cross-entropy, so L-BFGS from the same start lands on
+    # the same weights: bit for bit on some CPUs, within float rounding on others (an AMD EPYC sums the
+    # softmax along the other axis in another order: 7e-9 apart on weights of 0.07).
     gen = torch.Generator().manual_seed(3)
     x = torch.randn(40, 6, generator=gen)
     classes = torch.randint(0, 13, (40, 64), generator=gen)
@@ -57,7 +58,9 @@ def test_the_probe_loss_is_the_per_square_cross_entropy_of_every_row():
         return loss
 
     opt.step(rows_closure)
-    assert torch.equal(fast[2], weight.detach()) and torch.equal(fast[3], bias.detach())
+    assert torch.allclose(fast[2], weight.detach(), rtol=0, atol=1e-7)
+    assert torch.allclose(fast[3], bias.detach(), rtol=0, atol=1e-7)
+    assert not torch.equal(weight.detach(), torch.randn(6, 64 * 13, generator=torch.Generator().manual_seed(0)) * 0.01)
 
 
 def test_a_curve_point_gives_every_layer_an_f1_and_restores_the_training_mode(monkeypatch):
