@@ -46,17 +46,10 @@ def second_core_for_one_thread() -> bool:
     return torch.get_num_threads() == 1 and len(os.sched_getaffinity(0)) >= 2
 
 
-class deferred:
-    """Runs `compute` when its result is asked for: the sequential path, and what `beside` gives
-    where it does not fork."""
+class _Later:
+    """A result to come: `.result()` gives it, `.cancel()` (or leaving a `with` block) drops it."""
 
     forked = False
-
-    def __init__(self, compute: Callable):
-        self.compute = compute
-
-    def result(self):
-        return self.compute()
 
     def cancel(self) -> None:
         pass
@@ -65,10 +58,21 @@ class deferred:
         return self
 
     def __exit__(self, *exc) -> None:
-        pass
+        self.cancel()
 
 
-class _Forked:
+class deferred(_Later):
+    """Runs `compute` when its result is asked for: the sequential path, and what `beside` gives
+    where it does not fork."""
+
+    def __init__(self, compute: Callable):
+        self.compute = compute
+
+    def result(self):
+        return self.compute()
+
+
+class _Forked(_Later):
     forked = True
 
     def __init__(self, compute: Callable, name: str):
@@ -106,12 +110,6 @@ class _Forked:
             self._process.terminate()
             self._process.join()
             self._receive.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.cancel()
 
 
 def _child(compute: Callable, send, parent_pid: int) -> None:
