@@ -3,11 +3,14 @@
 Each function maps a `chess.Board` to a flat uint8 vector of binary BSPs: the masked board state
 gives 768 (64 squares x 12 piece classes), the 14 strategy functions 1 or 64 each. Square index =
 python-chess's (0 = a1, 1 = b1, ..., 63 = h8), i.e. grid row = rank, col = file.
+
+A strategy function takes the board and its legal moves as a list: generating them costs more than
+most functions, so `strategy_bsps` generates them once per position. Labelling the evaluation games
+is on every cold `make bench`'s path, hence the bitboard forms below; each is tested equal to its
+plain python-chess definition on every position of real games (tests/test_board_state.py).
 """
 
 from __future__ import annotations
-
-from collections import defaultdict
 
 import chess
 import numpy as np
@@ -52,43 +55,92 @@ def _flag(value: bool) -> np.ndarray:
     return np.array([1 if value else 0], dtype=np.uint8)
 
 
-def check(board: chess.Board) -> np.ndarray:
+def check(board: chess.Board, moves: list[chess.Move]) -> np.ndarray:
     return _flag(board.is_check())
 
 
-def can_check(board: chess.Board) -> np.ndarray:
-    for move in board.legal_moves:
-        if board.gives_check(move):
-            return _flag(True)
-    return _flag(False)
+def can_check(board: chess.Board, moves: list[chess.Move]) -> np.ndarray:
+    king = board.king(not board.turn)
+    if king is None:
+        return _flag(False)
+    mine = [board.pieces_mask(t, board.turn) for t in chess.PIECE_TYPES]
+    return _flag(any(_checks_after(board, move, king, mine) for move in moves))
 
 
-def has_queen(board: chess.Board) -> np.ndarray:
+def gives_check(board: chess.Board, move: chess.Move) -> bool:
+    """`board.gives_check(move)` for a legal move of a standard board, without its push and pop (most
+    of can_check's cost)."""
+    king = board.king(not board.turn)
+    mine = [board.pieces_mask(t, board.turn) for t in chess.PIECE_TYPES]
+    return king is not None and _checks_after(board, move, king, mine)
+
+
+def _checks_after(board: chess.Board, move: chess.Move, king: chess.Square, mine: list[int]) -> bool:
+    """Whether the mover's pieces (`mine`: a mask per piece type, pawn first) attack `king` once `move`
+    is played: the pieces and the occupancy after the move, then the attacks on the king from there,
+    direct or discovered."""
+    us = board.turn
+    origin, target = chess.BB_SQUARES[move.from_square], chess.BB_SQUARES[move.to_square]
+    occupied = (board.occupied & ~origin) | target
+    pawns, knights, bishops, rooks, queens, kings = (mask & ~origin for mask in mine)
+    moved = move.promotion or board.piece_type_at(move.from_square)
+    if moved == chess.PAWN:
+        pawns |= target
+        if board.ep_square == move.to_square and move.from_square % 8 != move.to_square % 8:
+            # en passant (a diagonal pawn move onto the en passant square): the taken pawn leaves
+            occupied &= ~chess.BB_SQUARES[move.to_square - 8 if us == chess.WHITE else move.to_square + 8]
+    elif moved == chess.KNIGHT:
+        knights |= target
+    elif moved == chess.BISHOP:
+        bishops |= target
+    elif moved == chess.ROOK:
+        rooks |= target
+    elif moved == chess.QUEEN:
+        queens |= target
+    else:
+        kings |= target
+        if abs(move.to_square - move.from_square) == 2:  # castling (e1g1, e1c1): the rook jumps over
+            kingside = move.to_square > move.from_square
+            rook_from = chess.BB_SQUARES[move.from_square + 3 if kingside else move.from_square - 4]
+            rook_to = chess.BB_SQUARES[move.from_square + 1 if kingside else move.from_square - 1]
+            occupied = (occupied & ~rook_from) | rook_to
+            rooks = (rooks & ~rook_from) | rook_to
+    return bool(
+        chess.BB_KNIGHT_ATTACKS[king] & knights
+        or chess.BB_PAWN_ATTACKS[not us][king] & pawns
+        or chess.BB_KING_ATTACKS[king] & kings
+        or chess.BB_DIAG_ATTACKS[king][chess.BB_DIAG_MASKS[king] & occupied] & (bishops | queens)
+        or (chess.BB_RANK_ATTACKS[king][chess.BB_RANK_MASKS[king] & occupied]
+            | chess.BB_FILE_ATTACKS[king][chess.BB_FILE_MASKS[king] & occupied]) & (rooks | queens))
+
+
+def has_queen(board: chess.Board, moves: list[chess.Move]) -> np.ndarray:
     return _flag(bool(board.pieces(chess.QUEEN, board.turn)))
 
 
-def can_capture_queen(board: chess.Board) -> np.ndarray:
-    # The reference looks only at the first opponent queen in piece_map() order.
-    target = next((sq for sq, p in board.piece_map().items()
-                   if p.piece_type == chess.QUEEN and p.color != board.turn), None)
-    if target is None:
+def can_capture_queen(board: chess.Board, moves: list[chess.Move]) -> np.ndarray:
+    # The reference looks only at the first opponent queen in piece_map() order, which runs from h8
+    # down: the highest square holding one.
+    queens = board.pieces_mask(chess.QUEEN, not board.turn)
+    if not queens:
         return _flag(False)
-    return _flag(any(m.to_square == target and board.is_capture(m) for m in board.legal_moves))
+    target = chess.msb(queens)
+    return _flag(any(m.to_square == target and board.is_capture(m) for m in moves))
 
 
-def bishop_pair(board: chess.Board) -> np.ndarray:
+def bishop_pair(board: chess.Board, moves: list[chess.Move]) -> np.ndarray:
     return _flag(len(board.pieces(chess.BISHOP, board.turn)) >= 2)
 
 
-def castling_rights(board: chess.Board) -> np.ndarray:
+def castling_rights(board: chess.Board, moves: list[chess.Move]) -> np.ndarray:
     return _flag(board.has_castling_rights(board.turn))
 
 
-def kingside_castling(board: chess.Board) -> np.ndarray:
+def kingside_castling(board: chess.Board, moves: list[chess.Move]) -> np.ndarray:
     return _flag(board.has_kingside_castling_rights(board.turn))
 
 
-def queenside_castling(board: chess.Board) -> np.ndarray:
+def queenside_castling(board: chess.Board, moves: list[chess.Move]) -> np.ndarray:
     return _flag(board.has_queenside_castling_rights(board.turn))
 
 
@@ -100,62 +152,73 @@ FORK_TARGETS = {
 }
 
 
-def fork(board: chess.Board) -> np.ndarray:
+def fork(board: chess.Board, moves: list[chess.Move]) -> np.ndarray:
     """Reference semantics: for one (attacker type, single target type) pair, the enemy pieces of
     that type attacked by the side to move's unpinned attackers of that type, summed over those
     attackers, number two or more. So two knights each hitting a rook count; one knight hitting
     king and queen does not (those are different target types)."""
     me = board.turn
     for attacker_type, target_types in FORK_TARGETS.items():
-        attackers = [sq for sq in board.pieces(attacker_type, me) if not board.is_pinned(me, sq)]
+        reach = [board.attacks_mask(sq) for sq in chess.scan_forward(board.pieces_mask(attacker_type, me))
+                 if not _pinned(board, me, sq)]
         for target_type in target_types:
-            targets = board.pieces(target_type, not me)
-            if sum(len(board.attacks(sq) & targets) for sq in attackers) >= 2:
+            targets = board.pieces_mask(target_type, not me)
+            if sum((squares & targets).bit_count() for squares in reach) >= 2:
                 return _flag(True)
     return _flag(False)
 
 
-def pin(board: chess.Board) -> np.ndarray:
+def _pinned(board: chess.Board, color: chess.Color, square: chess.Square) -> bool:
+    """board.is_pinned, skipping its ray search for a piece on no line through its king (never pinned)."""
+    king = board.king(color)
+    return king is not None and bool(chess.BB_RAYS[king][square]) and board.is_pinned(color, square)
+
+
+def pin(board: chess.Board, moves: list[chess.Move]) -> np.ndarray:
     for color in (chess.WHITE, chess.BLACK):
-        for square in chess.SquareSet(board.occupied_co[color]):
-            if board.is_pinned(color, square):
+        for square in chess.scan_forward(board.occupied_co[color]):
+            if _pinned(board, color, square):
                 return _flag(True)
     return _flag(False)
 
 
-def legal_en_passant(board: chess.Board) -> np.ndarray:
+def legal_en_passant(board: chess.Board, moves: list[chess.Move]) -> np.ndarray:
     return _flag(board.has_legal_en_passant())
 
 
-def ambiguous_moves(board: chess.Board) -> np.ndarray:
+def ambiguous_moves(board: chess.Board, moves: list[chess.Move]) -> np.ndarray:
     # Two same-type pieces that can legally reach one square; pawn captures included. Promotion
-    # moves of one pawn share a from-square, so they do not count (the reference's file/rank test).
-    sources = defaultdict(list)
-    for move in board.legal_moves:
-        piece = board.piece_at(move.from_square)
-        sources[(piece.piece_type, move.to_square)].append(move.from_square)
-    for from_squares in sources.values():
-        if len({chess.square_file(s) for s in from_squares}) > 1 or \
-                len({chess.square_rank(s) for s in from_squares}) > 1:
+    # moves of one pawn share a from-square, so they do not count. (The reference asks whether the
+    # from-squares differ in file or in rank: two distinct squares always do.)
+    source = {}
+    for move in moves:
+        reached = (board.piece_type_at(move.from_square), move.to_square)
+        if source.setdefault(reached, move.from_square) != move.from_square:
             return _flag(True)
     return _flag(False)
 
 
-def threatened_squares(board: chess.Board) -> np.ndarray:
+def _squares(mask: int) -> np.ndarray:
+    """A 64-bit square set as 64 flags, a1 first."""
+    return np.unpackbits(np.array([mask], dtype="<u8").view(np.uint8), bitorder="little")
+
+
+def threatened_squares(board: chess.Board, moves: list[chess.Move]) -> np.ndarray:
     # The reference fixes the attacker as Black: at the dots White is to move, so these are "theirs".
-    out = np.zeros(64, dtype=np.uint8)
-    for square in range(64):
-        out[square] = board.is_attacked_by(chess.BLACK, square)
-    return out
+    # A square is attacked by Black (is_attacked_by) exactly when some black piece's attacks reach it.
+    mask = 0
+    for square in chess.scan_forward(board.occupied_co[chess.BLACK]):
+        mask |= board.attacks_mask(square)
+    return _squares(mask)
 
 
-def legal_moves(board: chess.Board) -> np.ndarray:
+def legal_moves(board: chess.Board, moves: list[chess.Move]) -> np.ndarray:
     # The reference keeps only White's moves: at the dots those are the side to move's.
-    out = np.zeros(64, dtype=np.uint8)
-    for move in board.legal_moves:
+    mask = 0
+    for move in moves:
         if board.color_at(move.from_square) == chess.WHITE:
-            out[move.to_square] = 1
-    return out
+            mask |= chess.BB_SQUARES[move.to_square]
+    return _squares(mask)
 
 
 STRATEGY_FUNCTIONS = {
@@ -164,3 +227,9 @@ STRATEGY_FUNCTIONS = {
                             ambiguous_moves, threatened_squares, legal_moves)
 }
 STRATEGY_SIZES = {name: (64 if name in ("threatened_squares", "legal_moves") else 1) for name in STRATEGY_FUNCTIONS}
+
+
+def strategy_bsps(board: chess.Board) -> dict[str, np.ndarray]:
+    """Every strategy function's BSPs of one position, its legal moves generated once."""
+    moves = list(board.legal_moves)
+    return {name: f(board, moves) for name, f in STRATEGY_FUNCTIONS.items()}

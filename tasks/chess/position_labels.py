@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tasks.chess.board_state import STRATEGY_FUNCTIONS, piece_classes
+from tasks.chess.board_state import STRATEGY_FUNCTIONS, piece_classes, strategy_bsps
 from tasks.chess.corpus import EVAL_MIN_DOTS, san_moves
 
 
@@ -30,5 +30,6 @@ def labels_for_game(game: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """(classes (n_dots, 64), {strategy name: (n_dots, 1 or 64)}) of one game's positions."""
     boards = boards_at_positions(game)
     classes = np.stack([piece_classes(b) for b in boards])
-    strat = {name: np.stack([f(b) for b in boards]) for name, f in STRATEGY_FUNCTIONS.items()}
+    per_board = [strategy_bsps(b) for b in boards]
+    strat = {name: np.stack([bsps[name] for bsps in per_board]) for name in STRATEGY_FUNCTIONS}
     return classes, strat
