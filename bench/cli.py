@@ -96,6 +96,11 @@ def cmd_bench(args) -> None:
     if args.model == "all" and (variable := any_set()):
         raise BenchError(f"MODEL=all scores the committed models and dictionaries, and {variable} is set here; "
                          f"unset it, or name the one model that reads your dictionary (MODEL=dense+sae)")
+    from core.task_config import apply_overrides
+
+    # What the evaluation needs and no model does (chess: the position labels) starts now, beside the
+    # import of the models' libraries (seconds); the model's own settings do not change it.
+    task.prepare(apply_overrides(task.Config(), args.overrides), args.preset)
     from bench.runner import run_bench, settings_for
 
     adapters = [registry.model_adapter(n) for n in names]

@@ -32,6 +32,7 @@ def run_bench(adapter_cls, task, config, preset: str, seed: int, device: str) ->
     refuse_other_measurement(target, config)
     if task.builds_own_models:
         return _run_self_contained(adapter_cls, task, config, preset, seed, device)
+    task.prepare(config, preset)
     adapter, meta, stem = load_or_train(adapter_cls, task, preset, seed, device)
     attach_features(adapter, task, preset, seed, config, device, role="trained")
     random_adapter = None

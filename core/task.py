@@ -46,6 +46,12 @@ class Task:
     def evaluate(adapter, random_adapter, config, preset: str, seed: int) -> dict:
         raise NotImplementedError
 
+    @staticmethod
+    def prepare(config, preset: str) -> None:
+        """Called before the model is loaded (and again by each run: the work starts once): may start,
+        in the background, work `evaluate` will need that does not need the model (chess: the position
+        labels), so the two overlap."""
+
     # --- a task that builds its own models -------------------------------------------------------
 
     @staticmethod

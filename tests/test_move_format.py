@@ -76,6 +76,33 @@ def test_position_sets_equal_positions_built_one_at_a_time():
         assert all((got.strategy[k] == alone.strategy[k]).all() for k in alone.strategy)
 
 
+def test_labels_started_early_are_the_labels_computed_in_place(tmp_path, monkeypatch):
+    from tasks.chess import positions
+
+    games = read_split("probe_test")[:25]  # over 20: worker processes, as in a real run
+    monkeypatch.setattr(positions, "CACHE", tmp_path / "in-place")
+    in_place = positions.build_positions(games, workers=2, fmt_name="moves")
+    monkeypatch.setattr(positions, "CACHE", tmp_path / "early")
+    positions.prefetch_labels([games], workers=2)
+    assert positions._prefetch is not None  # started, in the background
+    early = positions.build_positions(games, workers=2, fmt_name="moves")
+    assert positions._prefetch is None and list((tmp_path / "early").rglob("labels-*.npz"))
+    assert (early.classes == in_place.classes).all() and (early.board_state == in_place.board_state).all()
+    assert all((early.strategy[k] == in_place.strategy[k]).all() for k in in_place.strategy)
+
+
+def test_an_illegal_game_labelled_early_is_still_refused_naming_it(tmp_path, monkeypatch):
+    from tasks.chess import positions
+
+    games = read_split("probe_test")[:25]
+    games[7] = games[7].replace(";1.", ";1.Ke2 ", 1)  # the king walks into its own pawn
+    monkeypatch.setattr(positions, "CACHE", tmp_path)
+    positions.prefetch_labels([games], workers=2)
+    with pytest.raises(BenchError, match="evaluation game 8"):
+        positions.build_positions(games, workers=2, fmt_name="moves")
+    assert positions._prefetch is None
+
+
 def test_positions_are_the_same_boards_in_both_formats_at_token_2n():
     games = read_split("probe_test")[:5]
     chars, moves = build_positions(games, workers=1), build_positions(games, workers=1, fmt_name="moves")

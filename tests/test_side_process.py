@@ -74,7 +74,7 @@ def test_nothing_forks_at_more_threads_when_told_not_to_or_off_the_cpu(monkeypat
     assert not later.forked and later.result() == os.getpid()
 
 
-def test_the_chess_floor_beside_the_trained_model_equals_the_floor_after_it(monkeypatch, tmp_path, capsys):
+def test_the_chess_floor_and_model_metrics_beside_the_features_equal_them_after_it(monkeypatch, tmp_path, capsys):
     from adapters.dense import DenseAdapter
     from bench.model_store import build_random
     from tasks.chess import floor_cache
@@ -92,5 +92,6 @@ def test_the_chess_floor_beside_the_trained_model_equals_the_floor_after_it(monk
         assert out["details"]["random_init"]["from_cache"] is False
         assert ("in a second process" in capsys.readouterr().out) == spare
         floors.append((out["metrics"], out["details"]["random_init"]))
-    assert floors[0] == floors[1]
+    assert floors[0] == floors[1]  # every metric: the floor's and the model-level ones (val_loss, fidelity)
     assert floors[0][0]["coverage_random_init"] > 0  # a floor was computed, not left empty
+    assert floors[0][0]["val_loss"] > 0 and "loss_recovered" in floors[0][0] and "legal_move_rate" in floors[0][0]

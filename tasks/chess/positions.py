@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import multiprocessing as mp
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,8 +60,11 @@ def build_position_sets(game_sets: list[list[str]], workers: int = 2, fmt_name: 
     from tasks.chess.formats import game_format
 
     fmt = game_format(fmt_name)
-    for games in game_sets:
-        _check_games(games)
+    try:
+        for games in game_sets:
+            _check_games(games)  # beside the labels prefetch_labels started, if it did
+    finally:
+        _wait_for_prefetch()  # on every path: no labelling is left running behind an error
     cuts = [[g[:EVAL_WINDOW] for g in games] for games in game_sets]
     paths = [_cache_path(cut) for cut in cuts]
     labels = {}
@@ -80,6 +84,37 @@ def build_position_sets(game_sets: list[list[str]], workers: int = 2, fmt_name: 
         out.append(Positions(cut, game_index, token_index, tokens, fmt.name, classes,
                              one_hot_to_masked_bsps(classes), strategy))
     return out
+
+
+_prefetch: threading.Thread | None = None
+
+
+def prefetch_labels(game_sets: list[list[str]], workers: int = 2) -> None:
+    """Starts computing the labels of `game_sets` that the cache lacks, in a background thread whose
+    work runs in worker processes, so that what the caller does next (loading a model) overlaps it;
+    build_position_sets waits for it. A failure (an illegal game) is left for build_position_sets,
+    which checks the games first and names the bad one."""
+    global _prefetch
+    cuts = [[g[:EVAL_WINDOW] for g in games] for games in game_sets]
+    missing = {path: cut for path, cut in ((_cache_path(c), c) for c in cuts) if not path.exists()}
+    if _prefetch is not None or not missing or workers <= 1:
+        return
+
+    def compute() -> None:
+        try:
+            _compute_labels(missing, workers)
+        except Exception:  # noqa: BLE001 - reported by build_position_sets, which computes them again
+            pass
+
+    _prefetch = threading.Thread(target=compute, name="chess position labels", daemon=True)
+    _prefetch.start()
+
+
+def _wait_for_prefetch() -> None:
+    global _prefetch
+    if _prefetch is not None:
+        _prefetch.join()
+        _prefetch = None
 
 
 def _check_games(games: list[str]) -> None:

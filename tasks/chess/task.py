@@ -184,13 +184,18 @@ class ChessTask(Task):
             write_curve(model_name, preset, meta, variant_part(ChessTask))  # own data: beside its results
 
     @staticmethod
+    def prepare(config: ChessConfig, preset: str) -> None:
+        from tasks.chess.positions import prefetch_labels
+
+        prefetch_labels(list(_probe_games(config, preset)), config.workers)
+
+    @staticmethod
     def evaluate(adapter: FeatureAdapter, random_adapter: FeatureAdapter | None, config: ChessConfig,
                  preset: str, seed: int) -> dict:
         from tasks.chess.positions import build_position_sets
 
         p = PRESETS[preset]
-        n_games = config.probe_games or p.n_probe_games
-        train_games, test_games = read_split("probe_train")[:n_games], read_split("probe_test")[:n_games]
+        train_games, test_games = _probe_games(config, preset)
         train, test = build_position_sets([train_games, test_games], config.workers, p.format)
         stat_games = read_split("train")[:p.n_stat_games]
         args = dict(layer=config.layer, site=config.site, batch_size=config.batch_size,
@@ -216,36 +221,29 @@ class ChessTask(Task):
         return {"metrics": metrics, "details": details, "deviations": deviations(p.format), "per_item": per_bsp}
 
 
+def _probe_games(config: ChessConfig, preset: str) -> tuple[list[str], list[str]]:
+    """The games the probe is fitted on and scored on (and the features with it)."""
+    n_games = config.probe_games or PRESETS[preset].n_probe_games
+    return read_split("probe_train")[:n_games], read_split("probe_test")[:n_games]
+
+
 def _score_trained(adapter, config: ChessConfig, preset: str, seed: int, train, test, stat_games: list[str],
                    args: dict) -> tuple[dict, dict, object]:
-    """The trained model's metrics and details: features against the board (score_adapter), its router,
-    legal moves, validation loss and the splice's fidelity."""
-    from core.fidelity import fidelity, splice_details
+    """The trained model's metrics and details: features against the board (score_adapter) and, beside
+    them in a second process where a core is free (core/side_process.py), what reads the model rather
+    than its features: router, legal moves, validation loss and the splice's fidelity."""
+    from core.fidelity import splice_details
+    from core.side_process import beside
     from tasks.chess.evaluate import score_adapter
 
-    p = PRESETS[preset]
-    scored = score_adapter(adapter, train, test, stat_games, **args)
-    metrics = dict(scored.metrics)
-    fmt = game_format(p.format)
-    # The router statistics read games as training does. Characters: each game padded with spaces,
-    # which the character model reads as text. Moves: games packed back to back, since <pad> never
-    # occurs in training and would skew the router's statistics.
-    router_tokens = (fmt.encode(stat_games[:64], fmt.window)[0] if p.format == "chars"
-                     else packed_stream(fmt, stat_games[:64], p.n_ctx, seed).batch(0, 64))
-    model_metrics, model_details = adapter.model_metrics(router_tokens, config.layer)
-    if model_metrics.get("router_collapsed"):
+    with beside(lambda: _model_level(adapter, config, preset, seed, test, stat_games),
+                name="model-level metrics", device=str(adapter.device)) as later:
+        scored = score_adapter(adapter, train, test, stat_games, **args)
+        model_metrics, model_details = later.result()
+    metrics = {**scored.metrics, **model_metrics}
+    if metrics.get("router_collapsed"):
         print(f"warning: {adapter.name}'s router has collapsed: its {model_details['top_k']} busiest experts "
               f"take {model_details['top_k_load']:.0%} of assignments at layer {config.layer}")
-    metrics.update(model_metrics)
-    if config.legal_move_games:
-        from tasks.chess.legal_moves import legal_move_rate
-
-        metrics["legal_move_rate"] = legal_move_rate(adapter, test, config.legal_move_games)
-    val_tokens = ChessTask.validation_tokens(preset, seed)
-    metrics["val_loss"] = adapter.mean_loss(val_tokens, 32)
-    # Loss recovered, perplexity with the splice, explained variance, dead fraction: the same
-    # for every adapter (1 and 0 by construction for a model's own units).
-    metrics.update(fidelity(adapter, val_tokens, config.layer, config.site))
     if metrics["mostly_dead"]:
         print(f"warning: {metrics['dead_fraction']:.0%} of {adapter.name}'s features never fire on the "
               f"validation games; flagged as mostly_dead in the results")
@@ -255,6 +253,30 @@ def _score_trained(adapter, config: ChessConfig, preset: str, seed: int, train, 
                "feature_kind": adapter.feature_kind, "model": model_details,
                "splice": splice_details(adapter, config.layer, config.site), "seconds": scored.seconds}
     return metrics, details, scored
+
+
+def _model_level(adapter, config: ChessConfig, preset: str, seed: int, test, stat_games: list[str]) -> tuple[dict, dict]:
+    """(metrics, router details) of the model itself: router statistics, legal-move rate, validation
+    loss, and the loss recovered, perplexity, explained variance and dead fraction of the splice (1 and
+    0 by construction for a model's own units)."""
+    from core.fidelity import fidelity
+
+    p = PRESETS[preset]
+    fmt = game_format(p.format)
+    # The router statistics read games as training does. Characters: each game padded with spaces,
+    # which the character model reads as text. Moves: games packed back to back, since <pad> never
+    # occurs in training and would skew the router's statistics.
+    router_tokens = (fmt.encode(stat_games[:64], fmt.window)[0] if p.format == "chars"
+                     else packed_stream(fmt, stat_games[:64], p.n_ctx, seed).batch(0, 64))
+    metrics, details = adapter.model_metrics(router_tokens, config.layer)
+    if config.legal_move_games:
+        from tasks.chess.legal_moves import legal_move_rate
+
+        metrics["legal_move_rate"] = legal_move_rate(adapter, test, config.legal_move_games)
+    val_tokens = ChessTask.validation_tokens(preset, seed)
+    metrics["val_loss"] = adapter.mean_loss(val_tokens, 32)
+    metrics.update(fidelity(adapter, val_tokens, config.layer, config.site))
+    return metrics, details
 
 
 def _random_init_floor(adapter, train, test, stat_games, args: dict, games: list[list[str]]):
