@@ -64,7 +64,20 @@ def can_check(board: chess.Board, moves: list[chess.Move]) -> np.ndarray:
     if king is None:
         return _flag(False)
     mine = [board.pieces_mask(t, board.turn) for t in chess.PIECE_TYPES]
-    return _flag(any(_checks_after(board, move, king, mine) for move in moves))
+    # A move can give check only by landing where a knight or pawn hits the king, by moving from or to
+    # a line through the king (a slider's check, direct or discovered), or as castling or en passant:
+    # the others are passed over unexamined.
+    lines = (chess.BB_RANK_ATTACKS[king][0] | chess.BB_FILE_ATTACKS[king][0] | chess.BB_DIAG_ATTACKS[king][0])
+    hops = chess.BB_KNIGHT_ATTACKS[king] | chess.BB_PAWN_ATTACKS[not board.turn][king]
+    special = chess.BB_SQUARES[board.ep_square] if board.ep_square is not None else 0
+    kings = mine[chess.KING - 1]
+    for move in moves:
+        origin, target = chess.BB_SQUARES[move.from_square], chess.BB_SQUARES[move.to_square]
+        castling = origin & kings and abs(move.to_square - move.from_square) == 2
+        if ((origin | target) & lines or target & (hops | special) or castling) and \
+                _checks_after(board, move, king, mine):
+            return _flag(True)
+    return _flag(False)
 
 
 def gives_check(board: chess.Board, move: chess.Move) -> bool:
@@ -158,9 +171,9 @@ def fork(board: chess.Board, moves: list[chess.Move]) -> np.ndarray:
     attackers, number two or more. So two knights each hitting a rook count; one knight hitting
     king and queen does not (those are different target types)."""
     me = board.turn
+    pinned = _pinned_pieces(board, me)
     for attacker_type, target_types in FORK_TARGETS.items():
-        reach = [board.attacks_mask(sq) for sq in chess.scan_forward(board.pieces_mask(attacker_type, me))
-                 if not _pinned(board, me, sq)]
+        reach = [board.attacks_mask(sq) for sq in chess.scan_forward(board.pieces_mask(attacker_type, me) & ~pinned)]
         for target_type in target_types:
             targets = board.pieces_mask(target_type, not me)
             if sum((squares & targets).bit_count() for squares in reach) >= 2:
@@ -168,18 +181,30 @@ def fork(board: chess.Board, moves: list[chess.Move]) -> np.ndarray:
     return _flag(False)
 
 
-def _pinned(board: chess.Board, color: chess.Color, square: chess.Square) -> bool:
-    """board.is_pinned, skipping its ray search for a piece on no line through its king (never pinned)."""
+def _pinned_pieces(board: chess.Board, color: chess.Color) -> int:
+    """The square set of `color`'s pieces for which board.is_pinned is true. It asks only about pieces
+    on a line through their king with an enemy slider of that line's kind on it: no other can be."""
     king = board.king(color)
-    return king is not None and bool(chess.BB_RAYS[king][square]) and board.is_pinned(color, square)
+    if king is None:
+        return 0
+    straight = chess.BB_RANK_ATTACKS[king][0] | chess.BB_FILE_ATTACKS[king][0]
+    diagonal = chess.BB_DIAG_ATTACKS[king][0]
+    enemy = board.occupied_co[not color]
+    snipers = enemy & (straight & (board.rooks | board.queens) | diagonal & (board.bishops | board.queens))
+    if not snipers:
+        return 0
+    lines = 0
+    for sniper in chess.scan_forward(snipers):
+        lines |= chess.between(king, sniper)
+    pinned = 0
+    for square in chess.scan_forward(board.occupied_co[color] & lines):
+        if board.is_pinned(color, square):
+            pinned |= chess.BB_SQUARES[square]
+    return pinned
 
 
 def pin(board: chess.Board, moves: list[chess.Move]) -> np.ndarray:
-    for color in (chess.WHITE, chess.BLACK):
-        for square in chess.scan_forward(board.occupied_co[color]):
-            if _pinned(board, color, square):
-                return _flag(True)
-    return _flag(False)
+    return _flag(any(_pinned_pieces(board, color) for color in (chess.WHITE, chess.BLACK)))
 
 
 def legal_en_passant(board: chess.Board, moves: list[chess.Move]) -> np.ndarray:
