@@ -19,14 +19,8 @@ from pathlib import Path
 
 from adapters.dense import DenseAdapter
 from adapters.sae import ARCHITECTURES, SAEAdapter
+from adapters.external_names import KINDS
 from core.errors import BenchError
-
-KINDS = ("hf", "nanogpt")
-
-
-def is_external(name: str) -> bool:
-    return name.split(":", 1)[0] in KINDS and ":" in name
-
 
 def _plain(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_.") or "model"

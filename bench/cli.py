@@ -98,15 +98,18 @@ def cmd_bench(args) -> None:
                          f"unset it, or name the one model that reads your dictionary (MODEL=dense+sae)")
     from core.task_config import apply_overrides
 
+    # Bad input that is cheap to see fails first: model names, settings, device.
+    for name in names:
+        registry.check_model_name(name)
+    task_settings = apply_overrides(task.Config(), args.overrides)
+    _setup(args)
     # What the evaluation needs and no model does (chess: the position labels) starts now, beside the
     # import of the models' libraries (seconds); the model's own settings do not change it.
-    task.prepare(apply_overrides(task.Config(), args.overrides), args.preset)
+    task.prepare(task_settings, args.preset)
     from bench.runner import run_bench, settings_for
 
     adapters = [registry.model_adapter(n) for n in names]
-    # bad input fails here, before anything heavy loads
     configs = [settings_for(adapter_cls, task, args.overrides) for adapter_cls in adapters]
-    _setup(args)
     for adapter_cls, config in zip(adapters, configs):
         started = time.time()
         path = run_bench(adapter_cls, task, config, args.preset, args.seed, args.device)

@@ -52,15 +52,24 @@ def _load(kind: str, table: dict, name: str):
 def model_adapter(name: str):
     """A registered model, or one from the user's files (`hf:<folder>`, `nanogpt:<ckpt.pt>`, `+sae:<folder>`);
     a dictionary model reading your own dictionary knows it (bench/own_dictionary.py)."""
-    from adapters.external import adapter_for, is_external
+    from adapters.external import adapter_for
+    from adapters.external_names import is_external
     from bench.own_dictionary import with_own_dictionary
 
     if is_external(name):
         return adapter_for(name)
-    if ALIASES.get(name, name) not in MODELS:
+    check_model_name(name)
+    return with_own_dictionary(_load("model", MODELS, ALIASES.get(name, name)), name)
+
+
+def check_model_name(name: str) -> None:
+    """A registered model or the form of one from your files, checked without importing any model code
+    (the files themselves are checked when the model is loaded)."""
+    from adapters.external_names import is_external
+
+    if not is_external(name) and ALIASES.get(name, name) not in MODELS:
         raise BenchError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}, or a model of your own: "
                          f"hf:<folder>, nanogpt:<ckpt.pt>, either optionally +sae:<SAELens folder>")
-    return with_own_dictionary(_load("model", MODELS, ALIASES.get(name, name)), name)
 
 
 def task(name: str):

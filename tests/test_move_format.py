@@ -85,8 +85,17 @@ def test_labels_started_early_are_the_labels_computed_in_place(tmp_path, monkeyp
     monkeypatch.setattr(positions, "CACHE", tmp_path / "early")
     positions.prefetch_labels([games], workers=2)
     assert positions._prefetch is not None  # started, in the background
+    done = positions._wait_for_prefetch()
+    assert done.error is None and len(list((tmp_path / "early").rglob("labels-*.npz"))) == 1
+    positions._prefetch = done  # handed back, so that build_positions waits for it as in a run
+
+    def computing_again(missing, workers):
+        assert not missing, "labels computed again: the early ones were not used"
+        return {}
+
+    monkeypatch.setattr(positions, "_compute_labels", computing_again)
     early = positions.build_positions(games, workers=2, fmt_name="moves")
-    assert positions._prefetch is None and list((tmp_path / "early").rglob("labels-*.npz"))
+    assert positions._prefetch is None
     assert (early.classes == in_place.classes).all() and (early.board_state == in_place.board_state).all()
     assert all((early.strategy[k] == in_place.strategy[k]).all() for k in in_place.strategy)
 
@@ -101,6 +110,20 @@ def test_an_illegal_game_labelled_early_is_still_refused_naming_it(tmp_path, mon
     with pytest.raises(BenchError, match="evaluation game 8"):
         positions.build_positions(games, workers=2, fmt_name="moves")
     assert positions._prefetch is None
+
+
+def test_early_labels_that_fail_on_legal_games_raise_their_error(tmp_path, monkeypatch):
+    from tasks.chess import positions
+
+    def full_disk(*args):
+        raise OSError("No space left on device")
+
+    games = read_split("probe_test")[:25]
+    monkeypatch.setattr(positions, "CACHE", tmp_path)
+    monkeypatch.setattr(positions, "_compute_labels", full_disk)
+    positions.prefetch_labels([games], workers=2)
+    with pytest.raises(OSError, match="No space left"):
+        positions.build_positions(games, workers=2, fmt_name="moves")
 
 
 def test_positions_are_the_same_boards_in_both_formats_at_token_2n():

@@ -91,7 +91,8 @@ def test_the_chess_floor_and_model_metrics_beside_the_features_equal_them_after_
         out = ChessTask.evaluate(trained, random, config, "tiny", 0)
         assert out["details"]["random_init"]["from_cache"] is False
         assert ("in a second process" in capsys.readouterr().out) == spare
-        floors.append((out["metrics"], out["details"]["random_init"]))
+        floors.append((out["metrics"], out["details"]["random_init"], out["details"]["model"]))
     assert floors[0] == floors[1]  # every metric: the floor's and the model-level ones (val_loss, fidelity)
+    assert list(floors[0][0]) == list(floors[1][0])  # in the same order, as the JSON writes them
     assert floors[0][0]["coverage_random_init"] > 0  # a floor was computed, not left empty
     assert floors[0][0]["val_loss"] > 0 and "loss_recovered" in floors[0][0] and "legal_move_rate" in floors[0][0]

@@ -81,8 +81,8 @@ def can_check(board: chess.Board, moves: list[chess.Move]) -> np.ndarray:
 
 
 def gives_check(board: chess.Board, move: chess.Move) -> bool:
-    """`board.gives_check(move)` for a legal move of a standard board, without its push and pop (most
-    of can_check's cost)."""
+    """`board.gives_check(move)` for a legal move of a standard board in a position that can occur (the
+    side not to move is not in check), without its push and pop (most of can_check's cost)."""
     king = board.king(not board.turn)
     mine = [board.pieces_mask(t, board.turn) for t in chess.PIECE_TYPES]
     return king is not None and _checks_after(board, move, king, mine)

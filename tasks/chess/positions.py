@@ -2,9 +2,10 @@
 the preset's format, and their BSPs.
 
 Position n is the board after 2n plies: the move-number dot of move n + 1 in the character format,
-token 2n in the move format (formats.py); the labels are the same in both. Labels take a
-few milliseconds a position (the strategy functions try every legal move), so they are computed in
-worker processes and cached on disk under a key of the games' text.
+token 2n in the move format (formats.py); the labels are the same in both. Labels take about 0.3 ms
+a position (python-chess replays and legal moves), 10 CPU-seconds for the 40,000 of an evaluation, so
+they are computed in worker processes, started before the model loads where the caller can
+(`prefetch_labels`), and cached on disk under a key of the games' text.
 """
 
 from __future__ import annotations
@@ -64,9 +65,11 @@ def build_position_sets(game_sets: list[list[str]], workers: int = 2, fmt_name: 
         for games in game_sets:
             _check_games(games)  # beside the labels prefetch_labels started, if it did
     finally:
-        _wait_for_prefetch()  # on every path: no labelling is left running behind an error
+        prefetched = _wait_for_prefetch()  # on every path: no labelling is left running behind an error
     cuts = [[g[:EVAL_WINDOW] for g in games] for games in game_sets]
     paths = [_cache_path(cut) for cut in cuts]
+    if prefetched is not None and prefetched.error is not None and set(prefetched.missing) & set(paths):
+        raise prefetched.error  # these games are legal, so no input is at fault: raised as it is
     labels = {}
     for path in paths:
         if path.exists():
@@ -86,35 +89,47 @@ def build_position_sets(game_sets: list[list[str]], workers: int = 2, fmt_name: 
     return out
 
 
-_prefetch: threading.Thread | None = None
+class _Prefetch:
+    """Labels computed in a background thread (their work in worker processes); `error` is what
+    stopped them, if anything did."""
+
+    def __init__(self, missing: dict[Path, list[str]], workers: int):
+        self.missing, self.error = missing, None
+        self.thread = threading.Thread(target=self._compute, args=(missing, workers), daemon=True,
+                                       name="chess position labels")
+        self.thread.start()
+
+    def _compute(self, missing, workers) -> None:
+        try:
+            _compute_labels(missing, workers)
+        except Exception as e:  # noqa: BLE001 - handed to build_position_sets, which raises it
+            self.error = e
+
+
+_prefetch: _Prefetch | None = None
 
 
 def prefetch_labels(game_sets: list[list[str]], workers: int = 2) -> None:
-    """Starts computing the labels of `game_sets` that the cache lacks, in a background thread whose
-    work runs in worker processes, so that what the caller does next (loading a model) overlaps it;
-    build_position_sets waits for it. A failure (an illegal game) is left for build_position_sets,
-    which checks the games first and names the bad one."""
+    """Starts computing the labels of `game_sets` that the cache lacks, in the background, so that
+    what the caller does next (loading a model) overlaps it; build_position_sets waits for it. An
+    illegal game makes it fail; build_position_sets checks the games first and names the bad one,
+    and raises any other failure of the labels it builds as it is. Nothing starts while an earlier
+    prefetch still runs."""
     global _prefetch
+    if _prefetch is not None and _prefetch.thread.is_alive():
+        return
     cuts = [[g[:EVAL_WINDOW] for g in games] for games in game_sets]
     missing = {path: cut for path, cut in ((_cache_path(c), c) for c in cuts) if not path.exists()}
-    if _prefetch is not None or not missing or workers <= 1:
-        return
-
-    def compute() -> None:
-        try:
-            _compute_labels(missing, workers)
-        except Exception:  # noqa: BLE001 - reported by build_position_sets, which computes them again
-            pass
-
-    _prefetch = threading.Thread(target=compute, name="chess position labels", daemon=True)
-    _prefetch.start()
+    _prefetch = _Prefetch(missing, workers) if missing and workers > 1 else None
 
 
-def _wait_for_prefetch() -> None:
+def _wait_for_prefetch() -> _Prefetch | None:
+    """Waits for the labels prefetch_labels started, if any, and hands them over (with their error)."""
     global _prefetch
-    if _prefetch is not None:
-        _prefetch.join()
-        _prefetch = None
+    done, _prefetch = _prefetch, None
+    if done is not None:
+        done.thread.join()
+    return done
 
 
 def _check_games(games: list[str]) -> None:
