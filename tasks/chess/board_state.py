@@ -7,7 +7,8 @@ python-chess's (0 = a1, 1 = b1, ..., 63 = h8), i.e. grid row = rank, col = file.
 A strategy function takes the board and its legal moves as a list: generating them costs more than
 most functions, so `strategy_bsps` generates them once per position. Labelling the evaluation games
 is on every cold `make bench`'s path, hence the bitboard forms below; each is tested equal to its
-plain python-chess definition on every position of real games (tests/test_board_state.py).
+plain python-chess definition on every position of engine games and of seeded random games
+(tests/test_board_state.py).
 """
 
 from __future__ import annotations
