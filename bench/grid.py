@@ -89,7 +89,10 @@ def retrained_dependencies(task: str, preset: str, todo: list[tuple[str, int]]) 
         if not checkpoint_complete(stem):
             users = ", ".join(m for m, s in todo if s == seed and depends_on(m) == dep)
             lines.append(f"note: {users} seed {seed} need {stem.name}.safetensors, which is not here: "
-                         f"the first of them trains it again (same recipe and seed)")
+                         f"the first of them trains it again (same recipe and seed). Trained on another "
+                         f"machine, it can differ from the model behind {dep}'s seed-{seed} result, so "
+                         f"score that again once it is trained: make bench MODEL={dep} TASK={task} "
+                         f"PRESET={preset} SEED={seed}")
     return lines
 
 
