@@ -4,10 +4,13 @@ task's summary. The task never learns which model it is scoring."""
 from __future__ import annotations
 
 import dataclasses
+import sys
 from pathlib import Path
 
 import torch
 
+from adapters.sae import weights_digest
+from bench.model_identity import mixed_models
 from bench.model_store import build_random, load_or_train, model_depth
 from bench.own_dictionary import variant_part as dictionary_variant
 from bench.report import write_summary
@@ -51,6 +54,8 @@ def run_bench(adapter_cls, task, config, preset: str, seed: int, device: str) ->
                     "device": meta.get("trained_on", "cpu")},
         "deviations": out["deviations"],
         "feature_kind": adapter.feature_kind,
+        # the weights scored, so that results naming one checkpoint can be checked to describe one model
+        "model_weights_sha256": weights_digest(adapter.model),
         # a model from the user's files is found again by its spec, not by the plain name it is written under
         **({"model_spec": adapter_cls.spec} if getattr(adapter_cls, "spec", "") else {}),
         # your own dictionary: the variable that names it (bench/own_dictionary.py)
@@ -63,6 +68,8 @@ def run_bench(adapter_cls, task, config, preset: str, seed: int, device: str) ->
                         out["details"], provenance, out.get("per_item"), variant)
     out.get("on_written", lambda: None)()
     _report(task, preset, seed, variant)
+    for line in mixed_models(task.name, preset):
+        print(f"warning: {line}", file=sys.stderr)
     return path
 
 

@@ -128,6 +128,8 @@ def test_make_bench_dense_sae_tiny_end_to_end(name, architecture, file_name):
                  "coverage_random_init", "perplexity_splice"):
         assert name in m, name
     assert m["n_features"] == 512 and record["provenance"]["features_from"]["settings"]["architecture"] == architecture
+    # the weights it was scored on are the ones its SAE was trained over
+    assert record["provenance"]["model_weights_sha256"] == record["provenance"]["features_from"]["model_weights_sha256"]
 
 
 def test_sparsity_sweep_writes_one_point_per_value(adapter):
