@@ -9,8 +9,6 @@ it gets (a folder or release you name, or one trained here and kept) is the SAE 
 
 from __future__ import annotations
 
-import hashlib
-
 import torch
 
 from core.adapter import FeatureAdapter
@@ -18,15 +16,6 @@ from core.errors import BenchError
 from models.config import GPTConfig
 
 ARCHITECTURES = ("standard", "topk", "batchtopk", "jumprelu", "gated")
-
-
-def weights_digest(model) -> str:
-    """sha256 of the model's parameters: ties an SAE to the exact weights it was trained on."""
-    h = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        h.update(name.encode())
-        h.update(tensor.detach().float().cpu().numpy().tobytes())
-    return h.hexdigest()
 
 
 class SAEAdapter(FeatureAdapter):

@@ -159,6 +159,7 @@ def _dispatch(args) -> None:
         print("presets: " + ", ".join(PRESETS))
     elif args.command == "report":
         from bench import registry
+        from bench.model_identity import summary_lines
         from bench.report import headline_lines, write_summary
         from core.own_data import variant_part
         from core.results import result_dir
@@ -180,6 +181,8 @@ def _dispatch(args) -> None:
         paths = write_summary(args.task, args.preset, args.variant)
         paths += task.figures(args.preset, args.variant)  # drawn from the results files too, nothing recomputed
         print("\n".join(headline_lines(args.task, args.preset, args.variant)))
+        for mixed in summary_lines(args.task, args.preset, folder):  # also at the top of summary.md
+            print(f"warning: {mixed.removeprefix('**Mixed models.** ')}", file=sys.stderr)
         for path in paths:
             print(f"wrote {path}")
     elif args.command == "export":

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import torch
 
-from adapters.sae import weights_digest
-from bench.model_identity import mixed_models
+from bench.model_identity import parameters_sha256, run_warning
 from bench.model_store import build_random, load_or_train, model_depth
 from bench.own_dictionary import variant_part as dictionary_variant
 from bench.report import write_summary
@@ -37,6 +36,7 @@ def run_bench(adapter_cls, task, config, preset: str, seed: int, device: str) ->
         return _run_self_contained(adapter_cls, task, config, preset, seed, device)
     task.prepare(config, preset)
     adapter, meta, stem = load_or_train(adapter_cls, task, preset, seed, device)
+    scored_weights = parameters_sha256(adapter.model)  # as loaded, before anything could touch them
     attach_features(adapter, task, preset, seed, config, device, role="trained")
     random_adapter = None
     if getattr(config, "random_floor", False):
@@ -55,7 +55,7 @@ def run_bench(adapter_cls, task, config, preset: str, seed: int, device: str) ->
         "deviations": out["deviations"],
         "feature_kind": adapter.feature_kind,
         # the weights scored, so that results naming one checkpoint can be checked to describe one model
-        "model_weights_sha256": weights_digest(adapter.model),
+        "model_weights_sha256": scored_weights,
         # a model from the user's files is found again by its spec, not by the plain name it is written under
         **({"model_spec": adapter_cls.spec} if getattr(adapter_cls, "spec", "") else {}),
         # your own dictionary: the variable that names it (bench/own_dictionary.py)
@@ -68,8 +68,8 @@ def run_bench(adapter_cls, task, config, preset: str, seed: int, device: str) ->
                         out["details"], provenance, out.get("per_item"), variant)
     out.get("on_written", lambda: None)()
     _report(task, preset, seed, variant)
-    for line in mixed_models(task.name, preset):
-        print(f"warning: {line}", file=sys.stderr)
+    if warning := run_warning(task.name, preset, path):
+        print(warning, file=sys.stderr)
     return path
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from adapters.sae import weights_digest
+from bench.model_identity import parameters_sha256
 from bench import sae_training as st
 from core.errors import BenchError
 from core.locks import exclusive
@@ -151,7 +151,7 @@ def _trained_here(adapter, task, preset, seed, config, device, role, hook):
     settings = st.settings_for(adapter.architecture, preset, **adapter.settings_overrides)
     d_sae = settings.latents_per_d_mlp * adapter.model.cfg.d_mlp
     record = {"settings": settings.__dict__, "hook": hook, "d_sae": d_sae, "seed": seed,
-              "model_weights_sha256": weights_digest(adapter.model), "role": role}
+              "model_weights_sha256": parameters_sha256(adapter.model), "role": role}
     default = model_settings(type(adapter), task, [])  # the model's default layer and site
     changed = "".join(f"-{k}{v}" for k, v in sorted(adapter.settings_overrides.items()))
     at_default = (config.layer, config.site) == (default.layer, default.site) and not adapter.settings_overrides

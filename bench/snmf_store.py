@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from adapters.sae import weights_digest
+from bench.model_identity import parameters_sha256
 from bench import sae_training as st
 from core.errors import BenchError
 from core.progress import progress
@@ -58,7 +58,7 @@ def attach_snmf(adapter, task, preset: str, seed: int, config, device: str, role
     settings = settings_for(preset)
     k = settings.features_per_d_mlp * adapter.model.cfg.d_mlp
     record = {"settings": asdict(settings), "hook": hook, "features": k, "seed": seed,
-              "model_weights_sha256": weights_digest(adapter.model), "role": role,
+              "model_weights_sha256": parameters_sha256(adapter.model), "role": role,
               "algorithm": "Ding, Li & Jordan 2010 multiplicative updates (fit); FISTA non-negative least "
                            "squares (codes of new tokens); no winner-take-all sparsity on F"}
     layer = adapter.resolve_layer(config.layer)

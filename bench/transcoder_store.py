@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from adapters.sae import weights_digest
+from bench.model_identity import parameters_sha256
 from bench import sae_training as st
 from bench import transcoder_training as tt
 from bench.sae_store import fitted_folder, refit_if_stale
@@ -41,7 +41,7 @@ def _trained_here(adapter, task, preset, seed, config, device, role, layer):
     d_sae = settings.latents_per_d_mlp * adapter.model.cfg.d_mlp
     read, write = tt.hooks(layer)
     record = {"settings": settings.__dict__, "hook": read, "hook_out": write, "d_sae": d_sae, "k": settings.k,
-              "seed": seed, "model_weights_sha256": weights_digest(adapter.model), "role": role,
+              "seed": seed, "model_weights_sha256": parameters_sha256(adapter.model), "role": role,
               "trainer": "moexbench (bench/transcoder_training.py): Adam on the MLP output's squared error, "
                          "gradient norm clipped to 1, unit-norm decoder rows, SAELens's TopK auxiliary loss on dead "
                          "latents (k_aux = d_out / 2; dead after more than "

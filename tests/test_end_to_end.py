@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from adapters.sae import weights_digest
 from bench import registry
+from bench.model_identity import parameters_sha256
 from bench.model_store import load_or_train
 from core.metrics import declared, lookup
 from core.results import load_result, result_path
@@ -41,7 +41,7 @@ def test_make_bench_tiny_writes_the_results_contract(tmp_path):
     assert record["provenance"]["deviations"] and record["provenance"]["seed"] == 0
     assert record["provenance"]["trained"]["device"].startswith("cpu (")  # where its weights were trained
     adapter, _, _ = load_or_train(registry.model_adapter("dense"), registry.task("chess"), "tiny", 0, "cpu")
-    assert record["provenance"]["model_weights_sha256"] == weights_digest(adapter.model)  # the weights it scored
+    assert record["provenance"]["model_weights_sha256"] == parameters_sha256(adapter.model)  # the weights it scored
     assert record["details"]["feature_hook"] == "blocks.1.mlp.hook_post"
     rows = [json.loads(line) for line in path.with_suffix(".jsonl").read_text().splitlines()]
     assert len(rows) == 768 and {"bsp", "best_f1", "best_feature"} <= set(rows[0])
