@@ -48,9 +48,17 @@ def test_make_bench_tiny_writes_the_results_contract(tmp_path):
     for name in ("summary.md", "summary.csv", "scores.png"):
         assert (path.parent / name).stat().st_size > 0
 
+    # A result over the same checkpoint scored on other weights (as if it had been trained again since)...
+    planted = result_path("chess", "dense", "tiny", 0, "layer.-2")
+    planted.parent.mkdir(parents=True, exist_ok=True)
+    planted.write_text(json.dumps({**record, "provenance": {**record["provenance"], "model_weights_sha256": "0" * 64}}))
+
     # Same seed, same machine: same metrics (the checkpoint now exists, so this only evaluates).
     again = _bench("bench", "--model", "dense", "--preset", "tiny", "--threads", "1", "probe_games=40", env=own_cache)
     assert again.returncode == 0, again.stderr[-2000:]
+    # ... is named by the run, which scored the checkpoint as it is now
+    assert "scored on other weights than this run's" in again.stderr and "layer.-2/dense.json" in again.stderr
+    planted.unlink()
     again_record = load_result(path)
     assert again_record["metrics"] == record["metrics"]
     # ... with the random-init floor read back from the cache the first run filled
