@@ -1,6 +1,6 @@
 """The summary's layout of our chess numbers beside the MoE-X paper's Tables 1, 3 and 4."""
 
-from tasks.chess.paper_tables import above_floor, ordering_finding, render
+from tasks.chess.paper_tables import above_floor, gains_table, ordering_finding, render
 
 
 def _stat(reconstruction: float, std: float | None = None, n: int = 1) -> dict:
@@ -43,6 +43,22 @@ def test_differences_above_the_floor_subtract_each_seeds_own_floor():
     assert "| coverage above floor | moex - dense | -0.030 |" in "\n".join(lines)
 
 
+def test_gains_over_the_floor_are_averaged_per_seed_and_ranked():
+    def seeds(cov, cov_floor, rec, rec_floor):
+        return {"values": {"coverage": cov, "coverage_random_init": cov_floor,
+                           "reconstruction": rec, "reconstruction_random_init": rec_floor}}
+
+    lines = gains_table({
+        # gains 0.05, 0.04, 0.06 -> mean 0.05, sample std 0.01; reconstruction gains 0.2, 0.1, 0.3 -> 0.2 ± 0.1
+        "dense": seeds([0.15, 0.13, 0.14], [0.10, 0.09, 0.08], [0.3, 0.2, 0.4], [0.1, 0.1, 0.1]),
+        "moex": seeds([0.17], [0.10], [0.12], [0.15]),           # one seed: no spread; below its floor
+        "dense+sae:gated": {"values": {"coverage": [0.2]}},       # no floor: no row
+    })
+    assert lines[-4:] == ["|---|---|---|", "| moex | +0.070 | -0.030 |",
+                          "| dense | +0.050 ± 0.010 (3) | +0.200 ± 0.100 (3) |", ""]
+    assert gains_table({"dense": {"values": {"coverage": [0.1]}}}) == []
+
+
 def test_language_table_2_and_the_detection_claim_from_our_numbers():
     from tasks.language.paper_tables import render as render_language
 
@@ -73,7 +89,7 @@ def test_neighbouring_methods_are_tested_against_moex_in_their_own_table():
 
     lines = render({"moex": seeds([0.10, 0.12], [0.09, 0.09]), "dense+transcoder": seeds([0.16, 0.17], [0.08, 0.08]),
                     "dense": seeds([0.13, 0.14], [0.07, 0.07]), "dense-topk": seeds([0.15, 0.15], [0.07, 0.08])})
-    claimed, neighbours = "\n".join(lines).split("MoE-X's units against the neighbouring methods")
+    claimed, neighbours = "\n".join(lines).split("The paper's claims:")[1].split("MoE-X's units against the neighbouring")
     assert "| coverage | moex - dense |" in claimed and "dense+transcoder" not in claimed
     assert "| coverage | moex - dense+transcoder | -0.055 |" in neighbours
     assert "| coverage above floor | dense-topk - dense | +0.010 |" in neighbours
