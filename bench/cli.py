@@ -182,7 +182,7 @@ def _dispatch(args) -> None:
         paths += task.figures(args.preset, args.variant)  # drawn from the results files too, nothing recomputed
         print("\n".join(headline_lines(args.task, args.preset, args.variant)))
         for mixed in summary_lines(args.task, args.preset, folder):  # also at the top of summary.md
-            print(f"warning: {mixed.removeprefix('**Mixed models.** ')}", file=sys.stderr)
+            print(f"warning: {mixed}", file=sys.stderr)
         for path in paths:
             print(f"wrote {path}")
     elif args.command == "export":

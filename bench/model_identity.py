@@ -70,7 +70,9 @@ def conflicts(task: str, preset: str) -> dict[tuple, list[list[Scored]]]:
             record = json.loads(path.read_text())
         except (OSError, ValueError):
             continue  # not ours to judge here: loading it for a summary reports what is wrong with it
-        if isinstance(record, dict) and record.get("preset") == preset and (s := scored(record, str(path.relative_to(root)))):
+        if not isinstance(record, dict) or record.get("preset") != preset:
+            continue
+        if s := scored(record, str(path.relative_to(root))):
             by_checkpoint.setdefault(s.checkpoint, []).append(s)
     found = {}
     for key, results in by_checkpoint.items():
@@ -103,7 +105,7 @@ def summary_lines(task: str, preset: str, folder: Path) -> list[str]:
     root = task_dir(task, preset)
     here = {str(p.relative_to(root)) for p in folder.glob("*.json")} | {
         str(p.relative_to(root)) for p in (folder / "seeds").glob("*.json")}
-    return [f"**Mixed models.** The results over `{key[0]}` were scored on different weights (the checkpoint "
+    return [f"The results over `{key[0]}` were scored on different weights (the checkpoint "
             f"was trained again or replaced): {_describe(groups)}. Score the earlier group again, with the "
             f"MODEL, SEED and settings each file records, before comparing them."
             for key, groups in conflicts(task, preset).items() if any(s.file in here for g in groups for s in g)]

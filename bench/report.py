@@ -118,7 +118,7 @@ def write_summary(task: str, preset: str = "cpu", variant: str | None = None) ->
     marked = any(other_measurement(task, seeds) for seeds in seeds_of.values())
     md = [f"# {task}: results ({preset} preset{f', {variant}' if variant else ''})", ""]
     # results over one checkpoint that describe two models (it was trained again): said before any number
-    md += [line for mixed in summary_lines(task, preset, folder) for line in (mixed, "")]
+    md += [line for mixed in summary_lines(task, preset, folder) for line in (f"**Mixed models.** {mixed}", "")]
     md += ["Headline metrics, mean ± std over seeds" + (", the random-init floor in brackets" if floors else "") +
            ("; a model scored with other measurement settings than the task's defaults names them" if marked else "")
            + ":", ""]
