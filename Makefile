@@ -50,7 +50,7 @@ regress: $(STAMP)
 # Every (model, seed) of a task's comparison grid that has no result yet (bench/grid.py); resumable.
 JOBS ?= 2
 grid: $(STAMP)
-	$(BIN)/python -m bench.grid --task $(TASK) --preset $(PRESET) --jobs $(JOBS)
+	$(BIN)/python -m bench.grid --task $(TASK) --preset $(PRESET) --jobs $(JOBS) $(ARGS)
 
 # The paper's figures and tables from results JSON alone -> results/figures/ (analysis/figures.py).
 figures: $(STAMP)

@@ -7,6 +7,8 @@ A result that exists is skipped, so the command picks up where an earlier sessio
 A run over another model's checkpoint (an SAE over dense, dense continued from dense) starts once
 that checkpoint of the same seed is on disk; until then it waits while someone is making it, so no
 two jobs train one checkpoint, and the next independent run takes the slot. `--dry-run` lists what would run.
+Task settings after the options (`layer=-1`) run that variant's grid, scoring the same checkpoints
+at other settings into the variant's folder (results/chess/layer.-1/).
 """
 
 from __future__ import annotations
@@ -29,27 +31,49 @@ from core.results import ROOT, result_path
 # here; a dictionary over dense, minutes, rides on dense's seed), then seed 0 of the ReLU dense model
 # and the corners of Tables 3 and 4. The top-k MLP control comes before seed 2: it is the baseline that
 # separates sparse activations from experts, where the corners are one-seed ablations.
+# Last, the SAE architectures other than top-k over the same dense seeds (seed 1 last: its dense
+# checkpoint, like every seed's but 0, stays on the machine that trained it).
 # short and its widths: the width sweep (Fig. 3/5).
 DICTIONARIES = ("dense+sae", "dense+attn-sae", "dense+transcoder", "dense+snmf")
+SAE_ARCHITECTURES = ("dense+sae:standard", "dense+sae:batchtopk", "dense+sae:jumprelu", "dense+sae:gated")
 _MAIN = ("dense", *DICTIONARIES, "switch", "moex", "moe")
 GRIDS = {
     ("chess", "cpu"): [(m, s) for s in (0, 1) for m in _MAIN] + [("dense-topk", 0)]
                       + [(m, 2) for m in _MAIN]
                       + [(m, 0) for m in ("dense-relu", "dense-continued", "moex-upcycled", "switch-relu",
-                                          "moex-gelu", "moe-relu")],
+                                          "moex-gelu", "moe-relu")]
+                      + [(m, s) for s in (0, 2, 1) for m in SAE_ARCHITECTURES],
     **{("chess", p): [("dense", 0), ("moex", 0)] for p in ("short-w128", "short", "short-w384")},
     # language: seed 0 of each model; then seeds 1-2 of dense and its dictionaries, so the dictionaries
     # (minutes each) get a seed spread beside MoE-X's units (a language dense model is about 100 minutes).
     ("language", "cpu"): [("dense", 0), *((m, 0) for m in DICTIONARIES), ("moex", 0), ("switch", 0),
                           ("dense-topk", 0)] + [(m, s) for s in (1, 2) for m in ("dense", *DICTIONARIES)],
+    # The same models at the last block (the second chess reading): their own checkpoints, no dictionary.
+    ("chess", "cpu", "layer.-1"): [(m, s) for s in (0, 1, 2) for m in ("dense", "switch", "moex", "moe")],
 }
 
 
-def missing(task: str, preset: str) -> list[tuple[str, int]]:
-    if (task, preset) not in GRIDS:
-        raise BenchError(f"no grid for task {task!r} at preset {preset!r}; grids: "
-                         f"{', '.join(f'{t}/{p}' for t, p in GRIDS)}")
-    return [(m, s) for m, s in GRIDS[(task, preset)] if not result_path(task, m, preset, s).exists()]
+def grid_variant(task: str, overrides: list[str]) -> str | None:
+    """The results folder that task settings send a grid's runs to (None: the main one)."""
+    from bench import registry
+    from core.task_config import apply_overrides
+
+    task_module = registry.task(task)
+    return task_module.result_variant(apply_overrides(task_module.Config(), overrides))
+
+
+def _grid_name(task: str, preset: str, variant: str | None = None) -> str:
+    return f"{task}/{preset}" + (f" ({variant})" if variant else "")
+
+
+def missing(task: str, preset: str, overrides: list[str] = ()) -> list[tuple[str, int]]:
+    variant = grid_variant(task, list(overrides)) if overrides else None
+    key = (task, preset, variant) if variant else (task, preset)
+    if key not in GRIDS:
+        raise BenchError(f"no grid for task {task!r} at preset {preset!r}"
+                         + (f" with {' '.join(overrides)}" if overrides else "")
+                         + f"; grids: {', '.join(_grid_name(*key) for key in GRIDS)}")
+    return [(m, s) for m, s in GRIDS[key] if not result_path(task, m, preset, s, variant).exists()]
 
 
 def depends_on(model: str) -> str | None:
@@ -77,18 +101,25 @@ def next_runnable(todo: list[tuple[str, int]], running: list[tuple[str, int]], d
     return None
 
 
-def retrained_dependencies(task: str, preset: str, todo: list[tuple[str, int]]) -> list[str]:
+def retrained_dependencies(task: str, preset: str, todo: list[tuple[str, int]],
+                           variant: str | None = None) -> list[str]:
     """One line per model checkpoint that runs of `todo` need and that is neither on disk nor made by a
     run of `todo` (typically: its result exists, but its weights, as a seed other than 0's are not
-    committed, were left on another machine), so the first run that needs it trains it again."""
+    committed, were left on another machine), so the first run that needs it trains it again.
+    In a variant's grid every run needs a checkpoint the main grid made: its model's own, or the one
+    its dictionary is fitted over."""
+    def needed(model: str) -> str | None:
+        return depends_on(model) or (model if variant else None)
+
     lines = []
-    for dep, seed in dict.fromkeys((depends_on(m), s) for m, s in todo):
-        if dep is None or (dep, seed) in todo:
+    for dep, seed in dict.fromkeys((needed(m), s) for m, s in todo):
+        if dep is None or (not variant and (dep, seed) in todo):
             continue
         stem = checkpoint_stem(task, dep, preset, seed)
         if not checkpoint_complete(stem):
-            users = ", ".join(m for m, s in todo if s == seed and depends_on(m) == dep)
-            lines.append(f"note: {users} seed {seed} need {stem.name}.safetensors, which is not here: "
+            users = ", ".join(m for m, s in todo if s == seed and needed(m) == dep)
+            verb = "needs" if "," not in users else "need"
+            lines.append(f"note: {users} seed {seed} {verb} {stem.name}.safetensors, which is not here: "
                          f"the first of them trains it again (same recipe and seed). Trained on another "
                          f"machine, it can differ from the model behind {dep}'s seed-{seed} result, so "
                          f"score that again once it is trained: make bench MODEL={dep} TASK={task} "
@@ -96,10 +127,13 @@ def retrained_dependencies(task: str, preset: str, todo: list[tuple[str, int]]) 
     return lines
 
 
-def run_grid(task: str, preset: str, jobs: int, dry_run: bool) -> None:
-    todo = missing(task, preset)
-    print(f"{task}/{preset}: {len(todo)} run(s) missing: {', '.join(f'{m} seed {s}' for m, s in todo) or 'none'}")
-    for line in retrained_dependencies(task, preset, todo):
+def run_grid(task: str, preset: str, jobs: int, dry_run: bool, overrides: list[str] = ()) -> None:
+    overrides = list(overrides)
+    todo = missing(task, preset, overrides)
+    variant = grid_variant(task, overrides) if overrides else None
+    print(f"{_grid_name(task, preset, variant)}: {len(todo)} run(s) missing: "
+          f"{', '.join(f'{m} seed {s}' for m, s in todo) or 'none'}")
+    for line in retrained_dependencies(task, preset, todo, variant):
         print(line)
     if dry_run or not todo:
         return
@@ -111,21 +145,21 @@ def run_grid(task: str, preset: str, jobs: int, dry_run: bool) -> None:
     logs.mkdir(parents=True, exist_ok=True)
     running: list[tuple[subprocess.Popen, str, object, tuple[str, int]]] = []
     failed = []
-    bar = progress_bar(total=len(todo), desc=f"grid {task}/{preset}", unit="run")
+    bar = progress_bar(total=len(todo), desc=f"grid {_grid_name(task, preset, variant)}", unit="run")
     while todo or running:
         while todo and len(running) < jobs:
             index = next_runnable(todo, [key for *_, key in running], available=available)
             if index is None:
                 break
             model, seed = todo.pop(index)
-            name = f"{task}-{model}-{preset}-seed{seed}"
-            if result_path(task, model, preset, seed).exists():  # written meanwhile, by hand or another grid
+            name = f"{task}-{model}-{preset}{'-' + variant if variant else ''}-seed{seed}"
+            if result_path(task, model, preset, seed, variant).exists():  # written meanwhile, by hand or another grid
                 bar.write(f"skipped {name}: its result exists now")
                 bar.update(1)
                 continue
             log = open(logs / f"{name.replace('+', '_')}.log", "w")
             cmd = [sys.executable, "-m", "bench", "bench", "--task", task, "--model", model, "--preset", preset,
-                   "--seed", str(seed), "--threads", "1"]
+                   "--seed", str(seed), "--threads", "1", *overrides]
             # The logs keep findings, not bar redraws. The runs fill the cores already: none forks a second
             # process for its random-init floor (core/side_process.py).
             env = {**os.environ, "MOEXBENCH_QUIET": "1", "MOEXBENCH_SIDE_PROCESS": "0"}
@@ -155,12 +189,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--preset", default="cpu")
     parser.add_argument("--jobs", type=int, default=2, help="runs at once, one thread each")
     parser.add_argument("--dry-run", action="store_true")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                        help="task settings of a variant's grid (layer=-1), passed to every run")
     args = parser.parse_args(argv)
 
     def body():
         refuse_own_data(args.task, "make grid (the committed comparison's runs)")
         refuse_own_dictionary("make grid (the committed comparison's runs)")
-        run_grid(args.task, args.preset, max(1, args.jobs), args.dry_run)
+        run_grid(args.task, args.preset, max(1, args.jobs), args.dry_run, args.overrides)
 
     return run_command(body)
 

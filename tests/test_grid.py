@@ -65,7 +65,7 @@ def test_the_grids_runs_are_quiet_single_threaded_and_keep_the_floor_in_their_ow
 
     monkeypatch.setenv("MOEXBENCH_RESULTS", str(tmp_path / "results"))
     monkeypatch.setattr(grid, "RUNS", tmp_path / "runs")
-    monkeypatch.setattr(grid, "missing", lambda task, preset: [("moex", 0)])
+    monkeypatch.setattr(grid, "missing", lambda task, preset, overrides: [("moex", 0)])
     monkeypatch.setattr(grid.time, "sleep", lambda s: None)
     started = []
 
@@ -82,3 +82,47 @@ def test_the_grids_runs_are_quiet_single_threaded_and_keep_the_floor_in_their_ow
     (cmd, env), = started
     assert cmd[-2:] == ["--threads", "1"] and env["MOEXBENCH_QUIET"] == "1"
     assert env["MOEXBENCH_SIDE_PROCESS"] == "0"  # two runs already fill two cores: no third process each
+
+
+def test_a_variants_grid_scores_into_its_own_folder_and_passes_its_settings(tmp_path, monkeypatch):
+    import subprocess
+
+    from bench import grid
+
+    monkeypatch.setenv("MOEXBENCH_RESULTS", str(tmp_path / "results"))
+    assert missing("chess", "cpu", ["layer=-1"]) == GRIDS[("chess", "cpu", "layer.-1")]
+    write_result("chess", "moex", "cpu", 2, {"coverage": 0.1}, {}, {}, {})  # the main folder's: not this grid's
+    write_result("chess", "moex", "cpu", 1, {"coverage": 0.1}, {}, {}, {}, variant="layer.-1")
+    assert ("moex", 2) in missing("chess", "cpu", ["layer=-1"])
+    assert ("moex", 1) not in missing("chess", "cpu", ["layer=-1"])
+    with pytest.raises(BenchError, match="no grid for task 'chess' at preset 'cpu' with layer=-2; grids: .*"
+                                         r"chess/cpu \(layer.-1\)"):
+        missing("chess", "cpu", ["layer=-2"])
+
+    monkeypatch.setattr(grid, "RUNS", tmp_path / "runs")
+    monkeypatch.setattr(grid.time, "sleep", lambda s: None)
+    started = []
+
+    class Finished:
+        returncode = 0
+
+        def __init__(self, cmd, env, **kwargs):
+            started.append(cmd)
+
+        def poll(self):
+            return 0
+    monkeypatch.setattr(subprocess, "Popen", Finished)
+    monkeypatch.setattr(grid, "missing", lambda task, preset, overrides: [("switch", 2)])
+    grid.run_grid("chess", "cpu", jobs=1, dry_run=False, overrides=["layer=-1"])
+    assert started[0][-1] == "layer=-1" and started[0][started[0].index("--model") + 1] == "switch"
+    assert (tmp_path / "runs" / "grid" / "chess-switch-cpu-layer.-1-seed2.log").exists()
+
+
+def test_a_variants_grid_announces_a_models_own_checkpoint_that_is_not_here(tmp_path, monkeypatch):
+    from bench import model_store
+
+    monkeypatch.setattr(model_store, "CHECKPOINTS", tmp_path)
+    lines = retrained_dependencies("chess", "cpu", [("switch", 2), ("moex", 2)], variant="layer.-1")
+    assert lines[0].startswith("note: switch seed 2 needs switch-cpu-seed2.safetensors, which is not here")
+    assert lines[0].endswith("make bench MODEL=switch TASK=chess PRESET=cpu SEED=2") and len(lines) == 2
+    assert retrained_dependencies("chess", "cpu", [("switch", 2)]) == []  # the main grid trains it itself
