@@ -140,8 +140,8 @@ class LanguageTask(Task):
         p = PRESETS[preset]
         val, interp = _heldout(preset)
         val_tokens = torch.from_numpy(val)
-        metrics = {"val_loss": adapter.mean_loss(val_tokens, config.batch_size)}
-        metrics.update(fidelity(adapter, val_tokens, config.layer, config.site, config.batch_size))
+        metrics = fidelity(adapter, val_tokens, config.layer, config.site, config.batch_size)
+        metrics["val_loss"] = metrics["ce_clean"]  # the same rows' clean loss, measured once
         model_metrics, model_details = adapter.model_metrics(val_tokens[:config.batch_size], config.layer)
         metrics.update(model_metrics)
 
