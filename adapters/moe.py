@@ -23,6 +23,10 @@ N_EXPERTS, TOP_K = 8, 2
 # then goes to nearly the same k experts. (One expert alone can take at most 1/k of top-k assignments,
 # so a threshold on the largest single load would never fire for k >= 2.)
 COLLAPSE_LOAD = 0.9
+# An expert is unused when it takes under a quarter of its even share (1/M) of the assignments. It then
+# barely trains, and its units count as dead; a router can lose most experts this way without
+# collapsing (five of eight unused, the other three sharing the load evenly).
+UNUSED_SHARE = 0.25
 SWITCH_AUX = 0.01  # the Switch Transformer's load-balancing coefficient
 
 # class name: (experts' activation, router, auxiliary loss coefficient, what the features are)
@@ -88,7 +92,8 @@ class ExpertAdapter(FeatureAdapter):
         load = torch.bincount(chosen, minlength=opts.n_experts).float() / len(chosen)
         top_k_load = load.topk(opts.top_k).values.sum().item()
         metrics = {"router_sparsity_corr": router_active_corr(scores, active), "expert_load_max": load.max().item(),
-                   "router_collapsed": float(top_k_load >= COLLAPSE_LOAD)}
+                   "router_collapsed": float(top_k_load >= COLLAPSE_LOAD),
+                   "experts_unused": float((load < UNUSED_SHARE / opts.n_experts).sum().item())}
         details = {"expert_load": [round(v, 4) for v in load.tolist()],
                    "expert_active_units_mean": [round(v, 2) for v in active.mean(0).tolist()],
                    "router": opts.router, "n_experts": opts.n_experts, "top_k": opts.top_k,

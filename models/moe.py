@@ -56,6 +56,9 @@ class MoEOptions:
             raise ValueError(f"d_expert must be positive (or 0 for d_mlp // top_k), got {self.d_expert}")
         if self.router not in ROUTERS:
             raise ValueError(f"router {self.router!r} unknown; choose one of {', '.join(ROUTERS)}")
+        if self.aux_loss_coef and self.router != "switch":  # would train without it, silently
+            raise ValueError(f"aux_loss_coef {self.aux_loss_coef} is the Switch router's load-balancing loss; "
+                             f"the {self.router} router has none (use router=switch, or aux_loss_coef 0)")
 
 
 def moe_options(cfg: GPTConfig) -> MoEOptions:

@@ -30,7 +30,7 @@ def _z_and_output(layer, x):
                                         ("sparsity", "gelu"), ("learned", "relu")])
 def test_layer_is_the_concatenated_decoder_applied_to_z(router, act, seed):
     torch.manual_seed(seed)
-    layer = MoEMLP(_cfg(router, act, aux_loss_coef=0.01))
+    layer = MoEMLP(_cfg(router, act, aux_loss_coef=0.01 if router == "switch" else 0.0))
     torch.nn.init.normal_(layer.b_enc, std=0.5)
     x = torch.randn(3, 5, 16)
     z, slow, fast = _z_and_output(layer, x)
@@ -134,3 +134,9 @@ def test_active_width_that_does_not_divide_is_refused():
     cfg = dataclasses.replace(_cfg(k=2), d_mlp=17, mlp_options=(("n_experts", 4), ("top_k", 2)))
     with pytest.raises(ValueError, match="does not divide"):
         MoEMLP(cfg)
+
+
+@pytest.mark.parametrize("router", ["learned", "sparsity"])
+def test_a_load_balancing_coefficient_on_a_router_without_that_loss_is_refused(router):
+    with pytest.raises(ValueError, match=f"the {router} router has none"):
+        MoEMLP(_cfg(router, "relu", aux_loss_coef=0.01))

@@ -110,3 +110,8 @@ def test_a_decaying_importance_is_its_own_experiment_in_its_own_folder():
     assert uniform["config"]["importance_decay"] == 1.0
     assert not any("importance_decay" in d for d in uniform["provenance"]["deviations"])
     assert uniform["metrics"]["loss"] != record["metrics"]["loss"]
+
+
+def test_a_load_balancing_coefficient_on_the_sparsity_router_is_refused():
+    with pytest.raises(ValueError, match="the sparsity router has none"):
+        ToySpec(12, 5, 3, 2, router="sparsity", aux_loss_coef=0.01)

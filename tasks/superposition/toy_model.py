@@ -61,6 +61,9 @@ class ToySpec:
             raise ValueError(f"hidden form {self.hidden!r} unknown; choose one of {', '.join(HIDDEN_FORMS)}")
         if self.router not in ROUTERS:
             raise ValueError(f"router {self.router!r} unknown; choose one of {', '.join(ROUTERS)}")
+        if self.aux_loss_coef and self.router == "sparsity":  # would train without it, silently
+            raise ValueError(f"aux_loss_coef {self.aux_loss_coef} is a load-balancing loss over router "
+                             "probabilities; the sparsity router has none (use aux_loss_coef 0)")
 
     @property
     def network_sparsity(self) -> float:
