@@ -1,0 +1,65 @@
+"""How each MoE result's router spreads tokens over its experts, read from the results alone.
+
+Every MoE result keeps each expert's share of the (token, expert) assignments at the scored layer
+(`details.model.expert_load`, measured on the statistics games). This prints, per model, folder and
+seed: the experts taking under a quarter of their even share (unused, as `experts_unused` counts
+them in newer results), the k busiest experts' share (`router_collapsed` at 90%), and the share of
+units that never fire (`dead_fraction`), so results scored before `experts_unused` existed read the same.
+
+    python -m analysis.expert_loads --task chess --preset cpu
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from adapters.moe import UNUSED_SHARE
+from core.errors import BenchError, run_command
+from core.results import load_results, result_dir, with_seeds
+
+
+def unused_experts(load: list[float]) -> int:
+    return sum(share < UNUSED_SHARE / len(load) for share in load)
+
+
+def rows(task: str, preset: str) -> list[tuple[str, str, int, int, float, float]]:
+    """(folder, model, seed, unused experts, top-k load, dead fraction) of every MoE result of the
+    preset: its main folder and its variants (layer.-1, ...), every seed."""
+    from bench.registry import PRESETS
+
+    main = result_dir(task, preset)
+    folders = [main] + [f for f in sorted(main.iterdir()) if f.is_dir() and f.name not in (*PRESETS, "seeds")]
+    out = []
+    for folder in folders:
+        try:
+            records = [r for top in load_results(folder) for r in with_seeds(folder, top)]
+        except BenchError:  # a folder of other files (the expert analyses), not results
+            continue
+        for record in records:
+            model = record.get("details", {}).get("model")
+            if isinstance(model, dict) and model.get("expert_load"):
+                load = model["expert_load"]
+                top_k = sum(sorted(load, reverse=True)[:model["top_k"]])
+                out.append((folder.name if folder != main else ".", record["model"], record["provenance"]["seed"],
+                            unused_experts(load), top_k, record["metrics"].get("dead_fraction", float("nan"))))
+    return sorted(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--task", default="chess")
+    parser.add_argument("--preset", default="cpu")
+    args = parser.parse_args(argv)
+
+    def body():
+        print("| folder | model | seed | experts unused | k busiest experts' load | units never firing |")
+        print("|---|---|---|---|---|---|")
+        for folder, model, seed, unused, top_k, dead in rows(args.task, args.preset):
+            print(f"| {folder} | {model} | {seed} | {unused} | {top_k:.2f} | {dead:.3f} |")
+
+    return run_command(body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
