@@ -92,13 +92,13 @@ class ExpertAdapter(FeatureAdapter):
         load = torch.bincount(chosen, minlength=opts.n_experts).float() / len(chosen)
         top_k_load = load.topk(opts.top_k).values.sum().item()
         metrics = {"router_sparsity_corr": router_active_corr(scores, active), "expert_load_max": load.max().item(),
-                   "router_collapsed": float(top_k_load >= COLLAPSE_LOAD),
-                   "experts_unused": float((load < UNUSED_SHARE / opts.n_experts).sum().item())}
+                   "router_collapsed": float(top_k_load >= COLLAPSE_LOAD)}
         details = {"expert_load": [round(v, 4) for v in load.tolist()],
                    "expert_active_units_mean": [round(v, 2) for v in active.mean(0).tolist()],
                    "router": opts.router, "n_experts": opts.n_experts, "top_k": opts.top_k,
                    "d_expert": opts.d_expert, "aux_loss_coef": opts.aux_loss_coef,
-                   "tokens_for_router_stats": len(scores), "top_k_load": round(top_k_load, 4)}
+                   "tokens_for_router_stats": len(scores), "top_k_load": round(top_k_load, 4),
+                   "experts_unused": int((load < UNUSED_SHARE / opts.n_experts).sum().item())}
         return metrics, details
 
 

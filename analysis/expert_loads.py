@@ -2,9 +2,10 @@
 
 Every MoE result keeps each expert's share of the (token, expert) assignments at the scored layer
 (`details.model.expert_load`, measured on the statistics games). This prints, per model, folder and
-seed: the experts taking under a quarter of their even share (unused, as `experts_unused` counts
-them in newer results), the k busiest experts' share (`router_collapsed` at 90%), and the share of
-units that never fire (`dead_fraction`), so results scored before `experts_unused` existed read the same.
+seed: the experts taking under a quarter of their even share (unused: `details.model.experts_unused`,
+or for results scored before that field, counted from the stored loads, which are rounded to 4
+decimals), the k busiest experts' share (`router_collapsed` at 90%), and the share of units that never
+fire (`dead_fraction`).
 
     python -m analysis.expert_loads --task chess --preset cpu
 """
@@ -12,15 +13,27 @@ units that never fire (`dead_fraction`), so results scored before `experts_unuse
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 from adapters.moe import UNUSED_SHARE
-from core.errors import BenchError, run_command
-from core.results import load_results, result_dir, with_seeds
+from core.errors import run_command
+from core.results import load_results, result_dir, result_files, with_seeds
 
 
 def unused_experts(load: list[float]) -> int:
     return sum(share < UNUSED_SHARE / len(load) for share in load)
+
+
+def _holds_results(folder) -> bool:
+    """Whether a folder holds results of the contract (not, say, the expert analyses' own files)."""
+    for path in result_files(folder):
+        try:
+            if "schema_version" in json.loads(path.read_text()):
+                return True
+        except (OSError, ValueError):
+            return True  # a damaged result: load_results names it
+    return False
 
 
 def rows(task: str, preset: str) -> list[tuple[str, str, int, int, float, float]]:
@@ -31,18 +44,15 @@ def rows(task: str, preset: str) -> list[tuple[str, str, int, int, float, float]
     main = result_dir(task, preset)
     folders = [main] + [f for f in sorted(main.iterdir()) if f.is_dir() and f.name not in (*PRESETS, "seeds")]
     out = []
-    for folder in folders:
-        try:
-            records = [r for top in load_results(folder) for r in with_seeds(folder, top)]
-        except BenchError:  # a folder of other files (the expert analyses), not results
-            continue
-        for record in records:
+    for folder in filter(_holds_results, folders):
+        for record in (r for top in load_results(folder) for r in with_seeds(folder, top)):
             model = record.get("details", {}).get("model")
             if isinstance(model, dict) and model.get("expert_load"):
                 load = model["expert_load"]
+                unused = model.get("experts_unused", unused_experts(load))
                 top_k = sum(sorted(load, reverse=True)[:model["top_k"]])
                 out.append((folder.name if folder != main else ".", record["model"], record["provenance"]["seed"],
-                            unused_experts(load), top_k, record["metrics"].get("dead_fraction", float("nan"))))
+                            unused, top_k, record["metrics"].get("dead_fraction", float("nan"))))
     return sorted(out)
 
 

@@ -25,7 +25,7 @@ from bench.own_dictionary import refuse_own_dictionary
 from core.errors import BenchError, run_command
 from core.paths import RUNS
 from core.progress import progress as progress_bar
-from core.results import ROOT, result_path
+from core.results import ROOT, file_stem, result_path
 
 # cpu: dense, switch, moex and moe with three seeds each (about 85 minutes a model on one thread
 # here; a dictionary over dense, minutes, rides on dense's seed), then seed 0 of the ReLU dense model
@@ -68,12 +68,12 @@ def _grid_name(task: str, preset: str, variant: str | None = None) -> str:
 
 def missing(task: str, preset: str, overrides: list[str] = ()) -> list[tuple[str, int]]:
     variant = grid_variant(task, list(overrides)) if overrides else None
-    key = (task, preset, variant) if variant else (task, preset)
-    if key not in GRIDS:
+    grid = (task, preset, variant) if variant else (task, preset)
+    if grid not in GRIDS:
         raise BenchError(f"no grid for task {task!r} at preset {preset!r}"
                          + (f" with {' '.join(overrides)}" if overrides else "")
-                         + f"; grids: {', '.join(_grid_name(*key) for key in GRIDS)}")
-    return [(m, s) for m, s in GRIDS[key] if not result_path(task, m, preset, s, variant).exists()]
+                         + f"; grids: {', '.join(_grid_name(*known) for known in GRIDS)}")
+    return [(m, s) for m, s in GRIDS[grid] if not result_path(task, m, preset, s, variant).exists()]
 
 
 def depends_on(model: str) -> str | None:
@@ -119,8 +119,11 @@ def retrained_dependencies(task: str, preset: str, todo: list[tuple[str, int]],
         if not checkpoint_complete(stem):
             users = ", ".join(m for m, s in todo if s == seed and needed(m) == dep)
             verb = "needs" if "," not in users else "need"
-            lines.append(f"note: {users} seed {seed} {verb} {stem.name}.safetensors, which is not here: "
-                         f"the first of them trains it again (same recipe and seed). Trained on another "
+            line = f"note: {users} seed {seed} {verb} {stem.name}.safetensors, which is not here: "
+            if not result_path(task, dep, preset, seed).exists():  # nothing was scored on it yet
+                lines.append(line + "the first of them trains it (same recipe and seed)")
+                continue
+            lines.append(line + f"the first of them trains it again (same recipe and seed). Trained on another "
                          f"machine, it can differ from the model behind {dep}'s seed-{seed} result, so "
                          f"score that again once it is trained: make bench MODEL={dep} TASK={task} "
                          f"PRESET={preset} SEED={seed}")
@@ -152,7 +155,7 @@ def run_grid(task: str, preset: str, jobs: int, dry_run: bool, overrides: list[s
             if index is None:
                 break
             model, seed = todo.pop(index)
-            name = f"{task}-{model}-{preset}{'-' + variant if variant else ''}-seed{seed}"
+            name = f"{task}-{file_stem(model)}-{preset}{'-' + variant if variant else ''}-seed{seed}"
             if result_path(task, model, preset, seed, variant).exists():  # written meanwhile, by hand or another grid
                 bar.write(f"skipped {name}: its result exists now")
                 bar.update(1)

@@ -186,8 +186,3 @@ class FeatureAdapter:
                        replace: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
         return self.logits_and_loss(tokens, hook, replace)[1]
 
-    def mean_loss(self, tokens: torch.Tensor, batch_size: int) -> float:
-        """The validation loss as training reports it (mean over batches of each batch's mean)."""
-        from core.validation import validation_loss
-
-        return validation_loss(self.model, tokens, batch_size, bf16=False)

@@ -39,8 +39,6 @@ SPLICE_AND_ROUTER = (
            False, 0.0, 1.0),
     Metric("router_collapsed", "1 when an MoE router's k busiest experts take >= 90% of assignments, else 0",
            False, 0.0, 1.0),
-    Metric("experts_unused", "experts taking under a quarter of their even share (1/M) of an MoE router's "
-           "assignments", False, 0.0),
 )
 
 

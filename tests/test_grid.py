@@ -50,6 +50,8 @@ def test_a_needed_checkpoint_that_is_not_here_is_announced(tmp_path, monkeypatch
     from bench import model_store
 
     monkeypatch.setattr(model_store, "CHECKPOINTS", tmp_path)
+    monkeypatch.setenv("MOEXBENCH_RESULTS", str(tmp_path / "results"))
+    write_result("chess", "dense", "cpu", 1, {"coverage": 0.1}, {}, {}, {})  # scored on another machine
     todo = [("dense+sae", 1), ("dense+snmf", 1), ("dense", 2), ("dense+sae", 2), ("moex", 1)]
     lines = retrained_dependencies("chess", "cpu", todo)
     assert lines == ["note: dense+sae, dense+snmf seed 1 need dense-cpu-seed1.safetensors, which is not here: "
@@ -122,7 +124,11 @@ def test_a_variants_grid_announces_a_models_own_checkpoint_that_is_not_here(tmp_
     from bench import model_store
 
     monkeypatch.setattr(model_store, "CHECKPOINTS", tmp_path)
+    monkeypatch.setenv("MOEXBENCH_RESULTS", str(tmp_path / "results"))
+    write_result("chess", "switch", "cpu", 2, {"coverage": 0.1}, {}, {}, {})  # scored on the lost checkpoint
     lines = retrained_dependencies("chess", "cpu", [("switch", 2), ("moex", 2)], variant="layer.-1")
     assert lines[0].startswith("note: switch seed 2 needs switch-cpu-seed2.safetensors, which is not here")
-    assert lines[0].endswith("make bench MODEL=switch TASK=chess PRESET=cpu SEED=2") and len(lines) == 2
+    assert lines[0].endswith("score that again once it is trained: make bench MODEL=switch TASK=chess PRESET=cpu SEED=2")
+    assert lines[1] == ("note: moex seed 2 needs moex-cpu-seed2.safetensors, which is not here: the first of "
+                        "them trains it (same recipe and seed)")
     assert retrained_dependencies("chess", "cpu", [("switch", 2)]) == []  # the main grid trains it itself

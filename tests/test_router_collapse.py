@@ -33,18 +33,18 @@ def test_a_router_spreading_tokens_is_not_collapsed():
 
 def test_experts_under_a_quarter_of_their_even_share_are_counted_unused():
     adapter = _moex_adapter()
-    # 64 assignments over 8 experts: an even share is 8, a quarter of it 2. Experts 0-2 take 19 each,
-    # expert 3 exactly 2 (not unused), expert 4 one, experts 5-7 none: four unused, and no collapse.
-    chosen = torch.tensor([0] * 19 + [1] * 19 + [2] * 19 + [3] * 2 + [4] * 1 + [0] * 4)
+    # 64 assignments over 8 experts: an even share is 8, a quarter of it 2. Experts 0-2 take 23, 19 and
+    # 19, expert 3 exactly 2 (not unused), expert 4 one, experts 5-7 none: four unused, and no collapse.
+    chosen = torch.tensor([0] * 23 + [1] * 19 + [2] * 19 + [3] * 2 + [4] * 1)
     adapter.router_view = lambda tokens, layer: {"scores": torch.randn(32, 8), "active": torch.rand(32, 8),
                                                  "chosen": chosen}
     metrics, details = adapter.model_metrics(None, 0)
-    assert metrics["experts_unused"] == 4.0 and metrics["router_collapsed"] == 0.0
+    assert details["experts_unused"] == 4 and metrics["router_collapsed"] == 0.0
 
 
 def test_a_collapsed_router_leaves_all_but_k_experts_unused():
     adapter = _moex_adapter()
     with torch.no_grad():
         adapter.model.blocks[0].mlp.b_enc[:2] = -1e4
-    metrics, _ = adapter.model_metrics(torch.randint(0, 20, (4, 32)), 0)
-    assert metrics["experts_unused"] == 6.0
+    _, details = adapter.model_metrics(torch.randint(0, 20, (4, 32)), 0)
+    assert details["experts_unused"] == 6

@@ -244,9 +244,9 @@ def _score_trained(adapter, config: ChessConfig, preset: str, seed: int, train, 
     if metrics.get("router_collapsed"):
         print(f"warning: {adapter.name}'s router has collapsed: its {model_details['top_k']} busiest experts "
               f"take {model_details['top_k_load']:.0%} of assignments at layer {config.layer}")
-    elif metrics.get("experts_unused"):
-        print(f"warning: {metrics['experts_unused']:.0f} of {adapter.name}'s {model_details['n_experts']} experts "
-              f"take under a quarter of their even share of assignments at layer {config.layer} (experts_unused)")
+    elif model_details.get("experts_unused"):
+        print(f"warning: {model_details['experts_unused']} of {adapter.name}'s {model_details['n_experts']} experts "
+              f"take under a quarter of their even share of assignments at layer {config.layer}")
     if metrics["mostly_dead"]:
         print(f"warning: {metrics['dead_fraction']:.0%} of {adapter.name}'s features never fire on the "
               f"validation games; flagged as mostly_dead in the results")
