@@ -5,8 +5,8 @@ to the dense model's d_mlp, and 16*d_model in total) and the router diagnostics 
 Features are the expert units z at blocks.{l}.mlp.hook_post.
 
 `moex` is MoE-X (ReLU experts, sparsity-aware router); `moe-relu` differs from it in the router
-alone, `moex-gelu` in the experts alone (the paper's Table 3 corners); `moe` and `switch` are the
-vanilla baselines. The upcycled MoE-X is in adapters/upcycling.py.
+alone, `moex-gelu` in the experts alone (the paper's Table 3 corners), `moex-balanced` in a
+load-balancing loss (ours: the paper does not say); `moe` and `switch` are the vanilla baselines. The upcycled MoE-X is in adapters/upcycling.py.
 """
 
 from __future__ import annotations
@@ -39,6 +39,9 @@ FAMILY = {
                           "MoE expert units z (ReLU experts, Switch router + load-balancing loss 0.01)"),
     "MoEXAdapter": ("relu", "sparsity", 0.0, "MoE-X expert units z (ReLU experts, sparsity-aware router)"),
     "MoEXGeluAdapter": ("gelu", "sparsity", 0.0, "MoE expert units z (GELU experts, sparsity-aware router)"),
+    # The paper does not say whether MoE-X balanced its experts; without a loss, ours lose some.
+    "MoEXBalancedAdapter": ("relu", "sparsity", SWITCH_AUX, "MoE-X expert units z (ReLU experts, sparsity-aware "
+                            "router + load-balancing loss 0.01 over the softmax of its scores)"),
 }
 
 
@@ -119,3 +122,4 @@ SwitchAdapter = _member("SwitchAdapter", *FAMILY["SwitchAdapter"])
 SwitchReluAdapter = _member("SwitchReluAdapter", *FAMILY["SwitchReluAdapter"])
 MoEXAdapter = _member("MoEXAdapter", *FAMILY["MoEXAdapter"])
 MoEXGeluAdapter = _member("MoEXGeluAdapter", *FAMILY["MoEXGeluAdapter"])
+MoEXBalancedAdapter = _member("MoEXBalancedAdapter", *FAMILY["MoEXBalancedAdapter"])

@@ -17,6 +17,7 @@ MODELS = {
     "moe-relu": "adapters.moe:MoEReluAdapter",
     "moex": "adapters.moe:MoEXAdapter",
     "moex-gelu": "adapters.moe:MoEXGeluAdapter",
+    "moex-balanced": "adapters.moe:MoEXBalancedAdapter",
     "moex-upcycled": "adapters.upcycling:MoEXUpcycledAdapter",
     "dense+sae": "adapters.sae:SAETopKAdapter",
     "dense+sae:standard": "adapters.sae:SAEStandardAdapter",

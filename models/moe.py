@@ -11,12 +11,15 @@ as (batch, pos, M*D), so expert units are scored by the same code as dense neuro
 Routers:
 - "learned": linear router, softmax over the top-k logits (vanilla top-k MoE);
 - "switch": linear router, softmax over all experts, the top-k probabilities as weights, plus the
-  Switch auxiliary load-balancing loss alpha * M * sum_j f_j P_j;
+  Switch auxiliary load-balancing loss alpha * M * sum_j f_j P_j (f_j: expert j's share of the
+  assignments, P_j: its mean softmax probability over all experts);
 - "sparsity": MoE-X's sparsity-aware router. No router matrix: from the mean and variance of each
   input column of an expert's encoder over its D units, the pre-activation of a random unit is
   approximately N(mu_h, sigma_h^2); g_j = -erf(mu_h / (sqrt(2) sigma_h)) is larger for experts
   expected to fire fewer units; the top-k of g are softmaxed. The statistics are not detached, so
   the gate's gradient reaches the encoders and pushes them towards sparsity.
+Any router can take the Switch loss (aux_loss_coef > 0), its P_j the softmax of the router's scores
+over all experts (the logits, or g); off by default for all but "switch".
 
 Dispatch groups the (token, expert) assignments by expert and runs one matrix product per expert:
 the work is that of a dense MLP of the active width k*D. The dense z is built only when something
@@ -56,9 +59,8 @@ class MoEOptions:
             raise ValueError(f"d_expert must be positive (or 0 for d_mlp // top_k), got {self.d_expert}")
         if self.router not in ROUTERS:
             raise ValueError(f"router {self.router!r} unknown; choose one of {', '.join(ROUTERS)}")
-        if self.aux_loss_coef and self.router != "switch":  # would train without it, silently
-            raise ValueError(f"aux_loss_coef {self.aux_loss_coef} is the Switch router's load-balancing loss; "
-                             f"the {self.router} router has none (use router=switch, or aux_loss_coef 0)")
+        if self.aux_loss_coef < 0:
+            raise ValueError(f"aux_loss_coef must be 0 or positive, got {self.aux_loss_coef}")
 
 
 def moe_options(cfg: GPTConfig) -> MoEOptions:
@@ -104,14 +106,12 @@ class MoEMLP(nn.Module):
         n = flat.shape[0]
         scores = self.hook_router_scores(self.router_scores(flat).view(*shape[:-1], -1)).reshape(n, -1)
         top_scores, chosen = scores.topk(o.top_k, dim=-1)
-        if o.router == "switch":
-            probs = scores.softmax(-1)
-            weights = probs.gather(1, chosen)
+        probs = scores.softmax(-1) if o.router == "switch" or o.aux_loss_coef else None
+        weights = probs.gather(1, chosen) if o.router == "switch" else top_scores.softmax(-1)
+        self.aux_loss = None
+        if o.router == "switch" or o.aux_loss_coef:
             load = torch.bincount(chosen.reshape(-1), minlength=o.n_experts).float() / (n * o.top_k)
             self.aux_loss = o.aux_loss_coef * o.n_experts * (load * probs.mean(0)).sum()
-        else:
-            weights = top_scores.softmax(-1)
-            self.aux_loss = None
         self.hook_chosen(chosen.view(*shape[:-1], o.top_k))
         gate = torch.zeros(n, o.n_experts, dtype=weights.dtype, device=x.device).scatter(1, chosen, weights)
         self.hook_gate(gate.view(*shape[:-1], o.n_experts))

@@ -124,6 +124,7 @@ def test_splicing_z_back_gives_the_same_logits_and_loss_recovered_one():
     ({"n_experts": 0}, "n_experts must be at least 1"),
     ({"n_experts": 4, "top_k": 5}, "top_k must be between 1 and n_experts"),
     ({"router": "hash"}, "router 'hash' unknown"),
+    ({"aux_loss_coef": -0.01}, "aux_loss_coef must be 0 or positive"),
 ])
 def test_invalid_expert_settings_fail_at_config_time(opts, message):
     with pytest.raises(ValueError, match=message):
@@ -136,7 +137,33 @@ def test_active_width_that_does_not_divide_is_refused():
         MoEMLP(cfg)
 
 
-@pytest.mark.parametrize("router", ["learned", "sparsity"])
-def test_a_load_balancing_coefficient_on_a_router_without_that_loss_is_refused(router):
-    with pytest.raises(ValueError, match=f"the {router} router has none"):
-        MoEMLP(_cfg(router, "relu", aux_loss_coef=0.01))
+def test_the_sparsity_router_takes_the_switch_loss_over_the_softmax_of_g_and_it_reaches_the_encoders():
+    torch.manual_seed(6)
+    layer = MoEMLP(_cfg("sparsity", "relu", m=4, k=2, aux_loss_coef=0.01))
+    torch.nn.init.normal_(layer.b_enc, std=0.5)
+    x = torch.randn(10, 16)
+    layer(x)
+    g = layer.router_scores(x)
+    chosen = g.topk(2, dim=-1).indices
+    f = torch.stack([(chosen == j).sum() for j in range(4)]).float() / 20
+    torch.testing.assert_close(layer.aux_loss, 0.01 * 4 * (f * g.softmax(-1).mean(0)).sum())
+    layer.aux_loss.backward()
+    assert layer.W_enc.grad.abs().sum() > 0 and layer.b_enc.grad.abs().sum() > 0
+
+
+def test_without_a_coefficient_only_the_switch_router_has_an_auxiliary_loss():
+    for router in ("learned", "sparsity"):
+        layer = MoEMLP(_cfg(router, "relu"))
+        layer(torch.randn(6, 16))
+        assert layer.aux_loss is None
+
+
+def test_balanced_moex_is_moex_with_the_switch_loss_in_every_block():
+    from bench import registry
+    from tasks.chess.task import ChessTask
+
+    dense = ChessTask.dense_config("tiny")
+    balanced, plain = (GPT(registry.model_adapter(m).model_config(dense)) for m in ("moex-balanced", "moex"))
+    assert balanced.cfg.mlp_options == tuple(sorted({**dict(plain.cfg.mlp_options), "aux_loss_coef": 0.01}.items()))
+    balanced(torch.randint(0, dense.vocab_size, (2, 8)))
+    assert all(block.mlp.aux_loss is not None and block.mlp.aux_loss > 0 for block in balanced.blocks)
