@@ -25,7 +25,9 @@ CLAIMED_PAIRS = [("moex", "switch"), ("switch", "dense"), ("moex", "dense"), ("m
 # Not the paper's claims: MoE-X's units against the features other methods find in (or build into) the
 # dense model, and whether top-k sparsity alone, without experts, moves dense neurons.
 NEIGHBOUR_PAIRS = [("moex", "dense+transcoder"), ("moex", "dense+attn-sae"), ("moex", "dense+snmf"),
-                   ("moex", "dense-topk"), ("dense-topk", "dense")]
+                   ("moex", "dense-topk"), ("dense-topk", "dense"),
+                   *(("moex", f"dense+sae:{a}") for a in ("standard", "batchtopk", "jumprelu", "gated")),
+                   ("moex-balanced", "moex")]
 
 
 def _cell(stat: dict | None, metric: str) -> str:
@@ -158,7 +160,9 @@ def _differences(stats: dict) -> list[str]:
         lines += ["The paper's claims:", ""] + header + claimed + [""]
     if neighbours:
         topk = any("| dense-topk - dense |" in row for row in neighbours)
+        balanced = any("| moex-balanced - moex |" in row for row in neighbours)
         lines += ["MoE-X's units against the neighbouring methods over the dense model"
-                  + (", and top-k sparsity alone against dense neurons:" if topk else ":"), ""]
+                  + (", top-k sparsity alone against dense neurons" if topk else "")
+                  + (", MoE-X with a load-balancing loss against MoE-X" if balanced else "") + ":", ""]
         lines += header + neighbours + [""]
     return lines
