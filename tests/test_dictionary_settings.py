@@ -22,3 +22,24 @@ def test_the_tiny_move_presets_train_tiny_dictionaries():
     for preset in ("tiny-moves", "gpu-smoke"):
         assert sae_training.settings_for("topk", preset).tokens == sae_training.settings_for("topk", "tiny").tokens
         assert snmf_store.settings_for(preset) == snmf_store.settings_for("tiny")
+
+
+def test_the_committed_saes_are_what_their_settings_ask_for():
+    """A settings change that marks a committed SAE stale would make every clean checkout refit it
+    (or refuse to, under MOEXBENCH_NO_TRAIN)."""
+    import json
+
+    from core.own_data import COMMITTED_CHECKPOINTS
+
+    records = [(path, json.loads(path.read_text())["settings"])
+               for path in sorted(COMMITTED_CHECKPOINTS.glob("*/dense_*-cpu/moexbench.json"))]
+    saes = [(path, settings) for path, settings in records if "architecture" in settings]  # not semi-NMF's
+    assert len(saes) >= 6, "the committed SAEs, attention SAEs and transcoders of chess and language"
+    for path, settings in saes:
+        assert settings == sae_training.settings_for(settings["architecture"], "cpu").__dict__, path
+
+
+def test_jumprelu_takes_its_own_threshold_and_a_tiny_preset_still_wins():
+    assert sae_training.settings_for("jumprelu", "cpu").jumprelu_init_threshold == 0.7
+    assert sae_training.settings_for("topk", "cpu").jumprelu_init_threshold == 0.5
+    assert sae_training.settings_for("jumprelu", "tiny").jumprelu_init_threshold == 0.05
