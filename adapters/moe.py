@@ -6,7 +6,8 @@ Features are the expert units z at blocks.{l}.mlp.hook_post.
 
 `moex` is MoE-X (ReLU experts, sparsity-aware router); `moe-relu` differs from it in the router
 alone, `moex-gelu` in the experts alone (the paper's Table 3 corners), `moex-balanced` in a
-load-balancing loss (ours: the paper does not say); `moe` and `switch` are the vanilla baselines. The upcycled MoE-X is in adapters/upcycling.py.
+load-balancing loss (ours: the paper does not say); `moe` and `switch` are the vanilla baselines.
+The upcycled MoE-X is in adapters/upcycling.py.
 """
 
 from __future__ import annotations

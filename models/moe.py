@@ -106,10 +106,11 @@ class MoEMLP(nn.Module):
         n = flat.shape[0]
         scores = self.hook_router_scores(self.router_scores(flat).view(*shape[:-1], -1)).reshape(n, -1)
         top_scores, chosen = scores.topk(o.top_k, dim=-1)
-        probs = scores.softmax(-1) if o.router == "switch" or o.aux_loss_coef else None
+        balanced = o.router == "switch" or o.aux_loss_coef > 0
+        probs = scores.softmax(-1) if balanced else None
         weights = probs.gather(1, chosen) if o.router == "switch" else top_scores.softmax(-1)
         self.aux_loss = None
-        if o.router == "switch" or o.aux_loss_coef:
+        if balanced:
             load = torch.bincount(chosen.reshape(-1), minlength=o.n_experts).float() / (n * o.top_k)
             self.aux_loss = o.aux_loss_coef * o.n_experts * (load * probs.mean(0)).sum()
         self.hook_chosen(chosen.view(*shape[:-1], o.top_k))
