@@ -41,7 +41,8 @@ class SAESettings:
     # L0 80 (0.60, 0.70; 97% dead), 0.85 and 1.0 -> about 0 (read at step 100 of 244). No threshold gives
     # a sparse JumpReLU SAE with most latents alive in 1M tokens; 0.7, the sparse one, is set below,
     # and its results carry the mostly_dead flag. On the earlier character-format model (6 x 128, 250k
-    # tokens, 2,048 latents): standard L1 1/3/10 -> L0 364/158/85, gated 1/3/10 -> 590/249/112.
+    # tokens, 2,048 latents): standard L1 1/3/10 -> L0 364/158/85, gated 1/3/10 -> 590/249/112, and
+    # JumpReLU's L0 stayed near 1,470 for L0 coefficients 0.5-8 (the threshold decides, not the coefficient).
     # Sweeps with the chess scores: experiments/sae_sweep.py.
     k: int = 32                       # topk, batchtopk
     l1_coefficient: float = 10.0      # standard, gated (on activations normalised to norm sqrt(d_in))
@@ -50,13 +51,15 @@ class SAESettings:
 
     def sparsity_knob(self) -> tuple[str, float]:
         """The setting a sparsity sweep varies for this architecture."""
-        name = {"topk": "k", "batchtopk": "k", "jumprelu": "l0_coefficient"}.get(self.architecture, "l1_coefficient")
+        # JumpReLU's L0 follows its initial threshold, not its L0 coefficient, in so few steps
+        name = {"topk": "k", "batchtopk": "k", "jumprelu": "jumprelu_init_threshold"}.get(self.architecture,
+                                                                                          "l1_coefficient")
         return name, getattr(self, name)
 
 
 # Per preset, what differs from SAESettings' defaults (which are the cpu preset's). cpu: 1M tokens
 # (244 steps of 4096) is what 2 cores afford for the five architectures plus a random-init floor in
-# one sitting, about 4 minutes each on one thread; Karvonen's chess SAEs saw hundreds of millions,
+# one sitting, about 20 CPU-minutes each at the move-format shapes (the calibration above); Karvonen's chess SAEs saw hundreds of millions,
 # which the paper preset's 200M approaches. tiny: seconds, and JumpReLU's initial threshold at the
 # scale where a 16-step SAE on a 32-wide model does not come out all dead. A preset not listed
 # (chess's `short` width sweep, `gpu`) takes the defaults, which its result's provenance records.

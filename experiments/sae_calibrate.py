@@ -1,10 +1,10 @@
 """Quick SAE calibration: how a sparsity setting lands in L0 on a task's dense model, without the
 task's evaluation. Each point trains a short SAE with SAELens and reports L0, explained variance,
-loss recovered and dead fraction on 64 validation rows (core/fidelity.py). This is how the defaults
-in bench/sae_training.py were picked:
+loss recovered and dead fraction on 64 validation rows (core/fidelity.py). This is how the settings
+in bench/sae_training.py were picked (at the cpu preset's 1M tokens; the default 250,000 is quicker):
 
-    python -m experiments.sae_calibrate standard:l1_coefficient:1 standard:l1_coefficient:10 \
-        jumprelu:jumprelu_init_threshold:0.5 --tokens 250000
+    python -m experiments.sae_calibrate standard:l1_coefficient:10 gated:l1_coefficient:10 \
+        jumprelu:jumprelu_init_threshold:0.7 --tokens 1000000
 
 Nothing is saved; the SAEs live in a temporary folder for the round trip through SAELens's format.
 """

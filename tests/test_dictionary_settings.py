@@ -32,9 +32,9 @@ def test_the_committed_saes_are_what_their_settings_ask_for():
     from core.own_data import COMMITTED_CHECKPOINTS
 
     records = [(path, json.loads(path.read_text())["settings"])
-               for path in sorted(COMMITTED_CHECKPOINTS.glob("*/dense_*-cpu/moexbench.json"))]
+               for path in sorted(COMMITTED_CHECKPOINTS.glob("*/dense_*-cpu*/moexbench.json"))]
     saes = [(path, settings) for path, settings in records if "architecture" in settings]  # not semi-NMF's
-    assert len(saes) >= 6, "the committed SAEs, attention SAEs and transcoders of chess and language"
+    assert len(saes) >= 6, "the committed SAEs, attention SAEs and transcoders of chess and language (and seeds)"
     for path, settings in saes:
         assert settings == sae_training.settings_for(settings["architecture"], "cpu").__dict__, path
 

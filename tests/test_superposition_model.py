@@ -113,5 +113,5 @@ def test_a_decaying_importance_is_its_own_experiment_in_its_own_folder():
 
 
 def test_a_load_balancing_coefficient_on_the_sparsity_router_is_refused():
-    with pytest.raises(ValueError, match="the sparsity router has none"):
+    with pytest.raises(ValueError, match="the toy's sparsity router does not compute"):
         ToySpec(12, 5, 3, 2, router="sparsity", aux_loss_coef=0.01)

@@ -63,7 +63,7 @@ class ToySpec:
             raise ValueError(f"router {self.router!r} unknown; choose one of {', '.join(ROUTERS)}")
         if self.aux_loss_coef and self.router == "sparsity":  # would train without it, silently
             raise ValueError(f"aux_loss_coef {self.aux_loss_coef} is a load-balancing loss over router "
-                             "probabilities; the sparsity router has none (use aux_loss_coef 0)")
+                             "probabilities, which the toy's sparsity router does not compute (use aux_loss_coef 0)")
 
     @property
     def network_sparsity(self) -> float:
