@@ -68,7 +68,7 @@ def _grid_name(task: str, preset: str, variant: str | None = None) -> str:
 
 
 def missing(task: str, preset: str, overrides: list[str] = ()) -> list[tuple[str, int]]:
-    variant = grid_variant(task, list(overrides)) if overrides else None
+    variant = grid_variant(task, list(overrides))
     grid = (task, preset, variant) if variant else (task, preset)
     if grid not in GRIDS:
         raise BenchError(f"no grid for task {task!r} at preset {preset!r}"
@@ -134,7 +134,7 @@ def retrained_dependencies(task: str, preset: str, todo: list[tuple[str, int]],
 def run_grid(task: str, preset: str, jobs: int, dry_run: bool, overrides: list[str] = ()) -> None:
     overrides = list(overrides)
     todo = missing(task, preset, overrides)
-    variant = grid_variant(task, overrides) if overrides else None
+    variant = grid_variant(task, overrides)
     print(f"{_grid_name(task, preset, variant)}: {len(todo)} run(s) missing: "
           f"{', '.join(f'{m} seed {s}' for m, s in todo) or 'none'}")
     for line in retrained_dependencies(task, preset, todo, variant):
