@@ -6,7 +6,9 @@ an interrupted training resumes from its last checkpoint), `--jobs` at a time wi
 A result that exists is skipped, so the command picks up where an earlier session stopped.
 A run over another model's checkpoint (an SAE over dense, dense continued from dense) starts once
 that checkpoint of the same seed is on disk; until then it waits while someone is making it, so no
-two jobs train one checkpoint, and the next independent run takes the slot. `--dry-run` lists what would run.
+two jobs train one checkpoint, and the next independent run takes the slot. A run whose checkpoint
+another process is training (a `make bench` outside the grid, the main grid for a variant's) waits
+the same way instead of holding a slot blocked on that training's lock. `--dry-run` lists what would run.
 Task settings after the options (`layer=-1`) run that variant's grid, scoring the same checkpoints
 at other settings into the variant's folder (results/chess/layer.-1/).
 """
@@ -19,7 +21,7 @@ import subprocess
 import sys
 import time
 
-from bench.model_store import checkpoint_complete, checkpoint_stem
+from bench.model_store import being_trained, checkpoint_complete, checkpoint_stem
 from bench.own_data import refuse_own_data
 from bench.own_dictionary import refuse_own_dictionary
 from core.errors import BenchError, run_command
@@ -86,17 +88,23 @@ def depends_on(model: str) -> str | None:
 
 
 def next_runnable(todo: list[tuple[str, int]], running: list[tuple[str, int]], depends=depends_on,
-                  available=lambda model, seed: False) -> int | None:
+                  available=lambda model, seed: False, trained_elsewhere=lambda model, seed: False) -> int | None:
     """Index in `todo` of the first run that can start now; None when every remaining one waits.
     A run over another model's checkpoint (same seed) can start once that checkpoint is `available`
     on disk; until then it waits while the checkpoint's own run is to run or running, or while
-    another run over it is running (that one is training it)."""
+    another run over it is running (that one is training it). Any run whose checkpoint (its own, or
+    the one it rides on) is missing and `trained_elsewhere` (a process outside this grid holds its
+    training lock: a `make bench` outside the grid, or the main grid under a variant's) waits too,
+    rather than hold a slot blocked on that lock."""
     busy = set(todo) | set(running)
     for i, (model, seed) in enumerate(todo):
+        if not available(model, seed) and trained_elsewhere(model, seed):
+            continue
         dep = depends(model)
         if dep is None or available(dep, seed):
             return i
-        if (dep, seed) in busy or any(depends(m) == dep and s == seed for m, s in running):
+        if trained_elsewhere(dep, seed) or (dep, seed) in busy or any(depends(m) == dep and s == seed
+                                                                      for m, s in running):
             continue
         return i
     return None
@@ -152,7 +160,8 @@ def run_grid(task: str, preset: str, jobs: int, dry_run: bool, overrides: list[s
     bar = progress_bar(total=len(todo), desc=f"grid {_grid_name(task, preset, variant)}", unit="run")
     while todo or running:
         while todo and len(running) < jobs:
-            index = next_runnable(todo, [key for *_, key in running], available=available)
+            index = next_runnable(todo, [key for *_, key in running], available=available,
+                                  trained_elsewhere=lambda model, seed: being_trained(task, model, preset, seed))
             if index is None:
                 break
             model, seed = todo.pop(index)

@@ -6,7 +6,8 @@
 An advisory lock (`fcntl.flock`) on a file: the kernel drops it when its holder exits, killed or
 not, so a crash never leaves a stale lock behind. A process that finds it taken says so once and
 waits. Two `make bench` runs that need the same missing checkpoint then train it once: the second
-loads what the first wrote.
+loads what the first wrote. `held_elsewhere` asks without waiting (a scheduler that would rather
+start other work meanwhile).
 """
 
 from __future__ import annotations
@@ -36,3 +37,20 @@ def exclusive(path: Path, busy_message: str, say=print):
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def held_elsewhere(path: Path) -> bool:
+    """Whether another open handle holds the lock at `path` now; never waits, never creates the file.
+    The probe takes the lock for an instant when it is free, so a holder starting at that moment
+    waits that instant (and says so)."""
+    try:
+        handle = open(path)
+    except FileNotFoundError:
+        return False
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return False

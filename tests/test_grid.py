@@ -132,3 +132,32 @@ def test_a_variants_grid_announces_a_models_own_checkpoint_that_is_not_here(tmp_
     assert lines[1] == ("note: moex seed 2 needs moex-cpu-seed2.safetensors, which is not here: the first of "
                         "them trains it (same recipe and seed)")
     assert retrained_dependencies("chess", "cpu", [("switch", 2)]) == []  # the main grid trains it itself
+
+
+def test_a_run_whose_checkpoint_another_process_trains_leaves_the_slot_to_the_next():
+    deps = {"dense+sae": "dense"}.get
+    elsewhere = lambda model, seed: (model, seed) == ("switch", 2)  # noqa: E731  (a `make bench` outside the grid)
+    todo = [("switch", 2), ("moex", 2)]
+    assert next_runnable(todo, [], deps, trained_elsewhere=elsewhere) == 1
+    assert next_runnable(todo[:1], [("moex", 2)], deps, trained_elsewhere=elsewhere) is None
+    # once that training wrote its checkpoint, the run only scores it
+    assert next_runnable(todo[:1], [], deps, lambda model, seed: model == "switch", elsewhere) == 0
+    # the same for a checkpoint a run rides on
+    elsewhere_dense = lambda model, seed: (model, seed) == ("dense", 1)  # noqa: E731
+    assert next_runnable([("dense+sae", 1), ("moex", 1)], [], deps, trained_elsewhere=elsewhere_dense) == 1
+
+
+def test_a_held_training_lock_is_seen_without_waiting_or_creating_it(tmp_path, monkeypatch):
+    import fcntl
+
+    from bench import model_store
+
+    monkeypatch.setattr(model_store, "RUNS", tmp_path)
+    assert not model_store.being_trained("chess", "switch", "cpu", 2)
+    lock = model_store.run_dir("chess", "switch", "cpu", 2) / "train.lock"
+    assert not lock.exists()
+    lock.parent.mkdir(parents=True)
+    with open(lock, "a+") as holder:  # another open handle: flock locks belong to the open file
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        assert model_store.being_trained("chess", "switch", "cpu", 2)
+    assert not model_store.being_trained("chess", "switch", "cpu", 2)
