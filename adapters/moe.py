@@ -68,10 +68,11 @@ class ExpertAdapter(FeatureAdapter):
     @torch.no_grad()
     def router_view(self, tokens: torch.Tensor, layer: int) -> dict:
         """Per token and expert at `layer`: the router's score, the units the expert would fire
-        (realised L0 of its pre-activations), and each token's chosen experts."""
+        (realised L0 of its pre-activations), each token's chosen experts and routing weights (zero
+        off the chosen), and the layer's input x (tokens, d_model)."""
         index = self.resolve_layer(layer)
         mlp, seen = self.experts(index), {}
-        hooks = [f"blocks.{index}.mlp.hook_router_scores", f"blocks.{index}.mlp.hook_chosen"]
+        hooks = [f"blocks.{index}.mlp.hook_{name}" for name in ("router_scores", "chosen", "gate")]
 
         def keep_input(module, args) -> None:  # returns None: the layer's input is read, not replaced
             seen.setdefault("x", args[0])
@@ -84,7 +85,7 @@ class ExpertAdapter(FeatureAdapter):
         x = seen["x"].reshape(-1, seen["x"].shape[-1]).float()
         pre = torch.einsum("nd,mdu->nmu", x, mlp.W_enc.float()) + mlp.b_enc.float()
         return {"scores": cache[hooks[0]].reshape(len(x), -1).float(), "active": (pre > 0).sum(-1).float(),
-                "chosen": cache[hooks[1]].reshape(-1)}
+                "chosen": cache[hooks[1]].reshape(-1), "gate": cache[hooks[2]].reshape(len(x), -1).float(), "x": x}
 
     @torch.no_grad()
     def model_metrics(self, tokens: torch.Tensor, layer: int) -> tuple[dict, dict]:
