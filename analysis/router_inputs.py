@@ -21,7 +21,7 @@ validation rows:
 
     python -m analysis.router_inputs --task chess --preset cpu --models moex,moe,switch --seeds 0,1,2
 
-prints one row per model, seed and block, and writes `results/<task>/experts/router_inputs.json`
+prints one row per model, seed and block, and writes `results/<task>/routers/inputs.json`
 (the checkpoints on this machine; a seed whose checkpoint is not here is named and left out).
 """
 
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         record = {"task": args.task, "preset": args.preset, "rows": ROWS, "readings": readings,
                   "provenance": {"git_sha": git_sha(), "command": command,
                                  "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}}
-        path = task_dir(args.task, args.preset) / "experts" / "router_inputs.json"
+        path = task_dir(args.task, args.preset) / "routers" / "inputs.json"
         atomic_write_text(path, json.dumps(record, indent=1) + "\n")
         print(table(readings))
         print(f"wrote {path}")
