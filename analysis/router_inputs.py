@@ -14,15 +14,17 @@ validation rows:
 - `score_between` and `score_within`: the spread of the scores across experts (std over experts of each
   expert's mean score) and across tokens (mean over experts of the std over tokens). Between >> within:
   the expert, not the token, decides;
-- `top1_gate`: the mean routing weight of each token's first choice (1/k: the mix is even);
+- `top1_gate`: the mean routing weight of each token's first choice (for a softmax over the top k,
+  1/k means an even mix; Switch's weight is the softmax over all experts, so it can fall below 1/k);
 - `unused_if_centred`: the experts left unused if the router saw x minus its mean over these tokens,
   the weights unchanged. A reading of what the shared component does to routing, not a model: the
   experts were trained on the routing they had.
 
     python -m analysis.router_inputs --task chess --preset cpu --models moex,moe,switch --seeds 0,1,2
 
-prints one row per model, seed and block, and writes `results/<task>/routers/inputs.json`
-(the checkpoints on this machine; a seed whose checkpoint is not here is named and left out).
+prints one row per model, seed and block, and writes `results/<task>/routers/inputs.json`, replacing
+what an earlier run wrote there (the checkpoints on this machine; a seed whose checkpoint is not here
+is named and left out).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from bench.own_data import refuse_own_data
 from core.errors import FILES_WHOLE, BenchError, run_command
 from core.results import atomic_write_text, git_sha, task_dir
 
-ROWS = 64  # validation rows (games) read per model: the expert analysis's sample
+ROWS = 64  # packed validation windows read per model: the expert analysis's sample
 
 
 def shared_mean_share(x: torch.Tensor) -> float:
@@ -62,6 +64,13 @@ def score_spread(scores: torch.Tensor) -> tuple[float, float]:
 
 
 @torch.no_grad()
+def unused_if_centred(mlp, x: torch.Tensor) -> int:
+    """The experts `mlp`'s router would leave unused on `x` minus its mean over tokens, weights unchanged."""
+    scores = mlp.router_scores((x - x.mean(0)).to(mlp.W_enc.dtype)).float()
+    return unused(loads(scores.topk(mlp.opts.top_k, dim=-1).indices, mlp.opts.n_experts))
+
+
+@torch.no_grad()
 def block_reading(adapter, tokens: torch.Tensor, index: int) -> dict:
     mlp = adapter.experts(index)
     view = adapter.router_view(tokens, index)
@@ -69,13 +78,12 @@ def block_reading(adapter, tokens: torch.Tensor, index: int) -> dict:
     load = loads(view["chosen"], opts.n_experts)
     between, within = score_spread(scores)
     gate = view["gate"]
-    centred_choice = mlp.router_scores((x - x.mean(0)).to(mlp.W_enc.dtype)).float().topk(opts.top_k, dim=-1).indices
     return {"block": index, "router": opts.router, "n_experts": opts.n_experts, "top_k": opts.top_k,
             "load": [round(v, 4) for v in load.tolist()], "unused": unused(load),
             "top_k_load": load.topk(opts.top_k).values.sum().item(),
             "shared_mean_share": shared_mean_share(x), "score_between": between, "score_within": within,
             "top1_gate": gate.max(-1).values.mean().item(),
-            "unused_if_centred": unused(loads(centred_choice, opts.n_experts))}
+            "unused_if_centred": unused_if_centred(mlp, x)}
 
 
 def read_model(task, model: str, preset: str, seed: int) -> dict | None:

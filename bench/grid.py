@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 
-from bench.model_store import being_trained, checkpoint_complete, checkpoint_stem
+from bench.model_store import checkpoint_complete, checkpoint_stem, trainer_pid
 from bench.own_data import refuse_own_data
 from bench.own_dictionary import refuse_own_dictionary
 from core.errors import BenchError, run_command
@@ -87,24 +87,33 @@ def depends_on(model: str) -> str | None:
     return adapter_cls.base_model or getattr(adapter_cls, "initialise_from", None)
 
 
+def blocking_lock(model: str, seed: int, depends=depends_on, available=lambda model, seed: False,
+                  locked=lambda model, seed: False) -> tuple[str, int] | None:
+    """The checkpoint (model, seed) that `model`'s run needs and that is missing while some process
+    holds its training lock (`locked`): the run's own, or the one it rides on. None when neither."""
+    for need in (model, depends(model)):
+        if need is not None and not available(need, seed) and locked(need, seed):
+            return need, seed
+    return None
+
+
 def next_runnable(todo: list[tuple[str, int]], running: list[tuple[str, int]], depends=depends_on,
-                  available=lambda model, seed: False, trained_elsewhere=lambda model, seed: False) -> int | None:
+                  available=lambda model, seed: False, locked=lambda model, seed: False) -> int | None:
     """Index in `todo` of the first run that can start now; None when every remaining one waits.
     A run over another model's checkpoint (same seed) can start once that checkpoint is `available`
     on disk; until then it waits while the checkpoint's own run is to run or running, or while
     another run over it is running (that one is training it). Any run whose checkpoint (its own, or
-    the one it rides on) is missing and `trained_elsewhere` (a process outside this grid holds its
-    training lock: a `make bench` outside the grid, or the main grid under a variant's) waits too,
-    rather than hold a slot blocked on that lock."""
+    the one it rides on) is missing while its training lock is held (`locked`: a `make bench` outside
+    the grid, the main grid under a variant's, or this grid's own job) waits too, rather than hold a
+    slot blocked on that lock."""
     busy = set(todo) | set(running)
     for i, (model, seed) in enumerate(todo):
-        if not available(model, seed) and trained_elsewhere(model, seed):
+        if blocking_lock(model, seed, depends, available, locked):
             continue
         dep = depends(model)
         if dep is None or available(dep, seed):
             return i
-        if trained_elsewhere(dep, seed) or (dep, seed) in busy or any(depends(m) == dep and s == seed
-                                                                      for m, s in running):
+        if (dep, seed) in busy or any(depends(m) == dep and s == seed for m, s in running):
             continue
         return i
     return None
@@ -153,6 +162,21 @@ def run_grid(task: str, preset: str, jobs: int, dry_run: bool, overrides: list[s
     def available(model: str, seed: int) -> bool:
         return checkpoint_complete(checkpoint_stem(task, model, preset, seed))
 
+    def locked(model: str, seed: int) -> bool:
+        return trainer_pid(task, model, preset, seed) is not None
+
+    said_waiting = set()
+
+    def say_who_trains(bar, running_pids: set[str]) -> None:
+        """Once per run: the outside process whose training it waits for (a hung one would otherwise
+        leave the grid idle without a word)."""
+        for model, seed in todo:
+            blocked = blocking_lock(model, seed, available=available, locked=locked)
+            pid = blocked and trainer_pid(task, blocked[0], preset, seed)
+            if pid and pid not in running_pids and (model, seed) not in said_waiting:
+                said_waiting.add((model, seed))
+                bar.write(f"waiting: {model} seed {seed} needs {blocked[0]} seed {seed}, which process {pid} is training")
+
     logs = RUNS / "grid"
     logs.mkdir(parents=True, exist_ok=True)
     running: list[tuple[subprocess.Popen, str, object, tuple[str, int]]] = []
@@ -160,8 +184,7 @@ def run_grid(task: str, preset: str, jobs: int, dry_run: bool, overrides: list[s
     bar = progress_bar(total=len(todo), desc=f"grid {_grid_name(task, preset, variant)}", unit="run")
     while todo or running:
         while todo and len(running) < jobs:
-            index = next_runnable(todo, [key for *_, key in running], available=available,
-                                  trained_elsewhere=lambda model, seed: being_trained(task, model, preset, seed))
+            index = next_runnable(todo, [key for *_, key in running], available=available, locked=locked)
             if index is None:
                 break
             model, seed = todo.pop(index)
@@ -180,6 +203,7 @@ def run_grid(task: str, preset: str, jobs: int, dry_run: bool, overrides: list[s
             running.append((proc, name, log, (model, seed)))
             bar.write(f"started {name} (log {log.name})")
             sys.stdout.flush()
+        say_who_trains(bar, {str(proc.pid) for proc, *_ in running})
         time.sleep(5)
         for job in list(running):
             proc, name, log, _ = job

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from core.errors import BenchError
-from core.locks import exclusive, held_elsewhere
+from core.locks import exclusive, lock_holder
 from core.own_data import identity, refuse_training_into_committed, run_suffix
 from core.paths import ROOT, RUNS
 from core.results import ensure_writable
@@ -40,10 +40,10 @@ def run_dir(task: str, model: str, preset: str, seed: int) -> Path:
     return RUNS / task / f"{model.replace('+', '_')}-{preset}-seed{seed}"
 
 
-def being_trained(task: str, model: str, preset: str, seed: int) -> bool:
-    """Whether a process holds this checkpoint's training lock now (on the committed data: a run on
-    your own data trains in a folder of its own)."""
-    return held_elsewhere(run_dir(task, model, preset, seed) / "train.lock")
+def trainer_pid(task: str, model: str, preset: str, seed: int) -> str | None:
+    """The pid of the process holding this checkpoint's training lock now, None when none does (on
+    the committed data: a run on your own data trains in a folder of its own)."""
+    return lock_holder(run_dir(task, model, preset, seed) / "train.lock")
 
 
 def build_random(adapter_cls, task, preset: str, seed: int) -> GPT:

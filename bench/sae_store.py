@@ -165,7 +165,11 @@ def _trained_here(adapter, task, preset, seed, config, device, role, hook):
 
     refit_if_stale(folder, record, adapter, task, preset, "SAE", fit)
     sae = st.load_sae(folder).to(device)
-    return sae, {"source": f"trained here by SAELens's SAETrainer, saved at {folder.name}", **record}
+    from models.checkpoint import file_sha256
+
+    # The SAE's own digest too: its weights are not always committed, and a refit can differ.
+    return sae, {"source": f"trained here by SAELens's SAETrainer, saved at {folder.name}", **record,
+                 "sae_sha256": file_sha256(folder / "sae_weights.safetensors")}
 
 
 def _from_release(release: str, hook: str, width: int, sites: list, device: str):

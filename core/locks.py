@@ -6,7 +6,7 @@
 An advisory lock (`fcntl.flock`) on a file: the kernel drops it when its holder exits, killed or
 not, so a crash never leaves a stale lock behind. A process that finds it taken says so once and
 waits. Two `make bench` runs that need the same missing checkpoint then train it once: the second
-loads what the first wrote. `held_elsewhere` asks without waiting (a scheduler that would rather
+loads what the first wrote. `lock_holder` asks without waiting (a scheduler that would rather
 start other work meanwhile).
 """
 
@@ -39,18 +39,19 @@ def exclusive(path: Path, busy_message: str, say=print):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def held_elsewhere(path: Path) -> bool:
-    """Whether another open handle holds the lock at `path` now; never waits, never creates the file.
-    The probe takes the lock for an instant when it is free, so a holder starting at that moment
-    waits that instant (and says so)."""
+def lock_holder(path: Path) -> str | None:
+    """The pid written in the lock at `path` while some process holds it (this one's children
+    included); None while it is free or absent. Never waits, never creates the file. The probe takes
+    a free lock for an instant, so a holder starting at that moment waits that instant (and says so,
+    naming the last pid written there)."""
     try:
         handle = open(path)
     except FileNotFoundError:
-        return False
+        return None
     with handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            return True
+            return handle.read().strip() or "unknown"
         fcntl.flock(handle, fcntl.LOCK_UN)
-        return False
+        return None

@@ -2,7 +2,7 @@
 
 import pytest
 
-from bench.grid import GRIDS, depends_on, missing, next_runnable, retrained_dependencies
+from bench.grid import GRIDS, blocking_lock, depends_on, missing, next_runnable, retrained_dependencies
 from core.errors import BenchError
 from core.results import write_result
 
@@ -72,7 +72,7 @@ def test_the_grids_runs_are_quiet_single_threaded_and_keep_the_floor_in_their_ow
     started = []
 
     class Finished:
-        returncode = 0
+        returncode, pid = 0, 1
 
         def __init__(self, cmd, env, **kwargs):
             started.append((cmd, env))
@@ -106,7 +106,7 @@ def test_a_variants_grid_scores_into_its_own_folder_and_passes_its_settings(tmp_
     started = []
 
     class Finished:
-        returncode = 0
+        returncode, pid = 0, 1
 
         def __init__(self, cmd, env, **kwargs):
             started.append(cmd)
@@ -136,15 +136,19 @@ def test_a_variants_grid_announces_a_models_own_checkpoint_that_is_not_here(tmp_
 
 def test_a_run_whose_checkpoint_another_process_trains_leaves_the_slot_to_the_next():
     deps = {"dense+sae": "dense"}.get
-    elsewhere = lambda model, seed: (model, seed) == ("switch", 2)  # noqa: E731  (a `make bench` outside the grid)
+    locked = lambda model, seed: (model, seed) == ("switch", 2)  # noqa: E731  (a `make bench` outside the grid)
     todo = [("switch", 2), ("moex", 2)]
-    assert next_runnable(todo, [], deps, trained_elsewhere=elsewhere) == 1
-    assert next_runnable(todo[:1], [("moex", 2)], deps, trained_elsewhere=elsewhere) is None
-    # once that training wrote its checkpoint, the run only scores it
-    assert next_runnable(todo[:1], [], deps, lambda model, seed: model == "switch", elsewhere) == 0
+    assert blocking_lock("switch", 2, deps, locked=locked) == ("switch", 2)
+    assert next_runnable(todo, [], deps, locked=locked) == 1
+    assert next_runnable(todo[:1], [("moex", 2)], deps, locked=locked) is None
+    # once that training wrote its checkpoint, the run only scores it (the lock is no longer in the way)
+    on_disk = lambda model, seed: model == "switch"  # noqa: E731
+    assert blocking_lock("switch", 2, deps, on_disk, locked) is None
+    assert next_runnable(todo[:1], [], deps, on_disk, locked) == 0
     # the same for a checkpoint a run rides on
-    elsewhere_dense = lambda model, seed: (model, seed) == ("dense", 1)  # noqa: E731
-    assert next_runnable([("dense+sae", 1), ("moex", 1)], [], deps, trained_elsewhere=elsewhere_dense) == 1
+    dense_locked = lambda model, seed: (model, seed) == ("dense", 1)  # noqa: E731
+    assert blocking_lock("dense+sae", 1, deps, locked=dense_locked) == ("dense", 1)
+    assert next_runnable([("dense+sae", 1), ("moex", 1)], [], deps, locked=dense_locked) == 1
 
 
 def test_a_held_training_lock_is_seen_without_waiting_or_creating_it(tmp_path, monkeypatch):
@@ -153,11 +157,51 @@ def test_a_held_training_lock_is_seen_without_waiting_or_creating_it(tmp_path, m
     from bench import model_store
 
     monkeypatch.setattr(model_store, "RUNS", tmp_path)
-    assert not model_store.being_trained("chess", "switch", "cpu", 2)
+    assert model_store.trainer_pid("chess", "switch", "cpu", 2) is None
     lock = model_store.run_dir("chess", "switch", "cpu", 2) / "train.lock"
     assert not lock.exists()
     lock.parent.mkdir(parents=True)
     with open(lock, "a+") as holder:  # another open handle: flock locks belong to the open file
         fcntl.flock(holder, fcntl.LOCK_EX)
-        assert model_store.being_trained("chess", "switch", "cpu", 2)
-    assert not model_store.being_trained("chess", "switch", "cpu", 2)
+        holder.write("4242")
+        holder.flush()
+        assert model_store.trainer_pid("chess", "switch", "cpu", 2) == "4242"
+    assert model_store.trainer_pid("chess", "switch", "cpu", 2) is None
+
+
+def test_a_run_held_back_by_an_outside_training_says_which_process_once(tmp_path, monkeypatch, capsys):
+    import fcntl
+    import subprocess
+
+    from bench import grid, model_store
+
+    monkeypatch.setattr(model_store, "RUNS", tmp_path / "runs")
+    monkeypatch.setattr(grid, "RUNS", tmp_path / "runs")
+    lock = model_store.run_dir("chess", "switch", "cpu", 2) / "train.lock"
+    lock.parent.mkdir(parents=True)
+    holder = open(lock, "a+")
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    holder.write("4242")
+    holder.flush()
+    started, sleeps = [], []
+
+    class Finished:
+        returncode, pid = 0, 1
+
+        def __init__(self, cmd, **kwargs):
+            started.append(cmd)
+
+        def poll(self):
+            return 0
+
+    def sleep(seconds):  # the outside training ends after the grid's second wait
+        sleeps.append(seconds)
+        if len(sleeps) == 2:
+            holder.close()
+    monkeypatch.setattr(subprocess, "Popen", Finished)
+    monkeypatch.setattr(grid.time, "sleep", sleep)
+    monkeypatch.setattr(grid, "missing", lambda task, preset, overrides: [("switch", 2)])
+    grid.run_grid("chess", "cpu", jobs=1, dry_run=False)
+    out = capsys.readouterr()
+    said = (out.out + out.err).count("waiting: switch seed 2 needs switch seed 2, which process 4242 is training")
+    assert said == 1 and len(started) == 1 and len(sleeps) >= 2

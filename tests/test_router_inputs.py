@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from analysis.router_inputs import block_reading, loads, score_spread, shared_mean_share, unused
+from analysis.router_inputs import block_reading, loads, score_spread, shared_mean_share, unused, unused_if_centred
 from bench import registry
 from bench.model_store import build_random
 
@@ -28,6 +28,34 @@ def test_the_score_spread_separates_expert_from_token():
     assert score_spread(by_expert) == pytest.approx((1.0, 0.0))
     by_token = torch.tensor([[1.0, 1.0], [-1.0, -1.0]])                  # the token decides, experts alike
     assert score_spread(by_token) == pytest.approx((0.0, 1.0))
+
+
+def _layer(router: str):
+    from models.config import GPTConfig
+    from models.moe import MoEMLP
+
+    cfg = GPTConfig(d_model=4, n_layers=1, n_heads=1, d_mlp=8, n_ctx=8, vocab_size=8, mlp="moe",
+                    mlp_options=(("n_experts", 4), ("top_k", 1), ("router", router)))
+    return MoEMLP(cfg)
+
+
+def test_centring_removes_a_shared_offset_and_nothing_else():
+    torch.manual_seed(0)
+    layer = _layer("learned")
+    with torch.no_grad():
+        layer.router.weight.copy_(torch.eye(4))    # expert j's logit is x_j
+    spread = torch.eye(4).repeat(8, 1)             # each token wants its own expert; mean (1/4, ...) shared
+    shared = spread + torch.tensor([10.0, 0.0, 0.0, 0.0])   # every token pushed to expert 0
+    top = lambda x: layer.router_scores(x).topk(1, dim=-1).indices  # noqa: E731
+    assert unused(loads(top(shared), 4)) == 3
+    assert unused_if_centred(layer, shared) == 0
+    # an input whose mean is already zero routes as it did
+    balanced = spread - spread.mean(0)
+    assert unused_if_centred(layer, balanced) == unused(loads(top(balanced), 4)) == 0
+    sparsity = _layer("sparsity")
+    x = torch.randn(64, 4)
+    x -= x.mean(0)
+    assert unused_if_centred(sparsity, x) == unused(loads(sparsity.router_scores(x).topk(1, dim=-1).indices, 4))
 
 
 def test_a_block_of_a_random_moex_is_read_whole():

@@ -130,6 +130,12 @@ def test_make_bench_dense_sae_tiny_end_to_end(name, architecture, file_name):
     assert m["n_features"] == 512 and record["provenance"]["features_from"]["settings"]["architecture"] == architecture
     # the weights it was scored on are the ones its SAE was trained over
     assert record["provenance"]["model_weights_sha256"] == record["provenance"]["features_from"]["model_weights_sha256"]
+    # and the SAE's own weights file is named by its digest
+    from bench.model_store import checkpoint_stem
+    from models.checkpoint import file_sha256
+
+    weights = checkpoint_stem("chess", f"dense+sae-{architecture}", "tiny", 0) / "sae_weights.safetensors"
+    assert record["provenance"]["features_from"]["sae_sha256"] == file_sha256(weights)
 
 
 def test_sparsity_sweep_writes_one_point_per_value(adapter):
