@@ -175,7 +175,8 @@ def run_grid(task: str, preset: str, jobs: int, dry_run: bool, overrides: list[s
             pid = blocked and trainer_pid(task, blocked[0], preset, seed)
             if pid and pid not in running_pids and (model, seed) not in said_waiting:
                 said_waiting.add((model, seed))
-                bar.write(f"waiting: {model} seed {seed} needs {blocked[0]} seed {seed}, which process {pid} is training")
+                bar.write(f"waiting: {model} seed {seed} needs {blocked[0]} seed {seed}, "
+                          f"which process {pid} is training")
 
     logs = RUNS / "grid"
     logs.mkdir(parents=True, exist_ok=True)
