@@ -62,6 +62,36 @@ def test_reconstruction_matches_hand_counts():
     assert out["reconstruction_by_threshold"] == pytest.approx(expected, abs=1e-6)
     assert out["reconstruction"] == pytest.approx(0.9, abs=1e-6)
     assert out["reconstruction_threshold"] == 0.3  # tie with 0.4 goes to the lowest t
+    assert out["reconstruction_per_square"] == pytest.approx(0.9, abs=1e-6)  # one class per cell: the same
+    # coverage's winners at its threshold 0.3: f0 -> A and f1 -> B, each F1 1
+    assert out["best_feature_per_bsp"] == [0, 1]
+    assert out["best_f1_per_bsp"] == pytest.approx([1.0, 1.0], abs=1e-6)
+
+
+def test_reconstruction_picks_t_by_per_square_f1_and_reports_per_class_f1_there():
+    # One cell of two classes. Train: 20 positions, class 0 on 0..9, class 1 on 10..19; f0 = 1 on 0..9 and
+    # f1 = 1 on 10..19, so f0 -> class 0 and f1 -> class 1 are labelled at every t (precision 1, TP 10).
+    y_train = torch.stack([_column(20, range(0, 10)), _column(20, range(10, 20))], 1)
+    train = torch.zeros(20, 2)
+    train[0:10, 0] = 1.0
+    train[10:20, 1] = 1.0
+    # Test: 10 positions, class 0 on 0..4, class 1 on 5..9. f0: 1 on 0..1, 0.35 on 2..4; f1: 1 on 5..9,
+    # 0.35 on 0..3 (a wrong class beside the right one).
+    y_test = torch.stack([_column(10, range(0, 5)), _column(10, range(5, 10))], 1)
+    test = torch.zeros(10, 2)
+    test[0:2, 0] = 1.0
+    test[2:5, 0] = 0.35
+    test[5:10, 1] = 1.0
+    test[0:4, 1] = 0.35
+    out = evaluate_features(train, test, torch.tensor([1.0, 1.0]), {"g": BSPGroup(y_train, y_test, 2)})["g"]
+    # t <= 0.3: class 0 on 0..4 (TP 5), class 1 on 0..9 (TP 5, FP 4 on 0..3). Per class TP 10 FP 4 FN 0:
+    #   F1 20/24. Per square the 4 squares with one right and one wrong class are no hit: TP 6 -> 12/16.
+    # t >= 0.4: class 0 on 0..1 (TP 2, FN 3), class 1 on 5..9 (TP 5): TP 7 FP 0 FN 3 -> 14/17 both ways.
+    assert out["reconstruction_by_threshold"] == pytest.approx([20 / 24] * 4 + [14 / 17] * 6, abs=1e-6)
+    # per square is best at t = 0.4, where per class is 14/17, below its own best (20/24 at t = 0)
+    assert out["reconstruction_threshold"] == 0.4
+    assert out["reconstruction"] == pytest.approx(14 / 17, abs=1e-6)
+    assert out["reconstruction_per_square"] == pytest.approx(14 / 17, abs=1e-6)
 
 
 def test_per_square_subtracts_one_right_one_wrong_only():
