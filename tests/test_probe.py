@@ -24,6 +24,24 @@ def test_a_probe_recovers_classes_that_are_one_hot_in_the_input():
     assert masked_board_f1(predict_classes(probe, x), classes) == pytest.approx(1.0, abs=1e-6)
 
 
+def test_the_board_f1_counts_only_pieces_off_their_starting_squares():
+    import chess
+
+    from tasks.chess.board_state import BLANK_CLASS, piece_classes
+
+    board = chess.Board()
+    for move in ("e4", "d5"):
+        board.push_san(move)
+    truth = torch.from_numpy(piece_classes(board).astype("int64"))[None]
+    # Counted (masked BSPs): the white pawn on e4 and the black pawn on d5; blanks and every piece on
+    # its starting square are not. The prediction misses d5 (blank there: FN 1) and puts a white pawn
+    # back on e2, a starting square, which the mask drops (no FP). TP 1 FP 0 FN 1 -> F1 2/3.
+    pred = truth.clone()
+    pred[0, chess.D5] = BLANK_CLASS
+    pred[0, chess.E2] = BLANK_CLASS + 1
+    assert masked_board_f1(pred, truth) == pytest.approx(2 / 3, abs=1e-6)
+
+
 def test_a_probe_is_the_same_for_the_same_seed():
     x = torch.randn(50, 8, generator=torch.Generator().manual_seed(1))
     classes = torch.randint(0, 13, (50, 64), generator=torch.Generator().manual_seed(2))
