@@ -55,6 +55,31 @@ def test_identity_splice_recovers_all_loss_and_zero_splice_none():
     assert half["explained_variance"] == pytest.approx(expected.item(), rel=1e-6)
 
 
+class _KnownLosses(DenseAdapter):
+    """Per-token losses fixed by hand: clean 1, zero-ablated 3, spliced 2 on rows 0-1 and 1 on row 2."""
+    def loss_per_token(self, batch, *ablation):
+        return torch.full((len(batch), batch.shape[1] - 1), 3.0 if ablation else 1.0)
+
+    def spliced_logits_and_loss(self, batch, layer, site, add):
+        add(torch.ones(2, 3), torch.ones(2, 3))
+        rows = torch.arange(len(batch)) + self.seen
+        self.seen += len(batch)
+        return None, torch.where(rows < 2, 2.0, 1.0)[:, None].expand(len(batch), batch.shape[1] - 1)
+
+
+def test_loss_recovered_is_over_every_token_not_a_mean_of_batch_means():
+    adapter = _KnownLosses(_model())
+    adapter.seen = 0
+    tokens = torch.randint(0, 32, (3, 16), generator=torch.Generator().manual_seed(3))
+    out = fidelity(adapter, tokens, layer=1, site="mlp", batch_size=2)
+    # spliced mean over the 3 x 15 tokens: (2 + 2 + 1) / 3 = 5/3 (batch means would give 1.5);
+    # recovered (zero - splice) / (zero - clean) = (3 - 5/3) / 2 = 2/3 (batch means: 0.75)
+    assert out["ce_splice"] == pytest.approx(5 / 3)
+    assert out["loss_recovered"] == pytest.approx(2 / 3)
+    assert (out["ce_clean"], out["ce_zero_ablation"]) == (1.0, 3.0)
+    assert out["perplexity_splice"] == pytest.approx(math.exp(5 / 3))
+
+
 def test_l0_and_dead_fraction_count_the_features():
     tokens = torch.randint(0, 32, (3, 16), generator=torch.Generator().manual_seed(2))
     model = _model()
