@@ -36,6 +36,11 @@ def test_bootstrap_interval_brackets_the_mean_and_is_seeded():
     assert mean == pytest.approx(0.7) and low < mean < high and 0.5 <= low and high <= 0.9
     assert bootstrap_mean(values, seed=3) == (mean, low, high)
     assert bootstrap_mean([0.4] * 4) == pytest.approx((0.4, 0.4, 0.4))
+    # The 2.5th and 97.5th percentiles: the resampled mean of 50 zeros and 50 ones is Binomial(100, 1/2) / 100,
+    # whose 2.5% and 97.5% quantiles are 40 and 60 (P(X <= 39) = 0.018, P(X <= 40) = 0.028); a 90%
+    # interval would give 0.42 and 0.58.
+    _, low, high = bootstrap_mean([0.0] * 50 + [1.0] * 50, n_resamples=20_000, seed=0)
+    assert (low, high) == pytest.approx((0.40, 0.60), abs=0.005)
 
 
 # --- sampling ---
