@@ -95,6 +95,18 @@ def test_lexical_scorer_reads_only_the_explanation_text():
     assert backend.detect("something else", batch) == [None, None]
 
 
+def test_fuzzing_highlights_each_negative_with_the_activating_windows_mean_count_rounded_up():
+    from tasks.language.autointerp.protocol import _fuzz_examples
+
+    # activating windows: [1, .5, 0] highlights 2 tokens (>= 0.3 of its peak), [1, 0, 0] one: mean 1.5 -> 2
+    fx = FeatureExamples(7, [], [_ex("a| b| c", [1, .5, 0], 9), _ex("d| e| f", [1, 0, 0], 9)],
+                         [_ex("g| h| i", [0, 0, 0]), _ex("j", [0])])
+    fuzzed = _fuzz_examples(fx, np.random.default_rng(0))
+    assert [ex.highlighted for ex in fuzzed[:2]] == [(0, 1), (0,)]
+    assert len(fuzzed[2].highlighted) == 2 and len(set(fuzzed[2].highlighted)) == 2
+    assert fuzzed[3].highlighted == (0,)  # a one-token window can hold one highlight
+
+
 # --- one feature end to end ---
 
 def test_a_pure_token_feature_scores_perfectly_and_records_its_answers():
