@@ -60,3 +60,26 @@ def test_share_of_a_chosen_experts_units_that_fire():
     assert metrics.units_on_when_chosen(x, W, chosen).tolist() == [pytest.approx(0.25)]
     # Both inputs pick both experts: 1/2 + 0 + 0 + 0 over four pairs.
     assert metrics.units_on_when_chosen(x, W, torch.ones(1, 2, 2)).tolist() == [pytest.approx(0.125)]
+
+
+def test_the_headline_metrics_of_a_sweep_by_hand():
+    from tasks.superposition.task import headline
+
+    def row(density, fpd, mono, loss, interference):
+        return {"config": "e2m2k1", "seed": 0, "density": density, "features_per_dim": fpd,
+                "monosemantic_features": mono, "loss": loss, "mean_interference": interference,
+                "chosen_units_on": None}
+    # listed out of density order: the jump is taken between neighbouring densities, so sorted first
+    rows = [row(0.3, 1.6, 2, 0.1, 0.0), row(1.0, 1.2, 1, 0.2, 0.0), row(0.1, 1.0, 0, 0.3, 0.3)]
+    special = [{"gate_init": "khot", "usage_clamped": 0.8, "usage_baseline": 0.2},
+               {"gate_init": "khot", "usage_clamped": 0.6, "usage_baseline": 0.4}]
+    out = headline(rows, special, n_features=4)
+    # densities 0.1, 0.3, 1.0 -> features per dimension 1.0, 1.6, 1.2: jumps 0.6 and 0.4 (unsorted: 0.4, 0.2)
+    assert out["features_per_dim_max_jump"] == pytest.approx(0.6)
+    assert out["features_per_dim_sparsest"] == pytest.approx(1.0)            # density 0.1's
+    assert out["features_per_dim"] == pytest.approx(3.8 / 3)
+    assert out["monosemantic_fraction"] == pytest.approx((2 / 4 + 1 / 4 + 0) / 3)
+    assert out["mean_interference"] == pytest.approx(0.1) and out["loss"] == pytest.approx(0.2)
+    assert out["features_per_dim_e2m2k1"] == pytest.approx(3.8 / 3)
+    assert "chosen_units_on_e2m2k1" not in out                                # the tied form has none
+    assert (out["specialisation_usage_khot"], out["specialisation_baseline_khot"]) == pytest.approx((0.7, 0.3))
