@@ -6,6 +6,7 @@ with SAELens's run_evals on an SAE, and bad input is one line, exit status 2, no
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 from dataclasses import asdict
@@ -100,7 +101,13 @@ def test_every_exported_file_validates_and_carries_the_results(exported):
         ai = _validate(folder / "autointerp" / f"moexbench_language_tiny_{stem}_eval_results.json")
         assert ai["eval_type_id"] == "autointerp" and ai["sae_lens_id"] == stem
         assert ai["eval_result_metrics"]["autointerp"]["autointerp_score"] == m["detection"]
-        assert ai["eval_result_metrics"]["autointerp"]["autointerp_std_dev"] >= 0
+        # the spread of the per-feature scores in the result's own records, n - 1 as SAEBench's torch.std
+        per_feature = [json.loads(line)["detection"] for line in
+                       (exported / "language" / "tiny" / f"{stem}.jsonl").read_text().splitlines() if line.strip()]
+        per_feature = [d for d in per_feature if d is not None]
+        assert len(per_feature) > 1
+        assert ai["eval_result_metrics"]["autointerp"]["autointerp_std_dev"] == \
+            pytest.approx(statistics.stdev(per_feature), abs=1e-12)
         protocol = ai["eval_config"]["moexbench_protocol"]
         assert "balanced accuracy over 10 activating + 10" in protocol and "32-token windows" in protocol
         assert "backend lexical" in protocol and ai["eval_config"]["moexbench_backend"] == "lexical"
