@@ -162,14 +162,16 @@ def test_token_detectors_are_explained_and_detected_perfectly_by_the_lexical_bac
     assert m["autointerp_features_sampled"] == 6 and m["autointerp_features_skipped"] == 0
     assert m["detection"] == 1.0 and m["fuzzing"] == 1.0 and m["detection_ci_low"] == 1.0
     assert m["detection_parse_failure_rate"] == 0.0
-    assert m["firing_density"] == pytest.approx(1 / 50, abs=0.005)
+    # feature f fires exactly where token f stands: its density is that token's share of the text
+    exact = np.mean([(seqs == r["feature"]).mean() for r in result.records])
+    assert m["firing_density"] == pytest.approx(exact, abs=1e-12)
     assert {r["explanation"] for r in result.records} == {f'fires on the tokens: ["t{f}"]' for f in
                                                           (r["feature"] for r in result.records)}
     again = run_autointerp(_token_detectors, 50, seqs, lambda ids: [f" t{i}" for i in ids], LexicalBackend(),
                            rules, n_score=6, seed=0, cache_dir=tmp_path / "again")
     assert again.records == result.records  # a fixed seed gives the same records
     assert list(tmp_path.glob("autointerp-*")) == []  # the window maxima file is gone after the run
-    assert m["firing_density_sampled"] == pytest.approx(1 / 50, abs=0.005)
+    assert m["firing_density_sampled"] == pytest.approx(exact, abs=1e-12)  # none skipped: the same features
 
 
 def test_weakest_negatives_stand_in_only_when_verified_ones_run_short():
