@@ -52,3 +52,21 @@ def test_batched_greedy_decoding_equals_one_prefix_at_a_time():
     prefixes = [";1.", ";1.e4 e5 2.", ";1.d4 Nf6 2.c4 e6 3."]
     batched = greedy_moves(model, prefixes)
     assert batched == [greedy_moves(model, [p])[0] for p in prefixes]
+
+
+def test_the_boards_scored_are_those_before_whites_moves_by_hand():
+    boards = boards_at_positions(";1.e4 e5 2.Nf3 Nc6 3.", 3)
+    assert [b.board_fen() for b in boards] == [
+        "rnbqkbnr/pppppppp/8/8/8/8/PPPPPPPP/RNBQKBNR",            # before 1.
+        "rnbqkbnr/pppp1ppp/8/4p3/4P3/8/PPPP1PPP/RNBQKBNR",        # after 1.e4 e5
+        "r1bqkbnr/pppp1ppp/2n5/4p3/4P3/5N2/PPPP1PPP/RNBQKB1R",    # after 2.Nf3 Nc6
+    ]
+    assert all(b.turn for b in boards)  # White to move at each
+    legal = []
+    for board in boards:
+        try:
+            board.parse_san("e4")
+            legal.append(True)
+        except ValueError:
+            legal.append(False)
+    assert legal == [True, False, False]  # e4 is White's own pawn's square after the first move
