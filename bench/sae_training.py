@@ -59,8 +59,8 @@ class SAESettings:
 
 # Per preset, what differs from SAESettings' defaults (which are the cpu preset's). cpu: 1M tokens
 # (244 steps of 4096) is what 2 cores afford for the five architectures plus a random-init floor in
-# one sitting, about 20 CPU-minutes each at the move-format shapes (the calibration above); Karvonen's chess SAEs saw hundreds of millions,
-# which the paper preset's 200M approaches. tiny: seconds, and JumpReLU's initial threshold at the
+# one sitting, about 20 CPU-minutes each at the move-format shapes (the calibration above);
+# Karvonen's chess SAEs saw hundreds of millions, which the paper preset's 200M approaches. tiny: seconds, and JumpReLU's initial threshold at the
 # scale where a 16-step SAE on a 32-wide model does not come out all dead. A preset not listed
 # (chess's `short` width sweep, `gpu`) takes the defaults, which its result's provenance records.
 _TINY = {"tokens": 16_384, "batch_tokens": 1024, "jumprelu_init_threshold": 0.05}
