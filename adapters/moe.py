@@ -6,7 +6,8 @@ Features are the expert units z at blocks.{l}.mlp.hook_post.
 
 `moex` is MoE-X (ReLU experts, sparsity-aware router); `moe-relu` differs from it in the router
 alone, `moex-gelu` in the experts alone (the paper's Table 3 corners), `moex-balanced` in a
-load-balancing loss (ours: the paper does not say); `moe` and `switch` are the vanilla baselines.
+load-balancing loss and `moex-centred` in a router that sees its input minus a running mean (both ours:
+two fixes for the experts MoE-X leaves unused); `moe` and `switch` are the vanilla baselines.
 The upcycled MoE-X is in adapters/upcycling.py.
 """
 
@@ -30,7 +31,7 @@ COLLAPSE_LOAD = 0.9
 UNUSED_SHARE = 0.25
 SWITCH_AUX = 0.01  # the Switch Transformer's load-balancing coefficient
 
-# class name: (experts' activation, router, auxiliary loss coefficient, what the features are)
+# class name: (experts' activation, router, auxiliary loss coefficient, what the features are[, router input])
 FAMILY = {
     "MoEAdapter": ("gelu", "learned", 0.0, "MoE expert units z (GELU experts, learned top-k router)"),
     "MoEReluAdapter": ("relu", "learned", 0.0, "MoE expert units z (ReLU experts, learned top-k router)"),
@@ -43,6 +44,10 @@ FAMILY = {
     # The paper does not say whether MoE-X balanced its experts; without a loss, ours lose some.
     "MoEXBalancedAdapter": ("relu", "sparsity", SWITCH_AUX, "MoE-X expert units z (ReLU experts, sparsity-aware "
                             "router + load-balancing loss 0.01 over the softmax of its scores)"),
+    # A shared component of the router's input, not the token, decides which experts MoE-X leaves unused
+    # (analysis/router_inputs.py); centring removes it from the scores alone.
+    "MoEXCentredAdapter": ("relu", "sparsity", 0.0, "MoE-X expert units z (ReLU experts, sparsity-aware router "
+                           "scoring its input minus a running mean)", "centred"),
 }
 
 
@@ -50,11 +55,14 @@ class ExpertAdapter(FeatureAdapter):
     act_fn: str = "gelu"
     router: str = "learned"
     aux_loss_coef: float = 0.0
+    router_input: str = "raw"
 
     @classmethod
     def model_config(cls, dense: GPTConfig) -> GPTConfig:
         options = {"n_experts": N_EXPERTS, "top_k": TOP_K, "d_expert": dense.d_mlp // TOP_K,
                    "router": cls.router, "aux_loss_coef": cls.aux_loss_coef}
+        if cls.router_input != "raw":  # only when set, so the configs saved before the option still match
+            options["router_input"] = cls.router_input
         cfg = dataclasses.replace(dense, mlp="moe", act_fn=cls.act_fn, mlp_options=tuple(sorted(options.items())))
         from models.moe import moe_options
 
@@ -101,7 +109,7 @@ class ExpertAdapter(FeatureAdapter):
         details = {"expert_load": [round(v, 4) for v in load.tolist()],
                    "expert_active_units_mean": [round(v, 2) for v in active.mean(0).tolist()],
                    "router": opts.router, "n_experts": opts.n_experts, "top_k": opts.top_k,
-                   "d_expert": opts.d_expert, "aux_loss_coef": opts.aux_loss_coef,
+                   "d_expert": opts.d_expert, "aux_loss_coef": opts.aux_loss_coef, "router_input": opts.router_input,
                    "tokens_for_router_stats": len(scores), "top_k_load": round(top_k_load, 4),
                    "experts_unused": int((load < UNUSED_SHARE / opts.n_experts).sum().item())}
         return metrics, details
@@ -113,9 +121,11 @@ def router_active_corr(scores: torch.Tensor, active: torch.Tensor) -> float:
     return torch.corrcoef(torch.stack([scores.flatten(), active.flatten()]))[0, 1].item()
 
 
-def _member(name: str, act_fn: str, router: str, aux_loss_coef: float, feature_kind: str) -> type:
+def _member(name: str, act_fn: str, router: str, aux_loss_coef: float, feature_kind: str,
+            router_input: str = "raw") -> type:
     return type(name, (ExpertAdapter,), {"act_fn": act_fn, "router": router, "aux_loss_coef": aux_loss_coef,
-                                         "feature_kind": feature_kind, "__module__": __name__})
+                                         "router_input": router_input, "feature_kind": feature_kind,
+                                         "__module__": __name__})
 
 
 MoEAdapter = _member("MoEAdapter", *FAMILY["MoEAdapter"])
@@ -125,3 +135,4 @@ SwitchReluAdapter = _member("SwitchReluAdapter", *FAMILY["SwitchReluAdapter"])
 MoEXAdapter = _member("MoEXAdapter", *FAMILY["MoEXAdapter"])
 MoEXGeluAdapter = _member("MoEXGeluAdapter", *FAMILY["MoEXGeluAdapter"])
 MoEXBalancedAdapter = _member("MoEXBalancedAdapter", *FAMILY["MoEXBalancedAdapter"])
+MoEXCentredAdapter = _member("MoEXCentredAdapter", *FAMILY["MoEXCentredAdapter"])

@@ -33,7 +33,8 @@ from core.results import ROOT, file_stem, result_path
 # here; a dictionary over dense, minutes, rides on dense's seed), then seed 0 of the ReLU dense model
 # and the corners of Tables 3 and 4. The top-k MLP control comes before seed 2: it is the baseline that
 # separates sparse activations from experts, where the corners are one-seed ablations.
-# `moex-balanced` asks whether MoE-X's unused experts are what a load-balancing loss would fix.
+# `moex-balanced` and `moex-centred` ask whether MoE-X's unused experts are what a load-balancing loss,
+# or a router blind to the input's shared component, would fix.
 # Last, the SAE architectures other than top-k over the same dense seeds (seed 1 last: its dense
 # checkpoint, like every seed's but 0, stays on the machine that trained it).
 # short and its widths: the width sweep (Fig. 3/5).
@@ -45,7 +46,7 @@ GRIDS = {
                       + [(m, 2) for m in _MAIN]
                       + [(m, 0) for m in ("dense-relu", "dense-continued", "moex-upcycled", "switch-relu",
                                           "moex-gelu", "moe-relu", "moex-balanced")]
-                      + [(m, s) for s in (0, 2, 1) for m in SAE_ARCHITECTURES],
+                      + [(m, s) for s in (0, 2, 1) for m in SAE_ARCHITECTURES] + [("moex-centred", 0)],
     **{("chess", p): [("dense", 0), ("moex", 0)] for p in ("short-w128", "short", "short-w384")},
     # language: seed 0 of each model; then seeds 1-2 of dense and its dictionaries, so the dictionaries
     # (minutes each) get a seed spread beside MoE-X's units (a language dense model is about 100 minutes).

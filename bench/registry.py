@@ -18,6 +18,7 @@ MODELS = {
     "moex": "adapters.moe:MoEXAdapter",
     "moex-gelu": "adapters.moe:MoEXGeluAdapter",
     "moex-balanced": "adapters.moe:MoEXBalancedAdapter",
+    "moex-centred": "adapters.moe:MoEXCentredAdapter",
     "moex-upcycled": "adapters.upcycling:MoEXUpcycledAdapter",
     "dense+sae": "adapters.sae:SAETopKAdapter",
     "dense+sae:standard": "adapters.sae:SAEStandardAdapter",

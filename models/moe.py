@@ -21,6 +21,12 @@ Routers:
 Any router can take the Switch loss (aux_loss_coef > 0), its P_j the softmax of the router's scores
 over all experts (the logits, or g); off by default for all but "switch".
 
+router_input "centred" (ours, not the paper's): the router scores x minus a running mean of x, kept
+like BatchNorm's running mean (updated from each training batch, momentum 0.01; the same running mean
+is used in training and evaluation, so a token's routing never depends on its batch). A component
+every token shares then moves no expert's score: the expert, not the token, would otherwise decide
+(docs/moex.md section 6). The experts themselves still see x.
+
 Dispatch groups the (token, expert) assignments by expert and runs one matrix product per expert:
 the work is that of a dense MLP of the active width k*D. The dense z is built only when something
 hooks `hook_post` (caching, splicing); then y is computed from that z, so a replaced z is what the
@@ -39,6 +45,7 @@ from models.config import GPTConfig
 from models.gpt import ACTIVATIONS, MLP_FACTORIES, HookPoint
 
 ROUTERS = ("learned", "switch", "sparsity")
+ROUTER_INPUTS = ("raw", "centred")
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,8 @@ class MoEOptions:
     router: str = "learned"
     aux_loss_coef: float = 0.0
     stat_eps: float = 1e-6     # inside the sparsity router's sqrt
+    router_input: str = "raw"  # "centred": x minus its running mean (ours)
+    router_input_momentum: float = 0.01
 
     def __post_init__(self):
         if self.n_experts < 1:
@@ -61,6 +70,10 @@ class MoEOptions:
             raise ValueError(f"router {self.router!r} unknown; choose one of {', '.join(ROUTERS)}")
         if self.aux_loss_coef < 0:
             raise ValueError(f"aux_loss_coef must be 0 or positive, got {self.aux_loss_coef}")
+        if self.router_input not in ROUTER_INPUTS:
+            raise ValueError(f"router_input {self.router_input!r} unknown; choose one of {', '.join(ROUTER_INPUTS)}")
+        if not 0 < self.router_input_momentum <= 1:
+            raise ValueError(f"router_input_momentum must be in (0, 1], got {self.router_input_momentum}")
 
 
 def moe_options(cfg: GPTConfig) -> MoEOptions:
@@ -82,6 +95,8 @@ class MoEMLP(nn.Module):
         self.W_dec = nn.Parameter(torch.randn(m, dx, d) * 0.02)  # rescaled by depth in GPT.__init__
         self.b_dec = nn.Parameter(torch.zeros(d))
         self.router = nn.Linear(d, m, bias=False) if o.router != "sparsity" else None
+        if o.router_input == "centred":  # a buffer: saved with the weights, never trained by the optimizer
+            self.register_buffer("router_input_mean", torch.zeros(d))
         self.act = ACTIVATIONS[cfg.act_fn]
         self.hook_router_scores = HookPoint()  # (batch, pos, M): logits, or g for the sparsity router
         self.hook_chosen = HookPoint()         # (batch, pos, k): chosen expert indices
@@ -99,12 +114,23 @@ class MoEMLP(nn.Module):
         sigma_h = torch.sqrt((x * x) @ var.T + self.opts.stat_eps)
         return -torch.erf(mu_h / (math.sqrt(2.0) * sigma_h))
 
+    def input_for_router(self, flat: torch.Tensor) -> torch.Tensor:
+        """What the router scores: x itself, or x minus its running mean (updated first when training)."""
+        if self.opts.router_input == "raw":
+            return flat
+        if self.training:
+            with torch.no_grad():
+                batch_mean = flat.detach().float().mean(0)
+                self.router_input_mean.lerp_(batch_mean, self.opts.router_input_momentum)
+        return flat - self.router_input_mean.to(flat.dtype)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         o = self.opts
         shape = x.shape
         flat = x.reshape(-1, shape[-1])
         n = flat.shape[0]
-        scores = self.hook_router_scores(self.router_scores(flat).view(*shape[:-1], -1)).reshape(n, -1)
+        scores = self.router_scores(self.input_for_router(flat))
+        scores = self.hook_router_scores(scores.view(*shape[:-1], -1)).reshape(n, -1)
         top_scores, chosen = scores.topk(o.top_k, dim=-1)
         balanced = o.router == "switch" or o.aux_loss_coef > 0
         probs = scores.softmax(-1) if balanced else None

@@ -174,3 +174,67 @@ def test_balanced_moex_is_moex_with_the_switch_loss_in_every_block():
     assert balanced.cfg.mlp_options == tuple(sorted({**dict(plain.cfg.mlp_options), "aux_loss_coef": 0.01}.items()))
     balanced(torch.randint(0, dense.vocab_size, (2, 8)))
     assert all(block.mlp.aux_loss is not None and block.mlp.aux_loss > 0 for block in balanced.blocks)
+
+
+def test_a_centred_router_scores_the_input_minus_its_running_mean_updated_only_in_training():
+    torch.manual_seed(0)
+    layer = MoEMLP(_cfg(router_input="centred", router_input_momentum=0.5))
+    x = torch.randn(6, 16) + 3.0
+    layer(x)  # training: the running mean moves half way from 0 to this batch's mean
+    torch.testing.assert_close(layer.router_input_mean, 0.5 * x.mean(0))
+    layer.eval()
+    scores = []
+    layer.hook_router_scores.add_hook(lambda s, hook: scores.append(s))
+    layer(x)
+    torch.testing.assert_close(layer.router_input_mean, 0.5 * x.mean(0))  # evaluation leaves it
+    torch.testing.assert_close(scores[0], layer.router_scores(x - 0.5 * x.mean(0)))
+
+
+def test_centring_takes_a_shared_component_out_of_the_sparsity_routers_choice():
+    # Hand-built: input coordinate 0 is a constant 5 every token shares; expert e's units all weigh it
+    # by -1 for e = 0, 1 and +1 for e = 2, 3, so raw routing sends every token to experts 0 and 1.
+    # Coordinate 1 is +1 or -1 by token; its weights (mean +1 for experts 0, 1 and -1 for 2, 3, spread
+    # 0.5 over the units) make experts 2 and 3 sparser for x_1 = +1 and experts 0 and 1 for x_1 = -1.
+    layer = MoEMLP(_cfg(router_input="centred", router_input_momentum=1.0))
+    spread = 1.0 + 0.5 * torch.tensor([1.0, -1.0] * 4)
+    with torch.no_grad():
+        layer.W_enc.zero_()
+        layer.W_enc[:, 0, :] = torch.tensor([-1.0, -1.0, 1.0, 1.0])[:, None]
+        layer.W_enc[:, 1, :] = torch.tensor([1.0, 1.0, -1.0, -1.0])[:, None] * spread
+    x = torch.zeros(8, 16)
+    x[:, 0], x[:, 1] = 5.0, torch.tensor([1.0, -1.0] * 4)
+    raw = layer.router_scores(x).topk(2, dim=-1).indices.sort(-1).values
+    assert raw.tolist() == [[0, 1]] * 8
+    layer(x)  # momentum 1: the running mean is this batch's mean
+    chosen = []
+    layer.hook_chosen.add_hook(lambda c, hook: chosen.append(c))
+    layer.eval()
+    layer(x)
+    picked = chosen[0].sort(-1).values.tolist()
+    assert picked == [[2, 3], [0, 1]] * 4  # now the token's own coordinate decides
+
+
+def test_only_a_centred_router_carries_a_running_mean_and_it_survives_a_checkpoint(tmp_path):
+    from models.checkpoint import load_model, save_model
+
+    assert "router_input_mean" not in MoEMLP(_cfg()).state_dict()
+    torch.manual_seed(0)
+    model = GPT(_cfg(router_input="centred"))
+    model(torch.randint(0, 32, (2, 8)))  # training mode: every block's running mean moves
+    means = [block.mlp.router_input_mean.clone() for block in model.blocks]
+    assert all(mean.abs().sum() > 0 for mean in means)
+    save_model(tmp_path / "m", model, {})
+    again, _ = load_model(tmp_path / "m", model.cfg)
+    for block, mean in zip(again.blocks, means):
+        torch.testing.assert_close(block.mlp.router_input_mean, mean.bfloat16().float())
+
+
+def test_centred_moex_is_moex_with_a_centred_router_in_every_block():
+    from bench import registry
+    from tasks.chess.task import ChessTask
+
+    dense = ChessTask.dense_config("tiny")
+    centred, plain = (GPT(registry.model_adapter(m).model_config(dense)) for m in ("moex-centred", "moex"))
+    assert centred.cfg.mlp_options == tuple(sorted({**dict(plain.cfg.mlp_options), "router_input": "centred"}.items()))
+    assert all(block.mlp.opts.router_input == "centred" for block in centred.blocks)
+    assert all(block.mlp.opts.router_input == "raw" for block in plain.blocks)
