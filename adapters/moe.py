@@ -30,6 +30,8 @@ COLLAPSE_LOAD = 0.9
 # collapsing (five of eight unused, the other three sharing the load evenly).
 UNUSED_SHARE = 0.25
 SWITCH_AUX = 0.01  # the Switch Transformer's load-balancing coefficient
+# The centred router's running mean: a time constant of about 100 steps, short beside a 7,000-step run.
+ROUTER_INPUT_MOMENTUM = 0.01
 
 # class name: (experts' activation, router, auxiliary loss coefficient, what the features are[, router input])
 FAMILY = {
@@ -62,7 +64,7 @@ class ExpertAdapter(FeatureAdapter):
         options = {"n_experts": N_EXPERTS, "top_k": TOP_K, "d_expert": dense.d_mlp // TOP_K,
                    "router": cls.router, "aux_loss_coef": cls.aux_loss_coef}
         if cls.router_input != "raw":  # only when set, so the configs saved before the option still match
-            options["router_input"] = cls.router_input
+            options.update(router_input=cls.router_input, router_input_momentum=ROUTER_INPUT_MOMENTUM)
         cfg = dataclasses.replace(dense, mlp="moe", act_fn=cls.act_fn, mlp_options=tuple(sorted(options.items())))
         from models.moe import moe_options
 

@@ -35,8 +35,8 @@ from core.results import ROOT, file_stem, result_path
 # separates sparse activations from experts, where the corners are one-seed ablations.
 # `moex-balanced` and `moex-centred` ask whether MoE-X's unused experts are what a load-balancing loss,
 # or a router blind to the input's shared component, would fix.
-# Last, the SAE architectures other than top-k over the same dense seeds (seed 1 last: its dense
-# checkpoint, like every seed's but 0, stays on the machine that trained it).
+# Then the SAE architectures other than top-k over the same dense seeds (seed 1 last: its dense
+# checkpoint, like every seed's but 0, stays on the machine that trained it), and last `moex-centred`.
 # short and its widths: the width sweep (Fig. 3/5).
 DICTIONARIES = ("dense+sae", "dense+attn-sae", "dense+transcoder", "dense+snmf")
 SAE_ARCHITECTURES = ("dense+sae:standard", "dense+sae:batchtopk", "dense+sae:jumprelu", "dense+sae:gated")

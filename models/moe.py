@@ -22,10 +22,11 @@ Any router can take the Switch loss (aux_loss_coef > 0), its P_j the softmax of 
 over all experts (the logits, or g); off by default for all but "switch".
 
 router_input "centred" (ours, not the paper's): the router scores x minus a running mean of x, kept
-like BatchNorm's running mean (updated from each training batch, momentum 0.01; the same running mean
-is used in training and evaluation, so a token's routing never depends on its batch). A component
-every token shares then moves no expert's score: the expert, not the token, would otherwise decide
-(docs/moex.md section 6). The experts themselves still see x.
+like BatchNorm's running mean but used in training and evaluation alike: a batch is routed with the
+mean as it stood before that batch, which then moves the mean (momentum 0.01), so a token's routing
+never depends on the rest of its batch. A component every token shares then moves no expert's score:
+otherwise the expert, not the token, decides (docs/moex.md section 7). The experts themselves still
+see x.
 
 Dispatch groups the (token, expert) assignments by expert and runs one matrix product per expert:
 the work is that of a dense MLP of the active width k*D. The dense z is built only when something
@@ -115,14 +116,16 @@ class MoEMLP(nn.Module):
         return -torch.erf(mu_h / (math.sqrt(2.0) * sigma_h))
 
     def input_for_router(self, flat: torch.Tensor) -> torch.Tensor:
-        """What the router scores: x itself, or x minus its running mean (updated first when training)."""
+        """What the router scores: x itself, or x minus its running mean; in training the batch then
+        moves the mean (after its own routing, so no token's choice depends on its batch)."""
         if self.opts.router_input == "raw":
             return flat
+        centred = flat - self.router_input_mean.to(flat.dtype)  # a new tensor: the update below cannot reach it
         if self.training:
             with torch.no_grad():
-                batch_mean = flat.detach().float().mean(0)
+                batch_mean = flat.detach().mean(0).to(self.router_input_mean.dtype)
                 self.router_input_mean.lerp_(batch_mean, self.opts.router_input_momentum)
-        return flat - self.router_input_mean.to(flat.dtype)
+        return centred
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         o = self.opts

@@ -48,7 +48,7 @@ FEATURES = {
 FALLBACK = "The token cat."
 
 
-def detection_by_hand(answers: list, labels: list) -> float | None:
+def balanced_accuracy_by_hand(answers: list, labels: list) -> float | None:
     """Balanced accuracy written out: the parsed answers' hit rate on activating windows plus their
     correct-rejection rate on the others, halved; None without both kinds parsed."""
     hits = [a for a, y in zip(answers, labels) if y and a is not None]
@@ -58,24 +58,25 @@ def detection_by_hand(answers: list, labels: list) -> float | None:
     return 0.5 * (sum(hits) / len(hits) + sum(rejections) / len(rejections))
 
 
-def check_detection_from_answers(records: list[dict], metrics: dict) -> None:
-    """Every record's detection and parse failures recomputed from its own answers, and the metrics
-    from the records: what is scored is what the model answered."""
-    for record in records:
-        answers, labels = record.get("detection_answers", []), record.get("labels", [])
-        assert record.get("detection_parse_failures", 0) == sum(a is None for a in answers)
-        expected = detection_by_hand(answers, labels) if answers else None
-        if expected is None:
-            assert record.get("detection") is None
-        else:
-            assert record["detection"] == pytest.approx(expected)
-    n_answers = sum(len(r.get("detection_answers", [])) for r in records)
-    n_failed = sum(a is None for r in records for a in r.get("detection_answers", []))
-    assert metrics["detection_parse_failure_rate"] == pytest.approx(n_failed / n_answers if n_answers else 0.0)
-    scores = [r["detection"] for r in records if r.get("detection") is not None]
-    assert metrics["detection_n_features"] == len(scores)
-    if scores:
-        assert metrics["detection"] == pytest.approx(sum(scores) / len(scores))
+def check_scores_from_answers(records: list[dict], metrics: dict) -> None:
+    """Every record's detection and fuzzing scores and parse failures recomputed from its own answers,
+    and the metrics from the records: what is scored is what the model answered."""
+    for name in ("detection", "fuzzing"):
+        for record in records:
+            answers, labels = record.get(f"{name}_answers", []), record.get("labels", [])
+            assert record.get(f"{name}_parse_failures", 0) == sum(a is None for a in answers)
+            expected = balanced_accuracy_by_hand(answers, labels) if answers else None
+            if expected is None:
+                assert record.get(name) is None
+            else:
+                assert record[name] == pytest.approx(expected)
+        n_answers = sum(len(r.get(f"{name}_answers", [])) for r in records)
+        n_failed = sum(a is None for r in records for a in r.get(f"{name}_answers", []))
+        assert metrics[f"{name}_parse_failure_rate"] == pytest.approx(n_failed / n_answers if n_answers else 0.0)
+        scores = [r[name] for r in records if r.get(name) is not None]
+        assert metrics[f"{name}_n_features"] == len(scores)
+        if scores:
+            assert metrics[name] == pytest.approx(sum(scores) / len(scores))
 
 
 def run_all(backend: LLMBackend) -> dict:
@@ -149,7 +150,7 @@ def test_the_whole_autointerp_run_through_a_real_endpoint(tmp_path):
     else:
         assert len(record["detection_answers"]) == len(record["labels"]) == 20
         assert sum(record["labels"]) == 10  # n_test_per_decile 1 over ten deciles, beside ten negatives
-    check_detection_from_answers(result.records, m)
+    check_scores_from_answers(result.records, m)
 
 
 def test_language_bench_scores_real_features_through_a_local_server():
@@ -179,5 +180,5 @@ def test_language_bench_scores_real_features_through_a_local_server():
     assert m["autointerp_features_sampled"] == 2 and scored >= 1
     records = [json.loads(line) for line in path.with_suffix(".jsonl").read_text().splitlines()]
     assert len(records) == scored and all(r["backend"].startswith("llm:") for r in records)
-    check_detection_from_answers(records, m)
+    check_scores_from_answers(records, m)
     assert (lexical.read_bytes() if lexical.exists() else None) == before

@@ -180,14 +180,32 @@ def test_a_centred_router_scores_the_input_minus_its_running_mean_updated_only_i
     torch.manual_seed(0)
     layer = MoEMLP(_cfg(router_input="centred", router_input_momentum=0.5))
     x = torch.randn(6, 16) + 3.0
-    layer(x)  # training: the running mean moves half way from 0 to this batch's mean
-    torch.testing.assert_close(layer.router_input_mean, 0.5 * x.mean(0))
-    layer.eval()
     scores = []
     layer.hook_router_scores.add_hook(lambda s, hook: scores.append(s))
+    layer(x)  # training: routed with the mean as it was (0), which then moves half way to this batch's mean
+    torch.testing.assert_close(scores[0], layer.router_scores(x))
+    torch.testing.assert_close(layer.router_input_mean, 0.5 * x.mean(0))
+    layer.eval()
     layer(x)
     torch.testing.assert_close(layer.router_input_mean, 0.5 * x.mean(0))  # evaluation leaves it
-    torch.testing.assert_close(scores[0], layer.router_scores(x - 0.5 * x.mean(0)))
+    torch.testing.assert_close(scores[1], layer.router_scores(x - 0.5 * x.mean(0)))
+
+
+def test_a_centred_routers_experts_still_see_the_raw_input():
+    torch.manual_seed(0)
+    layer = MoEMLP(_cfg(router_input="centred")).eval()
+    torch.nn.init.normal_(layer.b_enc, std=0.5)
+    layer.router_input_mean.fill_(2.0)  # far from zero, so experts fed the centred input would differ
+    x = torch.randn(5, 16)
+    seen = {}
+    for name in ("chosen", "gate", "post"):
+        getattr(layer, f"hook_{name}").add_hook(lambda t, hook, name=name: seen.setdefault(name, t))
+    layer(x)
+    by_hand = torch.zeros(5, 4, 8)
+    for t in range(5):
+        for e in seen["chosen"][t].tolist():
+            by_hand[t, e] = seen["gate"][t, e] * torch.relu(x[t] @ layer.W_enc[e] + layer.b_enc[e])
+    torch.testing.assert_close(seen["post"], by_hand.reshape(5, 32))
 
 
 def test_centring_takes_a_shared_component_out_of_the_sparsity_routers_choice():
@@ -235,6 +253,7 @@ def test_centred_moex_is_moex_with_a_centred_router_in_every_block():
 
     dense = ChessTask.dense_config("tiny")
     centred, plain = (GPT(registry.model_adapter(m).model_config(dense)) for m in ("moex-centred", "moex"))
-    assert centred.cfg.mlp_options == tuple(sorted({**dict(plain.cfg.mlp_options), "router_input": "centred"}.items()))
+    expected = {**dict(plain.cfg.mlp_options), "router_input": "centred", "router_input_momentum": 0.01}
+    assert centred.cfg.mlp_options == tuple(sorted(expected.items()))
     assert all(block.mlp.opts.router_input == "centred" for block in centred.blocks)
     assert all(block.mlp.opts.router_input == "raw" for block in plain.blocks)

@@ -115,3 +115,13 @@ def test_a_decaying_importance_is_its_own_experiment_in_its_own_folder():
 def test_a_load_balancing_coefficient_on_the_sparsity_router_is_refused():
     with pytest.raises(ValueError, match="the toy's sparsity router does not compute"):
         ToySpec(12, 5, 3, 2, router="sparsity", aux_loss_coef=0.01)
+
+
+def test_a_centred_router_has_no_toy_counterpart_rather_than_running_plain_moex():
+    from bench import registry
+    from core.errors import BenchError
+    from tasks.superposition.task import toy_form
+
+    with pytest.raises(BenchError, match="moex-centred \\(router input centred\\) has no toy counterpart"):
+        toy_form(registry.model_adapter("moex-centred"))
+    assert toy_form(registry.model_adapter("moex-balanced"))["aux_loss_coef"] == 0.01

@@ -25,7 +25,8 @@ METRICS = (
     unit_range("reconstruction_random_init", "reconstruction at random init (the floor)", higher_is_better=None),
     unit_range("probe_f1_random_init", "probe F1 at random init (the floor)", higher_is_better=None),
     Metric("router_sparsity_corr", "Pearson r over every (token, expert) pair of the router's score against "
-           "the units that expert would fire (> 0 before the activation); MoE-X's should be strongly negative",
+           "the units that expert would fire (> 0 before the activation); MoE-X's should be strongly negative "
+           "(moex-centred's score is of its centred input, so it need not be)",
            None, -1.0, 1.0),
     unit_range("expert_load_max", "the busiest expert's share of routed assignments", higher_is_better=None),
     Metric("loss_recovered", "share of the loss gap from zero-ablating the hook the splice replaces (details.splice) that the splice recovers", True),

@@ -48,6 +48,9 @@ def toy_form(adapter_cls) -> dict:
         raise BenchError(f"{adapter_cls.name} ({cfg.mlp} MLP) has no toy counterpart; run TASK=superposition "
                          f"with dense, moe, switch, moex and their variants")
     options = dict(cfg.mlp_options)
+    if options.get("router_input", "raw") != "raw":  # the toy MoE has no centred router: refuse, not ignore
+        raise BenchError(f"{adapter_cls.name} (router input {options['router_input']}) has no toy counterpart; "
+                         f"run TASK=superposition with dense, moe, switch, moex and their variants")
     return {"moe": True, "hidden": hidden, "router": options["router"], "aux_loss_coef": options["aux_loss_coef"]}
 
 
