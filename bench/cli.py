@@ -16,6 +16,7 @@ import time
 from bench import export_saebench
 from bench.registry import MODELS, PRESETS, TASKS
 from core.errors import FILES_WHOLE, NOTHING_WRITTEN, RESUMES, BenchError, run_command
+from core.threads import add_threads_argument
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -34,8 +35,7 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--preset", default="cpu")
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--device", default="cpu")
-        p.add_argument("--threads", type=int, default=int(os.environ.get("MOEXBENCH_THREADS", "1")),
-                       help="torch threads (default 1, as the committed results; MOEXBENCH_THREADS sets it too)")
+        add_threads_argument(p)
         p.add_argument("--quiet", action="store_true", help="no progress bars (also under CI=true or MOEXBENCH_QUIET=1)")
         if name == "bench":
             p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="task config settings")
@@ -69,7 +69,7 @@ def _setup(args) -> None:
 
 def cmd_train(args) -> None:
     from bench import registry
-    from bench.model_store import train_model
+    from bench.model_store import refuse_training_over, train_model
 
     adapter_cls, task = registry.model_adapter(args.model), registry.task(args.task)
     registry.check_preset(args.preset, task)
@@ -82,6 +82,7 @@ def cmd_train(args) -> None:
         attach_features(adapter, task, args.preset, args.seed, task.Config(), args.device, role="trained")
         print(f"SAE ready: {adapter.sae_source.get('source')}")
         return
+    refuse_training_over(adapter_cls, task, args.preset, args.seed)
     stem = train_model(adapter_cls, task, args.preset, args.seed, args.device)
     print(f"wrote {stem}.safetensors")
 

@@ -26,6 +26,7 @@ import re
 from pathlib import Path
 
 from core.errors import BenchError
+from core.threads import add_threads_argument
 
 FORMATS = ("saebench",)
 TASKS = ("language", "chess")  # the tasks whose results come from trained models with features at a site
@@ -42,7 +43,7 @@ def register(sub) -> None:
     p.add_argument("--variant", default=None, help="a variant folder of the task's results (e.g. llm)")
     p.add_argument("--out", default=None, help="output folder (default: <the results folder>/saebench)")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=int, default=int(os.environ.get("MOEXBENCH_THREADS", "1")))
+    add_threads_argument(p)
     p.add_argument("--quiet", action="store_true", help="no progress bars (as for bench and train)")
 
 

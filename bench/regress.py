@@ -36,6 +36,7 @@ from bench.own_data import refuse_own_data
 from bench.own_dictionary import refuse_own_dictionary
 from core.errors import BenchError, run_command
 from core.results import ROOT, atomic_write_text, git_sha, load_result, result_path, results_root
+from core.threads import add_threads_argument
 
 # Why each tolerance is what it is. Evaluation of a fixed checkpoint repeats the same arithmetic;
 # another CPU (other SIMD width, other BLAS kernel order) changes float sums in the last bits, which
@@ -223,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mode", choices=list(MODES), default="checkpoints")
     parser.add_argument("--update", action="store_true", help="rewrite the reference from a fresh run")
     parser.add_argument("--only", default="", help="with --update: only these tasks' checks (comma-separated)")
-    parser.add_argument("--threads", type=int, default=int(os.environ.get("MOEXBENCH_THREADS", "1")))
+    add_threads_argument(parser)
     args = parser.parse_args(argv)
     only = tuple(t for t in args.only.split(",") if t)
     code = {}

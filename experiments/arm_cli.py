@@ -7,6 +7,7 @@ from typing import Callable
 
 from bench.own_data import refuse_own_data
 from core.errors import BenchError, run_command
+from core.threads import add_threads_argument
 
 
 def arms_main(doc: str, arms: dict, run_arm: Callable, report: Callable[[], list], argv=None,
@@ -16,7 +17,7 @@ def arms_main(doc: str, arms: dict, run_arm: Callable, report: Callable[[], list
     study's table and figure from the arms' result files."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--arms", default="", help=f"comma-separated, from: {', '.join(arms)}")
-    parser.add_argument("--threads", type=int, default=1)
+    add_threads_argument(parser)
     parser.add_argument("--report", action="store_true", help="write the table and figure from the arms' results")
     parser.add_argument("--no-progress", action="store_true")
     if score is not None:

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from core.errors import BenchError, run_command
+from core.threads import add_threads_argument
 
 
 def calibrate(points: list[str], task_name: str, preset: str, tokens: int, threads: int) -> None:
@@ -62,7 +63,7 @@ def main(argv=None) -> int:
     parser.add_argument("--task", default="chess")
     parser.add_argument("--preset", default="cpu")
     parser.add_argument("--tokens", type=int, default=250_000)
-    parser.add_argument("--threads", type=int, default=1)
+    add_threads_argument(parser)
     args = parser.parse_args(argv)
     return run_command(lambda: calibrate(args.points, args.task, args.preset, args.tokens, args.threads))
 

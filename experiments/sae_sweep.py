@@ -20,6 +20,7 @@ import time
 from bench.own_data import refuse_own_data
 from bench.own_dictionary import refuse_own_dictionary
 from core.errors import BenchError, run_command
+from core.threads import add_threads_argument
 
 
 def sweep_adapter(architecture: str, knob: str, value):
@@ -76,7 +77,7 @@ def main(argv=None) -> int:
     parser.add_argument("--preset", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=2)
+    add_threads_argument(parser)
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="task config settings")
     def body():
         args = parser.parse_args(argv)

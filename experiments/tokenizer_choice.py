@@ -23,6 +23,7 @@ import time
 from bench.own_data import refuse_own_data
 from core.errors import NOTHING_WRITTEN, run_command
 from core.results import atomic_write_text, git_sha, results_root, versions
+from core.threads import add_threads_argument
 from tasks.language.presets import PRESETS
 
 TOKENIZERS = ("gpt2", "bpe-4096")
@@ -147,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tokenizers", nargs="+", default=list(TOKENIZERS))
     parser.add_argument("--steps", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=1)
+    add_threads_argument(parser)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 

@@ -19,6 +19,7 @@ import time
 import torch
 
 from core.results import atomic_write_text, git_sha, results_root, versions
+from core.threads import add_threads_argument
 from perf.timing import interleaved_seconds, median_seconds
 
 
@@ -171,7 +172,7 @@ NOTES = ("step: median of timed steps after 2 warm-up steps, random tokens, batc
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="cpu")
-    parser.add_argument("--threads", type=int, default=1)
+    add_threads_argument(parser)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--models", default="dense,moe,switch,moex")
     parser.add_argument("--features", default="2048,8192,32768")

@@ -172,6 +172,9 @@ ROWS = [
      BENCH_TINY, ["does not match the sha256"]),
     ("checkpoint-json-gone", _fresh_model_json_gone, BENCH_TINY,
      ["dense-tiny.safetensors exists but dense-tiny.json beside it does not"]),
+    # a fresh clone has no run to resume: training again would replace the weights the results came from
+    ("train-over-a-finished-checkpoint", None, TRAIN_TINY,
+     ["dense-tiny.safetensors is already trained", "delete dense-tiny.json and its weights"]),
     ("resume-state-garbled", _bad_state, TRAIN_TINY, ["resume state", "state.safetensors is unreadable"]),
     ("corpus-prose", _prose_corpus, TRAIN_TINY, ["train.txt.xz:2: character 'T' is not in the chess vocabulary"]),
     ("corpus-illegal-move", _illegal_corpus, ("train", "--model", "dense", "--task", "chess", "--preset",

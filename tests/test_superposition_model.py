@@ -117,11 +117,13 @@ def test_a_load_balancing_coefficient_on_the_sparsity_router_is_refused():
         ToySpec(12, 5, 3, 2, router="sparsity", aux_loss_coef=0.01)
 
 
-def test_a_centred_router_has_no_toy_counterpart_rather_than_running_plain_moex():
+def test_moex_variants_the_toy_cannot_build_are_refused_in_one_line_not_run_as_plain_moex():
     from bench import registry
     from core.errors import BenchError
     from tasks.superposition.task import toy_form
 
     with pytest.raises(BenchError, match="moex-centred \\(router input centred\\) has no toy counterpart"):
         toy_form(registry.model_adapter("moex-centred"))
-    assert toy_form(registry.model_adapter("moex-balanced"))["aux_loss_coef"] == 0.01
+    with pytest.raises(BenchError, match="moex-balanced \\(sparsity router with a load-balancing loss\\) has no"):
+        toy_form(registry.model_adapter("moex-balanced"))
+    assert toy_form(registry.model_adapter("switch"))["aux_loss_coef"] == 0.01
