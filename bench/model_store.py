@@ -139,7 +139,8 @@ def refuse_training_over(adapter_cls, task, preset: str, seed: int) -> None:
     """`make train` on a finished checkpoint with no run to resume (a fresh clone has none) would train a
     new model and write it over the old one, under the results scored from it: one line instead."""
     stem = checkpoint_stem(task.name, adapter_cls.name, preset, seed)
-    if not checkpoint_complete(stem) or (_runs(task, adapter_cls, preset, seed) / "state.json").exists():
+    run = _runs(task, adapter_cls, preset, seed)
+    if not checkpoint_complete(stem) or any((run / name).exists() for name in ("state.safetensors", "state.json")):
         return
     raise BenchError(f"{stem}.safetensors is already trained; `make bench MODEL={adapter_cls.name} TASK={task.name} "
                      f"PRESET={preset} SEED={seed}` scores it. To train it again, delete {stem.name}.json and its "
