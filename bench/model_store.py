@@ -136,15 +136,24 @@ def _train(adapter_cls, task, preset: str, seed: int, device: str, progress: boo
 
 
 def refuse_training_over(adapter_cls, task, preset: str, seed: int) -> None:
-    """`make train` on a finished checkpoint with no run to resume (a fresh clone has none) would train a
-    new model and write it over the old one, under the results scored from it: one line instead."""
+    """`make train` on a finished checkpoint with no unfinished run to resume (a fresh clone has none)
+    would train a new model and write it over the old one, under the results scored from it: one line
+    instead. A run whose saved state is short of the recipe's steps resumes as before."""
     stem = checkpoint_stem(task.name, adapter_cls.name, preset, seed)
-    run = _runs(task, adapter_cls, preset, seed)
-    if not checkpoint_complete(stem) or any((run / name).exists() for name in ("state.safetensors", "state.json")):
+    # On your own data the committed checkpoints are never the target: that message, not "delete it".
+    refuse_training_into_committed(task, stem, f"{adapter_cls.name} ({preset}, seed {seed})")
+    if not checkpoint_complete(stem):
         return
+    run = _runs(task, adapter_cls, preset, seed)
+    if (run / "state.safetensors").exists():  # what train() resumes from; state.json alone is not enough
+        from models.train import read_state_meta
+
+        if read_state_meta(run)["step"] < task.train_config(preset, seed).steps:
+            return
     raise BenchError(f"{stem}.safetensors is already trained; `make bench MODEL={adapter_cls.name} TASK={task.name} "
                      f"PRESET={preset} SEED={seed}` scores it. To train it again, delete {stem.name}.json and its "
-                     f"weights first, or set MOEXBENCH_CHECKPOINTS=<another folder>")
+                     f"weights ({stem.name}.safetensors and any {stem.name}.<n>.safetensors parts) first, or set "
+                     f"MOEXBENCH_CHECKPOINTS=<another folder>")
 
 
 def checkpoint_complete(stem: Path) -> bool:

@@ -15,11 +15,13 @@ def thread_count(text: str) -> int:
     except ValueError:
         value = 0
     if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a thread count: use a whole number of at least 1")
+        raise argparse.ArgumentTypeError(f"{text!r} is not a thread count (from --threads, or MOEXBENCH_THREADS "
+                                         f"when the flag is absent): use a whole number of at least 1")
     return value
 
 
 def add_threads_argument(parser: argparse.ArgumentParser) -> None:
-    # A string default goes through `type` too, so a bad MOEXBENCH_THREADS is argparse's one-line error.
-    parser.add_argument("--threads", type=thread_count, default=os.environ.get("MOEXBENCH_THREADS", "1"),
+    # A string default goes through `type` too, so a bad MOEXBENCH_THREADS is argparse's error; an empty one
+    # counts as unset, as in the Makefile.
+    parser.add_argument("--threads", type=thread_count, default=os.environ.get("MOEXBENCH_THREADS") or "1",
                         help="torch threads (default 1, as the committed results; MOEXBENCH_THREADS sets it too)")

@@ -21,6 +21,7 @@ def test_one_thread_unless_the_flag_or_the_variable_says_otherwise(monkeypatch):
     assert _parse([], monkeypatch) == 1
     assert _parse([], monkeypatch, env="3") == 3
     assert _parse(["--threads", "2"], monkeypatch, env="3") == 2
+    assert _parse([], monkeypatch, env="") == 1  # empty: unset, as the Makefile reads it
 
 
 @pytest.mark.parametrize("argv, env", [(["--threads", "0"], None), (["--threads", "two"], None), ([], "abc"),
@@ -29,7 +30,7 @@ def test_a_bad_count_from_the_flag_or_the_variable_is_refused(monkeypatch, capsy
     with pytest.raises(SystemExit) as stop:
         _parse(argv, monkeypatch, env=env)
     assert stop.value.code == 2
-    assert "is not a thread count: use a whole number of at least 1" in capsys.readouterr().err
+    assert "is not a thread count (from --threads, or MOEXBENCH_THREADS" in capsys.readouterr().err
 
 
 def test_every_command_with_a_threads_flag_takes_it_from_the_shared_option():

@@ -50,10 +50,10 @@ def toy_form(adapter_cls) -> dict:
     options = dict(cfg.mlp_options)
     if options.get("router_input", "raw") != "raw":  # the toy MoE has no centred router: refuse, not ignore
         raise BenchError(f"{adapter_cls.name} (router input {options['router_input']}) has no toy counterpart; "
-                         f"run TASK=superposition with dense, moe, switch, moex and their variants")
+                         f"run TASK=superposition with a model docs/superposition.md lists (dense, moe, switch, moex)")
     if options["router"] == "sparsity" and options["aux_loss_coef"]:  # the toy's sparsity router has no P_j
         raise BenchError(f"{adapter_cls.name} (sparsity router with a load-balancing loss) has no toy counterpart; "
-                         f"run TASK=superposition with dense, moe, switch, moex and their variants")
+                         f"run TASK=superposition with a model docs/superposition.md lists (dense, moe, switch, moex)")
     return {"moe": True, "hidden": hidden, "router": options["router"], "aux_loss_coef": options["aux_loss_coef"]}
 
 
