@@ -33,10 +33,10 @@ from core.results import ROOT, file_stem, result_path
 # here; a dictionary over dense, minutes, rides on dense's seed), then seed 0 of the ReLU dense model
 # and the corners of Tables 3 and 4. The top-k MLP control comes before seed 2: it is the baseline that
 # separates sparse activations from experts, where the corners are one-seed ablations.
-# `moex-balanced` and `moex-centred` ask whether MoE-X's unused experts are what a load-balancing loss,
-# or a router blind to the input's shared component, would fix.
-# Then the SAE architectures other than top-k over the same dense seeds (seed 1 last: its dense
-# checkpoint, like every seed's but 0, stays on the machine that trained it), and last `moex-centred`.
+# Then `moex-balanced`, the SAE architectures other than top-k over the same dense seeds (seed 1 last:
+# its dense checkpoint, like every seed's but 0, stays on the machine that trained it), and last
+# `moex-centred`: with `moex-balanced` it asks whether MoE-X's unused experts are what a load-balancing
+# loss, or a router blind to the input's shared component, would fix.
 # short and its widths: the width sweep (Fig. 3/5).
 DICTIONARIES = ("dense+sae", "dense+attn-sae", "dense+transcoder", "dense+snmf")
 SAE_ARCHITECTURES = ("dense+sae:standard", "dense+sae:batchtopk", "dense+sae:jumprelu", "dense+sae:gated")

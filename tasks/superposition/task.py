@@ -35,25 +35,27 @@ DEVIATIONS = [
 ]
 
 
+def _no_toy(adapter_cls, why: str) -> BenchError:
+    return BenchError(f"{adapter_cls.name} ({why}) has no toy counterpart; run TASK=superposition with a model "
+                      f"docs/superposition.md lists (dense, moe, switch, moex and their variants)")
+
+
 def toy_form(adapter_cls) -> dict:
-    """What the adapter's model becomes in the toy: MoE or dense, hidden form, router, aux loss."""
+    """What the adapter's model becomes in the toy: MoE or dense, hidden form, router, aux loss. A model
+    the toy cannot build is refused, never run as the nearest one it can."""
     if adapter_cls.base_model or getattr(adapter_cls, "initialise_from", None):
-        raise BenchError(f"{adapter_cls.name} has no toy counterpart (it is built from another model's "
-                         f"checkpoint); run TASK=superposition with dense, moe, switch, moex and their variants")
+        raise _no_toy(adapter_cls, "it is built from another model's checkpoint")
     cfg = adapter_cls.model_config(GPTConfig(vocab_size=2, n_ctx=2, d_model=8, n_layers=1, n_heads=1, d_mlp=32))
     hidden = "relu" if cfg.act_fn == "relu" else "linear"
     if cfg.mlp == "dense":
         return {"moe": False, "hidden": hidden, "router": "learned", "aux_loss_coef": 0.0}
     if cfg.mlp != "moe":
-        raise BenchError(f"{adapter_cls.name} ({cfg.mlp} MLP) has no toy counterpart; run TASK=superposition "
-                         f"with dense, moe, switch, moex and their variants")
+        raise _no_toy(adapter_cls, f"{cfg.mlp} MLP")
     options = dict(cfg.mlp_options)
-    if options.get("router_input", "raw") != "raw":  # the toy MoE has no centred router: refuse, not ignore
-        raise BenchError(f"{adapter_cls.name} (router input {options['router_input']}) has no toy counterpart; "
-                         f"run TASK=superposition with a model docs/superposition.md lists (dense, moe, switch, moex)")
+    if options.get("router_input", "raw") != "raw":  # the toy MoE has no running mean
+        raise _no_toy(adapter_cls, f"router input {options['router_input']}")
     if options["router"] == "sparsity" and options["aux_loss_coef"]:  # the toy's sparsity router has no P_j
-        raise BenchError(f"{adapter_cls.name} (sparsity router with a load-balancing loss) has no toy counterpart; "
-                         f"run TASK=superposition with a model docs/superposition.md lists (dense, moe, switch, moex)")
+        raise _no_toy(adapter_cls, "sparsity router with a load-balancing loss")
     return {"moe": True, "hidden": hidden, "router": options["router"], "aux_loss_coef": options["aux_loss_coef"]}
 
 
