@@ -69,7 +69,7 @@ def _setup(args) -> None:
 
 def cmd_train(args) -> None:
     from bench import registry
-    from bench.model_store import refuse_training_over, train_model
+    from bench.model_store import train_model
 
     adapter_cls, task = registry.model_adapter(args.model), registry.task(args.task)
     registry.check_preset(args.preset, task)
@@ -82,7 +82,6 @@ def cmd_train(args) -> None:
         attach_features(adapter, task, args.preset, args.seed, task.Config(), args.device, role="trained")
         print(f"SAE ready: {adapter.sae_source.get('source')}")
         return
-    refuse_training_over(adapter_cls, task, args.preset, args.seed)
     stem = train_model(adapter_cls, task, args.preset, args.seed, args.device)
     print(f"wrote {stem}.safetensors")
 

@@ -89,12 +89,16 @@ def describe_device(device: str) -> str:
 def train_model(adapter_cls, task, preset: str, seed: int, device: str, progress: bool = True,
                 only_if_missing: bool = False) -> Path:
     """Trains (or resumes) and returns the checkpoint stem. One process at a time per checkpoint: a
-    second one waits for the first, then (`only_if_missing`) loads what it wrote instead of training."""
+    second one waits for the first, then (`only_if_missing`) loads what it wrote instead of training.
+    Without `only_if_missing`, a finished checkpoint with no unfinished run is refused (refuse_training_over)."""
     if getattr(adapter_cls, "external", False):
         raise BenchError(f"{adapter_cls.spec} is a model from your files: it is scored as it is, never trained here; "
                          f"use `make bench`")
     stem = checkpoint_stem(task.name, adapter_cls.name, preset, seed)
-    refuse_training_into_committed(task, stem, f"{adapter_cls.name} ({preset}, seed {seed})")
+    if only_if_missing:  # loads a checkpoint that is there, so it never trains over one
+        refuse_training_into_committed(task, stem, f"{adapter_cls.name} ({preset}, seed {seed})")
+    else:  # asked to train (`make train`, the GPU script): never over a finished checkpoint
+        refuse_training_over(adapter_cls, task, preset, seed)
     ensure_writable(stem.parent)
     runs = _runs(task, adapter_cls, preset, seed)
     ensure_writable(runs)
@@ -136,9 +140,9 @@ def _train(adapter_cls, task, preset: str, seed: int, device: str, progress: boo
 
 
 def refuse_training_over(adapter_cls, task, preset: str, seed: int) -> None:
-    """`make train` on a finished checkpoint with no unfinished run to resume (a fresh clone has none)
-    would train a new model and write it over the old one, under the results scored from it: one line
-    instead. A run whose saved state is short of the recipe's steps resumes as before."""
+    """Training on purpose (`make train`, the GPU script) on a finished checkpoint with no unfinished run
+    to resume (a fresh clone has none) would train a new model and write it over the old one, under the
+    results scored from it: one line instead. A run whose saved state is short of the recipe's steps resumes as before."""
     stem = checkpoint_stem(task.name, adapter_cls.name, preset, seed)
     # On your own data the committed checkpoints are never the target: that message, not "delete it".
     refuse_training_into_committed(task, stem, f"{adapter_cls.name} ({preset}, seed {seed})")

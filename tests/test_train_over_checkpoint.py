@@ -78,3 +78,14 @@ def test_on_your_own_data_the_committed_checkpoints_get_the_own_data_message(tmp
     monkeypatch.setattr(ChessTask, "own_data", staticmethod(lambda: tmp_path))
     with pytest.raises(BenchError, match="would be trained on your data .* set MOEXBENCH_CHECKPOINTS"):
         _refuse()
+
+
+def test_train_model_itself_refuses_so_every_caller_is_guarded(store):
+    # `make train` and experiments/chess_gpu_run.py both reach train_model; neither may write over a finished
+    # checkpoint. The bench's load_or_train (only_if_missing) loads it instead of training.
+    stem = _finished_checkpoint()
+    before = stem.with_suffix(".safetensors").read_bytes()
+    with pytest.raises(BenchError, match="is already trained"):
+        model_store.train_model(DENSE, ChessTask, "tiny", 0, "cpu", progress=False)
+    assert model_store.train_model(DENSE, ChessTask, "tiny", 0, "cpu", progress=False, only_if_missing=True) == stem
+    assert stem.with_suffix(".safetensors").read_bytes() == before
