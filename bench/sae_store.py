@@ -22,6 +22,7 @@ import torch
 
 from bench.model_identity import parameters_sha256
 from bench import sae_training as st
+from bench.sae_resume import FitCheckpoints
 from core.errors import BenchError
 from core.locks import exclusive
 from core.paths import CACHE, RUNS
@@ -145,6 +146,11 @@ def fit_lock(folder: Path) -> Path:
     return RUNS / "fits" / folder.parent.name / f"{folder.name}.lock"
 
 
+def resume_folder(folder: Path) -> Path:
+    """Where an SAE fit for `folder` saves its state until it is done, beside its lock."""
+    return RUNS / "fits" / folder.parent.name / f"{folder.name}.resume"
+
+
 def _trained_here(adapter, task, preset, seed, config, device, role, hook):
     from bench.runner import settings_for as model_settings
 
@@ -161,7 +167,10 @@ def _trained_here(adapter, task, preset, seed, config, device, role, hook):
     def fit(why):
         print(f"{adapter.name}: training a {adapter.architecture} SAE with SAELens on {hook} ({role} model; {why})")
         data = task.training_data(preset, seed)
-        st.save_sae(st.train_sae(adapter.model, hook, d_sae, settings, data.batch_fn, seed, device), folder, record)
+        checkpoints = FitCheckpoints(resume_folder(folder), record)
+        st.save_sae(st.train_sae(adapter.model, hook, d_sae, settings, data.batch_fn, seed, device, checkpoints),
+                    folder, record)
+        checkpoints.finish()
 
     refit_if_stale(folder, record, adapter, task, preset, "SAE", fit)
     sae = st.load_sae(folder).to(device)

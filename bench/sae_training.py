@@ -107,23 +107,34 @@ def _training_sae(settings: SAESettings, d_in: int, d_sae: int, hook: str, n_ste
 
 
 @torch.no_grad()
-def activation_stream(model, hook: str, batch_fn, batch_tokens: int, seed: int, mix_batches: int = 8):
+def activation_stream(model, hook: str, batch_fn, batch_tokens: int, seed: int, mix_batches: int = 8,
+                      skip_batches: int = 0):
     """Endless (batch_tokens, d_in) activations at `hook`: token rows from the task's training data,
-    pooled over `mix_batches` forward passes and shuffled so a batch mixes many games."""
+    pooled over `mix_batches` forward passes and shuffled so a batch mixes many games. `skip_batches`
+    (a resumed fit) starts where a stream that had yielded that many would go on, running the model
+    only for the pool it resumes in."""
     layer = int(hook.split(".")[1])
     gen = torch.Generator().manual_seed(seed)
     device = next(model.parameters()).device
     step = 1_000_000  # batches the language model never trained on at the same step numbers
     while True:
+        tokens = [batch_fn(step + i) for i in range(mix_batches)]
+        step += mix_batches
+        rows = sum(t.shape[0] * t.shape[1] for t in tokens)  # one activation row per token
+        if skip_batches >= rows // batch_tokens:  # a pool already read: only its shuffle advances the generator
+            torch.randperm(rows, generator=gen)
+            skip_batches -= rows // batch_tokens
+            continue
         pooled = []
-        for _ in range(mix_batches):
-            _, cache = model.run_with_cache(batch_fn(step).to(device), names_filter=[hook], stop_at_layer=layer + 1)
+        for batch in tokens:
+            _, cache = model.run_with_cache(batch.to(device), names_filter=[hook], stop_at_layer=layer + 1)
             acts = heads_concatenated(cache[hook])
             pooled.append(acts.reshape(-1, acts.shape[-1]).float())
-            step += 1
         acts = torch.cat(pooled)
+        assert len(acts) == rows, "skip_batches counts one activation row per token"
         acts = acts[torch.randperm(len(acts), generator=gen).to(device)]
-        yield from acts[: len(acts) // batch_tokens * batch_tokens].split(batch_tokens)
+        yield from acts[: len(acts) // batch_tokens * batch_tokens].split(batch_tokens)[skip_batches:]
+        skip_batches = 0
 
 
 def dead_feature_window(n_steps: int) -> int:
@@ -132,8 +143,10 @@ def dead_feature_window(n_steps: int) -> int:
     return max(50, n_steps // 4)
 
 
-def train_sae(model, hook: str, d_sae: int, settings: SAESettings, batch_fn, seed: int, device: str):
-    """A trained SAELens SAE on `model`'s activations at `hook`."""
+def train_sae(model, hook: str, d_sae: int, settings: SAESettings, batch_fn, seed: int, device: str,
+              checkpoints=None):
+    """A trained SAELens SAE on `model`'s activations at `hook`. With `checkpoints` (bench/sae_resume.py)
+    the fit saves its state every few minutes and, run again, resumes from the last one."""
     from sae_lens import LoggingConfig, SAETrainer
     from sae_lens.config import SAETrainerConfig
 
@@ -147,9 +160,12 @@ def train_sae(model, hook: str, d_sae: int, settings: SAESettings, batch_fn, see
                            dead_feature_window=dead_feature_window(n_steps), feature_sampling_window=max(50, n_steps // 4),
                            n_batches_for_norm_estimate=min(100, max(4, n_steps // 10)),
                            logger=LoggingConfig(log_to_wandb=False))
-    stream = activation_stream(model, hook, batch_fn, settings.batch_tokens, seed)
+    trainer = SAETrainer(cfg=cfg, sae=sae, data_provider=iter(()))
+    read = checkpoints.restore(trainer) if checkpoints is not None else 0
+    stream = activation_stream(model, hook, batch_fn, settings.batch_tokens, seed, skip_batches=read)
+    trainer.data_provider = checkpoints.saving(trainer, stream, read) if checkpoints is not None else stream
     with _library_bars_silenced_when_quiet():
-        return SAETrainer(cfg=cfg, sae=sae, data_provider=stream).fit()
+        return trainer.fit()
 
 
 @contextlib.contextmanager

@@ -1,0 +1,117 @@
+"""A killed SAE fit resumes from its last saved state and ends with the SAE an unbroken fit gives,
+bit for bit, in every architecture (bench/sae_resume.py)."""
+
+import json
+
+import pytest
+import torch
+
+from bench import registry
+from bench.model_store import load_or_train
+from bench.sae_resume import FitCheckpoints
+from bench.sae_training import activation_stream, settings_for, train_sae
+
+HOOK = "blocks.1.mlp.hook_post"
+RECORD = {"settings": "tiny", "hook": HOOK, "seed": 0}
+
+
+class Killed(Exception):
+    pass
+
+
+class KilledAfterSaves(FitCheckpoints):
+    """Saves before every training step after the first, and is killed right after its `saves`-th save."""
+
+    def __init__(self, folder, saves):
+        super().__init__(folder, RECORD, every_s=0)
+        self.left = saves
+
+    def _save(self, trainer, batches_read):
+        super()._save(trainer, batches_read)
+        self.left -= 1
+        if self.left == 0:
+            raise Killed
+
+
+@pytest.fixture(scope="module")
+def setup():
+    task = registry.task("chess")
+    model = load_or_train(registry.model_adapter("dense"), task, "tiny", 0, "cpu")[0].model
+    return model, task.training_data("tiny", 0).batch_fn
+
+
+def _same(a, b):
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+@pytest.mark.parametrize("architecture", ["topk", "batchtopk", "standard", "gated", "jumprelu"])
+def test_a_fit_killed_mid_pool_resumes_to_the_unbroken_fits_sae(architecture, setup, tmp_path, capsys):
+    model, batch_fn = setup
+    # 32 steps of 1,024 rows; a pool of the stream is 16 batches, the norm estimate reads 4. Killed after
+    # the save before step 14: 18 batches read, so the resumed stream skips one pool and 2 batches of the next.
+    settings = settings_for(architecture, "tiny", tokens=32_768)
+    unbroken = train_sae(model, HOOK, 64, settings, batch_fn, 0, "cpu")
+    folder = tmp_path / "resume"
+    with pytest.raises(Killed):
+        train_sae(model, HOOK, 64, settings, batch_fn, 0, "cpu", KilledAfterSaves(folder, 14))
+    [state] = [p for p in folder.iterdir()]
+    assert state.name == "step-14"
+    assert json.loads((state / "moexbench_resume.json").read_text())["batches_read"] == 18
+    resumed = train_sae(model, HOOK, 64, settings, batch_fn, 0, "cpu", FitCheckpoints(folder, RECORD, every_s=1e9))
+    assert "resuming at step 14" in capsys.readouterr().out
+    assert _same(resumed, unbroken)
+
+
+def test_a_state_saved_for_another_record_is_removed_and_the_fit_starts_over(setup, tmp_path, capsys):
+    model, batch_fn = setup
+    settings = settings_for("topk", "tiny")
+    folder = tmp_path / "resume"
+    with pytest.raises(Killed):
+        train_sae(model, HOOK, 64, settings, batch_fn, 0, "cpu", KilledAfterSaves(folder, 3))
+    other = FitCheckpoints(folder, {**RECORD, "seed": 1})
+    fresh = train_sae(model, HOOK, 64, settings, batch_fn, 0, "cpu", other)
+    assert "is for other settings" in capsys.readouterr().out
+    assert _same(fresh, train_sae(model, HOOK, 64, settings, batch_fn, 0, "cpu"))
+    other.finish()
+    assert not folder.exists()
+
+
+def test_a_partial_save_is_not_a_state(tmp_path):
+    (tmp_path / "step-7.partial").mkdir()
+    (tmp_path / "step-3").mkdir()  # no moexbench_resume.json: its save never finished
+    assert FitCheckpoints(tmp_path, RECORD).restore(trainer=None) == 0
+
+
+def test_skipping_batches_gives_the_rest_of_the_same_stream(setup):
+    model, batch_fn = setup
+    whole = activation_stream(model, HOOK, batch_fn, 1024, 0)
+    expected = [next(whole) for _ in range(40)]
+    for skip in (0, 5, 16, 21):
+        rest = activation_stream(model, HOOK, batch_fn, 1024, 0, skip_batches=skip)
+        assert all(torch.equal(next(rest), expected[i]) for i in range(skip, 40))
+
+
+def test_the_store_resumes_a_killed_fit_and_clears_its_state_once_the_sae_is_saved(monkeypatch, tmp_path, capsys):
+    from bench import sae_resume, sae_store
+    from tasks.chess.config import ChessConfig
+
+    monkeypatch.setattr(sae_store, "RUNS", tmp_path / "runs")
+    monkeypatch.setattr(sae_store, "CACHE", tmp_path / "cache")  # the floor's SAE lives there
+    monkeypatch.setattr(sae_resume, "SAVE_EVERY_S", 0.0)
+    task = registry.task("chess")
+    adapter = load_or_train(registry.model_adapter("dense+sae"), task, "tiny", 0, "cpu")[0]
+    save = FitCheckpoints._save
+
+    def save_then_die(self, trainer, batches_read):
+        save(self, trainer, batches_read)
+        raise Killed
+
+    monkeypatch.setattr(FitCheckpoints, "_save", save_then_die)
+    with pytest.raises(Killed):
+        sae_store.attach_features(adapter, task, "tiny", 0, ChessConfig(), "cpu", role="random")
+    [state] = (tmp_path / "runs" / "fits").glob("*/*.resume")
+    monkeypatch.setattr(FitCheckpoints, "_save", save)
+    sae_store.attach_features(adapter, task, "tiny", 0, ChessConfig(), "cpu", role="random")
+    assert "resuming at step 1 from" in capsys.readouterr().out
+    assert not state.exists() and adapter.sae is not None
