@@ -6,6 +6,9 @@ in bench/sae_training.py were picked (at the cpu preset's 1M tokens; the default
     python -m experiments.sae_calibrate standard:l1_coefficient:10 gated:l1_coefficient:10 \
         jumprelu:jumprelu_init_threshold:0.7 --tokens 1000000
 
+A point may set several settings (`jumprelu:batch_tokens:1024:jumprelu_init_threshold:0.5`);
+`--random-init` fits on the random-init model, as the random-init floor's SAE is.
+
 Nothing is saved; the SAEs live in a temporary folder for the round trip through SAELens's format.
 """
 
@@ -21,30 +24,28 @@ from core.errors import BenchError, run_command
 from core.threads import add_threads_argument
 
 
-def calibrate(points: list[str], task_name: str, preset: str, tokens: int, threads: int) -> None:
+def calibrate(points: list[str], task_name: str, preset: str, tokens: int, threads: int,
+              random_init: bool = False) -> None:
     import torch
 
     from adapters.sae import SAEAdapter
     from bench import registry
     from bench import sae_training as st
-    from bench.model_store import load_or_train
+    from bench.model_store import build_random, load_or_train
     from core.fidelity import fidelity
 
+    parsed = [_parse(point, st) for point in points]  # every point checked before a model is loaded
     torch.set_num_threads(threads)
     task = registry.task(task_name)
-    base, _, _ = load_or_train(registry.model_adapter("dense"), task, preset, 0, "cpu", train_if_missing=False)
+    dense = registry.model_adapter("dense")
+    # the floor's SAE is fitted on the random-init model the bench builds for seed 0 (bench/runner.py)
+    base = (dense(build_random(dense, task, preset, 0 + 1_000).eval()) if random_init else
+            load_or_train(dense, task, preset, 0, "cpu", train_if_missing=False)[0])
     config = task.Config()
     data = task.training_data(preset, 0)
     hook = base.site_hook(config.layer, config.site)
-    for point in points:
-        architecture, _, rest = point.partition(":")
-        knob, _, value = rest.partition(":")
-        if not value:
-            raise BenchError(f"point {point!r} is not ARCH:SETTING:VALUE, e.g. standard:l1_coefficient:3")
-        try:
-            settings = st.settings_for(architecture, preset, tokens=tokens, **{knob: float(value)})
-        except TypeError:
-            raise BenchError(f"{knob!r} is not an SAE setting; see SAESettings in bench/sae_training.py") from None
+    for point, architecture, overrides in parsed:
+        settings = st.settings_for(architecture, preset, tokens=tokens, **overrides)
         started = time.time()
         sae = st.train_sae(base.model, hook, settings.latents_per_d_mlp * base.model.cfg.d_mlp, settings,
                            data.batch_fn, 0, "cpu")
@@ -57,15 +58,35 @@ def calibrate(points: list[str], task_name: str, preset: str, tokens: int, threa
               f"{f['loss_recovered']:.3f} dead {f['dead_fraction']:.2f} ({time.time() - started:.0f} s)", flush=True)
 
 
+def _parse(point: str, st) -> tuple[str, str, dict]:
+    """ARCH:SETTING:VALUE[:SETTING:VALUE...] -> (point, architecture, settings), each value of its field's type."""
+    architecture, *pairs = point.split(":")
+    if not pairs or len(pairs) % 2:
+        raise BenchError(f"point {point!r} is not ARCH:SETTING:VALUE[:SETTING:VALUE...], "
+                         f"e.g. standard:l1_coefficient:3")
+    defaults, overrides = st.SAESettings(architecture), {}
+    for knob, value in zip(pairs[::2], pairs[1::2]):
+        if not hasattr(defaults, knob) or knob == "architecture":
+            raise BenchError(f"{knob!r} is not an SAE setting; see SAESettings in bench/sae_training.py")
+        try:
+            overrides[knob] = type(getattr(defaults, knob))(float(value))  # batch_tokens stays an int
+        except ValueError:
+            raise BenchError(f"point {point!r}: {knob} needs a number, not {value!r}") from None
+    st.settings_for(architecture, "cpu")  # an unknown architecture: its one line
+    return point, architecture, overrides
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("points", nargs="+", metavar="ARCH:SETTING:VALUE")
+    parser.add_argument("points", nargs="+", metavar="ARCH:SETTING:VALUE[:SETTING:VALUE...]")
+    parser.add_argument("--random-init", action="store_true", help="fit on the random-init model (the floor's SAE)")
     parser.add_argument("--task", default="chess")
     parser.add_argument("--preset", default="cpu")
     parser.add_argument("--tokens", type=int, default=250_000)
     add_threads_argument(parser)
     args = parser.parse_args(argv)
-    return run_command(lambda: calibrate(args.points, args.task, args.preset, args.tokens, args.threads))
+    return run_command(lambda: calibrate(args.points, args.task, args.preset, args.tokens, args.threads,
+                                                 args.random_init))
 
 
 if __name__ == "__main__":
