@@ -90,7 +90,8 @@ def train_model(adapter_cls, task, preset: str, seed: int, device: str, progress
                 only_if_missing: bool = False) -> Path:
     """Trains (or resumes) and returns the checkpoint stem. One process at a time per checkpoint: a
     second one waits for the first, then (`only_if_missing`) loads what it wrote instead of training.
-    Without `only_if_missing`, a finished checkpoint with no unfinished run is refused (refuse_training_over)."""
+    Without `only_if_missing`, a finished checkpoint with no unfinished run is refused
+    (refuse_training_over)."""
     if getattr(adapter_cls, "external", False):
         raise BenchError(f"{adapter_cls.spec} is a model from your files: it is scored as it is, never trained here; "
                          f"use `make bench`")

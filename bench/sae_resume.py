@@ -22,6 +22,7 @@ from safetensors.torch import load_file, save_file
 
 SAVE_EVERY_S = 300.0
 _PREFIX = "step-"
+_MARKER = "moexbench_resume.json"  # a state is complete once this is written
 
 
 class FitCheckpoints:
@@ -37,7 +38,7 @@ class FitCheckpoints:
         if not self.folder.is_dir():
             return []
         found = [p for p in self.folder.iterdir() if p.is_dir() and p.name.startswith(_PREFIX)
-                 and p.name[len(_PREFIX):].isdigit() and (p / "moexbench_resume.json").exists()]
+                 and p.name[len(_PREFIX):].isdigit() and (p / _MARKER).exists()]
         return sorted(found, key=lambda p: int(p.name[len(_PREFIX):]))
 
     def restore(self, trainer) -> int:
@@ -47,43 +48,66 @@ class FitCheckpoints:
         if not states:
             return 0
         state = states[-1]
-        saved = json.loads((state / "moexbench_resume.json").read_text(encoding="utf-8"))
-        if saved["record"] != self.record:
-            print(f"SAE fit: the saved state at {state} is for other settings, site, model or SAELens version; "
-                  f"starting over", flush=True)
-            self.finish()
-            return 0
-        trainer.load_trainer_state(state)
-        trainer.sae.load_state_dict(load_file(str(state / "sae_parameters.safetensors")))
-        print(f"SAE fit: resuming at step {trainer.n_training_steps} from {state}", flush=True)
-        return saved["batches_read"]
+        try:
+            saved = json.loads((state / _MARKER).read_text(encoding="utf-8"))
+            if saved["record"] != self.record:
+                why = "is for other settings, site, model or SAELens version"
+            else:
+                trainer.load_trainer_state(state)
+                trainer.sae.load_state_dict(load_file(str(state / "sae_parameters.safetensors")))
+                print(f"SAE fit: resuming at step {trainer.n_training_steps} from {state}", flush=True)
+                return saved["batches_read"]
+        except Exception as e:  # noqa: BLE001 - a damaged state (power loss, a hand edit) is only lost time
+            why = f"is unreadable ({type(e).__name__})"
+        print(f"SAE fit: the saved state at {state} {why}; starting over", flush=True)
+        self.finish()
+        return 0
 
     def saving(self, trainer, stream, batches_read: int):
-        """`stream`, saving the fit's state every `every_s` seconds between two training steps: when the
-        trainer asks for a batch, its previous step is complete and the batch not yet read."""
+        """`stream`, saving the fit's state every `every_s` seconds between two training steps. When the
+        trainer asks for a batch, its previous step is complete, the batch is not yet read, and the next
+        step's sparsity-window reset (SAETrainer.maybe_reset_sparsity) has already run."""
         for batch in stream:
-            if trainer.n_training_steps > 0 and time.monotonic() - self._last >= self.every_s:
+            if self._due(trainer):
                 self._save(trainer, batches_read)
             batches_read += 1
             yield batch
 
+    def _due(self, trainer) -> bool:
+        step = trainer.n_training_steps
+        # Step 0 is still the norm estimate's (no activation scaler to save yet). At a sparsity-window
+        # step the statistics were just reset, and a resume would reset them again and divide 0 by 0
+        # in SAELens's sparsity log: save one step later.
+        return (step > 0 and step % trainer.cfg.feature_sampling_window != 0
+                and time.monotonic() - self._last >= self.every_s)
+
     def _save(self, trainer, batches_read: int) -> None:
         state = self.folder / f"{_PREFIX}{trainer.n_training_steps}"
+        if (state / _MARKER).exists():  # just resumed from it: nothing new to keep
+            return
+        for partial in self.folder.glob("*.partial"):  # what earlier saves killed midway left
+            shutil.rmtree(partial, ignore_errors=True)
         partial = state.with_name(state.name + ".partial")
-        shutil.rmtree(partial, ignore_errors=True)
         trainer.save_trainer_state(partial)  # creates the folder
         parameters = {k: v.detach().to("cpu").contiguous().clone() for k, v in trainer.sae.state_dict().items()}
         save_file(parameters, str(partial / "sae_parameters.safetensors"))
         # written last: a folder without it is not a state
-        (partial / "moexbench_resume.json").write_text(json.dumps({"record": self.record,
-                                                                   "batches_read": batches_read}) + "\n")
-        shutil.rmtree(state, ignore_errors=True)
+        (partial / _MARKER).write_text(json.dumps({"record": self.record, "batches_read": batches_read}) + "\n")
+        shutil.rmtree(state, ignore_errors=True)  # only a half-removed one, without its marker, can be here
         partial.rename(state)
         for older in self._complete()[:-1]:
-            shutil.rmtree(older, ignore_errors=True)
+            _remove(older)
         self._last = time.monotonic()
 
     def finish(self) -> None:
         """Removes every saved state: called once the fitted SAE is saved where it belongs."""
-        shutil.rmtree(self.folder, ignore_errors=True)
+        if self.folder.exists():
+            gone = self.folder.with_name(self.folder.name + ".removing")
+            shutil.rmtree(gone, ignore_errors=True)
+            self.folder.rename(gone)  # at once: a kill during the removal leaves no state half removed
+            shutil.rmtree(gone, ignore_errors=True)
 
+
+def _remove(state: Path) -> None:
+    (state / _MARKER).unlink(missing_ok=True)  # first: from here on it is not a state
+    shutil.rmtree(state, ignore_errors=True)

@@ -65,13 +65,14 @@ def projected_minutes(model, preset: str, device: str, done_steps: int = 0) -> f
 
 def run(model_name: str, preset: str, device: str, budget_min: float) -> dict:
     from bench import registry
-    from bench.model_store import build_random, run_dir, train_model
+    from bench.model_store import build_random, refuse_training_over, run_dir, train_model
     from bench.runner import run_bench
     from core.results import load_result
     from models.train import read_state_meta
 
     task, adapter_cls = registry.task("chess"), registry.model_adapter(model_name)
     registry.check_preset(preset, task)
+    refuse_training_over(adapter_cls, task, preset, 0)  # before the lease's time goes on timing steps
     state = run_dir("chess", model_name, preset, 0)
     done = read_state_meta(state)["step"] if (state / "state.safetensors").exists() else 0
     minutes = projected_minutes(build_random(adapter_cls, task, preset, 0), preset, device, done)

@@ -62,16 +62,23 @@ def _parse(point: str, st) -> tuple[str, str, dict]:
     """ARCH:SETTING:VALUE[:SETTING:VALUE...] -> (point, architecture, settings), each value of its field's type."""
     architecture, *pairs = point.split(":")
     if not pairs or len(pairs) % 2:
-        raise BenchError(f"point {point!r} is not ARCH:SETTING:VALUE[:SETTING:VALUE...], "
-                         f"e.g. standard:l1_coefficient:3")
+        raise BenchError(f"point {point!r} is not ARCH:SETTING:VALUE[:SETTING:VALUE...], e.g. "
+                         f"standard:l1_coefficient:3")
     defaults, overrides = st.SAESettings(architecture), {}
     for knob, value in zip(pairs[::2], pairs[1::2]):
+        if knob == "tokens":
+            raise BenchError(f"point {point!r}: the training length is --tokens, the same for every point")
         if not hasattr(defaults, knob) or knob == "architecture":
             raise BenchError(f"{knob!r} is not an SAE setting; see SAESettings in bench/sae_training.py")
         try:
-            overrides[knob] = type(getattr(defaults, knob))(float(value))  # batch_tokens stays an int
+            number = float(value)
         except ValueError:
-            raise BenchError(f"point {point!r}: {knob} needs a number, not {value!r}") from None
+            number = float("nan")
+        kind = type(getattr(defaults, knob))
+        if number != number or abs(number) == float("inf") or (kind is int and not number.is_integer()):
+            raise BenchError(f"point {point!r}: {knob} needs a finite {'whole ' if kind is int else ''}number, "
+                             f"not {value!r}")
+        overrides[knob] = kind(number)  # batch_tokens and k stay ints
     st.settings_for(architecture, "cpu")  # an unknown architecture: its one line
     return point, architecture, overrides
 

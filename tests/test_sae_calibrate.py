@@ -21,7 +21,12 @@ def test_a_bad_point_is_one_line_and_exit_2(capsys):
     assert main(["jumprelu:nope:3", "--preset", "tiny"]) == 2
     assert main(["jumprelu:k:three", "--preset", "tiny"]) == 2
     assert main(["relu:k:3", "--preset", "tiny"]) == 2
+    assert main(["topk:k:32.5", "--preset", "tiny"]) == 2
+    assert main(["topk:lr:inf", "--preset", "tiny"]) == 2
+    assert main(["topk:tokens:100", "--preset", "tiny"]) == 2
     err = capsys.readouterr().err.splitlines()
-    assert len(err) == 4  # one line each, before any model is loaded
+    assert len(err) == 7  # one line each, before any model is loaded
     assert "is not ARCH:SETTING:VALUE" in err[0] and "'nope' is not an SAE setting" in err[1]
-    assert "k needs a number, not 'three'" in err[2] and "architecture 'relu' unknown" in err[3]
+    assert "k needs a finite whole number, not 'three'" in err[2] and "architecture 'relu' unknown" in err[3]
+    assert "k needs a finite whole number, not '32.5'" in err[4] and "lr needs a finite number, not 'inf'" in err[5]
+    assert "the training length is --tokens" in err[6]

@@ -58,8 +58,26 @@ def test_a_fit_killed_mid_pool_resumes_to_the_unbroken_fits_sae(architecture, se
     [state] = [p for p in folder.iterdir()]
     assert state.name == "step-14"
     assert json.loads((state / "moexbench_resume.json").read_text())["batches_read"] == 18
-    resumed = train_sae(model, HOOK, 64, settings, batch_fn, 0, "cpu", FitCheckpoints(folder, RECORD, every_s=1e9))
+    # the resumed fit saves at every step again: first over the state it resumed from (skipped), then on
+    resumed = train_sae(model, HOOK, 64, settings, batch_fn, 0, "cpu", FitCheckpoints(folder, RECORD, every_s=0))
     assert "resuming at step 14" in capsys.readouterr().out
+    assert _same(resumed, unbroken)
+    assert [p.name for p in folder.iterdir()] == ["step-31"]
+
+
+@pytest.mark.parametrize("architecture", ["topk", "jumprelu"])
+def test_a_fit_resumed_past_its_sparsity_window_and_dead_latent_window_matches_too(architecture, setup, tmp_path):
+    model, batch_fn = setup
+    # 64 steps; the sparsity window and the dead-latent window are 50 steps. No state is saved at step 50
+    # (its statistics were just reset), so the 50th save is before step 51, and the resumed fit crosses
+    # neither window's start again but carries both windows' counters.
+    settings = settings_for(architecture, "tiny", tokens=65_536)
+    unbroken = train_sae(model, HOOK, 64, settings, batch_fn, 0, "cpu")
+    folder = tmp_path / "resume"
+    with pytest.raises(Killed):
+        train_sae(model, HOOK, 64, settings, batch_fn, 0, "cpu", KilledAfterSaves(folder, 50))
+    assert [p.name for p in folder.iterdir()] == ["step-51"]
+    resumed = train_sae(model, HOOK, 64, settings, batch_fn, 0, "cpu", FitCheckpoints(folder, RECORD, every_s=1e9))
     assert _same(resumed, unbroken)
 
 
@@ -70,11 +88,19 @@ def test_a_state_saved_for_another_record_is_removed_and_the_fit_starts_over(set
     with pytest.raises(Killed):
         train_sae(model, HOOK, 64, settings, batch_fn, 0, "cpu", KilledAfterSaves(folder, 3))
     other = FitCheckpoints(folder, {**RECORD, "seed": 1})
-    fresh = train_sae(model, HOOK, 64, settings, batch_fn, 0, "cpu", other)
+    fresh = train_sae(model, HOOK, 64, settings, batch_fn, 0, "cpu", other)  # too short to save one of its own
     assert "is for other settings" in capsys.readouterr().out
-    assert _same(fresh, train_sae(model, HOOK, 64, settings, batch_fn, 0, "cpu"))
-    other.finish()
     assert not folder.exists()
+    assert _same(fresh, train_sae(model, HOOK, 64, settings, batch_fn, 0, "cpu"))
+
+
+def test_a_damaged_state_is_removed_and_the_fit_starts_over(tmp_path, capsys):
+    state = tmp_path / "resume" / "step-9"
+    state.mkdir(parents=True)
+    (state / "moexbench_resume.json").write_text("{not json")
+    assert FitCheckpoints(tmp_path / "resume", RECORD).restore(trainer=None) == 0
+    assert "is unreadable (JSONDecodeError); starting over" in capsys.readouterr().out
+    assert not (tmp_path / "resume").exists()
 
 
 def test_a_partial_save_is_not_a_state(tmp_path):
