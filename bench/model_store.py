@@ -143,7 +143,8 @@ def _train(adapter_cls, task, preset: str, seed: int, device: str, progress: boo
 def refuse_training_over(adapter_cls, task, preset: str, seed: int) -> None:
     """Training on purpose (`make train`, the GPU script) on a finished checkpoint with no unfinished run
     to resume (a fresh clone has none) would train a new model and write it over the old one, under the
-    results scored from it: one line instead. A run whose saved state is short of the recipe's steps resumes as before."""
+    results scored from it: one line instead. A run whose saved state is short of the recipe's steps
+    resumes as before."""
     stem = checkpoint_stem(task.name, adapter_cls.name, preset, seed)
     # On your own data the committed checkpoints are never the target: that message, not "delete it".
     refuse_training_into_committed(task, stem, f"{adapter_cls.name} ({preset}, seed {seed})")
