@@ -45,21 +45,29 @@ def _same(a, b):
     return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
+def _kill_then_resume(setup, folder, architecture, tokens, saves, resumed_every_s):
+    """An unbroken fit, and the same fit killed after its `saves`-th save (one before every step) and run
+    again; returns both SAEs and the saved state the second run resumed from."""
+    model, batch_fn = setup
+    settings = settings_for(architecture, "tiny", tokens=tokens)
+    unbroken = train_sae(model, HOOK, 64, settings, batch_fn, 0, "cpu")
+    with pytest.raises(Killed):
+        train_sae(model, HOOK, 64, settings, batch_fn, 0, "cpu", KilledAfterSaves(folder, saves))
+    [state] = list(folder.iterdir())
+    meta = json.loads((state / "moexbench_resume.json").read_text())
+    resumed = train_sae(model, HOOK, 64, settings, batch_fn, 0, "cpu",
+                        FitCheckpoints(folder, RECORD, every_s=resumed_every_s))
+    return unbroken, resumed, state.name, meta["batches_read"]
+
+
 @pytest.mark.parametrize("architecture", ["topk", "batchtopk", "standard", "gated", "jumprelu"])
 def test_a_fit_killed_mid_pool_resumes_to_the_unbroken_fits_sae(architecture, setup, tmp_path, capsys):
-    model, batch_fn = setup
     # 32 steps of 1,024 rows; a pool of the stream is 16 batches, the norm estimate reads 4. Killed after
-    # the save before step 14: 18 batches read, so the resumed stream skips one pool and 2 batches of the next.
-    settings = settings_for(architecture, "tiny", tokens=32_768)
-    unbroken = train_sae(model, HOOK, 64, settings, batch_fn, 0, "cpu")
+    # the save before step 14: 18 batches read, so the resumed stream skips one pool and 2 batches of the
+    # next. The resumed fit saves before every step again: first over the state it resumed from (skipped).
     folder = tmp_path / "resume"
-    with pytest.raises(Killed):
-        train_sae(model, HOOK, 64, settings, batch_fn, 0, "cpu", KilledAfterSaves(folder, 14))
-    [state] = [p for p in folder.iterdir()]
-    assert state.name == "step-14"
-    assert json.loads((state / "moexbench_resume.json").read_text())["batches_read"] == 18
-    # the resumed fit saves at every step again: first over the state it resumed from (skipped), then on
-    resumed = train_sae(model, HOOK, 64, settings, batch_fn, 0, "cpu", FitCheckpoints(folder, RECORD, every_s=0))
+    unbroken, resumed, state, read = _kill_then_resume(setup, folder, architecture, 32_768, 14, 0)
+    assert (state, read) == ("step-14", 18)
     assert "resuming at step 14" in capsys.readouterr().out
     assert _same(resumed, unbroken)
     assert [p.name for p in folder.iterdir()] == ["step-31"]
@@ -67,17 +75,11 @@ def test_a_fit_killed_mid_pool_resumes_to_the_unbroken_fits_sae(architecture, se
 
 @pytest.mark.parametrize("architecture", ["topk", "jumprelu"])
 def test_a_fit_resumed_past_its_sparsity_window_and_dead_latent_window_matches_too(architecture, setup, tmp_path):
-    model, batch_fn = setup
     # 64 steps; the sparsity window and the dead-latent window are 50 steps. No state is saved at step 50
-    # (its statistics were just reset), so the 50th save is before step 51, and the resumed fit crosses
-    # neither window's start again but carries both windows' counters.
-    settings = settings_for(architecture, "tiny", tokens=65_536)
-    unbroken = train_sae(model, HOOK, 64, settings, batch_fn, 0, "cpu")
-    folder = tmp_path / "resume"
-    with pytest.raises(Killed):
-        train_sae(model, HOOK, 64, settings, batch_fn, 0, "cpu", KilledAfterSaves(folder, 50))
-    assert [p.name for p in folder.iterdir()] == ["step-51"]
-    resumed = train_sae(model, HOOK, 64, settings, batch_fn, 0, "cpu", FitCheckpoints(folder, RECORD, every_s=1e9))
+    # (its statistics were just reset), so the 50th save is before step 51, and the resumed fit carries
+    # both windows' counters.
+    unbroken, resumed, state, _ = _kill_then_resume(setup, tmp_path / "resume", architecture, 65_536, 50, 1e9)
+    assert state == "step-51"
     assert _same(resumed, unbroken)
 
 
