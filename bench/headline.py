@@ -41,16 +41,32 @@ def _cell(seeds: list[dict], name: str, floor: str | None) -> str:
 
 def models_table(task: str, seeds_of: dict[str, list[dict]], paper: dict) -> list[str]:
     """Every model: mean ± std over its seeds of each headline metric (at most five), the mean
-    random-init floor in brackets, and the paper's numbers where it has any."""
+    random-init floor in parentheses, flags in square brackets, and the paper's numbers where it has any."""
     heads = [m for m in declared(task) if m.headline][:5]
     paper_cols = [m.name for m in heads if any(m.name in v for v in paper.values())]
     rows = []
     for model, seeds in seeds_of.items():
         ref = paper.get(model, {})
-        rows.append([model + other_measurement(task, seeds), str(len(seeds))] + [_cell(seeds, m.name, m.floor) for m in heads]
+        rows.append([model + other_measurement(task, seeds) + flags(seeds), str(len(seeds))]
+                    + [_cell(seeds, m.name, m.floor) for m in heads]
                     + (([" / ".join(_num(ref.get(c)) for c in paper_cols)]) if paper_cols else []))
     header = ["model", "seeds"] + [m.name for m in heads] + ([f"paper {' / '.join(paper_cols)}"] if paper_cols else [])
     return _markdown(header, rows)
+
+
+# Result flags (1.0 when raised) that make a row's numbers mean something else than they seem: said
+# beside the model's name, since the headline has no column for them.
+FLAGS = {"mostly_dead": "mostly dead", "router_collapsed": "router collapsed"}
+
+
+def flags(seeds: list[dict]) -> str:
+    """` [mostly dead]`, or ` [router collapsed: 2 of 3 seeds]`: the flags any seed of a model raised."""
+    said = []
+    for name, words in FLAGS.items():
+        raised = sum(s["metrics"].get(name, 0.0) >= 0.5 for s in seeds)
+        if raised:
+            said.append(words if raised == len(seeds) else f"{words}: {raised} of {len(seeds)} seeds")
+    return f" [{'; '.join(said)}]" if said else ""
 
 
 def other_measurement(task: str, seeds: list[dict]) -> str:

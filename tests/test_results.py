@@ -133,6 +133,10 @@ def test_the_compact_tables_keep_floor_ceiling_spread_and_paper_beside_each_scor
     table = models_table("chess", {"moex": seeds}, {"moex": {"coverage": 0.428, "reconstruction": 0.84}})
     assert table[0].startswith("| model | seeds | coverage | reconstruction | probe_f1 |")
     assert table[2] == "| moex | 2 | 0.200 ± 0.141 (0.075) | 0.200 ± 0.000 | - | - | - | 0.428 / 0.840 |"
+    dead = [{"metrics": {"coverage": 0.05, "mostly_dead": 1.0, "router_collapsed": 0.0}},
+            {"metrics": {"coverage": 0.07, "mostly_dead": 1.0, "router_collapsed": 1.0}}]
+    flagged = models_table("chess", {"x": dead}, {})[2]
+    assert flagged.startswith("| x [mostly dead; router collapsed: 1 of 2 seeds] | 2 |")
     run = run_table("chess", {"reconstruction": 0.3, "reconstruction_random_init": 0.01, "probe_f1": 0.6}, {})
     assert "| reconstruction | 0.300 | 0.010 | 0.600 (probe_f1) | - |" in run
 
