@@ -39,7 +39,8 @@ def test_the_committed_saes_are_what_their_settings_ask_for():
         assert settings == sae_training.settings_for(settings["architecture"], "cpu").__dict__, path
 
 
-def test_jumprelu_takes_its_own_threshold_and_a_tiny_preset_still_wins():
-    assert sae_training.settings_for("jumprelu", "cpu").jumprelu_init_threshold == 0.7
-    assert sae_training.settings_for("topk", "cpu").jumprelu_init_threshold == 0.5
-    assert sae_training.settings_for("jumprelu", "tiny").jumprelu_init_threshold == 0.05
+def test_jumprelu_takes_its_own_batch_and_a_tiny_preset_still_wins():
+    jumprelu, topk = sae_training.settings_for("jumprelu", "cpu"), sae_training.settings_for("topk", "cpu")
+    assert (jumprelu.batch_tokens, jumprelu.tokens, topk.batch_tokens) == (1024, topk.tokens, 4096)
+    tiny = sae_training.settings_for("jumprelu", "tiny")
+    assert (tiny.jumprelu_init_threshold, tiny.tokens) == (0.05, 16_384)
