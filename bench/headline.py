@@ -56,7 +56,7 @@ def models_table(task: str, seeds_of: dict[str, list[dict]], paper: dict) -> lis
 
 # Result flags (1.0 when raised) that make a row's numbers mean something else than they seem: said
 # beside the model's name, since the headline has no column for them.
-FLAGS = {"mostly_dead": "mostly dead", "router_collapsed": "router collapsed"}
+FLAGS = {"mostly_dead": "mostly dead", "router_collapsed": "router collapsed", "floor_mostly_dead": "floor mostly dead"}
 
 
 def flags(seeds: list[dict]) -> str:

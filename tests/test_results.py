@@ -137,6 +137,8 @@ def test_the_compact_tables_keep_floor_ceiling_spread_and_paper_beside_each_scor
             {"metrics": {"coverage": 0.07, "mostly_dead": 1.0, "router_collapsed": 1.0}}]
     flagged = models_table("chess", {"x": dead}, {})[2]
     assert flagged.startswith("| x [mostly dead; router collapsed: 1 of 2 seeds] | 2 |")
+    dead_floor = [{"metrics": {"coverage": 0.05, "floor_mostly_dead": 1.0}}, {"metrics": {"coverage": 0.07}}]
+    assert models_table("chess", {"x": dead_floor}, {})[2].startswith("| x [floor mostly dead: 1 of 2 seeds] | 2 |")
     run = run_table("chess", {"reconstruction": 0.3, "reconstruction_random_init": 0.01, "probe_f1": 0.6}, {})
     assert "| reconstruction | 0.300 | 0.010 | 0.600 (probe_f1) | - |" in run
 

@@ -125,7 +125,7 @@ def test_make_bench_dense_sae_tiny_end_to_end(name, architecture, file_name):
     assert record["model"] == name and Path(result_path("chess", name, "tiny", 0)).name == file_name
     m = record["metrics"]
     for name in ("coverage", "reconstruction", "loss_recovered", "explained_variance", "dead_fraction", "mostly_dead",
-                 "coverage_random_init", "perplexity_splice"):
+                 "coverage_random_init", "alive_fraction_random_init", "floor_mostly_dead", "perplexity_splice"):
         assert name in m, name
     assert m["n_features"] == 512 and record["provenance"]["features_from"]["settings"]["architecture"] == architecture
     # the weights it was scored on are the ones its SAE was trained over

@@ -210,8 +210,10 @@ class ChessTask(Task):
             if floor_later is not None:
                 floor_later.cancel()  # nothing to stop once its result was read
         if floor_later is not None:
-            for key in ("coverage", "reconstruction", "coverage_strategy", "reconstruction_strategy", "probe_f1"):
+            for key in ("coverage", "reconstruction", "coverage_strategy", "reconstruction_strategy", "probe_f1",
+                        "alive_fraction"):
                 metrics[f"{key}_random_init"] = floor["metrics"][key]
+            metrics["floor_mostly_dead"] = _floor_mostly_dead(adapter.name, floor["metrics"]["alive_fraction"])
             details["random_init"] = {"groups": _summarise_groups(floor["groups"]),
                                       "probe_f1_by_layer": dict(floor["probe_f1_by_layer"]),
                                       "from_cache": cached}
@@ -307,6 +309,20 @@ def _random_init_floor(adapter, train, test, stat_games, args: dict, games: list
     if later.forked:
         print("random-init floor: scored in a second process beside the trained model (one thread each)")
     return later
+
+
+def _floor_mostly_dead(name: str, alive: float) -> float:
+    """1.0 when more than half the floor's features never fire in the statistics games, else 0.0. A
+    dictionary fitted on a random-init model can end mostly dead where the trained model's is not
+    (JumpReLU's thresholds do): so few features leave few chance matches, and the margin over that floor
+    overstates what training added. Said in the results and beside the model's name in the tables."""
+    from core.fidelity import MOSTLY_DEAD
+
+    dead = 1.0 - alive
+    if dead > MOSTLY_DEAD:
+        print(f"warning: {dead:.0%} of the features of {name}'s random-init floor never fire in the statistics "
+              f"games; flagged as floor_mostly_dead in the results (its margin over the floor is inflated)")
+    return float(dead > MOSTLY_DEAD)
 
 
 def _summarise_groups(groups: dict) -> dict:
