@@ -1,11 +1,19 @@
-"""An SAE fit that survives being killed.
+"""Dictionary fits that survive being killed: SAEs (SAELens's trainer) and transcoders (our own loop).
 
-Every few minutes of training, `FitCheckpoints` saves what SAELens's `SAETrainer` needs to go on (its own
-`save_trainer_state`: optimizer, learning-rate and coefficient schedules, step counters, firing
-statistics, the activation scaler), the SAE's raw parameters, and how many activation batches the fit
+Every few minutes of training a fit saves what it needs to go on and how many activation batches it
 has read. A rerun of the same fit (same record: settings, site, width, seed, model weights, SAELens
-version) loads that, skips the batches already read, and ends with the SAE an unbroken fit gives, bit
-for bit (tests/test_sae_resume.py). A state saved for another record is removed with a line saying so.
+version) loads that, skips the batches already read, and ends with the dictionary an unbroken fit
+gives, bit for bit (tests/test_sae_resume.py, tests/test_transcoder_resume.py).
+- `FitCheckpoints` (SAEs): SAELens's own `save_trainer_state` (optimizer, learning-rate and
+  coefficient schedules, step counters, firing statistics, the activation scaler) and the SAE's raw
+  parameters.
+- `LoopCheckpoints` (a loop of ours, one batch per step): the module's parameters, the optimiser's
+  state, the tensors the loop carries from step to step (firing counters) and the step.
+
+A state saved for another record, or one that cannot be read, is removed with a line saying so and the
+fit starts over. A state that was read but fails to load into SAELens's trainer (which it changes as it
+loads) is removed too, and the run stops in one line: going on from a half-loaded trainer would give
+neither the unbroken fit nor a fresh one.
 
 Layout: `<folder>/step-<n>/` for the newest complete state, written as `step-<n>.partial/` and renamed,
 so a kill during a save leaves the previous state usable.
@@ -17,15 +25,22 @@ import json
 import shutil
 import time
 from pathlib import Path
+from typing import Callable
 
+import torch
 from safetensors.torch import load_file, save_file
+
+from core.errors import BenchError
 
 SAVE_EVERY_S = 300.0
 _PREFIX = "step-"
 _MARKER = "moexbench_resume.json"  # a state is complete once this is written
 
 
-class FitCheckpoints:
+class _SavedStates:
+    """The folder of saved states both kinds of fit share: the newest complete one, writing one
+    atomically, and removing them all."""
+
     def __init__(self, folder: Path, record: dict, every_s: float | None = None):
         import sae_lens
 
@@ -41,9 +56,10 @@ class FitCheckpoints:
                  and p.name[len(_PREFIX):].isdigit() and (p / _MARKER).exists()]
         return sorted(found, key=lambda p: int(p.name[len(_PREFIX):]))
 
-    def restore(self, trainer) -> int:
-        """Loads the newest saved state into `trainer` (and its SAE); returns the activation batches the
-        fit had read by then (0 when there is nothing to resume)."""
+    def _restore(self, read: Callable[[Path], object], apply: Callable[[object, dict], int]) -> int:
+        """`apply(read(state), marker)` for the newest state whose record is this fit's; returns what
+        apply returns (0 when there is nothing to resume). `read` must change nothing: a state it fails
+        on is removed and the fit starts over."""
         states = self._complete()
         if not states:
             return 0
@@ -53,15 +69,70 @@ class FitCheckpoints:
             if saved["record"] != self.record:
                 why = "is for other settings, site, model or SAELens version"
             else:
-                trainer.load_trainer_state(state)
-                trainer.sae.load_state_dict(load_file(str(state / "sae_parameters.safetensors")))
-                print(f"SAE fit: resuming at step {trainer.n_training_steps} from {state}", flush=True)
-                return saved["batches_read"]
+                data = read(state)
+                why = None
         except Exception as e:  # noqa: BLE001 - a damaged state (power loss, a hand edit) is only lost time
             why = f"is unreadable ({type(e).__name__})"
-        print(f"SAE fit: the saved state at {state} {why}; starting over", flush=True)
-        self.finish()
-        return 0
+        if why:
+            print(f"fit: the saved state at {state} {why}; starting over", flush=True)
+            self.finish()
+            return 0
+        try:
+            return apply(data, saved)
+        except Exception as e:  # noqa: BLE001
+            self.finish()
+            said = " ".join(str(e).split())[:120]  # one line
+            raise BenchError(f"the saved fit state at {state} failed to load ({type(e).__name__}: {said}) "
+                             f"and is removed; run the same command again to start this fit over") from None
+
+    def _time_due(self) -> bool:
+        return time.monotonic() - self._last >= self.every_s
+
+    def _write(self, step: int, write_files: Callable[[Path], None], meta: dict) -> None:
+        """A state for `step`: `write_files(folder)` fills a fresh folder, then the marker (record and
+        `meta`) is written and the folder renamed into place; older states are removed."""
+        state = self.folder / f"{_PREFIX}{step}"
+        if (state / _MARKER).exists():  # just resumed from it: nothing new to keep
+            return
+        for partial in self.folder.glob("*.partial"):  # what earlier saves killed midway left
+            shutil.rmtree(partial, ignore_errors=True)
+        partial = state.with_name(state.name + ".partial")
+        partial.mkdir(parents=True, exist_ok=True)
+        write_files(partial)
+        # written last: a folder without it is not a state
+        (partial / _MARKER).write_text(json.dumps({"record": self.record, **meta}) + "\n")
+        shutil.rmtree(state, ignore_errors=True)  # only a half-removed one, without its marker, can be here
+        partial.rename(state)
+        for older in self._complete()[:-1]:
+            _remove(older)
+        self._last = time.monotonic()
+
+    def finish(self) -> None:
+        """Removes every saved state: called once the fitted dictionary is saved where it belongs."""
+        if self.folder.exists():
+            gone = self.folder.with_name(self.folder.name + ".removing")
+            shutil.rmtree(gone, ignore_errors=True)
+            self.folder.rename(gone)  # at once: a kill during the removal leaves no state half removed
+            shutil.rmtree(gone, ignore_errors=True)
+
+
+class FitCheckpoints(_SavedStates):
+    """The saved states of an SAE fit by SAELens's `SAETrainer` (bench/sae_training.train_sae)."""
+
+    def restore(self, trainer) -> int:
+        """Loads the newest saved state into `trainer` (and its SAE); returns the activation batches the
+        fit had read by then (0 when there is nothing to resume)."""
+        def read(state: Path):
+            return state, load_file(str(state / "sae_parameters.safetensors"))
+
+        def apply(data, saved: dict) -> int:
+            state, parameters = data
+            trainer.load_trainer_state(state)
+            trainer.sae.load_state_dict(parameters)
+            print(f"SAE fit: resuming at step {trainer.n_training_steps} from {state}", flush=True)
+            return saved["batches_read"]
+
+        return self._restore(read, apply)
 
     def saving(self, trainer, stream, batches_read: int):
         """`stream`, saving the fit's state every `every_s` seconds between two training steps. When the
@@ -78,34 +149,60 @@ class FitCheckpoints:
         # Step 0 is still the norm estimate's (no activation scaler to save yet). At a sparsity-window
         # step the statistics were just reset, and a resume would reset them again and divide 0 by 0
         # in SAELens's sparsity log: save one step later.
-        return (step > 0 and step % trainer.cfg.feature_sampling_window != 0
-                and time.monotonic() - self._last >= self.every_s)
+        return step > 0 and step % trainer.cfg.feature_sampling_window != 0 and self._time_due()
 
     def _save(self, trainer, batches_read: int) -> None:
-        state = self.folder / f"{_PREFIX}{trainer.n_training_steps}"
-        if (state / _MARKER).exists():  # just resumed from it: nothing new to keep
-            return
-        for partial in self.folder.glob("*.partial"):  # what earlier saves killed midway left
-            shutil.rmtree(partial, ignore_errors=True)
-        partial = state.with_name(state.name + ".partial")
-        trainer.save_trainer_state(partial)  # creates the folder
-        parameters = {k: v.detach().to("cpu").contiguous().clone() for k, v in trainer.sae.state_dict().items()}
-        save_file(parameters, str(partial / "sae_parameters.safetensors"))
-        # written last: a folder without it is not a state
-        (partial / _MARKER).write_text(json.dumps({"record": self.record, "batches_read": batches_read}) + "\n")
-        shutil.rmtree(state, ignore_errors=True)  # only a half-removed one, without its marker, can be here
-        partial.rename(state)
-        for older in self._complete()[:-1]:
-            _remove(older)
-        self._last = time.monotonic()
+        def write_files(folder: Path) -> None:
+            trainer.save_trainer_state(folder)
+            save_file(_on_cpu(trainer.sae.state_dict()), str(folder / "sae_parameters.safetensors"))
 
-    def finish(self) -> None:
-        """Removes every saved state: called once the fitted SAE is saved where it belongs."""
-        if self.folder.exists():
-            gone = self.folder.with_name(self.folder.name + ".removing")
-            shutil.rmtree(gone, ignore_errors=True)
-            self.folder.rename(gone)  # at once: a kill during the removal leaves no state half removed
-            shutil.rmtree(gone, ignore_errors=True)
+        self._write(trainer.n_training_steps, write_files, {"batches_read": batches_read})
+
+
+class LoopCheckpoints(_SavedStates):
+    """The saved states of a training loop of ours that reads one batch per step (the transcoder's,
+    bench/transcoder_training.py): after `step` steps it has read `step` batches."""
+
+    def restore(self, module: torch.nn.Module, optimiser: torch.optim.Optimizer,
+                carried: dict[str, torch.Tensor]) -> int:
+        """Loads the newest saved state into `module`, `optimiser` and, in place, the `carried` tensors;
+        returns the steps done (0 when there is nothing to resume)."""
+        def read(state: Path):
+            tensors = load_file(str(state / "carried.safetensors"))
+            if tensors.keys() != carried.keys():
+                raise KeyError(f"carried tensors {sorted(tensors)}, expected {sorted(carried)}")
+            return (load_file(str(state / "parameters.safetensors")),
+                    torch.load(state / "optimiser.pt", weights_only=True), tensors)
+
+        def apply(data, saved: dict) -> int:
+            parameters, optimiser_state, tensors = data
+            module.load_state_dict(parameters)
+            optimiser.load_state_dict(optimiser_state)
+            for name, tensor in carried.items():
+                tensor.copy_(tensors[name])
+            print(f"fit: resuming at step {saved['step']} from {self.folder / (_PREFIX + str(saved['step']))}",
+                  flush=True)
+            return saved["step"]
+
+        return self._restore(read, apply)
+
+    def maybe_save(self, step: int, module: torch.nn.Module, optimiser: torch.optim.Optimizer,
+                   carried: dict[str, torch.Tensor]) -> None:
+        """Saves the state after `step` steps when `every_s` seconds have passed since the last save
+        (never at step 0, which holds nothing to keep). Call it between two steps."""
+        if step == 0 or not self._time_due():
+            return
+
+        def write_files(folder: Path) -> None:
+            save_file(_on_cpu(module.state_dict()), str(folder / "parameters.safetensors"))
+            torch.save(optimiser.state_dict(), folder / "optimiser.pt")
+            save_file(_on_cpu(carried), str(folder / "carried.safetensors"))
+
+        self._write(step, write_files, {"step": step})
+
+
+def _on_cpu(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
 
 
 def _remove(state: Path) -> None:

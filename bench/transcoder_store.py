@@ -5,7 +5,9 @@ and under .cache/saes/ for other layers and the random-init floor, and retrained
 transcoder saved on disk, for the trained model (the floor's is always trained here).
 
 Its settings are the TopK SAE's of the preset (bench/sae_training.SAESettings: width 4 x d_mlp, k,
-tokens, batch, learning rate), so a transcoder and the TopK SAE are compared at equal width and L0.
+tokens, batch, learning rate), so a transcoder and the TopK SAE are compared at equal width and L0. A
+fit that is killed saves its state every few minutes under `runs/fits/` and the same command resumes it
+(bench/sae_resume.LoopCheckpoints).
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from pathlib import Path
 from bench.model_identity import parameters_sha256
 from bench import sae_training as st
 from bench import transcoder_training as tt
-from bench.sae_store import fitted_folder, refit_if_stale
+from bench.sae_resume import LoopCheckpoints
+from bench.sae_store import fitted_folder, refit_if_stale, resume_folder
 
 
 def attach_transcoder(adapter, task, preset: str, seed: int, config, device: str, role: str) -> None:
@@ -52,8 +55,10 @@ def _trained_here(adapter, task, preset, seed, config, device, role, layer):
     def fit(why):
         print(f"{adapter.name}: training a TopK transcoder on {read} -> {write} ({role} model; {why})")
         data = task.training_data(preset, seed)
-        tt.save_transcoder(tt.train_transcoder(adapter.model, layer, d_sae, settings, data.batch_fn, seed), folder,
-                           record)
+        checkpoints = LoopCheckpoints(resume_folder(folder), record)
+        tt.save_transcoder(tt.train_transcoder(adapter.model, layer, d_sae, settings, data.batch_fn, seed,
+                                               checkpoints), folder, record)
+        checkpoints.finish()
 
     refit_if_stale(folder, record, adapter, task, preset, "transcoder", fit)
     transcoder = tt.load_transcoder(folder, layer, adapter.d_model).to(device)

@@ -21,6 +21,7 @@ this one; `load_transcoder` puts the TopK back.
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import os
 import shutil
@@ -55,25 +56,34 @@ def new_transcoder(d_in: int, d_sae: int, d_out: int, k: int, layer: int):
 
 
 @torch.no_grad()
-def paired_stream(model, layer: int, batch_fn, batch_tokens: int, seed: int, mix_batches: int = 8):
+def paired_stream(model, layer: int, batch_fn, batch_tokens: int, seed: int, mix_batches: int = 8,
+                  skip_batches: int = 0):
     """Endless ((batch_tokens, d_model) MLP inputs, (batch_tokens, d_model) MLP outputs) from the task's
-    training rows, pooled over `mix_batches` forward passes and shuffled in pairs."""
+    training rows, pooled over `mix_batches` forward passes and shuffled in pairs. `skip_batches` (a
+    resumed fit) starts where a stream that had yielded that many would go on, running the model only
+    for the pool it resumes in."""
     read, write = hooks(layer)
     gen = torch.Generator().manual_seed(seed)
     device = next(model.parameters()).device
     step = 1_000_000  # the SAE stream's offset: batches the model never trained on at these step numbers
     while True:
+        tokens = [batch_fn(step + i) for i in range(mix_batches)]
+        step += mix_batches
+        rows = sum(t.shape[0] * t.shape[1] for t in tokens)  # one pair of activations per token
+        if skip_batches >= rows // batch_tokens:  # a pool already read: only its shuffle advances the generator
+            torch.randperm(rows, generator=gen)
+            skip_batches -= rows // batch_tokens
+            continue
         ins, outs = [], []
-        for _ in range(mix_batches):
-            _, cache = model.run_with_cache(batch_fn(step).to(device), names_filter=[read, write],
-                                            stop_at_layer=layer + 1)
+        for batch in tokens:
+            _, cache = model.run_with_cache(batch.to(device), names_filter=[read, write], stop_at_layer=layer + 1)
             ins.append(cache[read].reshape(-1, cache[read].shape[-1]).float())
             outs.append(cache[write].reshape(-1, cache[write].shape[-1]).float())
-            step += 1
-        order = torch.randperm(sum(len(x) for x in ins), generator=gen).to(device)
+        order = torch.randperm(rows, generator=gen).to(device)
         x, y = torch.cat(ins)[order], torch.cat(outs)[order]
         usable = len(x) // batch_tokens * batch_tokens
-        yield from zip(x[:usable].split(batch_tokens), y[:usable].split(batch_tokens))
+        yield from list(zip(x[:usable].split(batch_tokens), y[:usable].split(batch_tokens)))[skip_batches:]
+        skip_batches = 0
 
 
 def topk_aux_loss(hidden_pre: torch.Tensor, dead: torch.Tensor, residual: torch.Tensor,
@@ -93,11 +103,13 @@ def topk_aux_loss(hidden_pre: torch.Tensor, dead: torch.Tensor, residual: torch.
     return scale * (acts @ W_dec - residual).pow(2).sum(-1).mean()
 
 
-def train_transcoder(model, layer: int, d_sae: int, settings, batch_fn, seed: int):
+def train_transcoder(model, layer: int, d_sae: int, settings, batch_fn, seed: int, checkpoints=None):
     """A TopK transcoder for block `layer`'s MLP, trained with `settings` (bench/sae_training.SAESettings:
-    tokens, batch_tokens, lr, k), with the AuxK loss on dead latents."""
+    tokens, batch_tokens, lr, k), with the AuxK loss on dead latents. With `checkpoints`
+    (bench/sae_resume.LoopCheckpoints) the fit saves its state every few minutes and, run again, resumes
+    from the last one."""
     stream = paired_stream(model, layer, batch_fn, settings.batch_tokens, seed)
-    x, y = next(stream)
+    first = x, y = next(stream)
     torch.manual_seed(seed)
     transcoder = new_transcoder(x.shape[-1], d_sae, y.shape[-1], settings.k, layer).to(x.device)
     with torch.no_grad():  # b_enc is 0, so TopK's output scales with W_enc: match the output's spread
@@ -109,10 +121,16 @@ def train_transcoder(model, layer: int, d_sae: int, settings, batch_fn, seed: in
     n_steps = settings.tokens // settings.batch_tokens
     window = dead_feature_window(n_steps)  # the TopK SAE's, so both call the same latents dead
     steps_since_fired = torch.zeros(d_sae, device=x.device)
-    bar = progress(total=n_steps, desc="transcoder", unit="step")
-    for step in range(n_steps):
-        if step:
-            x, y = next(stream)
+    carried = {"steps_since_fired": steps_since_fired}
+    done = checkpoints.restore(transcoder, optimiser, carried) if checkpoints else 0
+    # step s reads the stream's s-th batch: the first, read above for the start, is step 0's
+    stream = (paired_stream(model, layer, batch_fn, settings.batch_tokens, seed, skip_batches=done) if done
+              else itertools.chain([first], stream))
+    bar = progress(total=n_steps, initial=done, desc="transcoder", unit="step")
+    for step in range(done, n_steps):
+        if checkpoints:
+            checkpoints.maybe_save(step, transcoder, optimiser, carried)
+        x, y = next(stream)
         hidden_pre = transcoder.process_sae_in(x) @ transcoder.W_enc + transcoder.b_enc
         acts = transcoder.activation_fn(hidden_pre)
         out = transcoder.decode(acts)
