@@ -11,9 +11,9 @@ gives, bit for bit (tests/test_sae_resume.py, tests/test_transcoder_resume.py).
   state, the tensors the loop carries from step to step (firing counters) and the step.
 
 A state saved for another record, or one that cannot be read, is removed with a line saying so and the
-fit starts over. A state that was read but fails to load into SAELens's trainer (which it changes as it
-loads) is removed too, and the run stops in one line: going on from a half-loaded trainer would give
-neither the unbroken fit nor a fresh one.
+fit starts over. A state that was read but fails to load into the trainer (or the module and optimiser),
+which it changes as it loads, is removed too, and the run stops in one line: going on from a half-loaded
+fit would give neither the unbroken fit nor a fresh one.
 
 Layout: `<folder>/step-<n>/` for the newest complete state, written as `step-<n>.partial/` and renamed,
 so a kill during a save leaves the previous state usable.
@@ -41,6 +41,8 @@ class _SavedStates:
     """The folder of saved states both kinds of fit share: the newest complete one, writing one
     atomically, and removing them all."""
 
+    LABEL = "fit"  # how its lines name the fit
+
     def __init__(self, folder: Path, record: dict, every_s: float | None = None):
         import sae_lens
 
@@ -56,10 +58,10 @@ class _SavedStates:
                  and p.name[len(_PREFIX):].isdigit() and (p / _MARKER).exists()]
         return sorted(found, key=lambda p: int(p.name[len(_PREFIX):]))
 
-    def _restore(self, read: Callable[[Path], object], apply: Callable[[object, dict], int]) -> int:
-        """`apply(read(state), marker)` for the newest state whose record is this fit's; returns what
-        apply returns (0 when there is nothing to resume). `read` must change nothing: a state it fails
-        on is removed and the fit starts over."""
+    def _restore(self, read: Callable[[Path, dict], object], apply: Callable[[object], int]) -> int:
+        """`apply(read(state, marker))` for the newest state whose record is this fit's; returns what
+        apply returns (0 when there is nothing to resume). `read` reads every file and checks every
+        field `apply` needs, changing nothing: a state it fails on is removed and the fit starts over."""
         states = self._complete()
         if not states:
             return 0
@@ -69,21 +71,21 @@ class _SavedStates:
             if saved["record"] != self.record:
                 why = "is for other settings, site, model or SAELens version"
             else:
-                data = read(state)
+                data = read(state, saved)
                 why = None
         except Exception as e:  # noqa: BLE001 - a damaged state (power loss, a hand edit) is only lost time
             why = f"is unreadable ({type(e).__name__})"
         if why:
-            print(f"fit: the saved state at {state} {why}; starting over", flush=True)
+            print(f"{self.LABEL}: the saved state at {state} {why}; starting over", flush=True)
             self.finish()
             return 0
         try:
-            return apply(data, saved)
+            return apply(data)
         except Exception as e:  # noqa: BLE001
             self.finish()
             said = " ".join(str(e).split())[:120]  # one line
-            raise BenchError(f"the saved fit state at {state} failed to load ({type(e).__name__}: {said}) "
-                             f"and is removed; run the same command again to start this fit over") from None
+            raise BenchError(f"{self.LABEL}: the saved state at {state} failed to load ({type(e).__name__}: {said}) "
+                             f"and is removed; run the same command again to start the fit over") from None
 
     def _time_due(self) -> bool:
         return time.monotonic() - self._last >= self.every_s
@@ -119,18 +121,25 @@ class _SavedStates:
 class FitCheckpoints(_SavedStates):
     """The saved states of an SAE fit by SAELens's `SAETrainer` (bench/sae_training.train_sae)."""
 
+    LABEL = "SAE fit"
+
     def restore(self, trainer) -> int:
         """Loads the newest saved state into `trainer` (and its SAE); returns the activation batches the
         fit had read by then (0 when there is nothing to resume)."""
-        def read(state: Path):
-            return state, load_file(str(state / "sae_parameters.safetensors"))
+        def read(state: Path, saved: dict):
+            from sae_lens.constants import ACTIVATION_SCALER_CFG_FILENAME, TRAINER_STATE_FILENAME
 
-        def apply(data, saved: dict) -> int:
-            state, parameters = data
+            # the trainer's own files too, so that a damaged one is found before the trainer changes
+            json.loads((state / ACTIVATION_SCALER_CFG_FILENAME).read_text(encoding="utf-8"))
+            torch.load(state / TRAINER_STATE_FILENAME, map_location="cpu", weights_only=True)
+            return state, load_file(str(state / "sae_parameters.safetensors")), int(saved["batches_read"])
+
+        def apply(data) -> int:
+            state, parameters, batches_read = data
             trainer.load_trainer_state(state)
             trainer.sae.load_state_dict(parameters)
-            print(f"SAE fit: resuming at step {trainer.n_training_steps} from {state}", flush=True)
-            return saved["batches_read"]
+            print(f"{self.LABEL}: resuming at step {trainer.n_training_steps} from {state}", flush=True)
+            return batches_read
 
         return self._restore(read, apply)
 
@@ -163,26 +172,28 @@ class LoopCheckpoints(_SavedStates):
     """The saved states of a training loop of ours that reads one batch per step (the transcoder's,
     bench/transcoder_training.py): after `step` steps it has read `step` batches."""
 
+    LABEL = "transcoder fit"
+
     def restore(self, module: torch.nn.Module, optimiser: torch.optim.Optimizer,
                 carried: dict[str, torch.Tensor]) -> int:
         """Loads the newest saved state into `module`, `optimiser` and, in place, the `carried` tensors;
         returns the steps done (0 when there is nothing to resume)."""
-        def read(state: Path):
+        def read(state: Path, saved: dict):
             tensors = load_file(str(state / "carried.safetensors"))
             if tensors.keys() != carried.keys():
                 raise KeyError(f"carried tensors {sorted(tensors)}, expected {sorted(carried)}")
-            return (load_file(str(state / "parameters.safetensors")),
-                    torch.load(state / "optimiser.pt", weights_only=True), tensors)
+            # Adam's load_state_dict moves its state to each parameter's device
+            return (state, int(saved["step"]), load_file(str(state / "parameters.safetensors")),
+                    torch.load(state / "optimiser.pt", map_location="cpu", weights_only=True), tensors)
 
-        def apply(data, saved: dict) -> int:
-            parameters, optimiser_state, tensors = data
+        def apply(data) -> int:
+            state, step, parameters, optimiser_state, tensors = data
             module.load_state_dict(parameters)
             optimiser.load_state_dict(optimiser_state)
             for name, tensor in carried.items():
                 tensor.copy_(tensors[name])
-            print(f"fit: resuming at step {saved['step']} from {self.folder / (_PREFIX + str(saved['step']))}",
-                  flush=True)
-            return saved["step"]
+            print(f"{self.LABEL}: resuming at step {step} from {state}", flush=True)
+            return step
 
         return self._restore(read, apply)
 

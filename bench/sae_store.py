@@ -147,7 +147,7 @@ def fit_lock(folder: Path) -> Path:
 
 
 def resume_folder(folder: Path) -> Path:
-    """Where an SAE fit for `folder` saves its state until it is done, beside its lock."""
+    """Where an SAE or transcoder fit for `folder` saves its state until it is done, beside its lock."""
     return RUNS / "fits" / folder.parent.name / f"{folder.name}.resume"
 
 

@@ -6,8 +6,8 @@ transcoder saved on disk, for the trained model (the floor's is always trained h
 
 Its settings are the TopK SAE's of the preset (bench/sae_training.SAESettings: width 4 x d_mlp, k,
 tokens, batch, learning rate), so a transcoder and the TopK SAE are compared at equal width and L0. A
-fit that is killed saves its state every few minutes under `runs/fits/` and the same command resumes it
-(bench/sae_resume.LoopCheckpoints).
+fit saves its state every few minutes under `runs/fits/`, so the same command resumes one that was
+killed (bench/sae_resume.LoopCheckpoints).
 """
 
 from __future__ import annotations

@@ -21,7 +21,6 @@ this one; `load_transcoder` puts the TopK back.
 from __future__ import annotations
 
 import copy
-import itertools
 import json
 import os
 import shutil
@@ -79,6 +78,7 @@ def paired_stream(model, layer: int, batch_fn, batch_tokens: int, seed: int, mix
             _, cache = model.run_with_cache(batch.to(device), names_filter=[read, write], stop_at_layer=layer + 1)
             ins.append(cache[read].reshape(-1, cache[read].shape[-1]).float())
             outs.append(cache[write].reshape(-1, cache[write].shape[-1]).float())
+        assert sum(len(x) for x in ins) == rows, "skip_batches counts one pair of activations per token"
         order = torch.randperm(rows, generator=gen).to(device)
         x, y = torch.cat(ins)[order], torch.cat(outs)[order]
         usable = len(x) // batch_tokens * batch_tokens
@@ -109,7 +109,7 @@ def train_transcoder(model, layer: int, d_sae: int, settings, batch_fn, seed: in
     (bench/sae_resume.LoopCheckpoints) the fit saves its state every few minutes and, run again, resumes
     from the last one."""
     stream = paired_stream(model, layer, batch_fn, settings.batch_tokens, seed)
-    first = x, y = next(stream)
+    x, y = next(stream)  # step 0's batch, read first for the start
     torch.manual_seed(seed)
     transcoder = new_transcoder(x.shape[-1], d_sae, y.shape[-1], settings.k, layer).to(x.device)
     with torch.no_grad():  # b_enc is 0, so TopK's output scales with W_enc: match the output's spread
@@ -123,14 +123,14 @@ def train_transcoder(model, layer: int, d_sae: int, settings, batch_fn, seed: in
     steps_since_fired = torch.zeros(d_sae, device=x.device)
     carried = {"steps_since_fired": steps_since_fired}
     done = checkpoints.restore(transcoder, optimiser, carried) if checkpoints else 0
-    # step s reads the stream's s-th batch: the first, read above for the start, is step 0's
-    stream = (paired_stream(model, layer, batch_fn, settings.batch_tokens, seed, skip_batches=done) if done
-              else itertools.chain([first], stream))
+    if done:  # step s reads the stream's s-th batch
+        stream = paired_stream(model, layer, batch_fn, settings.batch_tokens, seed, skip_batches=done)
     bar = progress(total=n_steps, initial=done, desc="transcoder", unit="step")
     for step in range(done, n_steps):
         if checkpoints:
             checkpoints.maybe_save(step, transcoder, optimiser, carried)
-        x, y = next(stream)
+        if step:
+            x, y = next(stream)
         hidden_pre = transcoder.process_sae_in(x) @ transcoder.W_enc + transcoder.b_enc
         acts = transcoder.activation_fn(hidden_pre)
         out = transcoder.decode(acts)

@@ -70,12 +70,3 @@ def test_a_cache_that_cannot_be_written_costs_the_next_run_time_not_this_one(mon
     scores, cached = cached_floor("k", lambda: {"metrics": {"coverage": 0.5}})
     assert scores == {"metrics": {"coverage": 0.5}} and not cached
 
-
-def test_a_floor_with_more_than_half_its_features_dead_is_flagged_and_said(capsys):
-    from tasks.chess.task import _floor_mostly_dead
-
-    assert _floor_mostly_dead("dense+sae:jumprelu", alive=0.01) == 1.0
-    assert "99% of the features of dense+sae:jumprelu's random-init floor never fire" in capsys.readouterr().out
-    # exactly half dead is not "more than half", as for the trained model's mostly_dead
-    assert _floor_mostly_dead("x", alive=0.5) == 0.0 and _floor_mostly_dead("x", alive=0.9) == 0.0
-    assert capsys.readouterr().out == ""

@@ -232,3 +232,13 @@ def test_a_run_and_regress_file_layer_3_of_4_blocks_as_layer_minus_1(monkeypatch
                          "tiny", 0, "cpu")
     assert seen["layer"] == -1 and seen["target"].parts[-2:] == ("layer.-1", "moex.json")
     assert _variant(Check("chess", "moex", "tiny", ("layer=3",), {})) == "layer.-1"
+
+
+def test_a_floor_with_more_than_half_its_features_dead_is_flagged_and_said(capsys):
+    from tasks.chess.task import _floor_mostly_dead
+
+    assert _floor_mostly_dead("dense+sae:jumprelu", alive=0.01) == 1.0
+    assert "99% of the features of dense+sae:jumprelu's random-init floor never fire" in capsys.readouterr().out
+    # exactly half dead is not "more than half", as for the trained model's mostly_dead
+    assert _floor_mostly_dead("x", alive=0.5) == 0.0 and _floor_mostly_dead("x", alive=0.9) == 0.0
+    assert capsys.readouterr().out == ""

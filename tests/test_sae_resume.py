@@ -105,18 +105,32 @@ def test_a_damaged_state_is_removed_and_the_fit_starts_over(tmp_path, capsys):
     assert not (tmp_path / "resume").exists()
 
 
+def test_a_damaged_trainer_file_is_found_before_the_trainer_changes_and_the_fit_starts_over(setup, tmp_path, capsys):
+    model, batch_fn = setup
+    settings = settings_for("topk", "tiny")
+    folder = tmp_path / "resume"
+    with pytest.raises(Killed):
+        train_sae(model, HOOK, 64, settings, batch_fn, 0, "cpu", KilledAfterSaves(folder, 3))
+    [state] = list(folder.iterdir())
+    (state / "trainer_state.pt").write_bytes(b"damaged")  # SAELens's own file, which it loads second
+    fresh = train_sae(model, HOOK, 64, settings, batch_fn, 0, "cpu", FitCheckpoints(folder, RECORD, every_s=1e9))
+    assert "SAE fit: the saved state at" in capsys.readouterr().out and not folder.exists()
+    assert _same(fresh, train_sae(model, HOOK, 64, settings, batch_fn, 0, "cpu"))
+
+
 def test_a_partial_save_is_not_a_state(tmp_path):
     (tmp_path / "step-7.partial").mkdir()
     (tmp_path / "step-3").mkdir()  # no moexbench_resume.json: its save never finished
     assert FitCheckpoints(tmp_path, RECORD).restore(trainer=None) == 0
 
 
-def test_skipping_batches_gives_the_rest_of_the_same_stream(setup):
+@pytest.mark.parametrize("batch_tokens", [1024, 1000])  # a pool (16,384 rows) of 16 batches; of 16 and 384 left over
+def test_skipping_batches_gives_the_rest_of_the_same_stream(setup, batch_tokens):
     model, batch_fn = setup
-    whole = activation_stream(model, HOOK, batch_fn, 1024, 0)
+    whole = activation_stream(model, HOOK, batch_fn, batch_tokens, 0)
     expected = [next(whole) for _ in range(40)]
     for skip in (0, 5, 16, 21):
-        rest = activation_stream(model, HOOK, batch_fn, 1024, 0, skip_batches=skip)
+        rest = activation_stream(model, HOOK, batch_fn, batch_tokens, 0, skip_batches=skip)
         assert all(torch.equal(next(rest), expected[i]) for i in range(skip, 40))
 
 

@@ -86,16 +86,18 @@ def test_a_state_that_cannot_be_read_is_removed_and_the_fit_starts_over(setup, t
     [state] = list(folder.iterdir())
     (state / "carried.safetensors").write_bytes(b"damaged")
     fresh = _fit(setup, LoopCheckpoints(folder, RECORD, every_s=1e9))
-    assert "is unreadable" in capsys.readouterr().out and not folder.exists()
+    said = capsys.readouterr().out
+    assert "transcoder fit: the saved state at" in said and "is unreadable" in said and not folder.exists()
     assert _same(fresh, _fit(setup))
 
 
-def test_skipping_batches_gives_the_rest_of_the_same_paired_stream(setup):
+@pytest.mark.parametrize("batch_tokens", [1024, 1000])  # a pool (16,384 pairs) of 16 batches; of 16 and 384 left over
+def test_skipping_batches_gives_the_rest_of_the_same_paired_stream(setup, batch_tokens):
     model, batch_fn = setup
-    whole = paired_stream(model, 1, batch_fn, 1024, 0)
+    whole = paired_stream(model, 1, batch_fn, batch_tokens, 0)
     expected = [next(whole) for _ in range(40)]
-    for skip in (5, 16, 21):
-        rest = paired_stream(model, 1, batch_fn, 1024, 0, skip_batches=skip)
+    for skip in (0, 5, 16, 21):
+        rest = paired_stream(model, 1, batch_fn, batch_tokens, 0, skip_batches=skip)
         assert all(torch.equal(a, b) for i in range(skip, 40) for a, b in zip(next(rest), expected[i]))
 
 

@@ -313,9 +313,10 @@ def _random_init_floor(adapter, train, test, stat_games, args: dict, games: list
 
 def _floor_mostly_dead(name: str, alive: float) -> float:
     """1.0 when more than half the floor's features never fire in the statistics games, else 0.0. A
-    dictionary fitted on a random-init model can end mostly dead where the trained model's is not
-    (JumpReLU's thresholds do): so few features leave few chance matches, and the margin over that floor
-    overstates what training added. Said in the results and beside the model's name in the tables."""
+    dictionary fitted on a random-init model with the trained model's recipe can end mostly dead
+    (JumpReLU's thresholds do): so few live features leave few chance matches, and a margin over that
+    floor overstates what training added when the trained model's own features are alive (its
+    mostly_dead says). Said in the results and beside the model's name in the tables."""
     from core.fidelity import MOSTLY_DEAD
 
     dead = 1.0 - alive
