@@ -10,39 +10,19 @@ from bench import registry
 from bench.model_store import load_or_train
 from bench.sae_resume import FitCheckpoints
 from bench.sae_training import activation_stream, settings_for, train_sae
+from tests.fit_resume_helpers import Killed, killed_after, same_weights as _same, tiny_dense_and_batches
 
 HOOK = "blocks.1.mlp.hook_post"
 RECORD = {"settings": "tiny", "hook": HOOK, "seed": 0}
 
 
-class Killed(Exception):
-    pass
-
-
-class KilledAfterSaves(FitCheckpoints):
-    """Saves before every training step after the first, and is killed right after its `saves`-th save."""
-
-    def __init__(self, folder, saves):
-        super().__init__(folder, RECORD, every_s=0)
-        self.left = saves
-
-    def _save(self, trainer, batches_read):
-        super()._save(trainer, batches_read)
-        self.left -= 1
-        if self.left == 0:
-            raise Killed
+def KilledAfterSaves(folder, saves):
+    return killed_after(FitCheckpoints, folder, RECORD, saves)
 
 
 @pytest.fixture(scope="module")
 def setup():
-    task = registry.task("chess")
-    model = load_or_train(registry.model_adapter("dense"), task, "tiny", 0, "cpu")[0].model
-    return model, task.training_data("tiny", 0).batch_fn
-
-
-def _same(a, b):
-    sa, sb = a.state_dict(), b.state_dict()
-    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+    return tiny_dense_and_batches()
 
 
 def _kill_then_resume(setup, folder, architecture, tokens, saves, resumed_every_s):
@@ -83,12 +63,19 @@ def test_a_fit_resumed_past_its_sparsity_window_and_dead_latent_window_matches_t
     assert _same(resumed, unbroken)
 
 
-def test_a_state_saved_for_another_record_is_removed_and_the_fit_starts_over(setup, tmp_path, capsys):
+def _topk_fit_killed_after_three_saves(setup, folder):
+    """The tiny top-k fit's settings, after that fit was killed with three states saved in `folder`."""
     model, batch_fn = setup
     settings = settings_for("topk", "tiny")
-    folder = tmp_path / "resume"
     with pytest.raises(Killed):
         train_sae(model, HOOK, 64, settings, batch_fn, 0, "cpu", KilledAfterSaves(folder, 3))
+    return settings
+
+
+def test_a_state_saved_for_another_record_is_removed_and_the_fit_starts_over(setup, tmp_path, capsys):
+    model, batch_fn = setup
+    folder = tmp_path / "resume"
+    settings = _topk_fit_killed_after_three_saves(setup, folder)
     other = FitCheckpoints(folder, {**RECORD, "seed": 1})
     fresh = train_sae(model, HOOK, 64, settings, batch_fn, 0, "cpu", other)  # too short to save one of its own
     assert "is for other settings" in capsys.readouterr().out
@@ -107,10 +94,8 @@ def test_a_damaged_state_is_removed_and_the_fit_starts_over(tmp_path, capsys):
 
 def test_a_damaged_trainer_file_is_found_before_the_trainer_changes_and_the_fit_starts_over(setup, tmp_path, capsys):
     model, batch_fn = setup
-    settings = settings_for("topk", "tiny")
     folder = tmp_path / "resume"
-    with pytest.raises(Killed):
-        train_sae(model, HOOK, 64, settings, batch_fn, 0, "cpu", KilledAfterSaves(folder, 3))
+    settings = _topk_fit_killed_after_three_saves(setup, folder)
     [state] = list(folder.iterdir())
     (state / "trainer_state.pt").write_bytes(b"damaged")  # SAELens's own file, which it loads second
     fresh = train_sae(model, HOOK, 64, settings, batch_fn, 0, "cpu", FitCheckpoints(folder, RECORD, every_s=1e9))

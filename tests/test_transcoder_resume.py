@@ -11,38 +11,18 @@ from bench.model_store import load_or_train
 from bench.sae_resume import LoopCheckpoints
 from bench.sae_training import settings_for
 from bench.transcoder_training import paired_stream, train_transcoder
+from tests.fit_resume_helpers import Killed, killed_after, same_weights as _same, tiny_dense_and_batches
 
 RECORD = {"settings": "tiny", "hook": "blocks.1.ln2.hook_normalized", "seed": 0}
 
 
-class Killed(Exception):
-    pass
-
-
-class KilledAfterSaves(LoopCheckpoints):
-    """Saves before every training step after the first, and is killed right after its `saves`-th save."""
-
-    def __init__(self, folder, saves):
-        super().__init__(folder, RECORD, every_s=0)
-        self.left = saves
-
-    def _write(self, step, write_files, meta):
-        super()._write(step, write_files, meta)
-        self.left -= 1
-        if self.left == 0:
-            raise Killed
+def KilledAfterSaves(folder, saves):
+    return killed_after(LoopCheckpoints, folder, RECORD, saves)
 
 
 @pytest.fixture(scope="module")
 def setup():
-    task = registry.task("chess")
-    model = load_or_train(registry.model_adapter("dense"), task, "tiny", 0, "cpu")[0].model
-    return model, task.training_data("tiny", 0).batch_fn
-
-
-def _same(a, b):
-    sa, sb = a.state_dict(), b.state_dict()
-    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+    return tiny_dense_and_batches()
 
 
 def _fit(setup, checkpoints=None, tokens=32_768, d_sae=64, k=32):
