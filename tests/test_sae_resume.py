@@ -1,5 +1,6 @@
 """A killed SAE fit resumes from its last saved state and ends with the SAE an unbroken fit gives,
-bit for bit, in every architecture (bench/sae_resume.py)."""
+bit for bit, in every architecture (bench/sae_resume.py); the SAE and transcoder stores resume a killed
+fit and clear its state once the dictionary is saved."""
 
 import json
 
@@ -119,26 +120,32 @@ def test_skipping_batches_gives_the_rest_of_the_same_stream(setup, batch_tokens)
         assert all(torch.equal(next(rest), expected[i]) for i in range(skip, 40))
 
 
-def test_the_store_resumes_a_killed_fit_and_clears_its_state_once_the_sae_is_saved(monkeypatch, tmp_path, capsys):
+@pytest.mark.parametrize("model,store,attach", [("dense+sae", "sae_store", "attach_features"),
+                                                ("dense+transcoder", "transcoder_store", "attach_transcoder")])
+def test_the_store_resumes_a_killed_fit_and_clears_its_state_once_the_dictionary_is_saved(
+        model, store, attach, monkeypatch, tmp_path, capsys):
+    import importlib
+
     from bench import sae_resume, sae_store
     from tasks.chess.config import ChessConfig
 
     monkeypatch.setattr(sae_store, "RUNS", tmp_path / "runs")
-    monkeypatch.setattr(sae_store, "CACHE", tmp_path / "cache")  # the floor's SAE lives there
+    monkeypatch.setattr(sae_store, "CACHE", tmp_path / "cache")  # the floor's dictionary lives there
     monkeypatch.setattr(sae_resume, "SAVE_EVERY_S", 0.0)
     task = registry.task("chess")
-    adapter = load_or_train(registry.model_adapter("dense+sae"), task, "tiny", 0, "cpu")[0]
-    save = FitCheckpoints._save
+    adapter = load_or_train(registry.model_adapter(model), task, "tiny", 0, "cpu")[0]
+    attach = getattr(importlib.import_module(f"bench.{store}"), attach)
+    write = sae_resume._SavedStates._write
 
-    def save_then_die(self, trainer, batches_read):
-        save(self, trainer, batches_read)
+    def write_then_die(self, *args):
+        write(self, *args)
         raise Killed
 
-    monkeypatch.setattr(FitCheckpoints, "_save", save_then_die)
-    with pytest.raises(Killed):
-        sae_store.attach_features(adapter, task, "tiny", 0, ChessConfig(), "cpu", role="random")
+    monkeypatch.setattr(sae_resume._SavedStates, "_write", write_then_die)
+    with pytest.raises(Killed):  # killed right after its first save
+        attach(adapter, task, "tiny", 0, ChessConfig(), "cpu", role="random")
     [state] = (tmp_path / "runs" / "fits").glob("*/*.resume")
-    monkeypatch.setattr(FitCheckpoints, "_save", save)
-    sae_store.attach_features(adapter, task, "tiny", 0, ChessConfig(), "cpu", role="random")
+    monkeypatch.setattr(sae_resume._SavedStates, "_write", write)
+    attach(adapter, task, "tiny", 0, ChessConfig(), "cpu", role="random")
     assert "resuming at step 1 from" in capsys.readouterr().out
     assert not state.exists() and adapter.sae is not None

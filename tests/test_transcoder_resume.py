@@ -6,8 +6,6 @@ import json
 import pytest
 import torch
 
-from bench import registry
-from bench.model_store import load_or_train
 from bench.sae_resume import LoopCheckpoints
 from bench.sae_training import settings_for
 from bench.transcoder_training import paired_stream, train_transcoder
@@ -96,27 +94,3 @@ def test_a_state_that_fails_to_load_is_removed_and_the_run_stops_in_one_line(tmp
         LoopCheckpoints(tmp_path / "resume", RECORD).restore(module, optimiser, carried)
     assert not (tmp_path / "resume").exists()
 
-
-def test_the_store_resumes_a_killed_transcoder_fit_and_clears_its_state_once_saved(monkeypatch, tmp_path, capsys):
-    from bench import sae_resume, sae_store, transcoder_store
-    from tasks.chess.config import ChessConfig
-
-    monkeypatch.setattr(sae_store, "RUNS", tmp_path / "runs")
-    monkeypatch.setattr(sae_store, "CACHE", tmp_path / "cache")  # the floor's transcoder lives there
-    monkeypatch.setattr(sae_resume, "SAVE_EVERY_S", 0.0)
-    task = registry.task("chess")
-    adapter = load_or_train(registry.model_adapter("dense+transcoder"), task, "tiny", 0, "cpu")[0]
-    write = LoopCheckpoints._write
-
-    def write_then_die(self, step, write_files, meta):
-        write(self, step, write_files, meta)
-        raise Killed
-
-    monkeypatch.setattr(LoopCheckpoints, "_write", write_then_die)
-    with pytest.raises(Killed):
-        transcoder_store.attach_transcoder(adapter, task, "tiny", 0, ChessConfig(), "cpu", role="random")
-    [state] = (tmp_path / "runs" / "fits").glob("*/*.resume")
-    monkeypatch.setattr(LoopCheckpoints, "_write", write)
-    transcoder_store.attach_transcoder(adapter, task, "tiny", 0, ChessConfig(), "cpu", role="random")
-    assert "resuming at step 1 from" in capsys.readouterr().out
-    assert not state.exists() and adapter.sae is not None
