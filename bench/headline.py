@@ -60,12 +60,15 @@ FLAGS = {"mostly_dead": "mostly dead", "router_collapsed": "router collapsed", "
 
 
 def flags(seeds: list[dict]) -> str:
-    """` [mostly dead]`, or ` [router collapsed: 2 of 3 seeds]`: the flags any seed of a model raised."""
+    """` [mostly dead]`, or ` [router collapsed: 2 of 3 seeds]`: the flags any seed of a model raised,
+    counted over the seeds that measured them (a seed scored before a flag existed did not)."""
     said = []
     for name, words in FLAGS.items():
-        raised = sum(s["metrics"].get(name, 0.0) >= 0.5 for s in seeds)
+        measured = [s for s in seeds if name in s["metrics"]]
+        raised = sum(s["metrics"][name] >= 0.5 for s in measured)
         if raised:
-            said.append(words if raised == len(seeds) else f"{words}: {raised} of {len(seeds)} seeds")
+            said.append(words if raised == len(seeds) else f"{words}: {raised} of {len(measured)}"
+                        + (" measured seeds" if len(measured) < len(seeds) else " seeds"))
     return f" [{'; '.join(said)}]" if said else ""
 
 

@@ -36,11 +36,18 @@ def paper_numbers(task: str, preset: str | None = None) -> dict:
 
 def _seed_stats(seeds: list[dict]) -> dict:
     """Mean and spread over seeds of every metric (std needs two or more seeds). A metric that one
-    seed lacks and another has is refused: its mean would count fewer seeds than n_seeds says."""
+    seed lacks and another has is refused: its mean would count fewer seeds than n_seeds says. One
+    declared `added_later` is left out instead (seeds scored before it existed lack it)."""
+    from core.metrics import lookup
+
     names = sorted({k for s in seeds for k in s["metrics"]})
-    for k in names:
+    for k in list(names):
         lacking = [s for s in seeds if k not in s["metrics"]]
-        if lacking:
+        task = seeds[0].get("task")
+        declared_as = lookup(task, k) if lacking and isinstance(task, str) else None
+        if lacking and declared_as is not None and declared_as.added_later:
+            names.remove(k)
+        elif lacking:
             raise BenchError(f"{lacking[0].get('_path', 'a seed result')}: metric {k!r} is missing while another seed "
                              f"of {seeds[0]['model']} has it; rerun that seed, or delete its file to leave it out")
     values = {k: [s["metrics"][k] for s in seeds] for k in names}

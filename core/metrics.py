@@ -21,6 +21,9 @@ class Metric:
     floor: str | None = None               # the metric holding this one's random-init floor
     ceiling: str | None = None             # the metric holding this one's ceiling (the linear probe)
     spread: bool = False                   # shown as mean +- std over seeds in the summary
+    # Added after results were committed: a seed scored before lacks it, and seed statistics leave it out
+    # for that model (rather than refuse, or average fewer seeds than the row says) until every seed has it.
+    added_later: bool = False
 
     def check(self, value: float) -> str | None:
         """Why a value cannot be this metric, or None."""

@@ -52,6 +52,19 @@ def test_summary_shows_mean_and_spread_over_seeds():
     assert "| m | cpu | 3 |" in (task_dir("chess") / "summary.md").read_text()
 
 
+def test_a_metric_added_later_is_left_out_of_seed_statistics_while_an_older_seed_lacks_it():
+    from bench.report import _seed_stats
+
+    old = {"task": "chess", "model": "m", "metrics": {"coverage": 0.2}}
+    new = {"task": "chess", "model": "m", "metrics": {"coverage": 0.4, "floor_mostly_dead": 1.0,
+                                                      "alive_fraction_random_init": 0.01}}
+    stats = _seed_stats([old, new])
+    assert set(stats["values"]) == {"coverage"} and stats["mean"]["coverage"] == pytest.approx(0.3)
+    assert _seed_stats([new, new])["values"]["floor_mostly_dead"] == [1.0, 1.0]
+    with pytest.raises(BenchError, match="metric 'l0' is missing while another seed of m has it"):
+        _seed_stats([old, {**new, "metrics": {**new["metrics"], "l0": 3.0}}])  # not declared added_later
+
+
 def test_a_model_scored_with_other_measurement_settings_is_marked_in_the_headline():
     from bench.report import write_summary
     from core.results import task_dir
@@ -137,8 +150,13 @@ def test_the_compact_tables_keep_floor_ceiling_spread_and_paper_beside_each_scor
             {"metrics": {"coverage": 0.07, "mostly_dead": 1.0, "router_collapsed": 1.0}}]
     flagged = models_table("chess", {"x": dead}, {})[2]
     assert flagged.startswith("| x [mostly dead; router collapsed: 1 of 2 seeds] | 2 |")
-    dead_floor = [{"metrics": {"coverage": 0.05, "floor_mostly_dead": 1.0}}, {"metrics": {"coverage": 0.07}}]
+    dead_floor = [{"metrics": {"coverage": 0.05, "floor_mostly_dead": 1.0}},
+                  {"metrics": {"coverage": 0.07, "floor_mostly_dead": 0.0}}]
     assert models_table("chess", {"x": dead_floor}, {})[2].startswith("| x [floor mostly dead: 1 of 2 seeds] | 2 |")
+    # a seed scored before the flag existed did not measure it
+    dead_floor[1]["metrics"].pop("floor_mostly_dead")
+    flagged = models_table("chess", {"x": dead_floor}, {})[2]
+    assert flagged.startswith("| x [floor mostly dead: 1 of 1 measured seeds] |")
     run = run_table("chess", {"reconstruction": 0.3, "reconstruction_random_init": 0.01, "probe_f1": 0.6}, {})
     assert "| reconstruction | 0.300 | 0.010 | 0.600 (probe_f1) | - |" in run
 

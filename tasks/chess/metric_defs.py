@@ -25,10 +25,10 @@ METRICS = (
     unit_range("reconstruction_random_init", "reconstruction at random init (the floor)", higher_is_better=None),
     unit_range("probe_f1_random_init", "probe F1 at random init (the floor)", higher_is_better=None),
     unit_range("alive_fraction_random_init", "alive_fraction of the floor's features (its dictionary's, for a "
-               "model with one)", higher_is_better=None),
+               "model with one)", higher_is_better=None, added_later=True),
     Metric("floor_mostly_dead", "1 when more than half the floor's features never fire in the statistics games "
            "(a margin over it is inflated unless the model's own features are mostly dead too), else 0",
-           None, 0.0, 1.0),
+           None, 0.0, 1.0, added_later=True),
     Metric("router_sparsity_corr", "Pearson r over every (token, expert) pair of the router's score against "
            "the units that expert would fire (> 0 before the activation); MoE-X's should be strongly negative "
            "(moex-centred's score is of its centred input, so it need not be)",
