@@ -40,10 +40,10 @@ def _seed_stats(seeds: list[dict]) -> dict:
     declared `added_later` is left out instead (seeds scored before it existed lack it)."""
     from core.metrics import lookup
 
+    task = seeds[0].get("task")
     names = sorted({k for s in seeds for k in s["metrics"]})
     for k in list(names):
         lacking = [s for s in seeds if k not in s["metrics"]]
-        task = seeds[0].get("task")
         declared_as = lookup(task, k) if lacking and isinstance(task, str) else None
         if lacking and declared_as is not None and declared_as.added_later:
             names.remove(k)

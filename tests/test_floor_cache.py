@@ -69,4 +69,3 @@ def test_a_cache_that_cannot_be_written_costs_the_next_run_time_not_this_one(mon
     monkeypatch.setattr(floor_cache, "CACHE", blocked)
     scores, cached = cached_floor("k", lambda: {"metrics": {"coverage": 0.5}})
     assert scores == {"metrics": {"coverage": 0.5}} and not cached
-
