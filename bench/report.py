@@ -35,7 +35,8 @@ def paper_numbers(task: str, preset: str | None = None) -> dict:
 
 
 def _seed_stats(seeds: list[dict]) -> dict:
-    """Mean and spread over seeds of every metric (std needs two or more seeds). A metric that one
+    """Mean and spread over seeds of every metric (std needs two or more seeds), and the flags the seeds
+    raised as the headline words them (` [mostly dead]`, or ""). A metric that one
     seed lacks and another has is refused: its mean would count fewer seeds than n_seeds says. One
     declared `added_later` is left out instead (seeds scored before it existed lack it)."""
     from core.metrics import lookup
@@ -51,8 +52,11 @@ def _seed_stats(seeds: list[dict]) -> dict:
             raise BenchError(f"{lacking[0].get('_path', 'a seed result')}: metric {k!r} is missing while another seed "
                              f"of {seeds[0]['model']} has it; rerun that seed, or delete its file to leave it out")
     values = {k: [s["metrics"][k] for s in seeds] for k in names}
+    # The flags are worded here, from every seed that measured them, so that a task's own tables say
+    # them as the headline does without importing bench (and an added_later flag left out above counts).
     return {"n_seeds": len(seeds), "mean": {k: statistics.fmean(v) for k, v in values.items()},
-            "std": {k: statistics.stdev(v) for k, v in values.items() if len(v) > 1}, "values": values}
+            "std": {k: statistics.stdev(v) for k, v in values.items() if len(v) > 1}, "values": values,
+            "flags": flags(seeds)}
 
 
 def _paper_tables(task: str, stats: dict, preset: str) -> list[str]:

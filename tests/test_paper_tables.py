@@ -57,10 +57,10 @@ def test_gains_over_the_floor_are_averaged_per_seed_and_ranked():
     assert lines[-4:] == ["|---|---|---|", "| moex | +0.070 | -0.030 |",
                           "| dense | +0.050 ± 0.010 (3) | +0.200 ± 0.100 (3) |", ""]
     assert gains_table({"dense": {"values": {"coverage": [0.1]}}}) == []
-    dead_floor = seeds([0.15], [0.03], [0.2], [0.01])
-    dead_floor["values"]["floor_mostly_dead"] = [1.0]
-    row = gains_table({"dense+sae:jumprelu": dead_floor})[-2]
-    assert row == "| dense+sae:jumprelu [floor mostly dead] | +0.120 | +0.190 |"
+    flagged = seeds([0.15], [0.03], [0.2], [0.01])
+    flagged["flags"] = " [router collapsed: 1 of 2 seeds]"   # as bench/report._seed_stats words them
+    row = gains_table({"moe": flagged})[-2]
+    assert row == "| moe [router collapsed: 1 of 2 seeds] | +0.120 | +0.190 |"
 
 
 def test_language_table_2_and_the_detection_claim_from_our_numbers():

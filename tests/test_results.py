@@ -60,6 +60,7 @@ def test_a_metric_added_later_is_left_out_of_seed_statistics_while_an_older_seed
                                                       "alive_fraction_random_init": 0.01}}
     stats = _seed_stats([old, new])
     assert set(stats["values"]) == {"coverage"} and stats["mean"]["coverage"] == pytest.approx(0.3)
+    assert stats["flags"] == " [floor mostly dead: 1 of 1 measured seeds]"  # the flag still reaches the tables
     assert _seed_stats([new, new])["values"]["floor_mostly_dead"] == [1.0, 1.0]
     with pytest.raises(BenchError, match="metric 'l0' is missing while another seed of m has it"):
         _seed_stats([old, {**new, "metrics": {**new["metrics"], "l0": 3.0}}])  # not declared added_later

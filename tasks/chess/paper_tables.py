@@ -1,8 +1,9 @@
 """Our chess numbers laid out as the MoE-X paper's Tables 1, 3 and 4, with its numbers beside them.
 
-The report calls `render(stats, preset)` with, per model, the seed-0 metrics and the mean/std over seeds; a
-table is drawn with whatever of its models have results in the folder. Whether our numbers keep the
-paper's ordering is stated from the numbers, as a finding: nothing here is tuned toward it.
+The report calls `render(stats, preset)` with, per model, the seed-0 metrics, the mean/std over seeds and
+the flags its seeds raised, worded (`bench/report._seed_stats`); a table is drawn with whatever of its
+models have results in the folder. Whether our numbers keep the paper's ordering is stated from the
+numbers, as a finding: nothing here is tuned toward it.
 """
 
 from __future__ import annotations
@@ -130,9 +131,9 @@ def gains_table(stats: dict) -> list[str]:
         values = stat.get("values", {})
         coverage, reconstruction = above_floor(values, "coverage"), above_floor(values, "reconstruction")
         if coverage:
-            # a floor whose dictionary is mostly dead inflates the gain (tasks/chess/task._floor_mostly_dead)
-            dead_floor = any(v >= 0.5 for v in values.get("floor_mostly_dead", []))
-            rows.append((-statistics.mean(coverage), model + (" [floor mostly dead]" if dead_floor else ""),
+            # the flags change what a gain means (a mostly dead floor inflates it; a mostly dead model or a
+            # collapsed router deflates it), so they stand beside the name as in the headline
+            rows.append((-statistics.mean(coverage), model + stat.get("flags", ""),
                          _gain_cell(coverage), _gain_cell(reconstruction)))
     if not rows:
         return []
