@@ -202,3 +202,42 @@ def test_any_labelled_equals_the_product_of_counts(n_pos, n_features, n_labels, 
     assert torch.equal(any_labelled(on, labels), expected)
     # a strided view in, as the caller may pass
     assert torch.equal(any_labelled(on.T.contiguous().T, labels), expected)
+
+
+@pytest.mark.parametrize("tp, on, labelled", [(19, 20, True), (18, 19, False)])
+def test_a_label_needs_precision_of_at_least_0_95_inclusive(tp, on, labelled):
+    # One cell, one feature (max 1) on at positions 0..on-1 of 40; the cell is set on tp of them and on
+    # 30..39 besides. 19/20 is exactly 0.95 and labels the feature; 18/19 (0.947) does not. On test,
+    # the feature is on exactly where the cell is set, so a label reconstructs it perfectly.
+    y_train = _column(40, [*range(tp), *range(30, 40)])[:, None]
+    train = torch.zeros(40, 1)
+    train[:on, 0] = 1.0
+    test = torch.tensor([[1.0]] * 5 + [[0.0]] * 5)
+    out = evaluate_features(train, test, torch.tensor([1.0]), {"g": BSPGroup(y_train, _column(10, range(5))[:, None], 1)})
+    assert out["g"]["reconstruction"] == pytest.approx(1.0 if labelled else 0.0)
+
+
+class _StubFeatures:
+    """Our glue's view of an adapter, for feature_statistics alone: feature 0 is 1 on every real token
+    and 100 on padding (which must be left out), feature 1 is -1 everywhere (never fires), feature 2
+    is 2 on the first token of each game only."""
+    device = "cpu"
+
+    def features(self, tokens, layer, site):
+        from tasks.chess.move_vocab import PAD_ID
+
+        first = torch.zeros(tokens.shape, dtype=torch.bool)
+        first[:, 0] = True
+        return torch.stack([torch.where(tokens == PAD_ID, 100.0, 1.0), torch.full(tokens.shape, -1.0),
+                            first.float() * 2.0], -1)
+
+
+def test_feature_statistics_take_the_max_and_l0_over_real_tokens_only():
+    from tasks.chess.evaluate import feature_statistics
+
+    games = [";1.e4 e5 2.Nf3 Nc6", ";1.d4"]                # 1 + 4 and 1 + 1 tokens of a 64-token window
+    max_acts, l0_fraction = feature_statistics(_StubFeatures(), games, layer=0, site="mlp", batch_size=1,
+                                               fmt_name="moves")
+    assert max_acts.tolist() == [1.0, -1.0, 2.0]              # padding's 100 is not a maximum
+    # 7 real tokens x 3 features; feature 0 fires on all 7, feature 2 on the 2 first tokens
+    assert l0_fraction == pytest.approx((7 + 2) / (7 * 3))

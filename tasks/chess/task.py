@@ -25,11 +25,17 @@ _OR_EXACT = ("reconstruction ORs labelled active features exactly; the reference
 _ENGINE_GAMES = "data: engine games with human openings (Stockfish + gnuchess-book), not lichess human games"
 _PROBE = ("linear probe: multinomial logistic per square fitted by L-BFGS (100 iterations, L2 1e-4) on "
           "standardised residual activations, scored as micro F1 over the 768 masked BSPs")
+# Alive is "max > 0"; the reference keeps a feature that is non-zero anywhere, scaled by |max|. The
+# two differ only for a feature never positive in the sample, which the reference can still switch on
+# at a probe position where it happens to be positive.
+_ALIVE = ("a feature is alive when its maximum is above 0 (the reference: when it is non-zero anywhere, scaled "
+          "by its absolute maximum); they differ only for a feature never positive in the statistics sample: "
+          "alive_fraction counts it, and coverage and reconstruction only where it is positive at a probe position")
 DEVIATIONS = [
     _OR_EXACT, _ENGINE_GAMES,
     "max activation and aliveness come from every character position of the first 256 characters of "
     "n_stat_games train-split games (not in either probe set)",
-    _PROBE,
+    _ALIVE, _PROBE,
 ]
 # The move format reads other tokens, and its statistics come from them.
 MOVE_FORMAT_DEVIATIONS = [
@@ -38,7 +44,7 @@ MOVE_FORMAT_DEVIATIONS = [
     "characters; features are read at <bos> and after each Black move, the positions of his dots",
     "max activation and aliveness come from every token (<bos> and up to 63 moves) of n_stat_games "
     "train-split games (not in either probe set)",
-    _PROBE,
+    _ALIVE, _PROBE,
 ]
 
 
