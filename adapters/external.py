@@ -37,7 +37,7 @@ class ExternalAdapter(DenseAdapter):
     external = True
     kind: str = ""      # hf or nanogpt
     source: Path = Path()
-    spec: str = ""      # as the user wrote it, for messages and provenance
+    spec: str = ""      # kind:<absolute path>, for messages and provenance
 
     @property
     def feature_kind(self) -> str:
@@ -69,6 +69,7 @@ def adapter_for(spec: str):
                          f"+sae:<SAELens folder>")
     source = Path(path).expanduser().resolve()
     label = source.name if kind == "hf" else f"{source.parent.name}-{source.stem}"
+    model_spec = f"{kind}:{source}"  # as resolved: what a result records must not depend on where it ran
     model_cls = type(f"External{kind.title()}Adapter", (ExternalAdapter,),
                      {"kind": kind, "source": source, "spec": model_spec, "name": _named(f"{kind}-{label}", source)})
     if not plus:

@@ -19,12 +19,30 @@ from core.errors import FILES_WHOLE, NOTHING_WRITTEN, RESUMES, BenchError, run_c
 from core.threads import add_threads_argument
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse's errors as every other refusal here: one line, exit 2 (its default prints the usage
+    block first, which buries the line that says what is wrong)."""
+
+    def error(self, message: str):
+        sys.stderr.write(f"error: {message}; see `{self.prog} --help`\n")
+        sys.exit(2)
+
+
+def _seed(text: str) -> int:
+    try:
+        seed = int(text)
+    except ValueError:
+        seed = -1
+    if seed < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a seed; write a whole number, 0 or more")
+    return seed
+
+
 def _parser() -> argparse.ArgumentParser:
     epilog = (f"models: {', '.join(MODELS)}\ntasks: {', '.join(TASKS)}\npresets: {', '.join(PRESETS)}\n"
               "KEY=VALUE settings are the task config's fields (see tasks/<task>/config.py).")
-    parser = argparse.ArgumentParser(prog="moexbench", description="MoE-X Bench: interpretability of MoE-X vs "
-                                     "dense models and SAEs", epilog=epilog,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _OneLineParser(prog="moexbench", description="MoE-X Bench: interpretability of MoE-X vs dense models "
+                            "and SAEs", epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     for name, help_text in (("bench", "evaluate a model on a task (trains it first if no checkpoint)"),
                             ("train", "train (or resume) a model for a task")):
@@ -33,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
                        "hf:<folder>, nanogpt:<ckpt.pt>, either optionally +sae:<SAELens folder>")
         p.add_argument("--task", default="chess")
         p.add_argument("--preset", default="cpu")
-        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--seed", type=_seed, default=0)
         p.add_argument("--device", default="cpu")
         add_threads_argument(p)
         p.add_argument("--quiet", action="store_true", help="no progress bars (also under CI=true or MOEXBENCH_QUIET=1)")

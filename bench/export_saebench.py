@@ -26,6 +26,7 @@ import re
 from pathlib import Path
 
 from core.errors import BenchError
+from core.results import ensure_writable
 from core.threads import add_threads_argument
 
 FORMATS = ("saebench",)
@@ -69,7 +70,7 @@ def run(args, setup) -> list[Path]:
             raise BenchError(f"{record['_path']} holds task {record['task']!r}, preset {record['preset']!r}, not "
                              f"{task.name!r}, {args.preset!r}; move it to its own results folder")
     out = Path(args.out) if args.out else folder / "saebench"
-    _check_writable(out)
+    ensure_writable(out, create=False, fix="choose another --out")  # before any work, creating nothing
     setup(args)
     tokens = task.validation_tokens(args.preset, 0).to(args.device)
     files = {}
@@ -78,8 +79,25 @@ def run(args, setup) -> list[Path]:
             files.update(export_record(record, task, args.preset, args.variant, tokens, args.device))
     for relative, doc in files.items():
         atomic_write_text(out / relative, json.dumps(doc, indent=2, allow_nan=False) + "\n")
-        print(f"wrote {out / relative}")
+    print("\n".join(_found(files)))
+    print(f"wrote {len(files)} file(s) under {out}")
     return [out / relative for relative in files]
+
+
+# What each core file says, one line per scored model: the numbers a reader compares first.
+_HEADLINE = (("model_performance_preservation", "ce_loss_score"), ("model_behavior_preservation", "kl_div_score"),
+             ("reconstruction_quality", "explained_variance"), ("sparsity", "l0"))
+
+
+def _found(files: dict[str, dict]) -> list[str]:
+    lines = []
+    for relative, doc in files.items():
+        if relative.startswith("core/"):
+            metrics = doc["eval_result_metrics"]
+            said = [f"{name} {metrics[group][name]:.3f}" for group, name in _HEADLINE
+                    if isinstance(metrics.get(group, {}).get(name), (int, float))]
+            lines.append(f"{relative.removeprefix('core/').removesuffix('_eval_results.json')}: {', '.join(said)}")
+    return lines
 
 
 def export_record(record: dict, task, preset: str, variant: str | None, tokens, device: str) -> dict[str, dict]:
@@ -173,13 +191,6 @@ def _never_train():
             del os.environ["MOEXBENCH_NO_TRAIN"]
         else:
             os.environ["MOEXBENCH_NO_TRAIN"] = before
-
-
-def _check_writable(out: Path) -> None:
-    """Fails before any work, creating nothing (core.results.ensure_writable would create the folder)."""
-    existing = next(p for p in [out, *out.parents] if p.exists())
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise BenchError(f"cannot write to {out} ({existing} is not a writable folder); choose another --out")
 
 
 def _check_same_weights(record: dict, ce: dict) -> None:

@@ -51,6 +51,7 @@ def with_own_dictionary(cls, requested: str):
     own = own_dictionary(getattr(cls, "dictionary", None))
     if own is None:
         return cls
+    _check_value(own)
     attrs = {"own_dictionary": own, "requested_name": requested}
     if own["variable"] == "MOEXBENCH_SAE_PATH":
         architecture = _architecture(Path(own["value"]).expanduser().resolve())
@@ -60,6 +61,23 @@ def with_own_dictionary(cls, requested: str):
                                  f"{architecture} one; use MODEL={requested.split(':')[0]}")
             attrs["architecture"] = architecture  # the floor SAE is trained in it
     return type(f"{cls.__name__}OwnDictionary", (cls,), attrs)
+
+
+def _check_value(own: dict) -> None:
+    """The variable's value as far as it can be read without loading anything, checked when the model
+    is named: a misspelt folder must not cost the base model's training first."""
+    variable, value = own["variable"], own["value"]
+    if variable.endswith("_PATH"):
+        folder = Path(value)
+        if not (folder / "cfg.json").is_file():
+            what = "no such folder" if not folder.exists() else "not a SAELens folder (no cfg.json)"
+            raise BenchError(f"{variable}={value}: {what}; point it at a folder saved with SAELens's "
+                             f"save_model(folder), or unset it")
+    else:
+        release, _, sae_id = value.partition("/")
+        if not release or not sae_id:
+            raise BenchError(f"{variable}={value!r}: write it as <release>/<sae id>, as SAELens names its "
+                             f"pretrained SAEs, or unset it")
 
 
 def variant_part(adapter_cls) -> str | None:

@@ -13,6 +13,7 @@ from bench.model_identity import parameters_sha256, run_warning
 from bench.model_store import build_random, load_or_train, model_depth
 from bench.own_dictionary import variant_part as dictionary_variant
 from bench.report import write_summary
+from core.errors import BenchError
 from core.own_data import identity, variant_part
 from core.results import ensure_writable, refuse_other_measurement, result_path, write_result
 from core.task_config import layer_from_end
@@ -28,9 +29,14 @@ def filed_config(task, config, adapter_cls, preset: str):
 
 
 def run_bench(adapter_cls, task, config, preset: str, seed: int, device: str) -> Path:
+    if task.builds_own_models and getattr(adapter_cls, "spec", ""):
+        # such a task trains toy models from one of our architectures; a file of yours names none
+        raise BenchError(f"MODEL={adapter_cls.spec}: TASK={task.name} trains its own toy models from an architecture "
+                         f"this harness defines, so a model from your files has nothing to give it; score it on "
+                         f"TASK=chess or TASK=language")
     config = filed_config(task, config, adapter_cls, preset)
     target = result_path(task.name, adapter_cls.name, preset, seed, results_variant(task, config, adapter_cls))
-    ensure_writable(target.parent)
+    ensure_writable(target.parent, create=False)  # a run refused below leaves no empty folder
     refuse_other_measurement(target, config)
     if task.builds_own_models:
         return _run_self_contained(adapter_cls, task, config, preset, seed, device)

@@ -11,6 +11,7 @@ another scorer never overwrites the committed numbers.
 from __future__ import annotations
 
 import datetime
+import errno
 import json
 import math
 import os
@@ -49,16 +50,26 @@ def result_dir(task: str, preset: str = DEFAULT_PRESET, variant: str | None = No
     return task_dir(task, preset) / variant if variant else task_dir(task, preset)
 
 
-def ensure_writable(folder: Path) -> None:
-    """Fails now, in one line, rather than after an hour of work that then cannot be saved."""
+def ensure_writable(folder: Path, create: bool = True,
+                    fix: str = "make it writable or point MOEXBENCH_RESULTS / MOEXBENCH_CHECKPOINTS elsewhere") -> None:
+    """Fails now, in one line, rather than after an hour of work that then cannot be saved. With
+    create=False nothing is left behind: the deepest folder that exists, where the missing ones would
+    be made, is tried instead, so a run refused later for another reason leaves no empty folder."""
+    where = folder
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".write-test-{os.getpid()}"
+        if create:
+            folder.mkdir(parents=True, exist_ok=True)
+        else:
+            where = next(p for p in [folder, *folder.parents] if p.exists())
+            if not where.is_dir():
+                raise NotADirectoryError(errno.ENOTDIR, "a file, not a folder")
+        # a real write, not os.access: as root it says yes where mkdir then fails (a read-only mount, /proc)
+        probe = where / f".write-test-{os.getpid()}"
         probe.write_text("")
         probe.unlink()
     except OSError as e:
-        raise BenchError(f"cannot write to {folder} ({e.strerror}); make it writable or point "
-                         f"MOEXBENCH_RESULTS / MOEXBENCH_CHECKPOINTS elsewhere") from None
+        said = e.strerror if where == folder else f"{where}: {e.strerror}"
+        raise BenchError(f"cannot write to {folder} ({said}); {fix}") from None
 
 
 def file_stem(model: str) -> str:

@@ -18,7 +18,7 @@ def _convert(value: str, kind, key: str):
     try:
         return kind(value)
     except ValueError:
-        raise BenchError(f"{key}={value!r} is not a valid {kind.__name__}") from None
+        raise BenchError(f"{key}={value!r} is not a valid {kind.__name__}; write {key}=<{kind.__name__}>") from None
 
 
 def apply_overrides(config, overrides: list[str]):
@@ -30,7 +30,7 @@ def apply_overrides(config, overrides: list[str]):
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise BenchError(f"argument {item!r} is not KEY=VALUE")
+            raise BenchError(f"argument {item!r} is not KEY=VALUE; write a setting as ARGS=\"{item or 'key'}=<value>\"")
         if key not in fields:
             raise BenchError(f"unknown setting {key!r} for {type(config).__name__}; "
                              f"choose from {', '.join(sorted(fields))}")

@@ -27,7 +27,8 @@ def read_gpt2_config(folder: Path) -> dict:
     folder = Path(folder)
     path = folder / "config.json"
     if not folder.is_dir():
-        raise BenchError(f"hf:{folder}: no such folder; give a folder saved by transformers' save_pretrained")
+        what = "a file, not a folder" if folder.is_file() else "no such folder"
+        raise BenchError(f"hf:{folder}: {what}; give the folder saved by transformers' save_pretrained")
     if not path.is_file():
         raise BenchError(f"hf:{folder}: no config.json; this is not a checkpoint saved by transformers' save_pretrained")
     try:

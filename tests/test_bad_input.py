@@ -271,6 +271,13 @@ def test_an_unwritable_results_folder_is_refused_before_any_work(tmp_path, tiny_
     assert out.stderr.strip().startswith(f"error: cannot write to {blocker}/results/chess/tiny")
 
 
+def test_a_run_refused_after_its_folder_was_checked_leaves_no_empty_folder(tmp_path, tiny_checkpoint):
+    sandbox = Sandbox(tmp_path, tiny_checkpoint)
+    out = sandbox.run(*BENCH_TINY, "layer=-9")        # refused once the model's depth is known
+    assert out.returncode == 2 and "layer -9 does not exist" in out.stderr.strip().splitlines()[-1]
+    assert not sandbox.results.exists(), sorted(sandbox.results.rglob("*"))
+
+
 def _damaged_sae_folder(tmp_path: Path, damage) -> Path:
     """A SAELens SAE folder for the tiny dense model's MLP (128 wide), then damaged."""
     from sae_lens import TopKSAE, TopKSAEConfig

@@ -54,6 +54,8 @@ def exported(results):
         out = _cli("export", "--format", "saebench", "--task", task, "--preset", "tiny", "--threads", "1",
                    results=results)
         assert out.returncode == 0, out.stderr[-2000:]
+        said = out.stdout.strip().splitlines()   # what it found, one line per model, then where it wrote
+        assert said[-1].startswith("wrote ") and any("ce_loss_score" in line and "l0" in line for line in said)
     return results
 
 

@@ -301,3 +301,41 @@ def test_an_sae_of_another_width_is_refused(tmp_path):
     sae.save_model(str(tmp_path / "sae"))
     _expect_refusal(tmp_path, f"hf:{tmp_path / 'gpt2'}+sae:{tmp_path / 'sae'}", "language", "tiny-gpt2",
                     "reads 32-wide activations")
+
+
+@pytest.mark.parametrize("content", [b"", b"not a checkpoint\n", b"\x00\x01garbage", None, "mixed keys", "not a tensor"])
+def test_a_file_that_is_no_nanogpt_checkpoint_is_one_line_naming_it(tmp_path, content):
+    from models.nanogpt_checkpoint import read_checkpoint
+
+    path = tmp_path / "ckpt.pt"
+    if content is None:
+        path.mkdir()                                   # a folder where the file should be
+    elif content == "mixed keys":
+        torch.save({1: 2, "a": 3}, path)
+    elif content == "not a tensor":
+        ckpt = _nanogpt_state()
+        ckpt["model"]["lm_head.weight"] = 0.5
+        torch.save(ckpt, path)
+    else:
+        path.write_bytes(content)
+    with pytest.raises(BenchError, match=f"^nanogpt:{re.escape(str(path))}: ") as caught:
+        read_checkpoint(path)
+    assert "\n" not in str(caught.value) and "weights_only" not in str(caught.value).replace("weights_only=True", "")
+
+
+def test_a_model_from_your_files_is_refused_by_the_toy_task_and_nothing_is_written(tmp_path):
+    _save_gpt2(tmp_path / "gpt2")
+    _expect_refusal(tmp_path, f"hf:{tmp_path / 'gpt2'}", "superposition", "tiny",
+                    "trains its own toy models from an architecture this harness defines")
+    assert not (tmp_path / "results").exists()
+
+
+def test_a_relative_path_is_recorded_resolved(tmp_path, monkeypatch):
+    from adapters.external import adapter_for
+
+    (tmp_path / "models" / "sae").mkdir(parents=True)
+    (tmp_path / "models" / "sae" / "cfg.json").write_text("{}")
+    monkeypatch.chdir(tmp_path)
+    cls = adapter_for("hf:models/gpt2+sae:models/sae")
+    assert cls.spec == f"hf:{tmp_path / 'models' / 'gpt2'}+sae:{tmp_path / 'models' / 'sae'}"
+    assert cls.base_model == f"hf:{tmp_path / 'models' / 'gpt2'}"

@@ -79,8 +79,26 @@ def test_a_cfg_without_architecture_is_standard_as_saelens_reads_it(clean, tmp_p
 def test_a_release_and_a_transcoder_get_their_folders(clean, tmp_path):
     clean.setenv("MOEXBENCH_SAE_RELEASE", "gpt2-small-res-jb/blocks.8.hook_resid_pre")
     assert variant_part(registry.model_adapter("dense+sae")) == "dictionary.gpt2-small-res-jb_blocks.8.hook_resid_pre"
+    (tmp_path / "tc").mkdir()
+    (tmp_path / "tc" / "cfg.json").write_text("{}")
     clean.setenv("MOEXBENCH_TRANSCODER_PATH", str(tmp_path / "tc"))
     assert variant_part(registry.model_adapter("dense+transcoder")).startswith("dictionary.tc-")
+
+
+@pytest.mark.parametrize("variable, value, words", [
+    ("MOEXBENCH_SAE_PATH", "nope", "no such folder"),
+    ("MOEXBENCH_SAE_PATH", ".", "not a SAELens folder \\(no cfg.json\\)"),
+    ("MOEXBENCH_TRANSCODER_PATH", "nope", "no such folder"),
+    ("MOEXBENCH_SAE_RELEASE", "gpt2-small-res-jb", "write it as <release>/<sae id>"),
+    ("MOEXBENCH_SAE_RELEASE", "gpt2-small-res-jb/", "write it as <release>/<sae id>"),
+])
+def test_a_bad_variable_is_refused_when_the_model_is_named_before_any_training(clean, tmp_path, variable, value, words):
+    clean.chdir(tmp_path)
+    clean.setenv(variable, value)
+    model = "dense+transcoder" if "TRANSCODER" in variable else "dense+sae"
+    with pytest.raises(BenchError, match=f"^{variable}=.*{words}.*or unset it$"):
+        registry.model_adapter(model)
+    assert registry.model_adapter("moex").name == "moex"  # a model that reads no dictionary ignores it
 
 
 def test_the_export_reads_a_result_only_with_the_dictionary_it_was_scored_with(clean, tmp_path):

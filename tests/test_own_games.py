@@ -10,6 +10,7 @@ from pathlib import Path
 import chess.pgn
 import pytest
 
+from core.errors import BenchError
 from core.own_data import variant_for
 from tasks.chess.corpus import read_split, san_moves
 from tasks.chess.own_games import main
@@ -112,3 +113,13 @@ def test_the_chess_task_runs_end_to_end_on_your_own_games(tmp_path, games):
                           "--preset", "tiny", "--threads", "1"], cwd=ROOT, env=env, capture_output=True, text=True)
     assert run.returncode == 2 and "set MOEXBENCH_CHECKPOINTS=<a folder of its own>" in run.stderr
     assert not list((ROOT / "checkpoints" / "chess").glob("moe-tiny*"))
+
+
+def test_a_folder_of_yours_without_the_split_names_the_variable_and_the_fix(tmp_path, monkeypatch):
+    from tasks.chess import corpus
+
+    monkeypatch.setenv("MOEXBENCH_CHESS_DATA", str(tmp_path / "nope"))
+    monkeypatch.setattr(corpus, "EMBEDDED_DIR", tmp_path / "nope")   # as the variable sets it at import
+    with pytest.raises(BenchError, match=r"^MOEXBENCH_CHESS_DATA=.*/nope: no probe_train\.txt\.xz there; write your "
+                                         r"games into it with `python -m tasks\.chess\.own_games`, or unset it$"):
+        corpus.read_split("probe_train")

@@ -40,6 +40,9 @@ def read_split(name: str, data_dir: Path | None = None) -> list[str]:
         raise BenchError(f"unknown chess split {name!r}; choose one of {', '.join(SPLIT_FILES)}")
     path = (data_dir or EMBEDDED_DIR) / SPLIT_FILES[name]
     if not path.exists():
+        if data_dir is None and "MOEXBENCH_CHESS_DATA" in os.environ:  # the user's folder, not ours
+            raise BenchError(f"MOEXBENCH_CHESS_DATA={os.environ['MOEXBENCH_CHESS_DATA']}: no {SPLIT_FILES[name]} "
+                             f"there; write your games into it with `python -m tasks.chess.own_games`, or unset it")
         raise BenchError(f"chess corpus file {path} is missing; run `make chess-data` to generate it")
     return read_games_file(path)
 
