@@ -1,0 +1,37 @@
+"""Every committed summary is what `make report` writes from the committed results: a change to the
+report code that is not followed by `make report` (and `make figures`) fails here, not in a reader's eyes."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bench.report import write_summary
+from core.results import result_dir, results_root
+
+ROOT = Path(__file__).resolve().parents[1]
+# (task, preset, variant) of every summary.md under results/ that `make report` writes; the recipe
+# folders' summaries come from their experiment scripts instead.
+REPORTS = [("chess", "cpu", None), ("chess", "cpu", "layer.-1"), ("chess", "cpu", "layer.-2"),
+           ("chess", "cpu", "layer.-4"), ("chess", "short", None), ("chess", "short-w128", None),
+           ("language", "cpu", None), ("language", "cpu", "llm"), ("superposition", "cpu", None),
+           ("superposition", "paper", None), ("superposition", "cpu", "importance-0.9_specialisation.False")]
+
+
+@pytest.mark.parametrize("task, preset, variant", REPORTS)
+def test_a_committed_summary_is_what_make_report_writes(tmp_path, monkeypatch, task, preset, variant):
+    shutil.copytree(ROOT / "results" / task, tmp_path / task)
+    monkeypatch.setenv("MOEXBENCH_RESULTS", str(tmp_path))
+    folder = result_dir(task, preset, variant)
+    committed = ROOT / "results" / folder.relative_to(tmp_path)
+    write_summary(task, preset, variant)
+    for name in ("summary.md", "summary.csv"):
+        assert (folder / name).read_text() == (committed / name).read_text(), (
+            f"{committed / name} is not what `make report TASK={task} PRESET={preset}"
+            f"{f' VARIANT={variant}' if variant else ''}` writes now; run it and commit the file")
+
+
+def test_every_reported_summary_is_listed():
+    reported = {result_dir(t, p, v).relative_to(results_root()) for t, p, v in REPORTS}
+    found = {path.parent.relative_to(ROOT / "results") for path in (ROOT / "results").rglob("summary.md")}
+    assert found - {Path("chess/recipe"), Path("chess/recipe_moves")} == reported
