@@ -126,9 +126,14 @@ def score_arm(arm: Arm, threads: int) -> dict:
     model, _ = load_model(RUNS / arm.name / "final")
     torch.manual_seed(1_000)
     floor = DenseAdapter(GPT(model.cfg).eval())
-    out = ChessTask.evaluate(DenseAdapter(model.eval()), floor, ChessConfig(probe_layers="all"), key, seed=0)
+    # the task's block (-3) where the arm has one, else its first: a 2-block arm has no block -3. The arms
+    # are compared by the probe's best layer, which this choice does not touch; it moves only coverage.
+    layer = max(ChessConfig().layer, -model.cfg.n_layers)
+    out = ChessTask.evaluate(DenseAdapter(model.eval()), floor, ChessConfig(probe_layers="all", layer=layer), key,
+                             seed=0)
     record = json.loads(path.read_text())
-    record["final_eval"] = {"metrics": out["metrics"], "probe_f1_by_layer": out["details"]["probe_f1_by_layer"],
+    record["final_eval"] = {"metrics": out["metrics"], "layer": layer,
+                            "probe_f1_by_layer": out["details"]["probe_f1_by_layer"],
                             "probe_f1_by_layer_random_init": out["details"]["random_init"]["probe_f1_by_layer"]}
     atomic_write_text(path, json.dumps(record, indent=2) + "\n")
     return record
