@@ -33,7 +33,7 @@ def _seed(text: str) -> int:
         seed = int(text)
     except ValueError:
         seed = -1
-    if seed < 0:
+    if not 0 <= seed < 2**63:  # torch.manual_seed's range
         raise argparse.ArgumentTypeError(f"{text!r} is not a seed; write a whole number, 0 or more")
     return seed
 

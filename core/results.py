@@ -60,9 +60,10 @@ def ensure_writable(folder: Path, create: bool = True,
         if create:
             folder.mkdir(parents=True, exist_ok=True)
         else:
-            where = next(p for p in [folder, *folder.parents] if p.exists())
+            # a dangling link does not exist but blocks the mkdir: it stops the walk too
+            where = next(p for p in [folder, *folder.parents] if p.exists() or p.is_symlink())
             if not where.is_dir():
-                raise NotADirectoryError(errno.ENOTDIR, "a file, not a folder")
+                raise NotADirectoryError(errno.ENOTDIR, "a file or a broken link, not a folder")
         # a real write, not os.access: as root it says yes where mkdir then fails (a read-only mount, /proc)
         probe = where / f".write-test-{os.getpid()}"
         probe.write_text("")

@@ -30,7 +30,8 @@ def apply_overrides(config, overrides: list[str]):
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise BenchError(f"argument {item!r} is not KEY=VALUE; write a setting as ARGS=\"{item or 'key'}=<value>\"")
+            raise BenchError(f"argument {item!r} is not KEY=VALUE; write a setting as {key or '<key>'}=<value> "
+                             f"(through make: ARGS=\"{key or '<key>'}=<value>\")")
         if key not in fields:
             raise BenchError(f"unknown setting {key!r} for {type(config).__name__}; "
                              f"choose from {', '.join(sorted(fields))}")

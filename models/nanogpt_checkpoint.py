@@ -35,7 +35,7 @@ def read_checkpoint(path: Path) -> tuple[dict, dict]:
     if not isinstance(ckpt, dict) or "model" not in ckpt or "model_args" not in ckpt:
         found = sorted(map(str, ckpt))[:8] if isinstance(ckpt, dict) else type(ckpt).__name__
         raise BenchError(f"nanogpt:{path}: expected a dict with 'model' and 'model_args' (nanoGPT's ckpt.pt), "
-                         f"found {found}")
+                         f"found {found}; give the ckpt.pt that nanoGPT's train.py saved")
     args, state = ckpt["model_args"], ckpt["model"]
     if not isinstance(args, dict) or not isinstance(state, dict):
         raise BenchError(f"nanogpt:{path}: 'model' and 'model_args' must be dicts (nanoGPT's ckpt.pt)")
@@ -57,7 +57,8 @@ def read_checkpoint(path: Path) -> tuple[dict, dict]:
     not_tensors = [k for k in wanted if not isinstance(state[k], torch.Tensor)]
     if not_tensors:
         raise BenchError(f"nanogpt:{path}: {not_tensors[0]!r} in the state dict is a "
-                         f"{type(state[not_tensors[0]]).__name__}, not a tensor")
+                         f"{type(state[not_tensors[0]]).__name__}, not a tensor; give the ckpt.pt that nanoGPT's "
+                         f"train.py saved")
     shape = tuple(state["transformer.wte.weight"].shape)
     if shape != (args["vocab_size"], args["n_embd"]):
         raise BenchError(f"nanogpt:{path}: transformer.wte.weight is {shape}, model_args say "

@@ -261,3 +261,15 @@ def test_a_floor_with_more_than_half_its_features_dead_is_flagged_and_said(capsy
     # exactly half dead is not "more than half", as for the trained model's mostly_dead
     assert _floor_mostly_dead("x", alive=0.5) == 0.0 and _floor_mostly_dead("x", alive=0.9) == 0.0
     assert capsys.readouterr().out == ""
+
+
+def test_checking_a_folder_without_creating_it_leaves_nothing_and_sees_what_blocks_it(tmp_path):
+    from core.results import ensure_writable
+
+    ensure_writable(tmp_path / "a" / "b", create=False)
+    assert list(tmp_path.iterdir()) == []                      # nothing made, no probe left behind
+    (tmp_path / "file").write_text("")
+    (tmp_path / "dangling").symlink_to(tmp_path / "missing")   # exists() is False, yet mkdir fails on it
+    for blocker in ("file", "dangling"):
+        with pytest.raises(BenchError, match=f"cannot write to {tmp_path / blocker}/x .*{blocker}: a file or a broken link"):
+            ensure_writable(tmp_path / blocker / "x", create=False)

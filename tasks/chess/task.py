@@ -26,11 +26,11 @@ _ENGINE_GAMES = "data: engine games with human openings (Stockfish + gnuchess-bo
 _PROBE = ("linear probe: multinomial logistic per square fitted by L-BFGS (100 iterations, L2 1e-4) on "
           "standardised residual activations, scored as micro F1 over the 768 masked BSPs")
 # Alive is "max > 0"; the reference keeps a feature that is non-zero anywhere, scaled by |max|. The
-# two differ only for a feature never positive in the sample, which the reference can still switch on
-# at a probe position where it happens to be positive.
+# two differ only for a feature never positive in the sample, which the reference keeps and can still
+# switch on at a probe position where it happens to be positive.
 _ALIVE = ("a feature is alive when its maximum is above 0 (the reference: when it is non-zero anywhere, scaled "
-          "by its absolute maximum); they differ only for a feature never positive in the statistics sample: "
-          "alive_fraction counts it, and coverage and reconstruction only where it is positive at a probe position")
+          "by its absolute maximum); they differ only for a feature never positive in the statistics sample, "
+          "dead and dropped here, alive there (and scored where it is positive at a probe position)")
 DEVIATIONS = [
     _OR_EXACT, _ENGINE_GAMES,
     "max activation and aliveness come from every character position of the first 256 characters of "
