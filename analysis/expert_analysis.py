@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import json
 import sys
@@ -23,6 +22,7 @@ import torch
 
 from adapters.moe import router_active_corr
 from bench.own_data import refuse_own_data
+from core.arguments import OneLineParser
 from core.errors import FILES_WHOLE, BenchError, run_command
 from core.results import atomic_write_text, git_sha, task_dir
 
@@ -81,7 +81,7 @@ def write_analysis(task_name: str, model: str, preset: str, seed: int = 0, layer
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--task", default="chess")
     parser.add_argument("--preset", default="cpu")
     parser.add_argument("--models", default="moex", help="comma-separated MoE models with checkpoints")

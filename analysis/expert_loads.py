@@ -12,11 +12,11 @@ fire (`dead_fraction`).
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 
 from adapters.moe import UNUSED_SHARE
+from core.arguments import OneLineParser
 from core.errors import run_command
 from core.results import load_results, result_dir, result_files, with_seeds
 
@@ -57,7 +57,7 @@ def rows(task: str, preset: str) -> list[tuple[str, str, int, int, float, float]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = OneLineParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", default="chess")
     parser.add_argument("--preset", default="cpu")
     args = parser.parse_args(argv)

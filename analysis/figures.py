@@ -393,10 +393,10 @@ def make_figures(presets=("cpu", "short")) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
+    from core.arguments import OneLineParser
 
-    parser = argparse.ArgumentParser(prog="python -m analysis.figures", description="Draw the figures of the "
-                                     "committed results into results/figures/ (what `make figures` runs).")
+    parser = OneLineParser(prog="python -m analysis.figures", description="Draw the figures of the "
+                           "committed results into results/figures/ (what `make figures` runs).")
     parser.add_argument("presets", nargs="*", default=["cpu", "short"], help="presets to draw (default: cpu short)")
     args = parser.parse_args(argv)
     return run_command(lambda: make_figures(tuple(args.presets)) and None, on_interrupt=FILES_WHOLE)

@@ -29,7 +29,6 @@ is named and left out).
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import json
 import sys
@@ -38,6 +37,7 @@ import torch
 
 from adapters.moe import UNUSED_SHARE
 from bench.own_data import refuse_own_data
+from core.arguments import OneLineParser
 from core.errors import FILES_WHOLE, BenchError, run_command
 from core.results import atomic_write_text, git_sha, task_dir
 
@@ -117,7 +117,7 @@ def table(readings: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--task", default="chess")
     parser.add_argument("--preset", default="cpu")
     parser.add_argument("--models", default="moex", help="comma-separated MoE models")

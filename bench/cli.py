@@ -15,17 +15,9 @@ import time
 
 from bench import export_saebench
 from bench.registry import MODELS, PRESETS, TASKS
+from core.arguments import OneLineParser
 from core.errors import FILES_WHOLE, NOTHING_WRITTEN, RESUMES, BenchError, run_command
 from core.threads import add_threads_argument
-
-
-class _OneLineParser(argparse.ArgumentParser):
-    """argparse's errors as every other refusal here: one line, exit 2 (its default prints the usage
-    block first, which buries the line that says what is wrong)."""
-
-    def error(self, message: str):
-        sys.stderr.write(f"error: {message}; see `{self.prog} --help`\n")
-        sys.exit(2)
 
 
 def _seed(text: str) -> int:
@@ -41,8 +33,8 @@ def _seed(text: str) -> int:
 def _parser() -> argparse.ArgumentParser:
     epilog = (f"models: {', '.join(MODELS)}\ntasks: {', '.join(TASKS)}\npresets: {', '.join(PRESETS)}\n"
               "KEY=VALUE settings are the task config's fields (see tasks/<task>/config.py).")
-    parser = _OneLineParser(prog="moexbench", description="MoE-X Bench: interpretability of MoE-X vs dense models "
-                            "and SAEs", epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(prog="moexbench", description="MoE-X Bench: interpretability of MoE-X vs dense models "
+                           "and SAEs", epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     for name, help_text in (("bench", "evaluate a model on a task (trains it first if no checkpoint)"),
                             ("train", "train (or resume) a model for a task")):

@@ -22,12 +22,12 @@ names the TransformerLens hook the SAE reads (Karvonen's residual-stream SAEs af
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 import torch
 
+from core.arguments import OneLineParser
 from core.errors import NOTHING_WRITTEN, BenchError, run_command
 from core.new_folder import check_new, write_new_folder
 
@@ -105,7 +105,7 @@ def to_saelens(state: dict[str, torch.Tensor], hook: str, layout: str = "standar
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--ae", type=Path, required=True, help="the dictionary_learning ae.pt")
     parser.add_argument("--hook", required=True, help="the TransformerLens hook it reads, e.g. blocks.5.hook_resid_post")
     parser.add_argument("--out", type=Path, required=True, help="a new folder for the SAELens SAE")

@@ -15,7 +15,6 @@ at other settings into the variant's folder (results/chess/layer.-1/).
 
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
@@ -24,6 +23,7 @@ import time
 from bench.model_store import checkpoint_complete, checkpoint_stem, trainer_pid
 from bench.own_data import refuse_own_data
 from bench.own_dictionary import refuse_own_dictionary
+from core.arguments import OneLineParser
 from core.errors import BenchError, run_command
 from core.paths import RUNS
 from core.progress import progress as progress_bar
@@ -223,7 +223,7 @@ def run_grid(task: str, preset: str, jobs: int, dry_run: bool, overrides: list[s
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--task", default="chess")
     parser.add_argument("--preset", default="cpu")
     parser.add_argument("--jobs", type=int, default=2, help="runs at once, one thread each")

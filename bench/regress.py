@@ -22,7 +22,6 @@ command that made it. References are never edited by hand.
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import json
 import os
@@ -34,6 +33,7 @@ from pathlib import Path
 
 from bench.own_data import refuse_own_data
 from bench.own_dictionary import refuse_own_dictionary
+from core.arguments import OneLineParser
 from core.errors import BenchError, run_command
 from core.results import ROOT, atomic_write_text, git_sha, load_result, result_path, results_root
 from core.threads import add_threads_argument
@@ -220,7 +220,7 @@ def _compare(checks: list[Check], reference: dict, now: dict) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--mode", choices=list(MODES), default="checkpoints")
     parser.add_argument("--update", action="store_true", help="rewrite the reference from a fresh run")
     parser.add_argument("--only", default="", help="with --update: only these tasks' checks (comma-separated)")

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import argparse
 from typing import Callable
 
 from bench.own_data import refuse_own_data
+from core.arguments import OneLineParser
 from core.errors import BenchError, run_command
 from core.threads import add_threads_argument
 
@@ -15,7 +15,7 @@ def arms_main(doc: str, arms: dict, run_arm: Callable, report: Callable[[], list
     """`--arms a,b --threads 1` trains each arm (resumable) and prints its last curve point;
     `--score a,b` runs a trained arm's full evaluation, where the study has one; `--report` writes the
     study's table and figure from the arms' result files."""
-    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser = OneLineParser(description=doc.splitlines()[0])
     parser.add_argument("--arms", default="", help=f"comma-separated, from: {', '.join(arms)}")
     add_threads_argument(parser)
     parser.add_argument("--report", action="store_true", help="write the table and figure from the arms' results")

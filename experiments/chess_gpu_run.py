@@ -15,10 +15,10 @@ every other model (`make bench`), on the same device. The `gpu` preset needs the
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 
+from core.arguments import OneLineParser
 from core.errors import BenchError, run_command
 
 PROBE_STEPS = 10
@@ -91,7 +91,7 @@ def run(model_name: str, preset: str, device: str, budget_min: float) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = OneLineParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="dense")
     parser.add_argument("--preset", default="gpu")
     parser.add_argument("--device", default="cuda")

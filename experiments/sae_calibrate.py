@@ -14,12 +14,12 @@ Nothing is saved; the SAEs live in a temporary folder for the round trip through
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from core.arguments import OneLineParser
 from core.errors import BenchError, run_command
 from core.threads import add_threads_argument
 
@@ -84,7 +84,7 @@ def _parse(point: str, st) -> tuple[str, str, dict]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = OneLineParser(description=__doc__.splitlines()[0])
     parser.add_argument("points", nargs="+", metavar="ARCH:SETTING:VALUE[:SETTING:VALUE...]")
     parser.add_argument("--random-init", action="store_true", help="fit on the random-init model (the floor's SAE)")
     parser.add_argument("--task", default="chess")

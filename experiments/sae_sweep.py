@@ -11,7 +11,6 @@ units) and lands in results/<task>/sae_sweep/<arch>.json with the metrics of eve
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import sys
@@ -19,6 +18,7 @@ import time
 
 from bench.own_data import refuse_own_data
 from bench.own_dictionary import refuse_own_dictionary
+from core.arguments import OneLineParser
 from core.errors import BenchError, run_command
 from core.threads import add_threads_argument
 
@@ -70,7 +70,7 @@ def run_sweep(task_name: str, architecture: str, values: list, preset: str, seed
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = OneLineParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arch", required=True)
     parser.add_argument("--values", required=True, help="comma-separated values of the sparsity setting")
     parser.add_argument("--task", default="chess")

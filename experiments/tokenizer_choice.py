@@ -12,7 +12,6 @@ sensitive to other processes.
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import json
 import os
@@ -21,6 +20,7 @@ import sys
 import time
 
 from bench.own_data import refuse_own_data
+from core.arguments import OneLineParser
 from core.errors import NOTHING_WRITTEN, run_command
 from core.results import atomic_write_text, git_sha, results_root, versions
 from core.threads import add_threads_argument
@@ -145,7 +145,7 @@ def recommendation(result: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tokenizers", nargs="+", default=list(TOKENIZERS))
     parser.add_argument("--steps", type=int, default=3)
     add_threads_argument(parser)

@@ -78,9 +78,9 @@ def caching_scaling(token_counts=(100_000, 1_000_000), n_features: int = 16_384,
 
 
 if __name__ == "__main__":
-    import argparse
+    from core.arguments import OneLineParser
 
-    parser = argparse.ArgumentParser()
+    parser = OneLineParser()
     parser.add_argument("--cache-tokens", type=int, required=True)
     parser.add_argument("--cache-features", type=int, default=16_384)
     parser.add_argument("--score", type=int, default=1000)

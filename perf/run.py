@@ -12,12 +12,12 @@ the superposition task's training step at the paper preset's shapes, fused again
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 
 import torch
 
+from core.arguments import OneLineParser
 from core.results import atomic_write_text, git_sha, results_root, versions
 from core.threads import add_threads_argument
 from perf.timing import interleaved_seconds, median_seconds
@@ -170,7 +170,7 @@ NOTES = ("step: median of timed steps after 2 warm-up steps, random tokens, batc
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = OneLineParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="cpu")
     add_threads_argument(parser)
     parser.add_argument("--steps", type=int, default=5)

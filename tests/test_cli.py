@@ -40,3 +40,20 @@ def test_bad_input_is_one_line_and_exit_2(args, message):
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(message), out.stderr
+
+
+@pytest.mark.parametrize("module", ["bench.grid", "bench.regress", "bench.convert_sae", "tasks.chess.own_games",
+                                    "analysis.figures", "experiments.chess_move_recipe"])
+def test_every_command_line_refuses_bad_arguments_in_one_line(module):
+    out = subprocess.run([sys.executable, "-m", module, "--no-such-flag"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=120)
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), out.stderr
+
+
+def test_no_command_line_builds_a_plain_argparse_parser():
+    """Each script's parser is core.arguments.OneLineParser, so the test above holds for the ones it does not run."""
+    plain = [str(path.relative_to(ROOT)) for folder in ("adapters", "analysis", "bench", "core", "experiments", "models",
+                                                        "perf", "tasks")
+             for path in (ROOT / folder).rglob("*.py") if "argparse.ArgumentParser(" in path.read_text()]
+    assert plain == [], plain

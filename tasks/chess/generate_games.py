@@ -10,7 +10,6 @@ games are spread over worker processes.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import math
@@ -22,6 +21,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from core.arguments import OneLineParser
 from core.worker_processes import die_with_parent
 from tasks.chess.corpus import EVAL_MIN_DOTS, EVAL_WINDOW, SPLIT_FILES, count_dots, write_split
 
@@ -239,7 +239,7 @@ keeps only games that appear in no file above and no earlier shard (so none is a
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = OneLineParser(description=__doc__.splitlines()[0])
     parser.add_argument("--games", type=int, default=23_000, help="games to play before deduplication")
     parser.add_argument("--probe-games", type=int, default=1000, help="games in each of probe_train/probe_test")
     parser.add_argument("--seed", type=int, default=0)

@@ -13,11 +13,11 @@ probe game leaks into training) and against earlier shards, written as
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 from pathlib import Path
 
+from core.arguments import OneLineParser
 from core.errors import BenchError
 from core.paths import RUNS
 from core.progress import progress as progress_bar
@@ -104,7 +104,7 @@ def record_in_card(data_dir: Path, shard: int, first_index: int, n_games: int, k
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = OneLineParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shards", type=int, default=20, help="shards to have when done")
     parser.add_argument("--shard-games", type=int, default=10_000, help="games played per shard")
     parser.add_argument("--workers", type=int, default=1)

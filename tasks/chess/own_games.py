@@ -19,10 +19,10 @@ all, and an existing one is refused (core/new_folder.py): nothing is overwritten
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
+from core.arguments import OneLineParser
 from core.errors import NOTHING_WRITTEN, BenchError, run_command
 from core.new_folder import check_new, write_new_folder
 from core.own_data import variant_for
@@ -63,7 +63,7 @@ def write_folder(out: Path, splits: dict[str, list[str]]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, required=True, help="a new folder for the games")
     source = parser.add_argument_group("games (one or both)")
     source.add_argument("--pgn", nargs="+", help="PGN files (headers ignored)")

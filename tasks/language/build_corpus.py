@@ -11,7 +11,6 @@ listed in, so a second run gives byte-identical files (given the same package ve
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import hashlib
 import json
@@ -25,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
+from core.arguments import OneLineParser
 from core.errors import FILES_WHOLE, BenchError, run_command
 from tasks.language.corpus import EMBEDDED_DIR, SPLIT_FILES, write_split
 
@@ -404,7 +404,7 @@ the sha256 column against the files).
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(description=__doc__.split("\n\n")[0])
     # The embedded folder, never MOEXBENCH_LANGUAGE_DATA's: that may hold a user's own corpus.
     parser.add_argument("--out", type=Path, default=EMBEDDED_DIR)
     parser.add_argument("--seed", type=int, default=SEED)

@@ -23,11 +23,11 @@ characters of English); a smaller held-out split stops its run with a message sa
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import sys
 from pathlib import Path
 
+from core.arguments import OneLineParser
 from core.errors import NOTHING_WRITTEN, BenchError, run_command
 from core.new_folder import check_new, write_new_folder
 from core.own_data import variant_for
@@ -100,7 +100,7 @@ def bpe_only(out: Path, bpe_vocab: int) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, required=True, help="a new folder for the corpus")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--files", nargs="+", help="UTF-8 text files, one document each")

@@ -27,6 +27,7 @@ import threading
 import time
 from pathlib import Path
 
+from core.arguments import OneLineParser
 from core.errors import BenchError, run_command
 from core.paths import ROOT
 from tasks.language.autointerp.llm_client import LLMConfig, opener_for
@@ -200,7 +201,7 @@ def serve(threads: int, ctx_size: int, port: int, until_stdin_closes: bool) -> N
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Serve SmolLM2-135M-Instruct on 127.0.0.1 (OpenAI API).")
+    parser = OneLineParser(description="Serve SmolLM2-135M-Instruct on 127.0.0.1 (OpenAI API).")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--ctx-size", type=int, default=8192)
     parser.add_argument("--port", type=int, default=0)
