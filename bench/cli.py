@@ -21,13 +21,9 @@ from core.threads import add_threads_argument
 
 
 def _seed(text: str) -> int:
-    try:
-        seed = int(text)
-    except ValueError:
-        seed = -1
-    if not 0 <= seed < 2**63:  # torch.manual_seed's range
+    if not text.isdigit() or int(text) >= 2**63:  # torch.manual_seed's range
         raise argparse.ArgumentTypeError(f"{text!r} is not a seed; write a whole number, 0 or more")
-    return seed
+    return int(text)
 
 
 def _parser() -> argparse.ArgumentParser:

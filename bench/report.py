@@ -36,9 +36,9 @@ def paper_numbers(task: str, preset: str | None = None) -> dict:
 
 def _seed_stats(seeds: list[dict]) -> dict:
     """Mean and spread over seeds of every metric (std needs two or more seeds), and the flags the seeds
-    raised as the headline words them (` [mostly dead]`, or ""). A metric that one
-    seed lacks and another has is refused: its mean would count fewer seeds than n_seeds says. One
-    declared `added_later` is left out instead (seeds scored before it existed lack it)."""
+    raised as the headline words them (` [mostly dead]`, or ""). A metric that one seed lacks and another
+    has is refused: its mean would count fewer seeds than n_seeds says. One declared `added_later` is
+    left out instead (seeds scored before it existed lack it)."""
     from core.metrics import lookup
 
     task = seeds[0].get("task")
