@@ -109,13 +109,17 @@ def cmd_bench(args) -> None:
         registry.check_model_name(name)
     task_settings = apply_overrides(task.Config(), args.overrides)
     _setup(args)
-    # What the evaluation needs and no model does (chess: the position labels) starts now, beside the
-    # import of the models' libraries (seconds); the model's own settings do not change it.
-    task.prepare(task_settings, args.preset)
-    from bench.runner import run_bench, settings_for
+    from bench.run_target import checked_target, settings_for
 
     adapters = [registry.model_adapter(n) for n in names]
     configs = [settings_for(adapter_cls, task, args.overrides) for adapter_cls in adapters]
+    for adapter_cls, config in zip(adapters, configs):
+        checked_target(adapter_cls, task, config, args.preset, args.seed)  # every refusal before any work
+    # What the evaluation needs and no model does (chess: the position labels) starts now, beside the
+    # import of the models' libraries (seconds); the model's own settings do not change it.
+    task.prepare(task_settings, args.preset)
+    from bench.runner import run_bench
+
     for adapter_cls, config in zip(adapters, configs):
         started = time.time()
         path = run_bench(adapter_cls, task, config, args.preset, args.seed, args.device)

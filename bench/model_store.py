@@ -59,19 +59,6 @@ def build_random(adapter_cls, task, preset: str, seed: int) -> GPT:
     return GPT(adapter_cls.model_config(task.dense_config(preset)))
 
 
-def model_depth(adapter_cls, task, preset: str) -> int:
-    """How many blocks the model `adapter_cls` scores at `preset` has, without building it."""
-    if adapter_cls.base_model:
-        from bench import registry
-
-        adapter_cls = registry.model_adapter(adapter_cls.base_model)
-    if getattr(adapter_cls, "external", False):
-        from bench.external_loading import external_depth
-
-        return external_depth(adapter_cls)
-    return adapter_cls.model_config(task.dense_config(preset)).n_layers
-
-
 def _runs(task, adapter_cls, preset: str, seed: int) -> Path:
     """The training run's folder; on your own data one of its own (core/own_data.py)."""
     base = run_dir(task.name, adapter_cls.name, preset, seed)

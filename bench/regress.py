@@ -126,7 +126,7 @@ def _require_checkpoint(check: Check) -> None:
 def _variant(check: Check) -> str | None:
     """The results folder the check's overrides send its run to (a task keeps other settings apart)."""
     from bench import registry
-    from bench.runner import filed_config, results_variant, settings_for
+    from bench.run_target import filed_config, results_variant, settings_for
 
     task, adapter_cls = registry.task(check.task), registry.model_adapter(check.model)
     config = filed_config(task, settings_for(adapter_cls, task, list(check.overrides)), adapter_cls, check.preset)

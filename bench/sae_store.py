@@ -152,7 +152,7 @@ def resume_folder(folder: Path) -> Path:
 
 
 def _trained_here(adapter, task, preset, seed, config, device, role, hook):
-    from bench.runner import settings_for as model_settings
+    from bench.run_target import settings_for as model_settings
 
     settings = st.settings_for(adapter.architecture, preset, **adapter.settings_overrides)
     d_sae = settings.latents_per_d_mlp * adapter.model.cfg.d_mlp

@@ -140,7 +140,11 @@ def refuse_other_measurement(path: Path, config) -> None:
     if not fields or not path.exists():
         return
     stored = load_result(path).get("config") or {}
-    differs = [f"{name}={stored[name]!r} there, {getattr(config, name)!r} now" for name in fields
+    preset_zero = getattr(type(config), "ZERO_MEANS_PRESET", ())
+
+    def said(name: str, value) -> str:  # 0 of such a setting is not zero games but the preset's number
+        return f"{value!r} (the preset's number)" if name in preset_zero and value == 0 else repr(value)
+    differs = [f"{name}={said(name, stored[name])} there, {said(name, getattr(config, name))} now" for name in fields
                if name in stored and stored[name] != getattr(config, name)]
     if differs:
         raise BenchError(f"{path} was measured with other settings ({'; '.join(differs)}) and this run would replace "

@@ -10,7 +10,7 @@ import torch
 
 from bench import registry
 from bench.model_store import load_or_train
-from bench.runner import results_variant, settings_for
+from bench.run_target import results_variant, settings_for
 from core.fidelity import fidelity
 from core.results import load_result, result_path
 

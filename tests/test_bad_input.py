@@ -184,7 +184,7 @@ ROWS = [
     # a quick look on fewer probe games must not write over the full evaluation
     ("smaller-run-over-a-full-result", _full_evaluation_stored,
      ("bench", "--model", "dense", "--task", "chess", "--preset", "tiny", "--threads", "1", "probe_games=20"),
-     ["dense.json was measured with other settings (probe_games=0 there, 20 now)", "MOEXBENCH_RESULTS"]),
+     ["dense.json was measured with other settings (probe_games=0 (the preset's number) there, 20 now)", "MOEXBENCH_RESULTS"]),
 ]
 
 
@@ -202,6 +202,16 @@ def test_bad_input_row(tmp_path, tiny_checkpoint, breaks, argv, needles):
     for needle in needles:
         assert needle in lines[0], lines[0]
     assert _tree_digest(sandbox.results, sandbox.checkpoints) == before
+
+
+def test_a_run_refused_for_other_settings_computes_nothing_first(tmp_path, tiny_checkpoint):
+    """The refusal comes before the task's own preparation: no position labels land in the cache."""
+    sandbox = Sandbox(tmp_path, tiny_checkpoint)
+    _full_evaluation_stored(sandbox)
+    out = sandbox.run("bench", "--model", "dense", "--task", "chess", "--preset", "tiny", "--threads", "1",
+                      "probe_games=20", "workers=2")
+    assert out.returncode == 2 and "measured with other settings" in out.stderr, out.stderr[-3000:]
+    assert not (tmp_path / "cache").exists()
 
 
 def _dead_port() -> int:

@@ -27,8 +27,8 @@ def _save_gpt2(folder: Path, activation: str = "relu", **overrides) -> "torch.nn
     from transformers import GPT2Config, GPT2LMHeadModel
 
     torch.manual_seed(0)
-    config = GPT2Config(vocab_size=50257, n_positions=64, n_embd=32, n_layer=4, n_head=2,
-                        activation_function=activation, initializer_range=0.2, **overrides)
+    config = GPT2Config(**{**dict(vocab_size=50257, n_positions=64, n_embd=32, n_layer=4, n_head=2,
+                                  activation_function=activation, initializer_range=0.2), **overrides})
     model = GPT2LMHeadModel(config).eval()
     with torch.no_grad():
         for block in model.transformer.h:
@@ -109,7 +109,7 @@ def test_two_folders_of_one_name_get_two_result_names(tmp_path):
 
 def test_the_depth_of_a_model_from_files_is_read_from_its_config(tmp_path):
     from adapters.external import adapter_for
-    from bench.model_store import model_depth
+    from bench.run_target import model_depth
     from tasks.chess.task import ChessTask
     from tasks.language.task import LanguageTask
 
@@ -273,6 +273,15 @@ def test_a_gpt2_with_another_vocabulary_than_the_preset_is_refused(tmp_path):
     _save_gpt2(tmp_path / "gpt2")
     _expect_refusal(tmp_path, f"hf:{tmp_path / 'gpt2'}", "language", "tiny", "choose a preset with the model's "
                     "tokenizer (paper, tiny-gpt2)")
+
+
+def test_a_gpt2_with_a_shorter_context_than_the_preset_is_pointed_to_one_that_fits_or_told_none_does(tmp_path):
+    _save_gpt2(tmp_path / "gpt2")  # 64 positions: tiny-gpt2 feeds 64, paper 1,024
+    _expect_refusal(tmp_path, f"hf:{tmp_path / 'gpt2'}", "language", "paper",
+                    "feeds 1024; choose a preset with a shorter context (tiny-gpt2)")
+    _save_gpt2(tmp_path / "short", n_positions=32)
+    _expect_refusal(tmp_path, f"hf:{tmp_path / 'short'}", "language", "tiny-gpt2",
+                    "no language preset with its tokenizer feeds 32 tokens or fewer")
 
 
 def test_a_ckpt_whose_keys_are_not_nanogpts_is_refused(tmp_path):

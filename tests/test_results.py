@@ -206,8 +206,8 @@ def test_a_chess_run_with_other_settings_goes_to_its_own_folder_and_regress_read
 
 def test_a_block_counted_from_the_start_is_filed_as_counted_from_the_end():
     from bench import registry
-    from bench.model_store import model_depth
-    from bench.runner import results_variant
+    from bench.run_target import model_depth
+    from bench.run_target import results_variant
     from core.task_config import apply_overrides, layer_from_end
     from tasks.chess.config import ChessConfig
     from tasks.chess.task import ChessTask
@@ -231,7 +231,7 @@ def test_a_block_counted_from_the_start_is_filed_as_counted_from_the_end():
 
 def test_a_run_and_regress_file_layer_3_of_4_blocks_as_layer_minus_1(monkeypatch):
     """Through the bench's own entry (stopped at its first check, before any work) and regress's reading."""
-    from bench import registry, runner
+    from bench import registry, run_target, runner
     from bench.regress import Check, _variant
     from core.task_config import apply_overrides
     from tasks.chess.config import ChessConfig
@@ -245,7 +245,7 @@ def test_a_run_and_regress_file_layer_3_of_4_blocks_as_layer_minus_1(monkeypatch
     def first_check(target, config):
         seen.update(target=target, layer=config.layer)
         raise Stop
-    monkeypatch.setattr(runner, "refuse_other_measurement", first_check)
+    monkeypatch.setattr(run_target, "refuse_other_measurement", first_check)
     with pytest.raises(Stop):
         runner.run_bench(registry.model_adapter("moex"), ChessTask, apply_overrides(ChessConfig(), ["layer=3"]),
                          "tiny", 0, "cpu")

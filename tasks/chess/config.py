@@ -33,6 +33,7 @@ class ChessConfig:
     # would replace is refused before any work (core.results.refuse_other_measurement), so a quick
     # ARGS="probe_games=100" never writes over the full evaluation.
     MEASUREMENT = ("probe_games", "legal_move_games")
+    ZERO_MEANS_PRESET = ("probe_games",)  # said so when a refusal names it
 
     def __post_init__(self):
         if self.site not in ("mlp", "resid", "attn"):

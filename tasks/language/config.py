@@ -12,6 +12,7 @@ class LanguageConfig:
     # A run with other values than the result it would replace is refused before any work (a sample of
     # 20 features never writes over the 200-feature evaluation): core.results.refuse_other_measurement.
     MEASUREMENT = ("n_features", "negatives")
+    ZERO_MEANS_PRESET = ("n_features",)  # said so when a refusal names it
     # Settings that score other features: a run with another value writes to its own results folder.
     OTHER_FEATURES = ("layer", "site")
     # Block whose features are scored; negative counts from the end: -3 is block 3 of the cpu preset's
