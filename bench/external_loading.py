@@ -61,20 +61,27 @@ def random_external(adapter_cls, seed: int):
 def _check_fits(spec: str, model, task, preset: str) -> None:
     dense = task.dense_config(preset)
     if model.cfg.d_vocab != dense.vocab_size:
+        fitting = _presets_with_vocab(task, model.cfg.d_vocab)
         raise BenchError(f"{spec} has a {model.cfg.d_vocab}-token vocabulary but {task.name} preset {preset} reads "
                          f"{dense.vocab_size} tokens; choose a preset with the model's tokenizer "
-                         f"({_presets_with_vocab(task, model.cfg.d_vocab)})")
+                         f"({', '.join(fitting) or f'none of the {task.name} presets'})")
     if model.cfg.n_ctx < dense.n_ctx:
+        fitting = _presets_with_vocab(task, model.cfg.d_vocab, max_ctx=model.cfg.n_ctx)
         raise BenchError(f"{spec} reads at most {model.cfg.n_ctx} tokens but {task.name} preset {preset} feeds "
-                         f"{dense.n_ctx}; choose a preset with a shorter context")
+                         f"{dense.n_ctx}; " + (f"choose a preset with a shorter context ({', '.join(fitting)})"
+                                              if fitting else f"no {task.name} preset with its tokenizer feeds "
+                                              f"{model.cfg.n_ctx} tokens or fewer, so it cannot be scored on "
+                                              f"{task.name}: score a model with a longer context"))
 
 
-def _presets_with_vocab(task, vocab: int) -> str:
+def _presets_with_vocab(task, vocab: int, max_ctx: int | None = None) -> list[str]:
+    """The task's presets that read a `vocab`-token vocabulary (and feed at most `max_ctx` tokens)."""
     fitting = []
     for preset in task.presets:
         try:
-            if task.dense_config(preset).vocab_size == vocab:
-                fitting.append(preset)
+            dense = task.dense_config(preset)
         except BenchError:  # a preset whose tokenizer files are absent here
             continue
-    return ", ".join(fitting) or f"none of {task.name}'s presets"
+        if dense.vocab_size == vocab and (max_ctx is None or dense.n_ctx <= max_ctx):
+            fitting.append(preset)
+    return fitting

@@ -184,7 +184,8 @@ ROWS = [
     # a quick look on fewer probe games must not write over the full evaluation
     ("smaller-run-over-a-full-result", _full_evaluation_stored,
      ("bench", "--model", "dense", "--task", "chess", "--preset", "tiny", "--threads", "1", "probe_games=20"),
-     ["dense.json was measured with other settings (probe_games=0 (the preset's number) there, 20 now)", "MOEXBENCH_RESULTS"]),
+     ["dense.json was measured with other settings (probe_games=0 (the preset's number) there, 20 now)",
+      "MOEXBENCH_RESULTS"]),
 ]
 
 
