@@ -38,7 +38,8 @@ def _seed_stats(seeds: list[dict]) -> dict:
     """Mean and spread over seeds of every metric (std needs two or more seeds), and the flags the seeds
     raised as the headline words them (` [mostly dead]`, or ""). A metric that one seed lacks and another
     has is refused: its mean would count fewer seeds than n_seeds says. One declared `added_later` is
-    left out instead (seeds scored before it existed lack it)."""
+    left out instead (seeds scored before it existed lack it). Each seed's details come along for the
+    tables that group what the means pool."""
     from core.metrics import lookup
 
     task = seeds[0].get("task")
@@ -56,7 +57,7 @@ def _seed_stats(seeds: list[dict]) -> dict:
     # them as the headline does without importing bench (and an added_later flag left out above counts).
     return {"n_seeds": len(seeds), "mean": {k: statistics.fmean(v) for k, v in values.items()},
             "std": {k: statistics.stdev(v) for k, v in values.items() if len(v) > 1}, "values": values,
-            "flags": flags(seeds)}
+            "flags": flags(seeds), "details": [s.get("details") for s in seeds]}
 
 
 def _paper_tables(task: str, stats: dict, preset: str) -> list[str]:

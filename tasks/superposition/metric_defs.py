@@ -7,8 +7,8 @@ METRICS = (
            "sparsity sweep", None, 0.0, headline=True),
     Metric("features_per_dim_sparsest", "features per dimension at the sweep's lowest feature density", None, 0.0,
            headline=True),
-    Metric("features_per_dim_max_jump", "the largest rise of features per dimension between neighbouring densities",
-           None),
+    Metric("features_per_dim_max_jump", "the largest change (up or down) of features per dimension between "
+           "neighbouring densities", None),
     unit_range("monosemantic_fraction", "share of features represented in some expert (norm >= min_norm) with "
                "interference below the threshold", headline=True),
     Metric("mean_interference", "mean over represented features of sqrt(sum_j (W_hat_i . W_j)^2), j != i",
