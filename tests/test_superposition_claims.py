@@ -81,4 +81,5 @@ def test_specialisation_is_judged_on_the_means_of_experts_grouped_by_monosemanti
     assert "| moe | khot | 10% | 70% | 10%-95% (3 groups) | 67-100%: no |" in text
     assert "| moe | xavier | 10% | 20% | 20%-20% (1 group) | - |" in text
     seed1["specialisation"][0]["usage_clamped"] = 0.7  # the 2-feature group now at 70%
-    assert "| moe | khot | 10% | 70% | 70%-95% (3 groups) | 67-100%: yes |" in "\n".join(render({"dense": dense, "moe": moe}))
+    text = "\n".join(render({"dense": dense, "moe": moe}))
+    assert "| moe | khot | 10% | 70% | 70%-95% (3 groups) | 67-100%: yes |" in text

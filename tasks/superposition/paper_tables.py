@@ -97,7 +97,8 @@ def _specialisation(stats: dict) -> list[str]:
                       f"group{'s' if len(groups) != 1 else ''})" if groups else "-")
             claim = "-"
             if init == "khot":  # the claim is about k-hot initialisation only
-                claim = "67-100%: " + (_yes(min(groups.values()) >= 0.67) if groups else "not judged (no per-expert rows)")
+                claim = "67-100%: " + (_yes(min(groups.values()) >= 0.67) if groups
+                                       else "not judged (no per-expert rows)")
             rows.append(f"| {m} | {init} | {base:.0%} | {usage:.0%} | {spread} | {claim} |")
     if not rows:
         return []
