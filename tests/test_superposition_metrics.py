@@ -23,6 +23,18 @@ def test_orthogonal_antipodal_and_unused_features():
     assert mono.tolist() == [True, True, False, False, False]  # the unused feature has no norm
 
 
+def test_interference_is_the_norm_of_projections_onto_the_unit_row_and_both_floors_apply_to_norms():
+    """Rows of other lengths than 1 and values between 0 and 1 tell the definition from its near misses:
+    the square of the norm, cosines in place of projections, the floors applied to squares."""
+    W = _one_expert([[2, 0, 0], [0.3, 0.4, 0], [0, 0, 0.15]])
+    # feature 0: W_hat_0 = (1, 0, 0) -> projections 0.3 (onto feature 1) and 0: sqrt(0.09) = 0.3
+    #   (its square, 0.09, would pass the 0.2 threshold; the cosine with feature 1 would be 0.6)
+    # feature 1: W_hat_1 = (0.6, 0.8, 0) -> 1.2 onto feature 0, 0 onto feature 2: 1.2 (cosines: 0.6)
+    # feature 2: alone on its axis, norm 0.15: over min_norm 0.1 (its squared norm, 0.0225, is not)
+    assert metrics.interference(W)[0, 0].tolist() == pytest.approx([0.3, 1.2, 0.0], abs=1e-4)
+    assert metrics.monosemantic(W, threshold=0.2, min_norm=0.1)[0, 0].tolist() == [False, False, True]
+
+
 def test_features_per_dimension_dense_and_usage_weighted():
     # Dense: 5 features of norm 1 in m = 3 dimensions -> |W|_F^2 / m = 5/3.
     W = _one_expert([[1, 0, 0], [0, 1, 0], [0, 0, 1], [0, 0, -1], [0.6, 0.8, 0]])
