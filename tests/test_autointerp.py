@@ -107,6 +107,15 @@ def test_fuzzing_highlights_each_negative_with_the_activating_windows_mean_count
     assert fuzzed[3].highlighted == (0,)  # a one-token window can hold one highlight
 
 
+def test_the_fuzzing_count_is_of_highlighted_tokens_rounded_up_not_of_nonzero_ones_or_rounded():
+    from tasks.language.autointerp.protocol import _fuzz_examples
+
+    # highlighted 1, 1, 1, 2: mean 1.25 -> 2 (rounding would give 1); non-zero 4, 4, 4, 2 (delphi's count): 4
+    weak_tail = [_ex("a| b| c| d", [1, .1, .1, .1], 9) for _ in range(3)]
+    fx = FeatureExamples(7, [], weak_tail + [_ex("e| f| g| h", [1, .5, 0, 0], 9)], [_ex("i| j| k| l", [0] * 4)])
+    assert len(_fuzz_examples(fx, np.random.default_rng(0))[4].highlighted) == 2
+
+
 # --- one feature end to end ---
 
 def test_a_pure_token_feature_scores_perfectly_and_records_its_answers():
@@ -124,6 +133,8 @@ def test_a_pure_token_feature_scores_perfectly_and_records_its_answers():
 
 def test_highlights_follow_delphis_threshold_of_each_windows_maximum():
     assert active_positions(_ex("a| b| c| d", [1.0, 0.29, 0.3, 0.0])) == (0, 2)
+    # exactly 0.3 of the peak is "at least" 0.3 of it (0.3 * 10 is 3.0000000000000004 in floats)
+    assert active_positions(_ex("a| b| c", [10.0, 3.0, 2.99])) == (0, 1)
     assert active_positions(_ex("a| b", [0.0, 0.0])) == ()
 
 

@@ -78,6 +78,7 @@ def test_loss_recovered_is_over_every_token_not_a_mean_of_batch_means():
     assert out["loss_recovered"] == pytest.approx(2 / 3)
     assert (out["ce_clean"], out["ce_zero_ablation"]) == (1.0, 3.0)
     assert out["perplexity_splice"] == pytest.approx(math.exp(5 / 3))
+    assert out["perplexity"] == pytest.approx(math.exp(1.0))  # the clean model's, not the splice's
 
 
 def test_l0_and_dead_fraction_count_the_features():

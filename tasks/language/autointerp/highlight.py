@@ -14,4 +14,5 @@ HIGHLIGHT_THRESHOLD = 0.3
 def active_positions(example: Example, threshold: float = HIGHLIGHT_THRESHOLD) -> tuple[int, ...]:
     acts = np.asarray(example.activations, dtype=np.float64)
     peak = acts.max() if acts.size else 0.0
-    return tuple(int(i) for i in np.flatnonzero(acts >= threshold * peak)) if peak > 0 else ()
+    # the ratio, not threshold * peak: 3 of a peak of 10 is 0.3 of it, while 0.3 * 10 rounds above 3
+    return tuple(int(i) for i in np.flatnonzero(acts / peak >= threshold)) if peak > 0 else ()
