@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Callable
 
 from bench.own_data import refuse_own_data
@@ -19,10 +20,13 @@ def arms_main(doc: str, arms: dict, run_arm: Callable, report: Callable[[], list
     parser.add_argument("--arms", default="", help=f"comma-separated, from: {', '.join(arms)}")
     add_threads_argument(parser)
     parser.add_argument("--report", action="store_true", help="write the table and figure from the arms' results")
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars, in training or in scoring")
     if score is not None:
         parser.add_argument("--score", default="", help="comma-separated trained arms to score in full")
     args = parser.parse_args(argv)
+
+    if args.no_progress:  # the scoring's bars are the evaluation's own (core/progress.py reads this)
+        os.environ["MOEXBENCH_QUIET"] = "1"
 
     def body() -> None:
         refuse_own_data("chess", "a recipe study (written beside the committed results)")
