@@ -61,6 +61,32 @@ def test_refusals_name_the_problem_and_write_nothing(tmp_path, games, capsys):
     assert list(existing.iterdir()) == []
 
 
+def test_a_missing_or_bad_pgn_is_one_line_naming_the_file_and_the_flag(tmp_path, games):
+    """Through the command line, as a user runs it: python-chess's own log line must not come first."""
+    bad = tmp_path / "bad.pgn"
+    bad.write_text(_pgn(games[0]) + "\n\n" + '[Event "x"]\n\n1. e4 e5 2. Ke5 Nc6 *\n')
+    for given, words in ((tmp_path / "nope.pgn", "nope.pgn does not exist"),
+                         (tmp_path, "is a directory, not a file of games"),
+                         (bad, "bad game (illegal san: 'Ke5'")):
+        out = subprocess.run([sys.executable, "-m", "tasks.chess.own_games", "--out", str(tmp_path / "corpus"),
+                              "--pgn", str(given)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+        lines = out.stderr.strip().splitlines()
+        assert out.returncode == 2 and len(lines) == 1 and words in lines[0], out.stderr
+    assert "own_games --skip-bad" in lines[0]
+    assert not (tmp_path / "corpus").exists()
+
+
+def test_more_games_on_a_folder_of_your_own_games_says_it_has_no_generator_settings(tmp_path, games, capsys):
+    from tasks.chess.more_games import main as more_games
+
+    rows = tmp_path / "rows.txt"
+    rows.write_text("\n".join(games[:100]) + "\n")
+    assert main(["--out", str(tmp_path / "mine"), "--blocks", str(rows), "--probe-games", "10"]) == 0
+    capsys.readouterr()
+    assert more_games(["--shards", "1", "--data", str(tmp_path / "mine")]) == 2
+    assert "card.json does not exist" in capsys.readouterr().err and not (tmp_path / "mine" / "more").exists()
+
+
 def test_ctrl_c_while_writing_leaves_nothing_and_says_so(tmp_path, games, capsys, monkeypatch):
     rows = tmp_path / "rows.txt"
     rows.write_text("\n".join(games[:100]) + "\n")
@@ -123,3 +149,14 @@ def test_a_folder_of_yours_without_the_split_names_the_variable_and_the_fix(tmp_
     with pytest.raises(BenchError, match=r"^MOEXBENCH_CHESS_DATA=.*/nope: no probe_train\.txt\.xz there; write your "
                                          r"games into it with `python -m tasks\.chess\.own_games`, or unset it$"):
         corpus.read_split("probe_train")
+
+
+def test_a_preset_that_reads_shards_tells_your_own_games_how_to_have_them(tmp_path, monkeypatch):
+    """Shards of more engine games come from the committed generator; a folder of your games has none."""
+    import tasks.chess.task as chess_task
+
+    monkeypatch.setattr(chess_task, "EMBEDDED_DIR", tmp_path)
+    with pytest.raises(BenchError, match=r"add shards of your games there .*choose a preset that reads none "
+                                         r"\(tiny, tiny-moves, paper, gpu-smoke\)"):
+        chess_task.training_files("cpu")
+    assert chess_task.training_files("tiny") == [tmp_path / "train.txt.xz"]

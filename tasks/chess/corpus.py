@@ -93,11 +93,22 @@ def _validated(movetext: str, where: str) -> str:
 
 def load_pgn(path: Path, on_error: str = "raise") -> LoadedGames:
     """Games from a PGN file (headers ignored), converted to the benchmark's movetext."""
+    import logging
+
+    # python-chess logs each bad move it meets; the refusal below names it in its one line instead
+    chess_log = logging.getLogger("chess.pgn")
+    level, chess_log.level = chess_log.level, logging.CRITICAL
     try:
         out = _read_pgn(path, on_error)
+    except IsADirectoryError:
+        raise BenchError(f"{path} is a directory, not a file of games") from None
+    except FileNotFoundError:
+        raise BenchError(f"{path} does not exist") from None
     except UnicodeDecodeError as e:
         raise BenchError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start}); convert it, "
                          f"e.g. iconv -f latin1 -t utf-8") from None
+    finally:
+        chess_log.setLevel(level)
     if not out.games and not out.skipped:
         raise BenchError(f"{path} holds no games")
     return out
@@ -121,7 +132,8 @@ def _read_pgn(path: Path, on_error: str) -> LoadedGames:
                 problem = "no moves"
             if problem is not None:
                 if on_error == "raise":
-                    raise BenchError(f"{where}: bad game ({problem}); fix it or pass on_error=skip")
+                    raise BenchError(f"{where}: bad game ({problem}); fix it, or skip and count such games "
+                                     f"(own_games --skip-bad)")
                 out.skipped.append(f"{where}: {problem}")
                 continue
             out.games.append(movetext(game.end().board()))
@@ -177,7 +189,7 @@ def load_blocks(path: Path, on_error: str = "raise") -> LoadedGames:
                 out.games.append(_validated(game, f"{path}:{line_no}"))
             except ValueError as e:
                 if on_error == "raise":
-                    raise BenchError(f"{e}; fix the file or pass on_error=skip") from None
+                    raise BenchError(f"{e}; fix the file, or skip and count such games (own_games --skip-bad)") from None
                 out.skipped.append(str(e))
     if not out.games and not out.skipped:
         raise BenchError(f"{path} holds no games")

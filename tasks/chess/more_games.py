@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from pathlib import Path
 
 from core.arguments import OneLineParser
-from core.errors import BenchError
+from core.errors import BenchError, run_command
 from core.paths import RUNS
 from core.progress import progress as progress_bar
 from tasks.chess.corpus import EMBEDDED_DIR, SPLIT_FILES, read_games_file, read_split, write_split
@@ -103,7 +104,7 @@ def record_in_card(data_dir: Path, shard: int, first_index: int, n_games: int, k
     write_card_markdown(data_dir, card)
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = OneLineParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shards", type=int, default=20, help="shards to have when done")
     parser.add_argument("--shard-games", type=int, default=10_000, help="games played per shard")
@@ -111,33 +112,44 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", type=Path, default=EMBEDDED_DIR)
     parser.add_argument("--progress", type=Path, default=PROGRESS_DIR)
     args = parser.parse_args(argv)
-    check_tools()
-    card = json.loads((args.data / "card.json").read_text())
-    settings = GeneratorSettings(**card["settings"])
-    base_games = card["games_requested"]
-    seen = {g for name in SPLIT_FILES for g in read_split(name, args.data)}
-    recorded = card.get("more_shards", {})
-    for shard in range(args.shards):
-        first = base_games + shard * args.shard_games
-        path = shard_path(args.data, shard)
-        known = recorded.get(path.name)
-        if known and known["game_indices"] != [first, first + args.shard_games - 1]:
-            raise BenchError(f"{path.name} holds game indices {known['game_indices'][0]}-{known['game_indices'][1]}, "
-                             f"not {first}-{first + args.shard_games - 1}: it was played with --shard-games "
-                             f"{known['games_played']}; pass that")
-        if path.exists():
-            games = read_games_file(path)
-            seen.update(games)
-            if not known:  # written, then killed before the card was: record it now
-                record_in_card(args.data, shard, first, args.shard_games, games)
-            continue
-        games = play_shard(shard, first, args.shard_games, settings, args.workers, args.progress)
-        kept = finish_shard(args.data, shard, games, seen)
-        record_in_card(args.data, shard, first, args.shard_games, kept)
-        print(f"shard {shard}: {len(kept)} new unique games of {args.shard_games} -> {path}", flush=True)
-    total = sum(len(read_games_file(p)) for p in shard_files(args.data))
-    print(f"{len(shard_files(args.data))} shards, {total} games beyond the base corpus", flush=True)
+
+    def body() -> None:
+        if not (args.data / "card.json").is_file():
+            raise BenchError(f"{args.data / 'card.json'} does not exist: more_games adds games to an "
+                             f"engine-generated corpus with the generator settings its card records (the committed "
+                             f"one: make chess-data); a folder of your own games (own_games) has none, so add shards "
+                             f"of your games by hand "
+                             f"({args.data / MORE_DIR_NAME}/train-000.txt.xz, ...: xz text, one game per line)")
+        check_tools()
+        card = json.loads((args.data / "card.json").read_text())
+        settings = GeneratorSettings(**card["settings"])
+        base_games = card["games_requested"]
+        seen = {g for name in SPLIT_FILES for g in read_split(name, args.data)}
+        recorded = card.get("more_shards", {})
+        for shard in range(args.shards):
+            first = base_games + shard * args.shard_games
+            path = shard_path(args.data, shard)
+            known = recorded.get(path.name)
+            if known and known["game_indices"] != [first, first + args.shard_games - 1]:
+                low, high = known["game_indices"]
+                raise BenchError(f"{path.name} holds game indices {low}-{high}, not "
+                                 f"{first}-{first + args.shard_games - 1}: it was played with --shard-games "
+                                 f"{known['games_played']}; pass that")
+            if path.exists():
+                games = read_games_file(path)
+                seen.update(games)
+                if not known:  # written, then killed before the card was: record it now
+                    record_in_card(args.data, shard, first, args.shard_games, games)
+                continue
+            games = play_shard(shard, first, args.shard_games, settings, args.workers, args.progress)
+            kept = finish_shard(args.data, shard, games, seen)
+            record_in_card(args.data, shard, first, args.shard_games, kept)
+            print(f"shard {shard}: {len(kept)} new unique games of {args.shard_games} -> {path}", flush=True)
+        total = sum(len(read_games_file(p)) for p in shard_files(args.data))
+        print(f"{len(shard_files(args.data))} shards, {total} games beyond the base corpus", flush=True)
+
+    return run_command(body, on_interrupt="interrupted; generation resumes from its progress files when run again")
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -64,6 +64,11 @@ def training_files(preset: str) -> list[Path]:
 
     wanted = PRESETS[preset].more_shards
     shards = shard_files(EMBEDDED_DIR)[:wanted] if wanted else []
+    if len(shards) < wanted and not (EMBEDDED_DIR / "card.json").is_file():  # your own games: no generator
+        no_shards = ", ".join(name for name, p in PRESETS.items() if not p.more_shards)
+        raise BenchError(f"preset {preset} trains on {wanted} shards of more games in {EMBEDDED_DIR / 'more'}, "
+                         f"{len(shards)} exist; add shards of your games there (train-000.txt.xz, ...: xz text, one "
+                         f"game per line) or choose a preset that reads none ({no_shards})")
     if len(shards) < wanted:
         raise BenchError(f"preset {preset} trains on {wanted} shards of {EMBEDDED_DIR / 'more'}, {len(shards)} exist; "
                          f"run `python -m tasks.chess.more_games --shards {wanted}` (resumable)")

@@ -161,7 +161,7 @@ class ChatClient:
                 last, wait = str(e), e.retry_after
         attempts = cfg.max_retries + 1
         raise BenchError(f"LLM endpoint {url} gave no answer in {attempts} attempt{'s' * (attempts > 1)} "
-                         f"({last}); start the server or set base_url to a reachable OpenAI-compatible "
+                         f"({last}); start the server or set llm_base_url to a reachable OpenAI-compatible "
                          f"endpoint")
 
     def _post_once(self, url: str, body: bytes) -> str:
