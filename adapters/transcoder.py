@@ -23,10 +23,14 @@ class TranscoderAdapter(SAEAdapter):
         return (f"transcoder latents ({self.architecture}, SAELens Transcoder): MLP input "
                 f"(ln2.hook_normalized) -> MLP output (hook_mlp_out)")
 
-    def splice_hooks(self, layer: int, site: str) -> tuple[str, str]:
+    @classmethod
+    def check_site(cls, site: str) -> None:
         if site != "mlp":
-            raise BenchError(f"{self.name}: a transcoder replaces the MLP, so its only site is mlp (got site={site}); "
+            raise BenchError(f"{cls.name}: a transcoder replaces the MLP, so its only site is mlp (got site={site}); "
                              f"drop the site setting")
+
+    def splice_hooks(self, layer: int, site: str) -> tuple[str, str]:
+        self.check_site(site)
         layer = self.resolve_layer(layer)
         return f"blocks.{layer}.ln2.hook_normalized", f"blocks.{layer}.hook_mlp_out"
 

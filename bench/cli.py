@@ -80,6 +80,9 @@ def cmd_train(args) -> None:
     adapter_cls, task = registry.model_adapter(args.model), registry.task(args.task)
     registry.check_preset(args.preset, task)
     _setup(args)
+    # `make train` is asked to train: MOEXBENCH_NO_TRAIN guards `make bench` (and the gate) only, and an
+    # SAE's base model and the SAE itself are trained here as a plain model is
+    os.environ.pop("MOEXBENCH_NO_TRAIN", None)
     if adapter_cls.base_model:  # an SAE over another model: train (or load) that model, then the SAE
         from bench.model_store import load_or_train
         from bench.sae_store import attach_features

@@ -41,7 +41,7 @@ def external_depth(adapter_cls) -> int:
 def load_external(adapter_cls, task, preset: str, device: str):
     """(adapter, meta, path), as the model store returns them for a checkpoint of ours."""
     model = load_external_model(adapter_cls, device)
-    _check_fits(adapter_cls.spec, model, task, preset)
+    _check_fits(adapter_cls.spec, model.cfg.d_vocab, model.cfg.n_ctx, task, preset)
     source = adapter_cls.source
     weights = source if source.is_file() else next(
         p for p in (source / "model.safetensors", source / "pytorch_model.bin") if p.exists())
@@ -58,19 +58,34 @@ def random_external(adapter_cls, seed: int):
     return HookedTransformer(shape, move_to_device=False).eval()
 
 
-def _check_fits(spec: str, model, task, preset: str) -> None:
+def check_fits_before_loading(adapter_cls, task, preset: str) -> None:
+    """The vocabulary and context checks of loading, from the model's config alone: run before any work."""
+    if adapter_cls.kind == "hf":
+        from models.hf_gpt2 import read_gpt2_config
+
+        config = read_gpt2_config(adapter_cls.source)
+        vocab, n_ctx = config["vocab_size"], config["n_positions"]
+    else:
+        from models.nanogpt_checkpoint import read_checkpoint
+
+        args = read_checkpoint(adapter_cls.source)[1]
+        vocab, n_ctx = args["vocab_size"], args["block_size"]
+    _check_fits(adapter_cls.spec, int(vocab), int(n_ctx), task, preset)
+
+
+def _check_fits(spec: str, vocab: int, n_ctx: int, task, preset: str) -> None:
     dense = task.dense_config(preset)
-    if model.cfg.d_vocab != dense.vocab_size:
-        fitting = _presets_with_vocab(task, model.cfg.d_vocab)
-        raise BenchError(f"{spec} has a {model.cfg.d_vocab}-token vocabulary but {task.name} preset {preset} reads "
+    if vocab != dense.vocab_size:
+        fitting = _presets_with_vocab(task, vocab)
+        raise BenchError(f"{spec} has a {vocab}-token vocabulary but {task.name} preset {preset} reads "
                          f"{dense.vocab_size} tokens; choose a preset with the model's tokenizer "
                          f"({', '.join(fitting) or f'none of the {task.name} presets'})")
-    if model.cfg.n_ctx < dense.n_ctx:
-        fitting = _presets_with_vocab(task, model.cfg.d_vocab, max_ctx=model.cfg.n_ctx)
-        raise BenchError(f"{spec} reads at most {model.cfg.n_ctx} tokens but {task.name} preset {preset} feeds "
+    if n_ctx < dense.n_ctx:
+        fitting = _presets_with_vocab(task, vocab, max_ctx=n_ctx)
+        raise BenchError(f"{spec} reads at most {n_ctx} tokens but {task.name} preset {preset} feeds "
                          f"{dense.n_ctx}; " + (f"choose a preset with a shorter context ({', '.join(fitting)})"
                                               if fitting else f"no {task.name} preset with its tokenizer feeds "
-                                              f"{model.cfg.n_ctx} tokens or fewer, so it cannot be scored on "
+                                              f"{n_ctx} tokens or fewer, so it cannot be scored on "
                                               f"{task.name}: score a model with a longer context"))
 
 

@@ -64,7 +64,26 @@ def checked_target(adapter_cls, task, config, preset: str, seed: int) -> tuple[o
                          f"this harness defines, so a model from your files has nothing to give it; score it on "
                          f"TASK=chess or TASK=language")
     config = filed_config(task, config, adapter_cls, preset)
+    _refuse_what_the_model_lacks(adapter_cls, task, config, preset)
     target = result_path(task.name, adapter_cls.name, preset, seed, results_variant(task, config, adapter_cls))
     ensure_writable(target.parent, create=False)  # a run refused below leaves no empty folder
     refuse_other_measurement(target, config)
     return config, target
+
+
+def _refuse_what_the_model_lacks(adapter_cls, task, config, preset: str) -> None:
+    """A block or site the model has no features at, and a model from your files whose vocabulary or
+    context the preset cannot use: refused before a checkpoint is trained or a label computed."""
+    if task.builds_own_models:
+        return
+    from core.adapter import check_layer
+
+    external = adapter_cls if getattr(adapter_cls, "external", False) else getattr(adapter_cls, "base_cls", None)
+    if external is not None:  # your model's files are read here: a missing one is named now
+        from bench.external_loading import check_fits_before_loading
+
+        check_fits_before_loading(external, task, preset)
+    if isinstance(getattr(config, "layer", None), int):
+        check_layer(config.layer, model_depth(adapter_cls, task, preset))
+    if isinstance(getattr(config, "site", None), str) and hasattr(adapter_cls, "check_site"):
+        adapter_cls.check_site(config.site)

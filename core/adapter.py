@@ -58,11 +58,12 @@ class FeatureAdapter:
 
     # --- shared behaviour ---
     def resolve_layer(self, layer: int) -> int:
-        n = self.model.cfg.n_layers
-        if not -n <= layer < n:
-            raise BenchError(f"layer {layer} does not exist: the model has {n} blocks (0..{n - 1}, or negative from the "
-                             f"end); choose one with ARGS=\"layer=<l>\"")
-        return layer % n
+        check_layer(layer, self.model.cfg.n_layers)
+        return layer % self.model.cfg.n_layers
+
+    @classmethod
+    def check_site(cls, site: str) -> None:
+        """Refuses a site this adapter has no features at; every site by default (overridden where not)."""
 
     def site_hook(self, layer: int, site: str) -> str:
         layer = self.resolve_layer(layer)
@@ -186,3 +187,9 @@ class FeatureAdapter:
                        replace: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
         return self.logits_and_loss(tokens, hook, replace)[1]
 
+
+def check_layer(layer: int, n_layers: int) -> None:
+    """Refuses a block a model of `n_layers` blocks lacks (counted from 0, or negative from the end)."""
+    if not -n_layers <= layer < n_layers:
+        raise BenchError(f"layer {layer} does not exist: the model has {n_layers} blocks (0..{n_layers - 1}, or "
+                         f"negative from the end); choose one with ARGS=\"layer=<l>\"")

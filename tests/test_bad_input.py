@@ -215,6 +215,22 @@ def test_a_run_refused_for_other_settings_computes_nothing_first(tmp_path, tiny_
     assert not (tmp_path / "cache").exists()
 
 
+@pytest.mark.parametrize("setting, words", [
+    (("--model", "dense", "layer=-9"), "layer -9 does not exist: the model has 4 blocks"),
+    (("--model", "dense", "layer=7"), "layer 7 does not exist"),
+    (("--model", "dense+transcoder", "site=resid"), "its only site is mlp (got site=resid)"),
+    (("--model", "nanogpt:/nonexistent/ckpt.pt"), "nanogpt:/nonexistent/ckpt.pt: no such file"),
+], ids=["block-before-the-first", "block-past-the-last", "transcoder-off-the-mlp", "missing-nanogpt-file"])
+def test_what_the_model_lacks_is_refused_before_its_checkpoint_trains_or_a_label_is_computed(tmp_path, setting, words):
+    scratch = {f"MOEXBENCH_{name.upper()}": str(tmp_path / name) for name in ("results", "checkpoints", "runs", "cache")}
+    env = {**os.environ, "MOEXBENCH_THREADS": "1", "CI": "true", **scratch}
+    out = subprocess.run([sys.executable, "-m", "bench", "bench", "--task", "chess", "--preset", "tiny", "--threads",
+                          "1", *setting], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode == 2 and len(lines) == 1 and words in lines[0], out.stderr[-2000:]
+    assert list(tmp_path.iterdir()) == []  # no checkpoint trained, no label cached, no folder made
+
+
 def _dead_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -57,3 +57,26 @@ def test_no_command_line_builds_a_plain_argparse_parser():
                                                         "perf", "tasks")
              for path in (ROOT / folder).rglob("*.py") if "argparse.ArgumentParser(" in path.read_text()]
     assert plain == [], plain
+
+
+def test_make_train_trains_a_dictionary_models_parts_under_no_train(monkeypatch):
+    """MOEXBENCH_NO_TRAIN guards `make bench`; `make train` is asked to train, an SAE's base model included."""
+    import argparse
+
+    from bench import cli, model_store
+
+    class Stop(Exception):
+        pass
+
+    seen = {}
+
+    def first_training_step(*args, **kwargs):
+        seen["allowed"] = model_store.training_allowed()
+        raise Stop
+    monkeypatch.setenv("MOEXBENCH_NO_TRAIN", "1")
+    monkeypatch.setattr(model_store, "load_or_train", first_training_step)
+    args = argparse.Namespace(model="dense+sae", task="chess", preset="tiny", seed=0, device="cpu", threads=1,
+                              quiet=False)  # quiet would set MOEXBENCH_QUIET for every later test
+    with pytest.raises(Stop):
+        cli.cmd_train(args)
+    assert seen == {"allowed": True}

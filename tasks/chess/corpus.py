@@ -189,7 +189,8 @@ def load_blocks(path: Path, on_error: str = "raise") -> LoadedGames:
                 out.games.append(_validated(game, f"{path}:{line_no}"))
             except ValueError as e:
                 if on_error == "raise":
-                    raise BenchError(f"{e}; fix the file, or skip and count such games (own_games --skip-bad)") from None
+                    raise BenchError(f"{e}; fix the file, or skip and count such games "
+                                     f"(own_games --skip-bad)") from None
                 out.skipped.append(str(e))
     if not out.games and not out.skipped:
         raise BenchError(f"{path} holds no games")
