@@ -17,14 +17,21 @@ def load_external_model(adapter_cls, device: str):
         from models.hf_gpt2 import load_hf_gpt2
 
         return load_hf_gpt2(adapter_cls.source, device)
-    from models.nanogpt_checkpoint import check_meta_vocabulary, load_nanogpt
+    from models.nanogpt_checkpoint import load_nanogpt
+
+    _check_meta(adapter_cls)
+    return load_nanogpt(adapter_cls.source, device)
+
+
+def _check_meta(adapter_cls) -> None:
+    """Karvonen's checkpoints ship a meta.pkl beside them: its characters must be the chess task's."""
+    from models.nanogpt_checkpoint import check_meta_vocabulary
 
     meta = adapter_cls.source.parent / "meta.pkl"
-    if meta.exists():  # Karvonen's checkpoints ship one: its characters must be the chess task's
+    if meta.exists():
         from tasks.chess.tokenizer import VOCAB
 
         check_meta_vocabulary(meta, VOCAB)
-    return load_nanogpt(adapter_cls.source, device)
 
 
 def external_depth(adapter_cls) -> int:
@@ -70,6 +77,7 @@ def check_fits_before_loading(adapter_cls, task, preset: str) -> None:
 
         args = read_checkpoint(adapter_cls.source)[1]
         vocab, n_ctx = args["vocab_size"], args["block_size"]
+        _check_meta(adapter_cls)
     _check_fits(adapter_cls.spec, int(vocab), int(n_ctx), task, preset)
 
 
