@@ -36,6 +36,12 @@ class SNMFAdapter(FeatureAdapter):
     def model_config(cls, dense: GPTConfig) -> GPTConfig:
         return dense
 
+    @classmethod
+    def check_site(cls, site: str) -> None:
+        if site != "mlp":
+            raise BenchError(f"{cls.name}: semi-NMF factorises the MLP's hidden units (non-negative codes of "
+                             f"neuron groups), so its only site is mlp (got site={site}); drop the site setting")
+
     def feature_hook(self, layer: int, site: str) -> str:
         return f"{self.site_hook(layer, site)} -> semi-NMF codes"
 

@@ -4,7 +4,9 @@ floor (the same TransformerLens architecture, freshly initialised and seeded).""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
@@ -34,17 +36,6 @@ def _check_meta(adapter_cls) -> None:
         check_meta_vocabulary(meta, VOCAB)
 
 
-def external_depth(adapter_cls) -> int:
-    """The number of blocks of a model from the user's files, read from its config (no weights built)."""
-    if adapter_cls.kind == "hf":
-        from models.hf_gpt2 import read_gpt2_config
-
-        return int(read_gpt2_config(adapter_cls.source)["n_layer"])
-    from models.nanogpt_checkpoint import read_checkpoint
-
-    return int(read_checkpoint(adapter_cls.source)[1]["n_layer"])
-
-
 def load_external(adapter_cls, task, preset: str, device: str):
     """(adapter, meta, path), as the model store returns them for a checkpoint of ours."""
     model = load_external_model(adapter_cls, device)
@@ -65,31 +56,53 @@ def random_external(adapter_cls, seed: int):
     return HookedTransformer(shape, move_to_device=False).eval()
 
 
-def check_fits_before_loading(adapter_cls, task, preset: str) -> None:
-    """The vocabulary and context checks of loading, from the model's config alone: run before any work."""
-    if adapter_cls.kind == "hf":
+class Shape(NamedTuple):
+    n_layers: int
+    vocab: int
+    n_ctx: int
+
+
+def external_shape(adapter_cls) -> Shape:
+    """Blocks, vocabulary and context of a model from the user's files, from its config (no weights
+    built); a nanoGPT file is read once per version of it however often this is asked."""
+    path = adapter_cls.source / "config.json" if adapter_cls.kind == "hf" else adapter_cls.source
+    try:
+        stamp = (path.stat().st_mtime_ns, path.stat().st_size)
+    except OSError:
+        stamp = None  # missing: the reader names it
+    return _read_shape(adapter_cls.kind, adapter_cls.source, stamp)
+
+
+@functools.lru_cache(maxsize=8)
+def _read_shape(kind: str, source: Path, stamp) -> Shape:
+    if kind == "hf":
         from models.hf_gpt2 import read_gpt2_config
 
-        config = read_gpt2_config(adapter_cls.source)
-        vocab, n_ctx = config["vocab_size"], config["n_positions"]
-    else:
-        from models.nanogpt_checkpoint import read_checkpoint
+        config = read_gpt2_config(source)
+        return Shape(int(config["n_layer"]), int(config["vocab_size"]), int(config["n_positions"]))
+    from models.nanogpt_checkpoint import read_checkpoint
 
-        args = read_checkpoint(adapter_cls.source)[1]
-        vocab, n_ctx = args["vocab_size"], args["block_size"]
+    args = read_checkpoint(source)[1]
+    return Shape(int(args["n_layer"]), int(args["vocab_size"]), int(args["block_size"]))
+
+
+def check_fits_before_loading(adapter_cls, task, preset: str) -> None:
+    """The vocabulary and context checks of loading, from the model's config alone: run before any work."""
+    shape = external_shape(adapter_cls)
+    if adapter_cls.kind == "nanogpt":
         _check_meta(adapter_cls)
-    _check_fits(adapter_cls.spec, int(vocab), int(n_ctx), task, preset)
+    _check_fits(adapter_cls.spec, shape.vocab, shape.n_ctx, task, preset)
 
 
 def _check_fits(spec: str, vocab: int, n_ctx: int, task, preset: str) -> None:
     dense = task.dense_config(preset)
     if vocab != dense.vocab_size:
-        fitting = _presets_with_vocab(task, vocab)
+        fitting = _fitting_presets(task, vocab)
         raise BenchError(f"{spec} has a {vocab}-token vocabulary but {task.name} preset {preset} reads "
                          f"{dense.vocab_size} tokens; choose a preset with the model's tokenizer "
                          f"({', '.join(fitting) or f'none of the {task.name} presets'})")
     if n_ctx < dense.n_ctx:
-        fitting = _presets_with_vocab(task, vocab, max_ctx=n_ctx)
+        fitting = _fitting_presets(task, vocab, max_ctx=n_ctx)
         raise BenchError(f"{spec} reads at most {n_ctx} tokens but {task.name} preset {preset} feeds "
                          f"{dense.n_ctx}; " + (f"choose a preset with a shorter context ({', '.join(fitting)})"
                                               if fitting else f"no {task.name} preset with its tokenizer feeds "
@@ -97,7 +110,7 @@ def _check_fits(spec: str, vocab: int, n_ctx: int, task, preset: str) -> None:
                                               f"{task.name}: score a model with a longer context"))
 
 
-def _presets_with_vocab(task, vocab: int, max_ctx: int | None = None) -> list[str]:
+def _fitting_presets(task, vocab: int, max_ctx: int | None = None) -> list[str]:
     """The task's presets that read a `vocab`-token vocabulary (and feed at most `max_ctx` tokens)."""
     fitting = []
     for preset in task.presets:

@@ -41,17 +41,19 @@ def model_depth(adapter_cls, task, preset: str) -> int:
 
         adapter_cls = registry.model_adapter(adapter_cls.base_model)
     if getattr(adapter_cls, "external", False):
-        from bench.external_loading import external_depth
+        from bench.external_loading import external_shape
 
-        return external_depth(adapter_cls)
-    return adapter_cls.model_config(task.dense_config(preset)).n_layers
+        return external_shape(adapter_cls).n_layers
+    # Our architectures change a block's MLP, never the number of blocks (tests/test_results.py checks it);
+    # the preset's own depth spares importing the MoE code, which loads TransformerLens (seconds)
+    return task.dense_config(preset).n_layers
 
 
 def filed_config(task, config, adapter_cls, preset: str):
     """`config` as a run records and files it: a block counted from the start (layer=3 of 4) counted
     from the end (layer=-1), so one block has one name and one results folder."""
     if task.builds_own_models or not isinstance(getattr(config, "layer", None), int) or config.layer < 0:
-        return config  # the model's depth is read only when needed (a nanoGPT file is loaded for it)
+        return config  # the model's depth is read only when needed (a file of yours is read for it)
     return layer_from_end(config, model_depth(adapter_cls, task, preset))
 
 
@@ -85,5 +87,5 @@ def _refuse_what_the_model_lacks(adapter_cls, task, config, preset: str) -> None
         check_fits_before_loading(external, task, preset)
     if isinstance(getattr(config, "layer", None), int):
         check_layer(config.layer, model_depth(adapter_cls, task, preset))
-    if isinstance(getattr(config, "site", None), str) and hasattr(adapter_cls, "check_site"):
+    if isinstance(getattr(config, "site", None), str):
         adapter_cls.check_site(config.site)

@@ -52,9 +52,7 @@ def attach_snmf(adapter, task, preset: str, seed: int, config, device: str, role
     from bench.sae_store import fitted_folder, refit_if_stale
 
     hook = adapter.site_hook(config.layer, config.site)
-    if config.site != "mlp":
-        raise BenchError(f"{adapter.name}: semi-NMF factorises the MLP's hidden units (non-negative codes of "
-                         f"neuron groups), so its only site is mlp (got site={config.site}); drop the site setting")
+    adapter.check_site(config.site)
     settings = settings_for(preset)
     k = settings.features_per_d_mlp * adapter.model.cfg.d_mlp
     record = {"settings": asdict(settings), "hook": hook, "features": k, "seed": seed,

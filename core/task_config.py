@@ -46,7 +46,7 @@ def layer_from_end(config, depth: int):
     """`config` with a block counted from the start (`layer=3`) written as counted from the end
     (`layer=-1` on a 4-block model): the same features get one name, so one results folder and one
     recorded setting. A config without a `layer`, or a block the model lacks, is returned unchanged
-    (the evaluation names the missing block)."""
+    (bench/run_target.py names the missing block)."""
     layer = getattr(config, "layer", None)
     if not isinstance(layer, int) or not 0 <= layer < depth:
         return config

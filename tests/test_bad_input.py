@@ -219,10 +219,13 @@ def test_a_run_refused_for_other_settings_computes_nothing_first(tmp_path, tiny_
     (("--model", "dense", "layer=-9"), "layer -9 does not exist: the model has 4 blocks"),
     (("--model", "dense", "layer=7"), "layer 7 does not exist"),
     (("--model", "dense+transcoder", "site=resid"), "its only site is mlp (got site=resid)"),
+    (("--model", "dense+snmf", "site=attn"), "semi-NMF factorises the MLP's hidden units"),
     (("--model", "nanogpt:/nonexistent/ckpt.pt"), "nanogpt:/nonexistent/ckpt.pt: no such file"),
-], ids=["block-before-the-first", "block-past-the-last", "transcoder-off-the-mlp", "missing-nanogpt-file"])
+], ids=["block-before-the-first", "block-past-the-last", "transcoder-off-the-mlp", "snmf-off-the-mlp",
+        "missing-nanogpt-file"])
 def test_what_the_model_lacks_is_refused_before_its_checkpoint_trains_or_a_label_is_computed(tmp_path, setting, words):
-    scratch = {f"MOEXBENCH_{name.upper()}": str(tmp_path / name) for name in ("results", "checkpoints", "runs", "cache")}
+    scratch = {f"MOEXBENCH_{name.upper()}": str(tmp_path / name)
+               for name in ("results", "checkpoints", "runs", "cache")}
     env = {**os.environ, "MOEXBENCH_THREADS": "1", "CI": "true", **scratch}
     out = subprocess.run([sys.executable, "-m", "bench", "bench", "--task", "chess", "--preset", "tiny", "--threads",
                           "1", *setting], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)

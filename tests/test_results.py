@@ -206,8 +206,7 @@ def test_a_chess_run_with_other_settings_goes_to_its_own_folder_and_regress_read
 
 def test_a_block_counted_from_the_start_is_filed_as_counted_from_the_end():
     from bench import registry
-    from bench.run_target import model_depth
-    from bench.run_target import results_variant
+    from bench.run_target import model_depth, results_variant
     from core.task_config import apply_overrides, layer_from_end
     from tasks.chess.config import ChessConfig
     from tasks.chess.task import ChessTask
@@ -218,7 +217,7 @@ def test_a_block_counted_from_the_start_is_filed_as_counted_from_the_end():
     assert filed(["layer=3"]).layer == -1 and filed(["layer=0"]).layer == -4
     assert filed(["layer=1"]) == ChessConfig()          # block 1 of 4 is the default -3: the default run
     assert filed(["layer=-2"]).layer == -2              # already from the end
-    assert filed(["layer=4"]).layer == 4                # a block the model lacks: left for the evaluation to name
+    assert filed(["layer=4"]).layer == 4                # a block the model lacks: left for the refusal to name
     no_layer = object()
     assert layer_from_end(no_layer, 4) is no_layer      # a config without a layer passes through
     # the depth comes from the preset's shape, for dictionaries from the model under them
@@ -227,6 +226,28 @@ def test_a_block_counted_from_the_start_is_filed_as_counted_from_the_end():
     dense = registry.model_adapter("dense")
     assert results_variant(ChessTask, filed(["layer=3"]), dense) == results_variant(
         ChessTask, filed(["layer=-1"]), dense) == "layer.-1"
+
+
+def test_no_architecture_changes_the_number_of_blocks():
+    """The refusals before any work read a model's depth from its preset (bench/run_target.model_depth)."""
+    from bench import registry
+    from core.errors import BenchError
+    from tasks.chess.task import ChessTask
+    from tasks.language.task import LanguageTask
+
+    checked = 0
+    for task in (ChessTask, LanguageTask):
+        for preset in task.presets:
+            try:
+                dense = task.dense_config(preset)
+            except BenchError:  # a preset whose tokenizer files are absent here
+                continue
+            for name in registry.MODELS:
+                adapter = registry.model_adapter(name)
+                if not adapter.base_model:
+                    assert adapter.model_config(dense).n_layers == dense.n_layers, (name, task.name, preset)
+                    checked += 1
+    assert checked > 20
 
 
 def test_a_run_and_regress_file_layer_3_of_4_blocks_as_layer_minus_1(monkeypatch):

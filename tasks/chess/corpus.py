@@ -97,7 +97,8 @@ def load_pgn(path: Path, on_error: str = "raise") -> LoadedGames:
 
     # python-chess logs each bad move it meets; the refusal below names it in its one line instead
     chess_log = logging.getLogger("chess.pgn")
-    level, chess_log.level = chess_log.level, logging.CRITICAL
+    level = chess_log.level
+    chess_log.setLevel(logging.CRITICAL)  # setLevel, not the attribute: it clears the logger's cached answer
     try:
         out = _read_pgn(path, on_error)
     except IsADirectoryError:

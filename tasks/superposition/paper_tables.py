@@ -37,7 +37,7 @@ def render(stats: dict, preset: str | None = None) -> list[str]:
     lines = ["## Beside the published claims", "",
              "Chaudhari et al.'s claims (docs/superposition.md section 7), judged from the sweep means above "
              "(every density, configuration and seed of each model).", "",
-             "| model | features/dim (dense over it) | fewer than dense (sparser is more monosemantic) | largest "
+             "| model | features/dim (dense over it) | fewer per dimension than dense (less superposition) | largest "
              f"change between neighbouring densities (dense {dense_jump:.2f}) | loss (dense {dense_loss:.3f}) | "
              "dense loss slightly lower |",
              "|---|---|---|---|---|---|"]
