@@ -67,7 +67,8 @@ def external_shape(adapter_cls) -> Shape:
     built); a nanoGPT file is read once per version of it however often this is asked."""
     path = adapter_cls.source / "config.json" if adapter_cls.kind == "hf" else adapter_cls.source
     try:
-        stamp = (path.stat().st_mtime_ns, path.stat().st_size)
+        stat = path.stat()
+        stamp = (stat.st_mtime_ns, stat.st_size)
     except OSError:
         stamp = None  # missing: the reader names it
     return _read_shape(adapter_cls.kind, adapter_cls.source, stamp)
