@@ -16,13 +16,11 @@ import torch
 from core.errors import BenchError
 from core.locks import exclusive, lock_holder
 from core.own_data import identity, refuse_training_into_committed, run_suffix
-from core.paths import ROOT, RUNS
+from core.paths import CHECKPOINTS, RUNS, checkpoint_name
 from core.results import ensure_writable
 from models.checkpoint import load_model, read_meta, weights_digest
 from models.gpt import GPT
 from models.train import train
-
-CHECKPOINTS = Path(os.environ.get("MOEXBENCH_CHECKPOINTS", ROOT / "checkpoints"))
 
 
 def training_allowed() -> bool:
@@ -32,8 +30,7 @@ def training_allowed() -> bool:
 
 
 def checkpoint_stem(task: str, model: str, preset: str, seed: int) -> Path:
-    suffix = "" if seed == 0 else f"-seed{seed}"
-    return CHECKPOINTS / task / f"{model.replace('+', '_')}-{preset}{suffix}"
+    return CHECKPOINTS / task / checkpoint_name(model, preset, seed)
 
 
 def run_dir(task: str, model: str, preset: str, seed: int) -> Path:

@@ -5,11 +5,13 @@ it starts the task's own preparation."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from bench.own_dictionary import variant_part as dictionary_variant
 from core.errors import BenchError
 from core.own_data import variant_part
+from core.paths import CHECKPOINTS, checkpoint_name
 from core.results import ensure_writable, refuse_other_measurement, result_path
 from core.task_config import layer_from_end
 
@@ -70,7 +72,26 @@ def checked_target(adapter_cls, task, config, preset: str, seed: int) -> tuple[o
     target = result_path(task.name, adapter_cls.name, preset, seed, results_variant(task, config, adapter_cls))
     ensure_writable(target.parent, create=False)  # a run refused below leaves no empty folder
     refuse_other_measurement(target, config)
+    _refuse_unwritable_checkpoints(adapter_cls, task, preset, seed)
     return config, target
+
+
+def _refuse_unwritable_checkpoints(adapter_cls, task, preset: str, seed: int) -> None:
+    """A model that is not trained yet is trained into the checkpoints folder, after the task's labels
+    (minutes of work) are computed: a folder that cannot take it is named now. A dictionary's own fit
+    is checked where it is fitted (it writes beside its model, or under .cache/)."""
+    if task.builds_own_models or os.environ.get("MOEXBENCH_NO_TRAIN") == "1":
+        return  # toy models are not checkpointed; under NO_TRAIN a missing model is refused by name
+    model_cls = adapter_cls
+    if adapter_cls.base_model:
+        from bench import registry
+
+        model_cls = registry.model_adapter(adapter_cls.base_model)
+    if getattr(model_cls, "external", False):
+        return  # a model from your files is never trained here
+    folder = CHECKPOINTS / task.name
+    if not (folder / f"{checkpoint_name(model_cls.name, preset, seed)}.json").exists():  # its JSON comes last
+        ensure_writable(folder, create=False)
 
 
 def _refuse_what_the_model_lacks(adapter_cls, task, config, preset: str) -> None:

@@ -1,8 +1,8 @@
 """Where things live: the repository root, and `.cache/` (or `MOEXBENCH_CACHE`) for derived data that
 can always be rebuilt (encoded text, parsed positions, SAEs for floors and sweeps, activation
 caches; never committed); `runs/` (or `MOEXBENCH_RUNS`) for the resume state of long runs and their
-logs. Results and checkpoints have their own variables, read where they are used (core/results.py,
-bench/model_store.py)."""
+logs; `checkpoints/` (or `MOEXBENCH_CHECKPOINTS`) for trained models and the dictionaries fitted on them
+(bench/model_store.py). Results have their own variable, read where they are written (core/results.py)."""
 
 from __future__ import annotations
 
@@ -12,3 +12,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = Path(os.environ.get("MOEXBENCH_CACHE", ROOT / ".cache"))
 RUNS = Path(os.environ.get("MOEXBENCH_RUNS", ROOT / "runs"))
+CHECKPOINTS = Path(os.environ.get("MOEXBENCH_CHECKPOINTS", ROOT / "checkpoints"))
+
+
+def checkpoint_name(model: str, preset: str, seed: int) -> str:
+    """A checkpoint's file stem: seed 0 is the committed one, other seeds say theirs."""
+    suffix = "" if seed == 0 else f"-seed{seed}"
+    return f"{model.replace('+', '_')}-{preset}{suffix}"

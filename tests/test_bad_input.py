@@ -415,6 +415,17 @@ def test_bad_input_to_a_library_entry_point(tmp_path, call, needle):
     assert needle in str(e.value) and "\n" not in str(e.value)
 
 
+def test_a_model_to_train_into_an_unwritable_folder_is_refused_before_the_labels(tmp_path, tiny_checkpoint):
+    sandbox = Sandbox(tmp_path, tiny_checkpoint)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    out = sandbox.run("bench", "--model", "moex", "--task", "chess", "--preset", "tiny", "--threads", "1",
+                      env={**sandbox.env(), "MOEXBENCH_CHECKPOINTS": str(blocker / "ckpt")})
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.strip().startswith(f"error: cannot write to {blocker}/ckpt/chess")
+    assert not (sandbox.root / "cache").exists() and not (sandbox.root / "runs").exists()
+
+
 def test_an_unwritable_checkpoints_folder_is_refused_before_training(tmp_path, tiny_checkpoint):
     sandbox = Sandbox(tmp_path, tiny_checkpoint)
     blocker = tmp_path / "a-file"
