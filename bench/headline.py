@@ -57,11 +57,16 @@ def models_table(task: str, seeds_of: dict[str, list[dict]], paper: dict) -> lis
 # Result flags (1.0 when raised) that make a row's numbers mean something else than they seem: said
 # beside the model's name, since the headline has no column for them.
 FLAGS = {"mostly_dead": "mostly dead", "router_collapsed": "router collapsed", "floor_mostly_dead": "floor mostly dead"}
+# Counts (summed over seeds, out of another count) that shrink what a headline mean averages without
+# showing in it: a feature whose explanation did not parse is dropped from detection and fuzzing, and
+# no parse failure rate counts it.
+COUNTS = {"autointerp_explanation_failures": ("without a parseable explanation", "autointerp_features_sampled")}
 
 
 def flags(seeds: list[dict]) -> str:
     """` [mostly dead]`, or ` [router collapsed: 2 of 3 seeds]`: the flags any seed of a model raised,
-    counted over the seeds that measured them (a seed scored before a flag existed did not)."""
+    counted over the seeds that measured them (a seed scored before a flag existed did not); then the
+    COUNTS that are not zero (` [7 of 20 sampled features without a parseable explanation]`)."""
     said = []
     for name, words in FLAGS.items():
         measured = [s for s in seeds if name in s["metrics"]]
@@ -69,6 +74,11 @@ def flags(seeds: list[dict]) -> str:
         if raised:
             said.append(words if raised == len(seeds) else f"{words}: {raised} of {len(measured)}"
                         + (" measured seeds" if len(measured) < len(seeds) else " seeds"))
+    for name, (words, out_of) in COUNTS.items():
+        counted = [s["metrics"] for s in seeds if name in s["metrics"]]
+        if sum(m[name] for m in counted):
+            said.append(f"{sum(m[name] for m in counted):.0f} of {sum(m.get(out_of, 0) for m in counted):.0f} "
+                        f"sampled features {words}")
     return f" [{'; '.join(said)}]" if said else ""
 
 

@@ -158,6 +158,13 @@ def test_the_compact_tables_keep_floor_ceiling_spread_and_paper_beside_each_scor
     dead_floor[1]["metrics"].pop("floor_mostly_dead")
     flagged = models_table("chess", {"x": dead_floor}, {})[2]
     assert flagged.startswith("| x [floor mostly dead: 1 of 1 measured seeds] |")
+    # features dropped from detection for an unparsed explanation, summed over the seeds that counted them
+    llm = [{"metrics": {"detection": 0.5, "autointerp_explanation_failures": 7, "autointerp_features_sampled": 20}},
+           {"metrics": {"detection": 0.5, "autointerp_explanation_failures": 0, "autointerp_features_sampled": 20}}]
+    assert models_table("language", {"x": llm}, {})[2].startswith(
+        "| x [7 of 40 sampled features without a parseable explanation] | 2 |")
+    llm[0]["metrics"]["autointerp_explanation_failures"] = 0
+    assert models_table("language", {"x": llm}, {})[2].startswith("| x | 2 |")
     run = run_table("chess", {"reconstruction": 0.3, "reconstruction_random_init": 0.01, "probe_f1": 0.6}, {})
     assert "| reconstruction | 0.300 | 0.010 | 0.600 (probe_f1) | - |" in run
 
