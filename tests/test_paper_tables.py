@@ -39,8 +39,12 @@ def test_differences_above_the_floor_subtract_each_seeds_own_floor():
     # moex covers more than dense, but its floor is higher by more: above the floor it is behind
     lines = render({"moex": seeds([0.15, 0.16, 0.17], [0.12, 0.12, 0.12]),
                     "dense": seeds([0.13, 0.14, 0.15], [0.07, 0.07, 0.07])})
-    assert "| coverage | moex - dense | +0.020 |" in "\n".join(lines)
-    assert "| coverage above floor | moex - dense | -0.030 |" in "\n".join(lines)
+    assert "| coverage | moex - dense | 3 / 3 | +0.020 |" in "\n".join(lines)
+    assert "| coverage above floor | moex - dense | 3 / 3 | -0.030 |" in "\n".join(lines)
+    # a pair whose one side has no floor is said, not dropped
+    lines = render({"moex": seeds([0.15, 0.16, 0.17], [0.12, 0.12, 0.12]),
+                    "dense": {"n_seeds": 3, "mean": {}, "std": {}, "values": {"coverage": [0.13, 0.14, 0.15]}}})
+    assert "| coverage above floor | moex - dense | - | - | - | - | no random-init floor: untested | - |" in lines
 
 
 def test_gains_over_the_floor_are_averaged_per_seed_and_ranked():
@@ -95,6 +99,6 @@ def test_neighbouring_methods_are_tested_against_moex_in_their_own_table():
                     "dense": seeds([0.13, 0.14], [0.07, 0.07]), "dense-topk": seeds([0.15, 0.15], [0.07, 0.08])})
     claimed, neighbours = "\n".join(lines).split("The paper's claims:")[1].split("MoE-X's units against the neighbouring")
     assert "| coverage | moex - dense |" in claimed and "dense+transcoder" not in claimed
-    assert "| coverage | moex - dense+transcoder | -0.055 |" in neighbours
-    assert "| coverage above floor | dense-topk - dense | +0.010 |" in neighbours
+    assert "| coverage | moex - dense+transcoder | 2 / 2 | -0.055 |" in neighbours
+    assert "| coverage above floor | dense-topk - dense | 2 / 2 | +0.010 |" in neighbours
     assert "moex - dense |" not in neighbours and "dense+attn-sae" not in neighbours  # absent: no row

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import statistics
 
-from core.significance import difference_lines
+from core.significance import TABLE_HEADER, Difference, difference_table, differences, untested_pairs
 from tasks.chess.paper_numbers import KARVONEN, PAPER_TABLE_1, PAPER_TABLE_4, comparable
 
 # Table 1 plus our SAE, whose reference is Karvonen et al.'s best SAE (no chess SAE in the MoE-X paper).
@@ -144,32 +144,34 @@ def gains_table(stats: dict) -> list[str]:
             + [f"| {model} | {cov} | {rec} |" for _, model, cov, rec in sorted(rows)] + [""])
 
 
-def _difference_rows(stats: dict, pairs: list[tuple[str, str]]) -> list[str]:
+def _difference_rows(stats: dict, pairs: list[tuple[str, str]]) -> list[Difference]:
     rows = []
     for metric in ("coverage", "reconstruction"):
         values = {m: st["values"][metric] for m, st in stats.items() if metric in st.get("values", {})}
-        rows += difference_lines(values, pairs, metric)
+        rows += differences(values, pairs, metric)
         gains = {m: g for m, st in stats.items() if (g := above_floor(st.get("values", {}), metric)) is not None}
-        rows += difference_lines(gains, pairs, f"{metric} above floor")
+        rows += differences(gains, pairs, f"{metric} above floor")
+        rows += untested_pairs(pairs, set(values), set(gains), f"{metric} above floor", "no random-init floor")
     return rows
 
 
 def _differences(stats: dict) -> list[str]:
-    header = ["| metric | difference | mean gap | t | df | p |", "|---|---|---|---|---|---|"]
     claimed, neighbours = _difference_rows(stats, CLAIMED_PAIRS), _difference_rows(stats, NEIGHBOUR_PAIRS)
     lines = []
     if claimed or neighbours:
         lines += ["### Differences over seeds", "",
-                  "Welch's t-test (unequal variances, two-sided) on the per-seed values; with three seeds a side "
-                  "only large, consistent gaps reach p < 0.05. \"Above floor\": each seed's score minus its own "
+                  "Welch's t-test (unequal variances, two-sided) on the per-seed values, unpaired: two models' "
+                  "seeds are independent draws (seeds counted in the table); with two or three seeds a side only "
+                  "large, consistent gaps reach p < 0.05. \"Above floor\": each seed's score minus its own "
                   "random-init floor, since the floors differ between architectures (more units give more chance "
-                  "matches).", ""]
+                  "matches). The p column is each test alone; \"p, Holm\" adjusts it for the number of tests in "
+                  "its table (Holm's step-down), which is the one to read before calling any single gap real.", ""]
     if claimed:
-        lines += ["The paper's claims:", ""] + header + claimed + [""]
+        lines += ["The paper's claims:", ""] + TABLE_HEADER + difference_table(claimed) + [""]
     if neighbours:
         captions = [caption for (a, b), caption in NEIGHBOUR_CAPTIONS.items()
-                    if any(f"| {a} - {b} |" in row for row in neighbours)]
+                    if any((r.first, r.second) == (a, b) for r in neighbours)]
         lines += ["MoE-X's units against the neighbouring methods over the dense model"
                   + "".join(f", {caption}" for caption in captions) + ":", ""]
-        lines += header + neighbours + [""]
+        lines += TABLE_HEADER + difference_table(neighbours) + [""]
     return lines
