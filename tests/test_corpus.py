@@ -41,6 +41,30 @@ def test_blocks_drop_only_the_cut_final_move(tmp_path):
     assert load_blocks(path).games == [";1.e4 e5 2.Nf3 Nc6", ";1.d4 d5 2.c4 e6"]
 
 
+def test_blocks_cut_inside_a_move_number_drop_it_and_a_complete_illegal_last_move_is_refused(tmp_path):
+    path = tmp_path / "blocks.txt"
+    path.write_text(";1.e4 e5 2.Nf3 Nc6 3.Bc4 Bc5 1\n")
+    assert load_blocks(path).games == [";1.e4 e5 2.Nf3 Nc6 3.Bc4 Bc5"]
+    # Qxf7 is no prefix of any legal move there (the queen is still on d1): not a cut, a bad game
+    path.write_text(";1.e4 e5 2.Nf3 Nc6 3.Qxf7\n")
+    with pytest.raises(BenchError, match=r"blocks\.txt:1: illegal or malformed move 'Qxf7'"):
+        load_blocks(path)
+
+
+def test_blocks_refuse_a_line_that_is_not_a_block_and_a_game_without_its_move_numbers(tmp_path):
+    path = tmp_path / "blocks.txt"
+    path.write_text(";1.e4 e5 2.Nf3 Nc6\nThe quick brown fox\n")
+    with pytest.raises(BenchError, match=r"blocks\.txt:2: not a block of"):
+        load_blocks(path)
+    # the character format reads positions at the dots: a missing number would misplace every later one
+    path.write_text(";1.e4 e5 Nf3 Nc6 3.Bc4 Bc5\n")
+    with pytest.raises(BenchError, match=r"blocks\.txt:1: ply 3: 'Nf3' should be White's move 2, written 2\.<move>"):
+        load_blocks(path)
+    path.write_text(";1.e4 2.e5 3.Nf3\n")
+    with pytest.raises(BenchError, match=r"ply 2: '2\.e5' should be Black's reply"):
+        load_blocks(path)
+
+
 def test_blocks_with_an_illegal_move_mid_game_name_the_line(tmp_path):
     path = tmp_path / "blocks.txt"
     path.write_text(";1.e4 e5 2.Nf3 Nc6\n;1.e4 e5 2.Ke3 Nc6 3.Nf3\n")
@@ -77,3 +101,13 @@ def test_an_empty_pgn_is_a_clear_error(tmp_path):
     path.write_text("")
     with pytest.raises(BenchError, match=r"empty\.pgn holds no games"):
         load_pgn(path)
+
+
+def test_an_evaluation_game_without_a_move_number_is_refused_naming_its_file_and_line(tmp_path, monkeypatch):
+    from tasks.chess import positions
+
+    games = read_split("probe_test")[:25]
+    games[4] = games[4].replace(" 2.", " ", 1)  # legal moves still, but its dots no longer count moves
+    monkeypatch.setattr(positions, "CACHE", tmp_path)
+    with pytest.raises(BenchError, match=r"^data/probe_test\.txt\.xz:5: ply 3: '\S+' should be White's move 2"):
+        positions.build_position_sets([games], workers=1, fmt_name="chars", sources=["data/probe_test.txt.xz"])

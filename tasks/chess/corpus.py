@@ -78,10 +78,27 @@ def san_moves(game: str) -> list[str]:
     return [m for m in moves if m]  # a block cut after "12." leaves a number with no move
 
 
+def movetext_problem(game: str) -> str | None:
+    """What breaks the `;1.e4 e5 2.Nf3 ...` layout, or None: White's move n is written `n.` + SAN,
+    Black's reply bare. The character format reads its positions at those dots, so a missing or wrong
+    number would pair a position with another board's labels; python-chess alone does not see it. The
+    last token may be a bare `12.` (a block cut after the number)."""
+    for i, token in enumerate(game.lstrip(";").split()):
+        number, dot, _ = token.partition(".")
+        if i % 2 == 0 and (not dot or number != str(i // 2 + 1)):
+            return f"ply {i + 1}: {token!r} should be White's move {i // 2 + 1}, written {i // 2 + 1}.<move>"
+        if i % 2 == 1 and dot:
+            return f"ply {i + 1}: {token!r} should be Black's reply, written without a move number"
+    return None
+
+
 def _validated(movetext: str, where: str) -> str:
-    """Replays the game with python-chess; raises ValueError naming the bad move."""
+    """Checks the layout and replays the game with python-chess; raises ValueError naming the bad move."""
     import chess
 
+    problem = movetext_problem(movetext)
+    if problem is not None:
+        raise ValueError(f"{where}: {problem}")
     board = chess.Board()
     for san in san_moves(movetext):
         try:
@@ -180,9 +197,12 @@ def load_blocks(path: Path, on_error: str = "raise") -> LoadedGames:
         raise BenchError(f"{path}:{line_no}: character {raw[bad]!r} is not ASCII; Karvonen-style blocks are "
                          f"ASCII movetext")
     for line_no, line in enumerate(raw.splitlines(), start=1):
+        if line.strip() and not line.strip().startswith(";"):
+            raise BenchError(f"{path}:{line_no}: not a block of `;1.e4 e5 2.Nf3 ...` games (a block starts with "
+                             f"';'); remove the line, or pass a PGN file with --pgn")
         games = [g.rstrip() for g in _BLOCK_GAME.findall(line.strip())]
         for k, game in enumerate(games):
-            if k == len(games) - 1 and not _replays(game):
+            if k == len(games) - 1 and _cut_mid_move(game):
                 game = game.rsplit(" ", 1)[0] if " " in game else ""
             if len(game) < 3:
                 continue
@@ -210,9 +230,25 @@ def _read_text(path: Path) -> str:
                          f"e.g. iconv -f latin1 -t utf-8") from None
 
 
-def _replays(game: str) -> bool:
+def _cut_mid_move(game: str) -> bool:
+    """Whether a block's last game ends in a move cut by the block's fixed length: every earlier move
+    replays and the last token is the start of a legal move there (`Qxf` of `Qxf7+`) or of its number.
+    A last move that is complete but illegal is not a cut: it is refused with the game."""
+    import chess
+
+    *earlier, last = game.split(" ")
     try:
         _validated(game, "")
-        return True
-    except ValueError:
         return False
+    except ValueError:
+        pass
+    board = chess.Board()
+    try:
+        for san in san_moves(" ".join(earlier)):
+            board.push_san(san)
+    except ValueError:
+        return False  # the bad move is not the last: _validated names it
+    if last.rstrip(".").isdigit():
+        return True  # cut inside a move number (`1` of `12.`)
+    partial = last.split(".", 1)[1] if "." in last else last
+    return any(board.san(move).startswith(partial) for move in board.legal_moves)

@@ -24,7 +24,7 @@ import torch
 
 from core.errors import BenchError
 from core.paths import CACHE
-from tasks.chess.corpus import EVAL_MIN_DOTS, EVAL_WINDOW, read_games_file, san_moves
+from tasks.chess.corpus import EVAL_MIN_DOTS, EVAL_WINDOW, movetext_problem, read_games_file, san_moves
 from tasks.chess.move_vocab import BOS_ID, PAD_ID, token_ids, vocabulary
 from tasks.chess.tokenizer import CHAR_TO_ID, VOCAB, encode_batch
 
@@ -165,7 +165,13 @@ def game_move_ids(game: str, limit: int | None = None) -> list[int]:
     ids, illegal = _replayed(game)
     if illegal is not None and (limit is None or illegal[0] < limit):
         raise ValueError(f"ply {illegal[0] + 1}: {illegal[1]!r} is not a legal move here")
+    problem = _layout_problem(game)  # checked after the replay: an illegal move is the likelier news
+    if problem is not None:
+        raise ValueError(problem)
     return list(ids[:limit])
+
+
+_layout_problem = functools.lru_cache(maxsize=8192)(movetext_problem)
 
 
 @functools.lru_cache(maxsize=8192)

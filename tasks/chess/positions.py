@@ -55,15 +55,17 @@ def build_positions(games: list[str], workers: int = 2, fmt_name: str = "chars")
     return build_position_sets([games], workers, fmt_name)[0]
 
 
-def build_position_sets(game_sets: list[list[str]], workers: int = 2, fmt_name: str = "chars") -> list[Positions]:
+def build_position_sets(game_sets: list[list[str]], workers: int = 2, fmt_name: str = "chars",
+                        sources: list[str] | None = None) -> list[Positions]:
     """`build_positions` of each list of games. Labels missing from the cache are computed for all
-    of the lists at once, in one pool of workers: starting a pool costs a second or more."""
+    of the lists at once, in one pool of workers: starting a pool costs a second or more. `sources`
+    names the file each list was read from, for the line a bad game is refused with."""
     from tasks.chess.formats import game_format
 
     fmt = game_format(fmt_name)
     try:
-        for games in game_sets:
-            _check_games(games)  # beside the labels prefetch_labels started, if it did
+        for games, source in zip(game_sets, sources or ["evaluation game"] * len(game_sets)):
+            _check_games(games, source)  # beside the labels prefetch_labels started, if it did
     finally:
         prefetched = _wait_for_prefetch()  # on every path: no labelling is left running behind an error
     cuts = [[g[:EVAL_WINDOW] for g in games] for games in game_sets]
@@ -132,17 +134,21 @@ def _wait_for_prefetch() -> _Prefetch | None:
     return done
 
 
-def _check_games(games: list[str]) -> None:
+def _check_games(games: list[str], source: str) -> None:
+    """`source`: the file the games were read from (a game is named by its line), or a description
+    (a game is named by its number)."""
     from tasks.chess.formats import game_move_ids
 
     for g, game in enumerate(games):
+        where = f"{source}:{g + 1}" if source.endswith(".xz") else f"{source} {g + 1}"
         try:
             game_move_ids(game)
         except ValueError as e:
-            raise BenchError(f"evaluation game {g + 1}: {e}; the probe splits must hold legal games") from None
+            raise BenchError(f"{where}: {e}; the probe splits must hold legal games in the `;1.e4 e5 2.Nf3 ...` "
+                             f"layout (python -m tasks.chess.own_games writes them)") from None
         if len(dot_indices(game)) < EVAL_MIN_DOTS:
-            raise BenchError(f"evaluation game {g} has fewer than {EVAL_MIN_DOTS} dots in its first "
-                             f"{EVAL_WINDOW} characters; evaluation games must be at least 20 moves long")
+            raise BenchError(f"{where}: fewer than {EVAL_MIN_DOTS} moves in its first {EVAL_WINDOW} characters; "
+                             f"evaluation games must be at least 20 moves long")
 
 
 def _compute_labels(cuts: dict[Path, list[str]], workers: int) -> dict[Path, tuple]:

@@ -207,7 +207,8 @@ class ChessTask(Task):
 
         p = PRESETS[preset]
         train_games, test_games = _probe_games(config, preset)
-        train, test = build_position_sets([train_games, test_games], config.workers, p.format)
+        sources = [str(EMBEDDED_DIR / SPLIT_FILES[name]) for name in ("probe_train", "probe_test")]
+        train, test = build_position_sets([train_games, test_games], config.workers, p.format, sources)
         stat_games = read_split("train")[:p.n_stat_games]
         args = dict(layer=config.layer, site=config.site, batch_size=config.batch_size,
                     probe_layers=config.probe_layers, seed=seed)
