@@ -71,11 +71,13 @@ def load_hf_gpt2(folder: Path, device: str = "cpu"):
     from transformers.utils import logging as hf_logging
 
     config = read_gpt2_config(folder)
+    _check_weight_shapes(folder, config)
     hf_logging.disable_progress_bar()  # a per-tensor bar for a load that takes a second
     try:
         hf = GPT2LMHeadModel.from_pretrained(str(folder), local_files_only=True, dtype=torch.float32)
-    except (OSError, ValueError, RuntimeError) as e:
-        raise BenchError(f"hf:{folder}: transformers could not load it ({str(e).splitlines()[0]})") from None
+    except Exception as e:  # noqa: BLE001 - a damaged file raises its reader's own kind (safetensors, pickle)
+        raise BenchError(f"hf:{folder}: transformers could not load it ({_one_line(e)}); give the folder "
+                         f"save_pretrained wrote, with the config.json of those weights") from None
     cfg = tl_config(config, device)
     model = HookedTransformer(cfg, move_to_device=False)
     with torch.no_grad():
@@ -83,3 +85,44 @@ def load_hf_gpt2(folder: Path, device: str = "cpu"):
                                           center_unembed=False, fold_value_biases=False)
     # HookedTransformer.to announces itself on stdout; a CPU model is already where it belongs.
     return (model if device == "cpu" else model.to(device)).eval()
+
+
+def _check_weight_shapes(folder: Path, config: dict) -> None:
+    """model.safetensors' tensors against the shapes config.json gives them, read from the file's header
+    only: transformers reports a mismatch in a log and raises with no tensor named. (A pytorch_model.bin
+    is left to transformers: reading its shapes means loading it.)"""
+    from safetensors import safe_open
+
+    path = folder / "model.safetensors"
+    if not path.is_file():
+        return
+    e, inner, v, ctx = config["n_embd"], config.get("n_inner") or 4 * config["n_embd"], config["vocab_size"], \
+        config["n_positions"]
+    expected = {"wte.weight": (v, e), "wpe.weight": (ctx, e), "ln_f.weight": (e,), "ln_f.bias": (e,)}
+    per_block = {"ln_1.weight": (e,), "ln_1.bias": (e,), "attn.c_attn.weight": (e, 3 * e), "attn.c_attn.bias": (3 * e,),
+                 "attn.c_proj.weight": (e, e), "attn.c_proj.bias": (e,), "ln_2.weight": (e,), "ln_2.bias": (e,),
+                 "mlp.c_fc.weight": (e, inner), "mlp.c_fc.bias": (inner,), "mlp.c_proj.weight": (inner, e),
+                 "mlp.c_proj.bias": (e,)}  # Conv1D stores (in, out)
+    for i in range(config["n_layer"]):
+        expected.update({f"h.{i}.{k}": shape for k, shape in per_block.items()})
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except Exception as err:  # noqa: BLE001 - safetensors raises its own kinds for a damaged header
+        raise BenchError(f"hf:{folder}: model.safetensors is not readable ({type(err).__name__}: "
+                         f"{str(err).splitlines()[0] if str(err) else 'no message'}); save the model again with "
+                         f"save_pretrained") from None
+    for key, shape in shapes.items():
+        want = expected.get(key.removeprefix("transformer."))
+        if want is not None and shape != want:
+            raise BenchError(f"hf:{folder}: {key} is {shape} in model.safetensors, while config.json (n_embd {e}, "
+                             f"n_inner {inner}, vocab_size {v}, n_positions {ctx}) gives {want}; give the config.json "
+                             f"saved with these weights")
+
+
+def _one_line(error: Exception) -> str:
+    """The line of a loader's message that names what differs: a size mismatch's report lists each
+    tensor on a line of its own under a header that only says to look at it."""
+    lines = [line.strip(" -") for line in str(error).splitlines() if line.strip(" -")]
+    named = next((line for line in lines if "shape" in line), None)
+    return f"{type(error).__name__}: {named or (lines[0] if lines else 'no message')}"

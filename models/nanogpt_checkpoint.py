@@ -59,11 +59,34 @@ def read_checkpoint(path: Path) -> tuple[dict, dict]:
         raise BenchError(f"nanogpt:{path}: {not_tensors[0]!r} in the state dict is a "
                          f"{type(state[not_tensors[0]]).__name__}, not a tensor; give the ckpt.pt that nanoGPT's "
                          f"train.py saved")
-    shape = tuple(state["transformer.wte.weight"].shape)
-    if shape != (args["vocab_size"], args["n_embd"]):
-        raise BenchError(f"nanogpt:{path}: transformer.wte.weight is {shape}, model_args say "
-                         f"({args['vocab_size']}, {args['n_embd']})")
+    beyond = sorted({k.split(".")[2] for k in state if k.startswith("transformer.h.")
+                     and k.split(".")[2].isdigit() and int(k.split(".")[2]) >= args["n_layer"]}, key=int)
+    if beyond:
+        raise BenchError(f"nanogpt:{path}: the state dict holds block(s) {', '.join(beyond)} beyond model_args "
+                         f"n_layer={args['n_layer']}; set n_layer to the number of blocks saved")
+    expected = _expected_shapes(args)
+    for key in [*wanted, *(k for k in expected if k in state and k not in wanted)]:
+        shape = tuple(state[key].shape) if isinstance(state[key], torch.Tensor) else None
+        if shape != expected[key]:
+            raise BenchError(f"nanogpt:{path}: {key} is {shape}, while model_args (n_embd {args['n_embd']}, "
+                             f"vocab_size {args['vocab_size']}, block_size {args['block_size']}) give "
+                             f"{expected[key]}; give the model_args the weights were trained with")
     return state, args
+
+
+def _expected_shapes(args: dict) -> dict[str, tuple[int, ...]]:
+    """The shape of every weight and bias nanoGPT's GPT saves for these model_args (biases only where
+    its `bias=True`; the causal-mask buffer `attn.bias` of older versions is left to the conversion)."""
+    e, v, ctx = args["n_embd"], args["vocab_size"], args["block_size"]
+    shapes = {"transformer.wte.weight": (v, e), "transformer.wpe.weight": (ctx, e), "transformer.ln_f.weight": (e,),
+              "transformer.ln_f.bias": (e,), "lm_head.weight": (v, e)}
+    per_block = {"ln_1.weight": (e,), "ln_1.bias": (e,), "attn.c_attn.weight": (3 * e, e), "attn.c_attn.bias": (3 * e,),
+                 "attn.c_proj.weight": (e, e), "attn.c_proj.bias": (e,), "ln_2.weight": (e,), "ln_2.bias": (e,),
+                 "mlp.c_fc.weight": (4 * e, e), "mlp.c_fc.bias": (4 * e,), "mlp.c_proj.weight": (e, 4 * e),
+                 "mlp.c_proj.bias": (e,)}
+    for i in range(args["n_layer"]):
+        shapes.update({f"transformer.h.{i}.{k}": shape for k, shape in per_block.items()})
+    return shapes
 
 
 def _strip_compile_prefix(state: dict) -> dict:

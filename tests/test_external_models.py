@@ -332,6 +332,50 @@ def test_a_file_that_is_no_nanogpt_checkpoint_is_one_line_naming_it(tmp_path, co
     assert "\n" not in str(caught.value) and "weights_only" not in str(caught.value).replace("weights_only=True", "")
 
 
+@pytest.mark.parametrize("damage, needle", [
+    ("an extra block", "holds block(s) 2 beyond model_args n_layer=2"),
+    ("a wrong shape", "transformer.h.1.attn.c_proj.weight is (32, 16), while model_args"),
+    ("a wrong bias", "transformer.h.0.mlp.c_fc.bias is (3,), while model_args"),
+])
+def test_weights_that_disagree_with_their_model_args_are_refused_naming_the_tensor(tmp_path, damage, needle):
+    from models.nanogpt_checkpoint import read_checkpoint
+
+    ckpt = _nanogpt_state(n_layer=3 if damage == "an extra block" else 2, bias=damage == "a wrong bias")
+    model = ckpt["model"]
+    if damage == "an extra block":
+        ckpt["model_args"]["n_layer"] = 2   # a third block saved, two declared: nanoGPT's strict load refuses it
+    elif damage == "a wrong shape":
+        model["transformer.h.1.attn.c_proj.weight"] = model["transformer.h.1.attn.c_proj.weight"][:, :16]
+    else:
+        model["transformer.h.0.mlp.c_fc.bias"] = torch.zeros(3)
+    torch.save(ckpt, tmp_path / "ckpt.pt")
+    with pytest.raises(BenchError, match=re.escape(needle)) as caught:
+        read_checkpoint(tmp_path / "ckpt.pt")
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "not safetensors", "a wider config"])
+def test_a_damaged_gpt2_folder_is_one_line_naming_it(tmp_path, damage):
+    from models.hf_gpt2 import load_hf_gpt2
+
+    folder = tmp_path / "gpt2"
+    _save_gpt2(folder)
+    weights = folder / "model.safetensors"
+    if damage == "truncated":
+        weights.write_bytes(weights.read_bytes()[:100])
+    elif damage == "not safetensors":
+        weights.write_bytes(bytes(range(256)) * 8)
+    else:
+        config = json.loads((folder / "config.json").read_text())
+        (folder / "config.json").write_text(json.dumps({**config, "n_embd": 64}))
+    needle = {"truncated": r"model\.safetensors is not readable", "not safetensors": r"model\.safetensors is not readable",
+              "a wider config": r"transformer\.\S+ is \([\d, ]+\) in model\.safetensors, while config\.json "
+                                r"\(n_embd 64, n_inner 256"}[damage]  # the first tensor that differs, named
+    with pytest.raises(BenchError, match=f"^hf:{re.escape(str(folder))}: {needle}") as caught:
+        load_hf_gpt2(folder)
+    assert "\n" not in str(caught.value)
+
+
 def test_a_model_from_your_files_is_refused_by_the_toy_task_and_nothing_is_written(tmp_path):
     _save_gpt2(tmp_path / "gpt2")
     _expect_refusal(tmp_path, f"hf:{tmp_path / 'gpt2'}", "superposition", "tiny",
