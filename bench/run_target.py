@@ -12,7 +12,7 @@ from bench.own_dictionary import variant_part as dictionary_variant
 from core.errors import BenchError
 from core.own_data import variant_part
 from core.paths import CHECKPOINTS, checkpoint_name
-from core.results import ensure_writable, refuse_other_measurement, result_path
+from core.results import ensure_writable, refuse_other_measurement, refuse_read_only, result_path
 from core.task_config import layer_from_end
 
 
@@ -71,6 +71,7 @@ def checked_target(adapter_cls, task, config, preset: str, seed: int) -> tuple[o
     _refuse_what_the_model_lacks(adapter_cls, task, config, preset)
     target = result_path(task.name, adapter_cls.name, preset, seed, results_variant(task, config, adapter_cls))
     ensure_writable(target.parent, create=False)  # a run refused below leaves no empty folder
+    refuse_read_only(target)
     refuse_other_measurement(target, config)
     _refuse_unwritable_checkpoints(adapter_cls, task, preset, seed)
     return config, target

@@ -73,6 +73,15 @@ def ensure_writable(folder: Path, create: bool = True,
         raise BenchError(f"cannot write to {folder} ({said}); {fix}") from None
 
 
+def refuse_read_only(path: Path) -> None:
+    """A result file made read-only is one someone meant to keep: a rename would replace it all the
+    same (the folder's permission decides that), so it is refused here, before any work. The mode is
+    read, not os.access: as root, access says yes to every file."""
+    if path.is_file() and not path.stat().st_mode & 0o222:
+        raise BenchError(f"{path} is read-only, so it is kept; make it writable (chmod u+w) to score it again, or "
+                         f"point MOEXBENCH_RESULTS elsewhere")
+
+
 def file_stem(model: str) -> str:
     """A model name as a file name: `dense+sae:gated` -> `dense+sae-gated` (colons trouble some tools)."""
     return model.replace(":", "-")
@@ -200,25 +209,28 @@ def _finite_number(value) -> bool:
 
 def load_result(path: Path) -> dict:
     """A result file, checked: the contract's fields, and metrics that are all finite numbers (a
-    report must never average what is not there)."""
+    report must never average what is not there). A file that fails is named with the one fix that
+    works whoever reads it (a report, or the bench about to write over it, which refuses to)."""
+    fix = "delete or move it, then rerun the bench that wrote it"
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise BenchError(f"{path} is not valid JSON ({e}); rerun the bench that wrote it") from None
+        raise BenchError(f"{path} is not valid JSON ({e}); {fix}") from None
+    except OSError as e:  # a folder where the result should be, an unreadable file
+        raise BenchError(f"{path} cannot be read as a result ({e.strerror}); {fix}") from None
     if not isinstance(record, dict):
-        raise BenchError(f"{path}: holds a {type(record).__name__}, not a result object; rerun the bench that wrote it")
+        raise BenchError(f"{path}: holds a {type(record).__name__}, not a result object; {fix}")
     if record.get("schema_version") != SCHEMA_VERSION:
-        raise BenchError(f"{path}: schema_version {record.get('schema_version')!r}, expected {SCHEMA_VERSION}")
+        raise BenchError(f"{path}: schema_version {record.get('schema_version')!r}, expected {SCHEMA_VERSION}; {fix}")
     for field in ("task", "model", "preset", "metrics", "provenance"):
         if field not in record:
-            raise BenchError(f"{path}: missing field {field!r}")
+            raise BenchError(f"{path}: missing field {field!r}; {fix}")
     if not isinstance(record["metrics"], dict):
-        raise BenchError(f"{path}: metrics is a {type(record['metrics']).__name__}, not a name -> number mapping; "
-                         f"rerun the bench that wrote it")
+        raise BenchError(f"{path}: metrics is a {type(record['metrics']).__name__}, not a name -> number mapping; {fix}")
     for name, value in record["metrics"].items():
         if not _finite_number(value):
-            raise BenchError(f"{path}: metric {name!r} is {value!r}, not a finite number; rerun the bench that wrote it")
-    _check_declared(record["task"], record["metrics"], f"in {path}; rerun the bench that wrote it")
+            raise BenchError(f"{path}: metric {name!r} is {value!r}, not a finite number; {fix}")
+    _check_declared(record["task"], record["metrics"], f"in {path}; {fix}")
     return record
 
 

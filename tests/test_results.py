@@ -301,3 +301,19 @@ def test_checking_a_folder_without_creating_it_leaves_nothing_and_sees_what_bloc
     for blocker in ("file", "dangling"):
         with pytest.raises(BenchError, match=f"cannot write to {tmp_path / blocker}/x .*{blocker}: a file or a broken link"):
             ensure_writable(tmp_path / blocker / "x", create=False)
+
+
+def test_a_read_only_result_or_a_folder_in_its_place_is_refused_in_one_line(tmp_path):
+    from core.results import load_result, refuse_read_only
+
+    kept = tmp_path / "dense.json"
+    kept.write_text("{}")
+    refuse_read_only(kept)  # writable: scored again as usual
+    refuse_read_only(tmp_path / "absent.json")
+    kept.chmod(0o444)
+    with pytest.raises(BenchError, match=r"dense\.json is read-only, so it is kept; make it writable"):
+        refuse_read_only(kept)
+    folder = tmp_path / "moex.json"
+    folder.mkdir()
+    with pytest.raises(BenchError, match=r"moex\.json cannot be read as a result \(Is a directory\); delete or move it"):
+        load_result(folder)
