@@ -60,7 +60,7 @@ def attach_sae(adapter, task, preset: str, seed: int, config, device: str, role:
         check_sae_site(sae, f"SAE {folder}", hook)
     elif role == "trained" and path:
         path = Path(path).expanduser().resolve()  # recorded as the result's own_dictionary records it
-        sae = st.load_sae(path, hook, width, sites).to(device)
+        sae = st.load_sae(path, hook, width, sites, yours=True).to(device)
         source = {"source": f"SAELens folder {path} (MOEXBENCH_SAE_PATH)"}
         check_sae_site(sae, f"SAE {path}", hook)
     elif role == "trained" and release:
@@ -93,7 +93,7 @@ def check_sae_site(sae, label: str, hook: str) -> None:
 def _from_named_folder(folder: Path, hook: str, width: int, sites: list, device: str):
     from models.checkpoint import file_sha256
 
-    sae = st.load_sae(folder, hook, width, sites).to(device)
+    sae = st.load_sae(folder, hook, width, sites, yours=True).to(device)
     weights = folder / "sae_weights.safetensors"
     return sae, {"source": f"SAELens folder {folder}", "sae_sha256": file_sha256(weights) if weights.exists() else None}
 

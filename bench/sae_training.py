@@ -213,18 +213,29 @@ def save_sae(sae, folder: Path, record: dict) -> None:
     os.replace(tmp, folder)
 
 
-def load_sae(folder: Path, expected_hook: str | None = None, expected_d_in: int | None = None, valid_sites=()):
-    """An SAE from a SAELens folder, in float32, checked against the site it will read."""
+def load_sae(folder: Path, expected_hook: str | None = None, expected_d_in: int | None = None, valid_sites=(),
+             yours: bool = False):
+    """An SAE from a SAELens folder, in float32, checked against the site it will read. `yours`: a
+    folder the user named, which this harness never retrains, so a damaged one is not told to be deleted."""
     from sae_lens import SAE
+    from sae_lens.registry import SAE_CLASS_REGISTRY
 
+    fix = ("save it again with SAELens' save_model, or give another folder" if yours
+           else "delete it to retrain, or restore it")
     if not (folder / "cfg.json").exists():
-        raise BenchError(f"{folder} is not a SAELens SAE folder (no cfg.json)")
+        raise BenchError(f"{folder} is not a SAELens SAE folder (no cfg.json); {fix}")
     try:
-        json.loads((folder / "cfg.json").read_text(encoding="utf-8"))
+        cfg = json.loads((folder / "cfg.json").read_text(encoding="utf-8"))
+        architecture = cfg.get("architecture", "standard") if isinstance(cfg, dict) else None
+        if isinstance(architecture, str) and architecture not in SAE_CLASS_REGISTRY:
+            raise BenchError(f"{folder}/cfg.json: architecture {architecture!r} is not one SAELens knows "
+                             f"({', '.join(sorted(SAE_CLASS_REGISTRY))}); {fix}")
         sae = SAE.load_from_disk(str(folder), dtype="float32")
+    except BenchError:
+        raise
     except Exception as e:  # noqa: BLE001 - SAELens raises many kinds for a damaged folder; all mean the same
-        raise BenchError(f"SAE folder {folder} is damaged ({type(e).__name__}: {str(e)[:160]}); delete it to "
-                         f"retrain, or restore it") from None
+        said = " ".join(str(e).split())[:160]  # torch's size-mismatch text spans lines
+        raise BenchError(f"SAE folder {folder} is damaged ({type(e).__name__}: {said}); {fix}") from None
     if expected_d_in is not None and sae.cfg.d_in != expected_d_in:
         raise BenchError(f"SAE at {folder} reads {sae.cfg.d_in}-wide activations but site {expected_hook} is "
                          f"{expected_d_in} wide; choose a site of that width ({', '.join(valid_sites)}) or another SAE")

@@ -320,11 +320,20 @@ def _damaged_sae_folder(tmp_path: Path, damage) -> Path:
     return folder
 
 
+def _cfg_with(**changes):
+    def damage(folder):
+        cfg = json.loads((folder / "cfg.json").read_text())
+        (folder / "cfg.json").write_text(json.dumps({**cfg, **changes}))
+    return damage
+
+
 @pytest.mark.parametrize("damage, needle", [
-    (lambda f: (f / "cfg.json").write_text("{not json"), "is damaged"),
+    (lambda f: (f / "cfg.json").write_text("{not json"), "SAE folder {folder} is damaged"),
     (lambda f: (f / "sae_weights.safetensors").write_bytes((f / "sae_weights.safetensors").read_bytes()[:999]),
-     "is damaged"),
-], ids=["sae-cfg-garbled", "sae-weights-truncated"])
+     "SAE folder {folder} is damaged"),
+    (_cfg_with(architecture="weird"), "{folder}/cfg.json: architecture 'weird' is not one SAELens knows"),
+    (_cfg_with(d_in=64), "SAE folder {folder} is damaged (RuntimeError: "),  # torch's message spans lines
+], ids=["sae-cfg-garbled", "sae-weights-truncated", "sae-architecture-unknown", "sae-d_in-not-the-weights"])
 def test_a_damaged_sae_folder_is_one_line(tmp_path, tiny_checkpoint, damage, needle):
     sandbox = Sandbox(tmp_path, tiny_checkpoint)
     folder = _damaged_sae_folder(tmp_path, damage)
@@ -333,7 +342,9 @@ def test_a_damaged_sae_folder_is_one_line(tmp_path, tiny_checkpoint, damage, nee
                       "random_floor=false", env={**sandbox.env(), "MOEXBENCH_SAE_PATH": str(folder)})
     assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-2000:]
     lines = [line for line in out.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith(f"error: SAE folder {folder} {needle}"), lines
+    assert len(lines) == 1 and lines[0].startswith("error: " + needle.format(folder=folder)), lines
+    # your own folder is never retrained here: the fix is to save it again, not to delete it
+    assert lines[0].endswith("save it again with SAELens' save_model, or give another folder"), lines
     assert _tree_digest(sandbox.results, sandbox.checkpoints, folder) == before
 
 
