@@ -57,24 +57,25 @@ def attach_sae(adapter, task, preset: str, seed: int, config, device: str, role:
     folder = getattr(adapter, "sae_folder", None)
     if role == "trained" and folder:
         sae, source = _from_named_folder(folder, hook, width, sites, device)
-        check_sae_site(sae, f"SAE {folder}", hook)
+        check_sae_site(sae, f"SAE {folder}", hook, adapter.n_layers)
     elif role == "trained" and path:
         path = Path(path).expanduser().resolve()  # recorded as the result's own_dictionary records it
         sae = st.load_sae(path, hook, width, sites, yours=True).to(device)
         source = {"source": f"SAELens folder {path} (MOEXBENCH_SAE_PATH)"}
-        check_sae_site(sae, f"SAE {path}", hook)
+        check_sae_site(sae, f"SAE {path}", hook, adapter.n_layers)
     elif role == "trained" and release:
         sae = _from_release(release, hook, width, sites, device)
         source = {"source": f"SAELens release {release} (MOEXBENCH_SAE_RELEASE)"}
-        check_sae_site(sae, f"SAE {release}", hook)
+        check_sae_site(sae, f"SAE {release}", hook, adapter.n_layers)
     else:
         sae, source = _trained_here(adapter, task, preset, seed, config, device, role, hook)
     adapter.use_sae(sae, hook, source)
 
 
-def check_sae_site(sae, label: str, hook: str) -> None:
+def check_sae_site(sae, label: str, hook: str, n_layers: int | None = None) -> None:
     """An SAE that records the hook it was trained on must read that activation. SAELens's residual
-    SAEs often name `blocks.{l}.hook_resid_pre`, the same tensor as `blocks.{l-1}.hook_resid_post`."""
+    SAEs often name `blocks.{l}.hook_resid_pre`, the same tensor as `blocks.{l-1}.hook_resid_post`.
+    The fix names the block to score, when the model (`n_layers` blocks) has it."""
     trained_on = getattr(getattr(sae.cfg, "metadata", None), "hook_name", None)
     if trained_on is None or trained_on == hook:
         return
@@ -86,7 +87,9 @@ def check_sae_site(sae, label: str, hook: str) -> None:
     else:
         layer = int(match[1]) - (match[2] == "hook_resid_pre")
         site = {"mlp.hook_post": "mlp", "attn.hook_z": "attn"}.get(match[2], "resid")
-        fix = f"score that site with ARGS='layer={layer} site={site}'"
+        fix = (f"score that site with ARGS='layer={layer} site={site}'" if n_layers is None or layer < n_layers
+               else f"this model has {n_layers} blocks (0-{n_layers - 1}), so the SAE was trained on another model; "
+                    f"give one trained on this model's activations")
     raise BenchError(f"{label} was trained on {trained_on}, but the task reads {hook}; {fix}")
 
 

@@ -9,6 +9,7 @@ it is checked, never unpickled: its opcodes are read as data (`pickletools`).
 from __future__ import annotations
 
 import pickletools
+import warnings
 from pathlib import Path
 
 import torch
@@ -27,7 +28,9 @@ def read_checkpoint(path: Path) -> tuple[dict, dict]:
         what = "a folder, not a file" if path.is_dir() else "no such file"
         raise BenchError(f"nanogpt:{path}: {what}; give the ckpt.pt that nanoGPT's train.py saved")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about a plain pickle's protocol before refusing it below
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - text, an empty file, a pickle of code: each raises its own kind
         # torch's own message is about its weights_only default, not about this file: name the kind only
         raise BenchError(f"nanogpt:{path}: not a checkpoint torch.load(weights_only=True) can read "

@@ -312,12 +312,17 @@ def test_an_sae_of_another_width_is_refused(tmp_path):
                     "reads 32-wide activations")
 
 
-@pytest.mark.parametrize("content", [b"", b"not a checkpoint\n", b"\x00\x01garbage", None, "mixed keys", "not a tensor"])
+@pytest.mark.parametrize("content", [b"", b"not a checkpoint\n", b"\x00\x01garbage", None, "mixed keys", "not a tensor",
+                                     "plain pickle"])
 def test_a_file_that_is_no_nanogpt_checkpoint_is_one_line_naming_it(tmp_path, content):
+    import warnings
+
     from models.nanogpt_checkpoint import read_checkpoint
 
     path = tmp_path / "ckpt.pt"
-    if content is None:
+    if content == "plain pickle":
+        path.write_bytes(pickle.dumps({"model": {}}, protocol=4))  # torch warns about its protocol: not said
+    elif content is None:
         path.mkdir()                                   # a folder where the file should be
     elif content == "mixed keys":
         torch.save({1: 2, "a": 3}, path)
@@ -327,9 +332,12 @@ def test_a_file_that_is_no_nanogpt_checkpoint_is_one_line_naming_it(tmp_path, co
         torch.save(ckpt, path)
     else:
         path.write_bytes(content)
-    with pytest.raises(BenchError, match=f"^nanogpt:{re.escape(str(path))}: ") as caught:
+    with (warnings.catch_warnings(record=True) as warned,
+          pytest.raises(BenchError, match=f"^nanogpt:{re.escape(str(path))}: ") as caught):
+        warnings.simplefilter("always")
         read_checkpoint(path)
     assert "\n" not in str(caught.value) and "weights_only" not in str(caught.value).replace("weights_only=True", "")
+    assert not warned, [str(w.message) for w in warned]  # a line on stderr before the refusal's own
 
 
 @pytest.mark.parametrize("damage, needle", [
