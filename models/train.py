@@ -91,7 +91,10 @@ def _first_difference(key: str, then, now) -> str:
         for k in sorted(set(then) | set(now)):
             if then.get(k) != now.get(k):
                 return _first_difference(f"{key}.{k}", then.get(k), now.get(k))
-    return f"{key} differs (checkpoint {then!r}, now {now!r})"
+    def said(value):  # a field one side lacks; chess's `format`, for one, is left out for its default (chars)
+        return "not recorded: its default" if value is None else repr(value)
+
+    return f"{key} differs (checkpoint {said(then)}, now {said(now)})"
 
 
 def _load_state(run_dir: Path, model: GPT, opt: torch.optim.Optimizer,

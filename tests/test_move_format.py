@@ -228,7 +228,7 @@ def test_resuming_in_another_format_is_refused_naming_the_field(tmp_path):
     model = GPT(ChessTask.dense_config("tiny-moves"))
     recipe = ChessTask.train_config("tiny-moves", 0)
     _save_state(tmp_path, model, _optimizer(model, recipe), 5, {"format": "moves", "data": "d"}, [], 0.0)
-    with pytest.raises(BenchError, match="format differs \\(checkpoint 'moves', now None\\)"):
+    with pytest.raises(BenchError, match="format differs \\(checkpoint 'moves', now not recorded: its default\\)"):
         _load_state(tmp_path, model, _optimizer(model, recipe), {"data": "d"})
 
 
