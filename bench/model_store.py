@@ -134,6 +134,7 @@ def refuse_training_over(adapter_cls, task, preset: str, seed: int) -> None:
     refuse_training_into_committed(task, stem, f"{adapter_cls.name} ({preset}, seed {seed})")
     if not checkpoint_complete(stem):
         return
+    _check_format(task, preset, stem)  # a checkpoint of the other format: the fix below would not score it
     run = _runs(task, adapter_cls, preset, seed)
     if (run / "state.safetensors").exists():  # what train() resumes from; state.json alone is not enough
         from models.train import read_state_meta
