@@ -33,7 +33,13 @@ def _check_meta(adapter_cls) -> None:
     if meta.exists():
         from tasks.chess.tokenizer import VOCAB
 
-        check_meta_vocabulary(meta, VOCAB)
+        try:
+            check_meta_vocabulary(meta, VOCAB)
+        except BenchError as e:
+            fix = ("a model of other token ids cannot be scored on these games; give one trained on the chess "
+                   "characters" if "vocabulary differs" in str(e) else "it is read only to check the vocabulary: "
+                   "give the meta.pkl nanoGPT's prepare.py wrote, or move it out of the folder")
+            raise BenchError(f"{e}; {fix}") from None
 
 
 def load_external(adapter_cls, task, preset: str, device: str):
