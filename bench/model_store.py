@@ -158,13 +158,11 @@ def checkpoint_complete(stem: Path) -> bool:
 
 
 def _check_format(task, preset: str, stem: Path) -> None:
-    """A checkpoint trained on one token format, asked for under a preset of another: say so before
-    the config comparison reports a mere vocabulary size."""
-    want = task.token_format(preset)
-    got = (read_meta(stem).get("fingerprint") or {}).get("format") or task.untagged_format(preset)
-    if want is not None and got is not None and got != want:
-        raise BenchError(f"checkpoint {stem}.json was trained in the {got!r} token format, but preset {preset} "
-                         f"reads {want!r} here; {task.format_mismatch_fix(preset)}")
+    """The format check the command line made before any work (bench/run_target.py), again for the
+    callers that come here directly (make train, the GPU script, the grid)."""
+    from bench.run_target import refuse_other_format
+
+    refuse_other_format(task, preset, stem, read_meta(stem))
 
 
 def _check_data(task, stem: Path) -> None:

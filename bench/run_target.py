@@ -5,6 +5,7 @@ it starts the task's own preparation."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -73,26 +74,45 @@ def checked_target(adapter_cls, task, config, preset: str, seed: int) -> tuple[o
     ensure_writable(target.parent, create=False)  # a run refused below leaves no empty folder
     refuse_read_only(target)
     refuse_other_measurement(target, config)
-    _refuse_unwritable_checkpoints(adapter_cls, task, preset, seed)
+    _refuse_what_the_checkpoint_rules_out(adapter_cls, task, preset, seed)
     return config, target
 
 
-def _refuse_unwritable_checkpoints(adapter_cls, task, preset: str, seed: int) -> None:
-    """A model that is not trained yet is trained into the checkpoints folder, after the task's labels
-    (minutes of work) are computed: a folder that cannot take it is named now. A dictionary's own fit
-    is checked where it is fitted (it writes beside its model, or under .cache/)."""
-    if task.builds_own_models or os.environ.get("MOEXBENCH_NO_TRAIN") == "1":
-        return  # toy models are not checkpointed; under NO_TRAIN a missing model is refused by name
+def _refuse_what_the_checkpoint_rules_out(adapter_cls, task, preset: str, seed: int) -> None:
+    """What the checkpoint folder decides before the task's labels (minutes of work) are computed: a
+    checkpoint of our model trained in another token format, or, for a model not trained yet, a folder
+    that cannot take it. A dictionary's own fit is checked where it is fitted (it writes beside its
+    model, or under .cache/); a model from your files is never trained here."""
+    if task.builds_own_models:
+        return  # toy models are not checkpointed
     model_cls = adapter_cls
     if adapter_cls.base_model:
         from bench import registry
 
         model_cls = registry.model_adapter(adapter_cls.base_model)
     if getattr(model_cls, "external", False):
-        return  # a model from your files is never trained here
-    folder = CHECKPOINTS / task.name
-    if not (folder / f"{checkpoint_name(model_cls.name, preset, seed)}.json").exists():  # its JSON comes last
-        ensure_writable(folder, create=False)
+        return
+    stem = CHECKPOINTS / task.name / checkpoint_name(model_cls.name, preset, seed)
+    if not stem.with_suffix(".json").is_file():  # its JSON is written last
+        if os.environ.get("MOEXBENCH_NO_TRAIN") != "1":  # under NO_TRAIN a missing model is refused by name
+            ensure_writable(stem.parent, create=False)
+        return
+    try:
+        meta = json.loads(stem.with_suffix(".json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return  # damaged: refused by name when the model is loaded
+    if isinstance(meta, dict):
+        refuse_other_format(task, preset, stem, meta)
+
+
+def refuse_other_format(task, preset: str, stem: Path, meta: dict) -> None:
+    """A checkpoint trained on one token format, asked for under a preset of another: said before the
+    config comparison reports a mere vocabulary size."""
+    want = task.token_format(preset)
+    got = (meta.get("fingerprint") or {}).get("format") or task.untagged_format(preset)
+    if want is not None and got is not None and got != want:
+        raise BenchError(f"checkpoint {stem}.json was trained in the {got!r} token format, but preset {preset} "
+                         f"reads {want!r} here; {task.format_mismatch_fix(preset)}")
 
 
 def _refuse_what_the_model_lacks(adapter_cls, task, config, preset: str) -> None:

@@ -437,6 +437,16 @@ def test_a_model_to_train_into_an_unwritable_folder_is_refused_before_the_labels
     assert not (sandbox.root / "cache").exists() and not (sandbox.root / "runs").exists()
 
 
+def test_a_checkpoint_of_the_other_format_is_refused_before_the_labels(tmp_path, tiny_checkpoint):
+    sandbox = Sandbox(tmp_path, tiny_checkpoint)
+    for suffix in (".json", ".safetensors"):  # the character-format tiny model, under the move-format name
+        shutil.copy(sandbox.stem.with_suffix(suffix), sandbox.stem.with_name("dense-tiny-moves").with_suffix(suffix))
+    out = sandbox.run("bench", "--model", "dense", "--task", "chess", "--preset", "tiny-moves", "--threads", "1")
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "trained in the 'chars' token format, but preset tiny-moves reads 'moves'" in out.stderr.strip()
+    assert not (sandbox.root / "cache").exists() and not (sandbox.root / "results").exists()
+
+
 def test_an_unwritable_checkpoints_folder_is_refused_before_training(tmp_path, tiny_checkpoint):
     sandbox = Sandbox(tmp_path, tiny_checkpoint)
     blocker = tmp_path / "a-file"
