@@ -31,6 +31,7 @@ def test_help_lists_models_and_tasks():
     (["bench", "--seed", "-1"], "error: argument --seed: '-1' is not a seed; write a whole number, 0 or more"),
     (["bench", "--threads", "0"], "error: argument --threads: '0' is not a thread count"),
     (["bench", "--preset", "tiny", "site=heads"], "error: site 'heads' unknown; choose mlp, resid or attn"),
+    (["bench", "--preset", "tiny", "batch_size=0"], "error: batch_size=0 is below 1; write batch_size=<an integer >= 1>"),
     (["report", "--task", "language", "--variant", "nosuch"], "error: no results in "),
     (["bench", "--task", "superposition", "--preset", "tiny", "importance_decay=1.5"],
      "error: importance_decay=1.5 must be in (0, 1]; 1 is uniform importance"),

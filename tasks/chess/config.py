@@ -40,5 +40,6 @@ class ChessConfig:
             raise ValueError(f"site {self.site!r} unknown; choose mlp, resid or attn")
         if self.probe_layers not in ("site", "all"):
             raise ValueError(f"probe_layers {self.probe_layers!r} unknown; choose site or all")
-        if self.probe_games < 0 or self.legal_move_games < 0 or self.batch_size < 1 or self.workers < 1:
-            raise ValueError("probe_games and legal_move_games must be >= 0, batch_size and workers >= 1")
+        for name, least in (("probe_games", 0), ("legal_move_games", 0), ("batch_size", 1), ("workers", 1)):
+            if getattr(self, name) < least:
+                raise ValueError(f"{name}={getattr(self, name)} is below {least}; write {name}=<an integer >= {least}>")
