@@ -16,7 +16,7 @@ import torch
 from core.errors import BenchError
 from core.locks import exclusive, lock_holder
 from core.own_data import identity, refuse_training_into_committed, run_suffix
-from core.paths import CHECKPOINTS, RUNS, checkpoint_name
+from core.paths import RUNS, checkpoint_stem
 from core.results import ensure_writable
 from models.checkpoint import load_model, read_meta, weights_digest
 from models.gpt import GPT
@@ -27,10 +27,6 @@ def training_allowed() -> bool:
     """False under MOEXBENCH_NO_TRAIN=1 (the regression gate): a missing model or SAE is then an
     error, never a silent hour of training."""
     return os.environ.get("MOEXBENCH_NO_TRAIN") != "1"
-
-
-def checkpoint_stem(task: str, model: str, preset: str, seed: int) -> Path:
-    return CHECKPOINTS / task / checkpoint_name(model, preset, seed)
 
 
 def run_dir(task: str, model: str, preset: str, seed: int) -> Path:

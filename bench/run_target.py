@@ -12,7 +12,7 @@ from pathlib import Path
 from bench.own_dictionary import variant_part as dictionary_variant
 from core.errors import BenchError
 from core.own_data import variant_part
-from core.paths import CHECKPOINTS, checkpoint_name
+from core.paths import checkpoint_stem
 from core.results import ensure_writable, refuse_other_measurement, refuse_read_only, result_path
 from core.task_config import layer_from_end
 
@@ -92,7 +92,7 @@ def _refuse_what_the_checkpoint_rules_out(adapter_cls, task, preset: str, seed: 
         model_cls = registry.model_adapter(adapter_cls.base_model)
     if getattr(model_cls, "external", False):
         return
-    stem = CHECKPOINTS / task.name / checkpoint_name(model_cls.name, preset, seed)
+    stem = checkpoint_stem(task.name, model_cls.name, preset, seed)
     if not stem.with_suffix(".json").is_file():  # its JSON is written last
         if os.environ.get("MOEXBENCH_NO_TRAIN") != "1":  # under NO_TRAIN a missing model is refused by name
             ensure_writable(stem.parent, create=False)

@@ -218,15 +218,19 @@ def load_sae(folder: Path, expected_hook: str | None = None, expected_d_in: int 
     """An SAE from a SAELens folder, in float32, checked against the site it will read. `yours`: a
     folder the user named, which this harness never retrains, so a damaged one is not told to be deleted."""
     from sae_lens import SAE
-    from sae_lens.registry import SAE_CLASS_REGISTRY
+    from sae_lens.registry import SAE_CLASS_REGISTRY, SAE_TRAINING_CLASS_REGISTRY
 
-    fix = ("save it again with SAELens' save_model, or give another folder" if yours
+    fix = ("save it again with SAELens' save_inference_model, or give another folder" if yours
            else "delete it to retrain, or restore it")
     if not (folder / "cfg.json").exists():
         raise BenchError(f"{folder} is not a SAELens SAE folder (no cfg.json); {fix}")
     try:
         cfg = json.loads((folder / "cfg.json").read_text(encoding="utf-8"))
         architecture = cfg.get("architecture", "standard") if isinstance(cfg, dict) else None
+        if isinstance(architecture, str) and architecture in SAE_TRAINING_CLASS_REGISTRY \
+                and architecture not in SAE_CLASS_REGISTRY:  # e.g. batchtopk: saved by save_model while training
+            raise BenchError(f"{folder}/cfg.json: architecture {architecture!r} is a training SAE; save it with "
+                             f"SAELens' save_inference_model (which writes the SAE it infers with) and give that folder")
         if isinstance(architecture, str) and architecture not in SAE_CLASS_REGISTRY:
             raise BenchError(f"{folder}/cfg.json: architecture {architecture!r} is not one SAELens knows "
                              f"({', '.join(sorted(SAE_CLASS_REGISTRY))}); {fix}")

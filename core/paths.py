@@ -15,7 +15,8 @@ RUNS = Path(os.environ.get("MOEXBENCH_RUNS", ROOT / "runs"))
 CHECKPOINTS = Path(os.environ.get("MOEXBENCH_CHECKPOINTS", ROOT / "checkpoints"))
 
 
-def checkpoint_name(model: str, preset: str, seed: int) -> str:
-    """A checkpoint's file stem: seed 0 is the committed one, other seeds say theirs."""
+def checkpoint_stem(task: str, model: str, preset: str, seed: int) -> Path:
+    """A checkpoint's path without its suffix: seed 0 is the committed one, other seeds say theirs.
+    CHECKPOINTS is read at each call, so a test that points it elsewhere moves every reader at once."""
     suffix = "" if seed == 0 else f"-seed{seed}"
-    return f"{model.replace('+', '_')}-{preset}{suffix}"
+    return CHECKPOINTS / task / f"{model.replace('+', '_')}-{preset}{suffix}"

@@ -44,16 +44,14 @@ class Difference:
     first: str
     second: str
     n: tuple[int, int]      # seeds on each side
-    diff: float             # mean(first) - mean(second)
+    diff: float | None      # mean(first) - mean(second), None where one side has no values of the metric
     test: dict | None       # welch()'s, None when untested
     untested: str = ""      # why, when untested
 
 
-def differences(values: dict[str, list[float]], pairs: list[tuple[str, str]], metric: str,
-                lacking: str = "") -> list[Difference]:
-    """One Difference per pair whose both models have values of `metric`. A pair named in `pairs` whose
-    models both ran but one lacks these values (`lacking` says why, e.g. no random-init floor) gets an
-    untested row rather than none."""
+def differences(values: dict[str, list[float]], pairs: list[tuple[str, str]], metric: str) -> list[Difference]:
+    """One Difference per pair whose both models have values of `metric` (see untested_pairs for the
+    pairs where one lacks them)."""
     rows = []
     for first, second in pairs:
         if first not in values or second not in values:
@@ -66,28 +64,29 @@ def differences(values: dict[str, list[float]], pairs: list[tuple[str, str]], me
     return rows
 
 
-def untested_pairs(pairs: list[tuple[str, str]], ran: set[str], have: set[str], metric: str,
+def untested_pairs(pairs: list[tuple[str, str]], ran: dict[str, list[float]], have: set[str], metric: str,
                    why: str) -> list[Difference]:
-    """Rows for the pairs whose both models ran (`ran`) while one lacks the values (`have` does not hold
-    it): said as untested, with `why`, so a missing comparison is seen rather than silently absent."""
-    return [Difference(metric, a, b, (0, 0), math.nan, None, why) for a, b in pairs
+    """Rows for the pairs whose both models ran (`ran`: their values of another metric, for the seed
+    counts) while one lacks the values (`have` does not hold it): said as untested, with `why`, so a
+    missing comparison is seen rather than silently absent."""
+    return [Difference(metric, a, b, (len(ran[a]), len(ran[b])), None, None, why) for a, b in pairs
             if a in ran and b in ran and not (a in have and b in have)]
 
 
-TABLE_HEADER = ["| metric | difference | seeds | mean gap | t | df | p | p, Holm |", "|---|---|---|---|---|---|---|---|"]
+TABLE_HEADER = ["| metric | difference | seeds | mean gap | t | df | p | p, Holm |",
+                "|---|---|---|---|---|---|---|---|"]
 
 
 def difference_table(rows: list[Difference]) -> list[str]:
     """The rows as markdown under TABLE_HEADER, Holm's adjustment taken over the tested rows of this table."""
-    tested = [r for r in rows if r.test]
-    adjusted = dict(zip(map(id, tested), holm([r.test["p"] for r in tested])))
+    tested = [i for i, r in enumerate(rows) if r.test]
+    adjusted = dict(zip(tested, holm([rows[i].test["p"] for i in tested])))
     lines = []
-    for r in rows:
-        seeds = f"{r.n[0]} / {r.n[1]}" if r.n != (0, 0) else "-"
-        gap = "-" if math.isnan(r.diff) else f"{r.diff:+.3f}"
+    for i, r in enumerate(rows):
+        head = f"| {r.metric} | {r.first} - {r.second} | {r.n[0]} / {r.n[1]} | " + \
+            ("-" if r.diff is None else f"{r.diff:+.3f}")
         if r.test is None:
-            lines.append(f"| {r.metric} | {r.first} - {r.second} | {seeds} | {gap} | - | - | {r.untested}: untested | - |")
+            lines.append(f"{head} | - | - | {r.untested}: untested | - |")
         else:
-            lines.append(f"| {r.metric} | {r.first} - {r.second} | {seeds} | {gap} | {r.test['t']:.2f} | "
-                         f"{r.test['df']:.1f} | {r.test['p']:.3f} | {adjusted[id(r)]:.3f} |")
+            lines.append(f"{head} | {r.test['t']:.2f} | {r.test['df']:.1f} | {r.test['p']:.3f} | {adjusted[i]:.3f} |")
     return lines

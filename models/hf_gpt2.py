@@ -112,6 +112,15 @@ def _check_weight_shapes(folder: Path, config: dict) -> None:
         raise BenchError(f"hf:{folder}: model.safetensors is not readable ({type(err).__name__}: "
                          f"{str(err).splitlines()[0] if str(err) else 'no message'}); save the model again with "
                          f"save_pretrained") from None
+    names = {k.removeprefix("transformer.") for k in shapes}
+    beyond = sorted({int(k.split(".")[1]) for k in names if k.startswith("h.") and k.split(".")[1].isdigit()
+                     and int(k.split(".")[1]) >= config["n_layer"]})
+    missing = sorted(k for k in expected if k not in names)
+    if beyond or missing:
+        found = f"holds blocks beyond n_layer={config['n_layer']} ({', '.join(map(str, beyond))})" if beyond else \
+            f"lacks {len(missing)} tensor(s) config.json asks for, first {missing[0]}"
+        raise BenchError(f"hf:{folder}: model.safetensors {found}; give the config.json saved with these weights "
+                         f"(transformers would drop the extra or initialise the missing at random)")
     for key, shape in shapes.items():
         want = expected.get(key.removeprefix("transformer."))
         if want is not None and shape != want:

@@ -344,7 +344,7 @@ def test_a_damaged_sae_folder_is_one_line(tmp_path, tiny_checkpoint, damage, nee
     lines = [line for line in out.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: " + needle.format(folder=folder)), lines
     # your own folder is never retrained here: the fix is to save it again, not to delete it
-    assert lines[0].endswith("save it again with SAELens' save_model, or give another folder"), lines
+    assert lines[0].endswith("save it again with SAELens' save_inference_model, or give another folder"), lines
     assert _tree_digest(sandbox.results, sandbox.checkpoints, folder) == before
 
 

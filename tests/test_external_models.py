@@ -365,7 +365,7 @@ def test_weights_that_disagree_with_their_model_args_are_refused_naming_the_tens
     assert "\n" not in str(caught.value)
 
 
-@pytest.mark.parametrize("damage", ["truncated", "not safetensors", "a wider config"])
+@pytest.mark.parametrize("damage", ["truncated", "not safetensors", "a wider config", "fewer blocks", "more blocks"])
 def test_a_damaged_gpt2_folder_is_one_line_naming_it(tmp_path, damage):
     from models.hf_gpt2 import load_hf_gpt2
 
@@ -376,12 +376,16 @@ def test_a_damaged_gpt2_folder_is_one_line_naming_it(tmp_path, damage):
         weights.write_bytes(weights.read_bytes()[:100])
     elif damage == "not safetensors":
         weights.write_bytes(bytes(range(256)) * 8)
-    else:
+    else:  # the weights of 4 blocks of 32 under a config that says otherwise
         config = json.loads((folder / "config.json").read_text())
-        (folder / "config.json").write_text(json.dumps({**config, "n_embd": 64}))
-    needle = {"truncated": r"model\.safetensors is not readable", "not safetensors": r"model\.safetensors is not readable",
+        changed = {"a wider config": {"n_embd": 64}, "fewer blocks": {"n_layer": 3}, "more blocks": {"n_layer": 5}}
+        (folder / "config.json").write_text(json.dumps({**config, **changed[damage]}))
+    unreadable = r"model\.safetensors is not readable"
+    needle = {"truncated": unreadable, "not safetensors": unreadable,
               "a wider config": r"transformer\.\S+ is \([\d, ]+\) in model\.safetensors, while config\.json "
-                                r"\(n_embd 64, n_inner 256"}[damage]  # the first tensor that differs, named
+                                r"\(n_embd 64, n_inner 256",  # the first tensor that differs, named
+              "fewer blocks": r"model\.safetensors holds blocks beyond n_layer=3 \(3\)",
+              "more blocks": r"model\.safetensors lacks 12 tensor\(s\) config\.json asks for, first h\.4\."}[damage]
     with pytest.raises(BenchError, match=f"^hf:{re.escape(str(folder))}: {needle}") as caught:
         load_hf_gpt2(folder)
     assert "\n" not in str(caught.value)

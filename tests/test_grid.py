@@ -47,9 +47,7 @@ def test_the_grid_knows_which_models_ride_on_dense():
 
 
 def test_a_needed_checkpoint_that_is_not_here_is_announced(tmp_path, monkeypatch):
-    from bench import model_store
-
-    monkeypatch.setattr(model_store, "CHECKPOINTS", tmp_path)
+    monkeypatch.setattr("core.paths.CHECKPOINTS", tmp_path)
     monkeypatch.setenv("MOEXBENCH_RESULTS", str(tmp_path / "results"))
     write_result("chess", "dense", "cpu", 1, {"coverage": 0.1}, {}, {}, {})  # scored on another machine
     todo = [("dense+sae", 1), ("dense+snmf", 1), ("dense", 2), ("dense+sae", 2), ("moex", 1)]
@@ -121,9 +119,7 @@ def test_a_variants_grid_scores_into_its_own_folder_and_passes_its_settings(tmp_
 
 
 def test_a_variants_grid_announces_a_models_own_checkpoint_that_is_not_here(tmp_path, monkeypatch):
-    from bench import model_store
-
-    monkeypatch.setattr(model_store, "CHECKPOINTS", tmp_path)
+    monkeypatch.setattr("core.paths.CHECKPOINTS", tmp_path)
     monkeypatch.setenv("MOEXBENCH_RESULTS", str(tmp_path / "results"))
     write_result("chess", "switch", "cpu", 2, {"coverage": 0.1}, {}, {}, {})  # scored on the lost checkpoint
     lines = retrained_dependencies("chess", "cpu", [("switch", 2), ("moex", 2)], variant="layer.-1")

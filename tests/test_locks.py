@@ -46,7 +46,7 @@ def test_a_free_lock_is_taken_silently_and_released_even_on_error(tmp_path):
 def test_the_second_load_or_train_loads_what_the_first_trained(tmp_path, monkeypatch, capsys):
     from bench import model_store, registry
 
-    monkeypatch.setattr(model_store, "CHECKPOINTS", tmp_path / "checkpoints")
+    monkeypatch.setattr("core.paths.CHECKPOINTS", tmp_path / "checkpoints")
     monkeypatch.setattr(model_store, "RUNS", tmp_path / "runs")
     task, dense = registry.task("chess"), registry.model_adapter("dense")
     trained, training, second_waits = [], threading.Event(), threading.Event()

@@ -213,7 +213,7 @@ def test_a_chars_checkpoint_under_a_moves_preset_names_both_formats(tmp_path, mo
     from models.gpt import GPT
     from tasks.chess.task import ChessTask
 
-    monkeypatch.setattr(model_store, "CHECKPOINTS", tmp_path)
+    monkeypatch.setattr("core.paths.CHECKPOINTS", tmp_path)
     save_model(tmp_path / "chess" / "dense-tiny-moves", GPT(ChessTask.dense_config("tiny")), {"fingerprint": {}})
     with pytest.raises(BenchError, match="trained in the 'chars' token format, but preset tiny-moves reads 'moves'"):
         model_store.load_or_train(registry.model_adapter("dense"), ChessTask, "tiny-moves", 0, "cpu",

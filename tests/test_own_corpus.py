@@ -87,7 +87,7 @@ def test_a_checkpoint_is_refused_under_a_tokenizer_it_was_not_trained_with(tmp_p
     from tasks.language.task import LanguageTask
 
     # A checkpoint that records no format, as every committed language checkpoint: the embedded tokenizer's.
-    monkeypatch.setattr(model_store, "CHECKPOINTS", tmp_path / "ckpt")
+    monkeypatch.setattr("core.paths.CHECKPOINTS", tmp_path / "ckpt")
     save_model(tmp_path / "ckpt" / "language" / "dense-tiny", GPT(LanguageTask.dense_config("tiny")), {"fingerprint": {}})
     dense = registry.model_adapter("dense")
     model_store.load_or_train(dense, LanguageTask, "tiny", 0, "cpu", train_if_missing=False)  # same tokenizer: loads

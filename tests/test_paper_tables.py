@@ -44,7 +44,7 @@ def test_differences_above_the_floor_subtract_each_seeds_own_floor():
     # a pair whose one side has no floor is said, not dropped
     lines = render({"moex": seeds([0.15, 0.16, 0.17], [0.12, 0.12, 0.12]),
                     "dense": {"n_seeds": 3, "mean": {}, "std": {}, "values": {"coverage": [0.13, 0.14, 0.15]}}})
-    assert "| coverage above floor | moex - dense | - | - | - | - | no random-init floor: untested | - |" in lines
+    assert "| coverage above floor | moex - dense | 3 / 3 | - | - | - | no random-init floor: untested | - |" in lines
 
 
 def test_gains_over_the_floor_are_averaged_per_seed_and_ranked():

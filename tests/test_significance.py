@@ -20,9 +20,9 @@ def test_welch_on_a_hand_worked_case():
 
 
 def test_welch_with_unequal_seed_counts():
-    # a: mean 2, variance 1 (n 3); b: mean 2, variance 8 (n 2): se^2 = 1/3 + 8/2 = 13/3, so the n's are
-    # not interchangeable (pooled variance or swapped n's give another se); t = 0. b' = b + 3: mean 5.
-    # t = -3 / sqrt(13/3) = -1.4412; df = (13/3)^2 / ((1/3)^2/2 + 4^2/1) = 1.1701
+    # a: mean 2, variance 1 (n 3); b: mean 5, variance 8 (n 2): se^2 = 1/3 + 8/2 = 13/3, where pooled
+    # variance or swapped n's would give another se; t = -3 / sqrt(13/3) = -1.4412;
+    # df = (13/3)^2 / ((1/3)^2/2 + 4^2/1) = 1.1701
     a, b = [1.0, 2.0, 3.0], [3.0, 7.0]
     out = welch(a, b)
     assert out["t"] == pytest.approx(-3 / math.sqrt(13 / 3), rel=1e-9)

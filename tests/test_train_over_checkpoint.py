@@ -17,7 +17,7 @@ DENSE = registry.model_adapter("dense")
 
 @pytest.fixture
 def store(tmp_path, monkeypatch):
-    monkeypatch.setattr(model_store, "CHECKPOINTS", tmp_path / "checkpoints")
+    monkeypatch.setattr("core.paths.CHECKPOINTS", tmp_path / "checkpoints")
     monkeypatch.setattr(model_store, "RUNS", tmp_path / "runs")
     monkeypatch.setattr(ChessTask, "own_data", staticmethod(lambda: None))
     return tmp_path
@@ -74,7 +74,7 @@ def test_a_finished_runs_state_or_a_state_json_alone_does_not_let_it_train_again
 def test_on_your_own_data_the_committed_checkpoints_get_the_own_data_message(tmp_path, monkeypatch):
     from core.own_data import COMMITTED_CHECKPOINTS
 
-    monkeypatch.setattr(model_store, "CHECKPOINTS", COMMITTED_CHECKPOINTS)  # read only: refused before any write
+    monkeypatch.setattr("core.paths.CHECKPOINTS", COMMITTED_CHECKPOINTS)  # read only: refused before any write
     monkeypatch.setattr(ChessTask, "own_data", staticmethod(lambda: tmp_path))
     with pytest.raises(BenchError, match="would be trained on your data .* set MOEXBENCH_CHECKPOINTS"):
         _refuse()

@@ -151,7 +151,7 @@ def _difference_rows(stats: dict, pairs: list[tuple[str, str]]) -> list[Differen
         rows += differences(values, pairs, metric)
         gains = {m: g for m, st in stats.items() if (g := above_floor(st.get("values", {}), metric)) is not None}
         rows += differences(gains, pairs, f"{metric} above floor")
-        rows += untested_pairs(pairs, set(values), set(gains), f"{metric} above floor", "no random-init floor")
+        rows += untested_pairs(pairs, values, set(gains), f"{metric} above floor", "no random-init floor")
     return rows
 
 
@@ -164,8 +164,9 @@ def _differences(stats: dict) -> list[str]:
                   "seeds are independent draws (seeds counted in the table); with two or three seeds a side only "
                   "large, consistent gaps reach p < 0.05. \"Above floor\": each seed's score minus its own "
                   "random-init floor, since the floors differ between architectures (more units give more chance "
-                  "matches). The p column is each test alone; \"p, Holm\" adjusts it for the number of tests in "
-                  "its table (Holm's step-down), which is the one to read before calling any single gap real.", ""]
+                  "matches)." + (" The p column is each test alone; \"p, Holm\" adjusts it for the number of "
+                                 "tests in its table (Holm's step-down), which is the one to read before calling any "
+                                 "single gap real." if any(r.test for r in claimed + neighbours) else ""), ""]
     if claimed:
         lines += ["The paper's claims:", ""] + TABLE_HEADER + difference_table(claimed) + [""]
     if neighbours:
