@@ -230,7 +230,8 @@ def load_sae(folder: Path, expected_hook: str | None = None, expected_d_in: int 
         if isinstance(architecture, str) and architecture in SAE_TRAINING_CLASS_REGISTRY \
                 and architecture not in SAE_CLASS_REGISTRY:  # e.g. batchtopk: saved by save_model while training
             raise BenchError(f"{folder}/cfg.json: architecture {architecture!r} is a training SAE; save it with "
-                             f"SAELens' save_inference_model (which writes the SAE it infers with) and give that folder")
+                             f"SAELens' save_inference_model (which writes the SAE it infers with) and give "
+                             f"that folder")
         if isinstance(architecture, str) and architecture not in SAE_CLASS_REGISTRY:
             raise BenchError(f"{folder}/cfg.json: architecture {architecture!r} is not one SAELens knows "
                              f"({', '.join(sorted(SAE_CLASS_REGISTRY))}); {fix}")

@@ -226,7 +226,8 @@ def load_result(path: Path) -> dict:
         if field not in record:
             raise BenchError(f"{path}: missing field {field!r}; {fix}")
     if not isinstance(record["metrics"], dict):
-        raise BenchError(f"{path}: metrics is a {type(record['metrics']).__name__}, not a name -> number mapping; {fix}")
+        raise BenchError(f"{path}: metrics is a {type(record['metrics']).__name__}, not a name -> number mapping; "
+                         f"{fix}")
     for name, value in record["metrics"].items():
         if not _finite_number(value):
             raise BenchError(f"{path}: metric {name!r} is {value!r}, not a finite number; {fix}")

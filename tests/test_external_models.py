@@ -299,7 +299,8 @@ def test_a_chess_model_with_another_vocabulary_is_refused(tmp_path):
     torch.save(_nanogpt_state(), tmp_path / "ckpt.pt")
     _write_meta(tmp_path, vocab=VOCAB[1:] + VOCAB[0])
     _expect_refusal(tmp_path, f"nanogpt:{tmp_path / 'ckpt.pt'}", "chess", "tiny", "vocabulary differs")
-    _expect_refusal(tmp_path, f"nanogpt:{tmp_path / 'ckpt.pt'}", "chess", "tiny", "give one trained on the chess characters")
+    _expect_refusal(tmp_path, f"nanogpt:{tmp_path / 'ckpt.pt'}", "chess", "tiny",
+                    "give one trained on the chess characters")
     (tmp_path / "meta.pkl").write_bytes(b"not a pickle")
     _expect_refusal(tmp_path, f"nanogpt:{tmp_path / 'ckpt.pt'}", "chess", "tiny", "or move it out of the folder")
 

@@ -315,5 +315,6 @@ def test_a_read_only_result_or_a_folder_in_its_place_is_refused_in_one_line(tmp_
         refuse_read_only(kept)
     folder = tmp_path / "moex.json"
     folder.mkdir()
-    with pytest.raises(BenchError, match=r"moex\.json cannot be read as a result \(Is a directory\); delete or move it"):
+    with pytest.raises(BenchError,
+                       match=r"moex\.json cannot be read as a result \(Is a directory\); delete or move it"):
         load_result(folder)
