@@ -43,8 +43,13 @@ def test_blocks_drop_only_the_cut_final_move(tmp_path):
 
 def test_blocks_cut_inside_a_move_number_drop_it_and_a_complete_illegal_last_move_is_refused(tmp_path):
     path = tmp_path / "blocks.txt"
-    path.write_text(";1.e4 e5 2.Nf3 Nc6 3.Bc4 Bc5 1\n")
+    path.write_text(";1.e4 e5 2.Nf3 Nc6 3.Bc4 Bc5 4\n")  # `4.` cut after its digit
     assert load_blocks(path).games == [";1.e4 e5 2.Nf3 Nc6 3.Bc4 Bc5"]
+    # neither is a cut: a number that is not the move's, a complete move that lacks its number
+    for game in (";1.e4 e5 2.Nf3 7", ";1.e4 e5 2.Nf3 Nc6 Bb5"):
+        path.write_text(game + "\n")
+        with pytest.raises(BenchError, match=r"blocks\.txt:1: (illegal or malformed move '7'|ply 5: 'Bb5' should be)"):
+            load_blocks(path)
     # Qxf7 is no prefix of any legal move there (the queen is still on d1): not a cut, a bad game
     path.write_text(";1.e4 e5 2.Nf3 Nc6 3.Qxf7\n")
     with pytest.raises(BenchError, match=r"blocks\.txt:1: illegal or malformed move 'Qxf7'"):

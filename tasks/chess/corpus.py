@@ -232,11 +232,13 @@ def _read_text(path: Path) -> str:
 
 def _cut_mid_move(game: str) -> bool:
     """Whether a block's last game ends in a move cut by the block's fixed length: every earlier move
-    replays and the last token is the start of a legal move there (`Qxf` of `Qxf7+`) or of its number.
-    A last move that is complete but illegal is not a cut: it is refused with the game."""
+    replays and the last token is the start of what that ply must be written as, `n.<move>` for White's
+    move n (`1` of `12.`, `12.Qx`), a bare move for Black's (`Qxf` of `Qxf7+`), with the start of a legal
+    move in it. A last move that is complete but illegal, or lacks its number, is not a cut: it is
+    refused with the game."""
     import chess
 
-    *earlier, last = game.split(" ")
+    *earlier, last = game.lstrip(";").split(" ")
     try:
         _validated(game, "")
         return False
@@ -248,7 +250,15 @@ def _cut_mid_move(game: str) -> bool:
             board.push_san(san)
     except ValueError:
         return False  # the bad move is not the last: _validated names it
-    if last.rstrip(".").isdigit():
-        return True  # cut inside a move number (`1` of `12.`)
-    partial = last.split(".", 1)[1] if "." in last else last
+    if len(earlier) % 2 == 0:  # White's move: its number comes first
+        number = f"{len(earlier) // 2 + 1}."
+        if len(last) <= len(number):
+            return number.startswith(last)
+        if not last.startswith(number):
+            return False
+        partial = last[len(number):]
+    elif "." in last:
+        return False
+    else:
+        partial = last
     return any(board.san(move).startswith(partial) for move in board.legal_moves)
