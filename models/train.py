@@ -91,6 +91,7 @@ def _first_difference(key: str, then, now) -> str:
         for k in sorted(set(then) | set(now)):
             if then.get(k) != now.get(k):
                 return _first_difference(f"{key}.{k}", then.get(k), now.get(k))
+
     def said(value):  # a field one side lacks; chess's `format`, for one, is left out for its default (chars)
         return "not recorded: its default" if value is None else repr(value)
 

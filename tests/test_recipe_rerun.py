@@ -13,8 +13,10 @@ from experiments import chess_move_recipe as recipe
 
 def _fake_training(monkeypatch, tmp_path, points):
     import models.train
+    from tasks.chess import presets
     from tasks.chess.task import ChessTask
 
+    monkeypatch.setattr(presets, "PRESETS", dict(presets.PRESETS))  # the arm's preset is registered on a copy
     monkeypatch.setattr(recipe, "OUT", tmp_path / "out")
     monkeypatch.setattr(recipe, "RUNS", tmp_path / "runs")
     data = SimpleNamespace(batch_fn=None, val_tokens=torch.zeros(1, 2, dtype=torch.long), fingerprint={"games": 1})

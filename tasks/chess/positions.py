@@ -64,7 +64,7 @@ def build_position_sets(game_sets: list[list[str]], workers: int = 2, fmt_name: 
 
     fmt = game_format(fmt_name)
     try:
-        for games, source in zip(game_sets, sources or ["evaluation game"] * len(game_sets)):
+        for games, source in zip(game_sets, sources or [None] * len(game_sets)):
             _check_games(games, source)  # beside the labels prefetch_labels started, if it did
     finally:
         prefetched = _wait_for_prefetch()  # on every path: no labelling is left running behind an error
@@ -134,13 +134,13 @@ def _wait_for_prefetch() -> _Prefetch | None:
     return done
 
 
-def _check_games(games: list[str], source: str) -> None:
-    """`source`: the file the games were read from (a game is named by its line), or a description
+def _check_games(games: list[str], source: str | None) -> None:
+    """`source`: the file the games were read from, one a line (a game is named by its line), or None
     (a game is named by its number)."""
     from tasks.chess.formats import game_move_ids
 
     for g, game in enumerate(games):
-        where = f"{source}:{g + 1}" if source.endswith(".xz") else f"{source} {g + 1}"
+        where = f"{source}:{g + 1}" if source else f"evaluation game {g + 1}"
         try:
             game_move_ids(game)
         except ValueError as e:
