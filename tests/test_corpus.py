@@ -26,6 +26,14 @@ def test_pgn_games_become_movetext(tmp_path):
     assert games == [";1.e4 e5 2.Nf3 Nc6 3.Bb5 a6", ";1.d4 d5 2.c4 Nf6", ";1.c4 e5"]
 
 
+def test_a_pgn_game_from_a_set_up_position_is_refused(tmp_path):
+    # legal from its FEN, but the movetext is read from the initial position: it would become another game
+    path = tmp_path / "fen.pgn"
+    path.write_text('[Event "e"]\n[SetUp "1"]\n[FEN "4k3/8/8/8/8/8/8/4K2R w K - 0 1"]\n\n1. O-O Kd7 *\n')
+    with pytest.raises(BenchError, match=r"fen\.pgn:1: bad game \(it starts from a set-up position"):
+        load_pgn(path)
+
+
 def test_illegal_move_in_a_pgn_names_file_and_line(tmp_path):
     path = tmp_path / "bad.pgn"
     path.write_text(PGN)

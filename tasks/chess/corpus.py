@@ -133,6 +133,7 @@ def load_pgn(path: Path, on_error: str = "raise") -> LoadedGames:
 
 
 def _read_pgn(path: Path, on_error: str) -> LoadedGames:
+    import chess
     import chess.pgn
 
     from tasks.chess.generate_games import movetext
@@ -146,6 +147,8 @@ def _read_pgn(path: Path, on_error: str) -> LoadedGames:
                 break
             where = f"{path}:{line_no}"
             problem = game.errors[0] if game.errors else None
+            if problem is None and game.board().fen() != chess.STARTING_FEN:  # a [FEN] / [SetUp] header
+                problem = "it starts from a set-up position, and games here are replayed from the initial one"
             if problem is None and not list(game.mainline_moves()):
                 problem = "no moves"
             if problem is not None:
