@@ -144,7 +144,7 @@ ROWS = [
     ("unknown-model", None, ("bench", "--model", "nonesuch"), ["unknown model 'nonesuch'"]),
     ("unknown-key", None, BENCH_TINY + ("layr=3",), ["unknown setting 'layr'"]),
     ("bad-value-type", None, BENCH_TINY + ("probe_games=many",), ["probe_games='many' is not a valid int"]),
-    ("negative-legal-games", None, BENCH_TINY + ("legal_move_games=-1",), ["legal_move_games must be >= 0"]),
+    ("negative-legal-games", None, BENCH_TINY + ("legal_move_games=-1",), ["legal_move_games=-1 is below 0"]),
     ("unknown-device", None, BENCH_TINY + ("--device", "foo"), ["device 'foo'"]),
     ("llm-timeout-nan", None, ("bench", "--task", "language", "--preset", "tiny", "llm_timeout_s=nan"),
      ["llm_timeout_s a finite number"]),
