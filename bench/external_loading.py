@@ -27,19 +27,22 @@ def load_external_model(adapter_cls, device: str):
 
 def _check_meta(adapter_cls) -> None:
     """Karvonen's checkpoints ship a meta.pkl beside them: its characters must be the chess task's."""
-    from models.nanogpt_checkpoint import check_meta_vocabulary
+    from models.nanogpt_checkpoint import check_meta_vocabulary, meta_vocabulary
 
     meta = adapter_cls.source.parent / "meta.pkl"
     if meta.exists():
         from tasks.chess.tokenizer import VOCAB
 
         try:
+            meta_vocabulary(meta)
+        except BenchError as e:
+            raise BenchError(f"{e}; it is read only to check the vocabulary: give the meta.pkl nanoGPT's "
+                             f"prepare.py wrote, or move it out of the folder") from None
+        try:
             check_meta_vocabulary(meta, VOCAB)
         except BenchError as e:
-            fix = ("a model of other token ids cannot be scored on these games; give one trained on the chess "
-                   "characters" if "vocabulary differs" in str(e) else "it is read only to check the vocabulary: "
-                   "give the meta.pkl nanoGPT's prepare.py wrote, or move it out of the folder")
-            raise BenchError(f"{e}; {fix}") from None
+            raise BenchError(f"{e}; a model of other token ids cannot be scored on these games; give one trained on "
+                             f"the chess characters") from None
 
 
 def load_external(adapter_cls, task, preset: str, device: str):
