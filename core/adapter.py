@@ -112,6 +112,15 @@ class FeatureAdapter:
         hook = self.site_hook(layer, site)
         return hook, hook
 
+    def splice_is_identity(self, layer: int, site: str) -> bool:
+        """Whether the features are the model's own activation at the hook the splice replaces (neurons,
+        expert units): the splice then writes back what it read, so it recovers the clean loss by
+        construction and core/fidelity.py does not run it. False for anything that rebuilds the activation."""
+        read, write = self.splice_hooks(layer, site)
+        own = type(self)
+        return (read == write == self.feature_hook(layer, site) and own.reconstruct is FeatureAdapter.reconstruct
+                and own.features is FeatureAdapter.features)
+
     def model_metrics(self, tokens: torch.Tensor, layer: int) -> tuple[dict, dict]:
         """Metrics about the model itself rather than its features (router statistics, ...):
         (flat metrics, details); a dense model has none."""
@@ -150,6 +159,21 @@ class FeatureAdapter:
         last = max(self.resolve_layer(i) for i in layers)
         _, cache = self.model.run_with_cache(tokens, names_filter=hooks, stop_at_layer=last + 1)
         return torch.cat([cache[h] for h in hooks], dim=-1)
+
+    @torch.no_grad()
+    def features_and_residual(self, tokens: torch.Tensor, layer: int, site: str,
+                              layers: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(`features`, `residual(tokens, layers)`) from one forward pass when the features are an
+        activation of the model itself; two passes when they are computed from one (an SAE's encoder).
+        Reading MoE-X's z makes its layer build z densely (models/moe.py), so its residual from this
+        pass equals the one `residual` reads to float rounding, not bit for bit."""
+        if type(self).features is not FeatureAdapter.features:
+            return self.features(tokens, layer, site), self.residual(tokens, layers)
+        hook = self.feature_hook(layer, site)
+        resid = [f"blocks.{self.resolve_layer(i)}.hook_resid_post" for i in layers]
+        last = max(int(hook.split(".")[1]), *(self.resolve_layer(i) for i in layers))
+        _, cache = self.model.run_with_cache(tokens, names_filter=[hook, *resid], stop_at_layer=last + 1)
+        return heads_concatenated(cache[hook]), torch.cat([cache[h] for h in resid], dim=-1)
 
     @torch.no_grad()
     def logits_and_loss(self, tokens: torch.Tensor, hook: str | None = None,

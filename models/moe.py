@@ -30,8 +30,9 @@ see x.
 
 Dispatch groups the (token, expert) assignments by expert and runs one matrix product per expert:
 the work is that of a dense MLP of the active width k*D. The dense z is built only when something
-hooks `hook_post` (caching, splicing); then y is computed from that z, so a replaced z is what the
-rest of the model sees.
+hooks `hook_post` (caching, splicing). A hook that replaces z, or edits it in place, has y computed
+from what it returned, so that is what the rest of the model sees; after a hook that only read it,
+y is computed as without hooks, so a cache changes no later number.
 """
 
 from __future__ import annotations
@@ -155,27 +156,30 @@ class MoEMLP(nn.Module):
         xs = flat.index_select(0, token_of).split(counts)  # backward: index_add, cheaper than index_put
         w_sorted = weights.reshape(-1)[order, None]
 
+        units = [self.act(xs[e] @ self.W_enc[e] + self.b_enc[e]) for e in range(o.n_experts)]
         if self.hook_post._forward_hooks:  # someone reads or replaces z: build it densely
-            hidden = torch.cat([self.act(xs[e] @ self.W_enc[e] + self.b_enc[e]) for e in range(o.n_experts)])
-            hidden = hidden * w_sorted.to(hidden.dtype)
+            hidden = torch.cat(units) * w_sorted.to(units[0].dtype)
             z = torch.zeros(n, o.n_experts, o.d_expert, dtype=hidden.dtype, device=x.device)
-            z = z.index_put((token_of, expert_sorted), hidden)
-            z = self.hook_post(z.view(*shape[:-1], o.n_experts * o.d_expert)).reshape(n, -1)
-            y = z @ self.W_dec.reshape(-1, shape[-1]).to(z.dtype)
-        else:
-            # Training's path. The gate weight scales each expert's d_model-wide output rather than its
-            # D-wide hidden units (the same product, half the multiplications), and each expert adds
-            # into y where its tokens are: no concatenation of hidden units or outputs.
-            tokens, ws = token_of.split(counts), w_sorted.split(counts)
-            y = None
-            for e in range(o.n_experts):
-                if counts[e] == 0:
-                    continue
-                out = self.act(xs[e] @ self.W_enc[e] + self.b_enc[e]) @ self.W_dec[e]
-                out = out * ws[e].to(out.dtype)
-                if y is None:
-                    y = torch.zeros(n, shape[-1], dtype=out.dtype, device=x.device)
-                y.index_add_(0, tokens[e], out)  # in place: an out-of-place add would copy y per expert
+            z = z.index_put((token_of, expert_sorted), hidden).view(*shape[:-1], o.n_experts * o.d_expert)
+            version = z._version  # moved by any edit in place, as autograd's checks use it
+            seen = self.hook_post(z)
+            if seen is not z or seen._version != version:  # replaced or edited: the rest of the model reads it
+                y = seen.reshape(n, -1) @ self.W_dec.reshape(-1, shape[-1]).to(seen.dtype)
+                return (y + self.b_dec).view(shape)
+        # Training's path, and the path after a hook that only read z (a cache): the output is then the
+        # unhooked layer's, bit for bit. The gate weight scales each expert's d_model-wide output rather
+        # than its D-wide hidden units (the same product, half the multiplications), and each expert
+        # adds into y where its tokens are: no concatenation of hidden units or outputs.
+        tokens, ws = token_of.split(counts), w_sorted.split(counts)
+        y = None
+        for e in range(o.n_experts):
+            if counts[e] == 0:
+                continue
+            out = units[e] @ self.W_dec[e]
+            out = out * ws[e].to(out.dtype)
+            if y is None:
+                y = torch.zeros(n, shape[-1], dtype=out.dtype, device=x.device)
+            y.index_add_(0, tokens[e], out)  # in place: an out-of-place add would copy y per expert
         return (y + self.b_dec).view(shape)
 
 

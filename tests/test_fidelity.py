@@ -57,6 +57,9 @@ def test_identity_splice_recovers_all_loss_and_zero_splice_none():
 
 class _KnownLosses(DenseAdapter):
     """Per-token losses fixed by hand: clean 1, zero-ablated 3, spliced 2 on rows 0-1 and 1 on row 2."""
+    def splice_is_identity(self, layer, site):  # its splice is not the identity: it has its own losses
+        return False
+
     def loss_per_token(self, batch, *ablation):
         return torch.full((len(batch), batch.shape[1] - 1), 3.0 if ablation else 1.0)
 
@@ -96,3 +99,39 @@ def test_l0_and_dead_fraction_count_the_features():
 class _Silent(DenseAdapter):
     def features(self, tokens, layer, site="mlp"):
         return torch.zeros(*tokens.shape, 64)
+
+
+class _SpliceRun(DenseAdapter):
+    """Neurons with the splice run anyway, as fidelity does for features that rebuild their activation."""
+    def splice_is_identity(self, layer, site):
+        return False
+
+
+def _moex(seed=0):
+    from adapters.moe import MoEXAdapter
+
+    torch.manual_seed(seed)
+    cfg = MoEXAdapter.model_config(GPTConfig(vocab_size=32, n_ctx=16, d_model=16, n_layers=2, n_heads=2, d_mlp=64))
+    return GPT(cfg).eval()
+
+
+@pytest.mark.parametrize("kind", ["dense", "moex"])
+@pytest.mark.parametrize("site", ["mlp", "attn"])
+def test_an_identity_splice_is_skipped_with_the_numbers_of_running_it(kind, site):
+    from adapters.moe import MoEXAdapter
+
+    model, adapter_class = (_model(), DenseAdapter) if kind == "dense" else (_moex(), MoEXAdapter)
+    run_anyway = type("SpliceRun", (adapter_class,), {"splice_is_identity": _SpliceRun.splice_is_identity})
+    assert adapter_class(model).splice_is_identity(1, site)
+    assert not _Half(model).splice_is_identity(1, site)
+    tokens = torch.randint(0, 32, (5, 16), generator=torch.Generator().manual_seed(4))
+    skipped = fidelity(adapter_class(model), tokens, layer=1, site=site, batch_size=2)
+    run = fidelity(run_anyway(model), tokens, layer=1, site=site, batch_size=2)
+    # The features read in the zero ablation's pass are those a separate pass reads, bit for bit.
+    for metric in ("ce_clean", "ce_zero_ablation", "l0_fidelity", "dead_fraction", "mostly_dead"):
+        assert skipped[metric] == run[metric], metric
+    # Running it puts back what it read: MoE-X's z is then built densely, equal within float rounding.
+    assert skipped["ce_splice"] == skipped["ce_clean"]
+    assert run["ce_splice"] == pytest.approx(skipped["ce_splice"], abs=1e-6)
+    assert run["explained_variance"] == pytest.approx(skipped["explained_variance"], abs=1e-6)
+    assert skipped["explained_variance"] == 1.0 and skipped["loss_recovered"] == 1.0

@@ -83,3 +83,30 @@ def test_a_hook_the_forward_pass_never_reaches_is_one_named_error():
 
     with pytest.raises(BenchError, match="hook 'unused' was never reached"):
         FeatureAdapter(Unused()).activations(torch.zeros(1, 2), "unused")
+
+
+@pytest.mark.parametrize("kind", ["dense", "moex"])
+@pytest.mark.parametrize("site, layer, layers", [("mlp", -3, [1]), ("attn", 2, [0, 3]), ("mlp", 3, [0])])
+def test_features_and_residual_from_one_pass_are_the_two_reads(kind, site, layer, layers):
+    from adapters.moe import MoEXAdapter
+
+    adapter_class = DenseAdapter if kind == "dense" else MoEXAdapter
+    torch.manual_seed(0)
+    adapter = adapter_class(GPT(adapter_class.model_config(ChessTask.dense_config("tiny"))).eval())
+    tokens = torch.randint(0, 32, (3, 16))
+    features, residual = adapter.features_and_residual(tokens, layer, site, layers)
+    # Reading the features changes nothing downstream, for MoE-X too (a z only read: models/moe.py).
+    assert torch.equal(features, adapter.features(tokens, layer, site))
+    assert torch.equal(residual, adapter.residual(tokens, layers))
+
+
+def test_features_computed_from_an_activation_are_read_in_their_own_pass():
+    class Doubled(DenseAdapter):  # features computed from the activation, as an SAE's encoder does
+        def features(self, tokens, layer, site="mlp"):
+            return 2 * super().features(tokens, layer, site)
+
+    adapter = Doubled(_adapter().model)
+    tokens = torch.randint(0, 32, (2, 16))
+    features, residual = adapter.features_and_residual(tokens, -3, "mlp", [0, 2])
+    assert torch.equal(features, 2 * DenseAdapter(adapter.model).features(tokens, -3))
+    assert torch.equal(residual, adapter.residual(tokens, [0, 2]))

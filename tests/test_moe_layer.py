@@ -121,10 +121,35 @@ def test_splicing_z_back_gives_the_same_logits_and_loss_recovered_one():
 
     with torch.no_grad():
         model.blocks[1].mlp.W_dec.mul_(50)
-    out = fidelity(MoEXAdapter(model.eval()), tokens, layer=1, site="mlp")
+    class SpliceRun(MoEXAdapter):  # fidelity skips an identity splice; here it is run, through z built densely
+        def splice_is_identity(self, layer, site):
+            return False
+
+    out = fidelity(SpliceRun(model.eval()), tokens, layer=1, site="mlp")
     assert out["loss_recovered"] == pytest.approx(1.0, abs=1e-4)
     assert out["ce_splice"] == pytest.approx(out["ce_clean"], abs=1e-5)
     assert abs(out["ce_zero_ablation"] - out["ce_clean"]) > 1e-3  # a denominator well above float noise
+
+
+def test_a_hook_that_only_reads_z_changes_no_later_number_and_an_edit_in_place_is_seen():
+    torch.manual_seed(6)
+    model = GPT(_cfg()).eval()
+    tokens = torch.randint(0, 32, (2, 16))
+    hook = "blocks.1.mlp.hook_post"
+    with torch.no_grad():
+        clean = model(tokens)
+        read, cache = model.run_with_cache(tokens, names_filter=[hook])
+        assert torch.equal(read, clean)  # bit for bit: the unhooked layer's own arithmetic after a read
+        assert cache[hook].shape[-1] == model.blocks[1].mlp.opts.n_experts * model.blocks[1].mlp.opts.d_expert
+
+        def zero_in_place(z, hook):
+            z[:] = 0
+            return z
+
+        edited = model.run_with_hooks(tokens, fwd_hooks=[(hook, zero_in_place)])
+        replaced = model.run_with_hooks(tokens, fwd_hooks=[(hook, lambda z, hook: torch.zeros_like(z))])
+    torch.testing.assert_close(edited, replaced)
+    assert not torch.allclose(edited, clean)
 
 
 @pytest.mark.parametrize("opts, message", [

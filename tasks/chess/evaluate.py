@@ -28,20 +28,25 @@ class ScoredModel:
 
 
 def _at_positions(adapter: FeatureAdapter, positions: Positions, fn, batch_size: int, desc: str,
-                  columns: torch.Tensor | None = None) -> torch.Tensor:
-    """fn(tokens) -> (batch, pos, width), gathered at each evaluation position (a dot in the character
-    format): (n_positions, width), or only the `columns` (a boolean mask over width) of it, selected
-    after the gather: a few positions of a wide code are copied, not every one."""
+                  columns: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+    """fn(tokens) -> a tuple of (batch, pos, width) tensors, each gathered at each evaluation position (a
+    dot in the character format): (n_positions, width) each, the first cut to the `columns` (a boolean
+    mask over its width), selected after the gather: a few positions of a wide code are copied, not
+    every one."""
     out = []
     per_game = len(positions.game_index) // len(positions.games)
     dots = torch.from_numpy(positions.token_index).view(len(positions.games), per_game)
     for start in progress(range(0, len(positions.games), batch_size), desc=desc, unit="batch"):
         tokens = positions.tokens[start:start + batch_size]
-        acts = fn(tokens.to(adapter.device)).float().cpu()
         idx = dots[start:start + len(tokens)]
-        at = acts[torch.arange(len(tokens))[:, None], idx].reshape(-1, acts.shape[-1])
-        out.append(at if columns is None else at[:, columns])
-    return torch.cat(out)
+        gathered = []
+        for acts in fn(tokens.to(adapter.device)):
+            acts = acts.float().cpu()
+            gathered.append(acts[torch.arange(len(tokens))[:, None], idx].reshape(-1, acts.shape[-1]))
+        if columns is not None:
+            gathered[0] = gathered[0][:, columns]
+        out.append(gathered)
+    return tuple(torch.cat(part) for part in zip(*out))
 
 
 def feature_statistics(adapter: FeatureAdapter, games: list[str], layer: int, site: str,
@@ -84,23 +89,22 @@ def score_adapter(adapter: FeatureAdapter, train: Positions, test: Positions, st
 
     max_acts, l0_fraction = feature_statistics(adapter, stat_games, layer, site, batch_size, train.format)
     alive = max_acts > 0  # a feature that never fires (> 0) is dead and dropped
-    features = lambda tokens: adapter.features(tokens, layer, site)  # noqa: E731
-    train_acts = _at_positions(adapter, train, features, batch_size, "features, probe-train games", alive)
-    test_acts = _at_positions(adapter, test, features, batch_size, "features, probe-test games", alive)
-    lap("feature_activations")
+    n_layers = adapter.n_layers
+    layer_index = adapter.resolve_layer(layer)
+    layers = range(n_layers) if probe_layers == "all" else [layer_index]
+    # One forward pass per game batch reads the features and caches every probed layer's residual stream.
+    both = lambda tokens: adapter.features_and_residual(tokens, layer, site, list(layers))  # noqa: E731
+    train_acts, r_train = _at_positions(adapter, train, both, batch_size, "features and residual, probe-train games",
+                                        alive)
+    test_acts, r_test = _at_positions(adapter, test, both, batch_size, "features and residual, probe-test games",
+                                      alive)
+    lap("feature_and_residual_activations")
     groups = evaluate_features(train_acts, test_acts, max_acts[alive], bsp_groups(train, test))
     lap("coverage_and_reconstruction")
     alive_index = alive.nonzero().squeeze(1).tolist()
     for g in groups.values():  # back from alive-only columns to the site's feature indices
         g["best_feature_per_bsp"] = [alive_index[f] if f >= 0 else -1 for f in g["best_feature_per_bsp"]]
 
-    n_layers = adapter.n_layers
-    layer_index = adapter.resolve_layer(layer)
-    layers = range(n_layers) if probe_layers == "all" else [layer_index]
-    # One forward pass per game batch caches every probed layer's residual stream.
-    resid = lambda tokens: adapter.residual(tokens, list(layers))  # noqa: E731
-    r_train = _at_positions(adapter, train, resid, batch_size, "residual stream, probe-train games")
-    r_test = _at_positions(adapter, test, resid, batch_size, "residual stream, probe-test games")
     d = adapter.d_model
     ct, cs = torch.from_numpy(train.classes.astype(np.int64)), torch.from_numpy(test.classes.astype(np.int64))
     probe_by_layer = {i: probe_f1(r_train[:, k * d:(k + 1) * d], ct, r_test[:, k * d:(k + 1) * d], cs, seed)
