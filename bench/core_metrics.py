@@ -4,8 +4,9 @@ feature densities and weights), so that an SAE, a dense model's neurons and MoE-
 measured by one piece of code.
 
 The splice is the adapter's `reconstruct` (an SAE's decode(encode(x)); x itself for units that are
-the model's own computation), the ablation is the site's activation replaced by zeros. For every
-batch of rows of the task's validation tokens (the rows the result's fidelity metrics used):
+the model's own computation, where it is not run: the spliced model is the clean one), the ablation
+is the site's activation replaced by zeros. For every batch of rows of the task's validation tokens
+(the rows the result's fidelity metrics used):
 
 - KL(clean || spliced) and KL(clean || ablated) of the next-token distributions, per position over
   every position; kl_div_score = (KL_ablation - KL_splice) / KL_ablation (1: the splice changes
@@ -27,6 +28,8 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+from core.adapter import heads_concatenated
 
 from core.fidelity import _Variance  # explained variance has one definition in the code base
 
@@ -126,6 +129,7 @@ def core_metrics(adapter, tokens: torch.Tensor, layer: int, site: str, batch_siz
     feature, "consistent_activation_heuristic": tokens fired per row that fires, per feature (None
     for a feature that never fires)} over `tokens` (rows, pos)."""
     _, written = adapter.splice_hooks(layer, site)  # the ablation zeroes what the splice replaces
+    identity = adapter.splice_is_identity(layer, site)  # as in core/fidelity.py: not run, x_hat = x
     sums = _Sums()
     for start in range(0, len(tokens), batch_size):
         batch = tokens[start:start + batch_size]
@@ -134,11 +138,20 @@ def core_metrics(adapter, tokens: torch.Tensor, layer: int, site: str, batch_siz
         def keep(x, x_hat):
             seen["x"], seen["x_hat"] = x, x_hat
 
+        def read_then_zero(act):
+            seen["x"] = seen["x_hat"] = heads_concatenated(act)
+            return torch.zeros_like(act)
+
         clean = adapter.logits_and_loss(batch)
-        spliced = adapter.spliced_logits_and_loss(batch, layer, site, keep)
-        ablated = adapter.logits_and_loss(batch, written, torch.zeros_like)
+        if identity:
+            ablated = adapter.logits_and_loss(batch, written, read_then_zero)
+            spliced, features = clean, seen["x"]
+        else:
+            spliced = adapter.spliced_logits_and_loss(batch, layer, site, keep)
+            ablated = adapter.logits_and_loss(batch, written, torch.zeros_like)
+            features = adapter.features(batch, layer, site)
         sums.add_downstream(clean, spliced, ablated)
-        sums.add_site(seen["x"], seen["x_hat"], adapter.features(batch, layer, site))
+        sums.add_site(seen["x"], seen["x_hat"], features)
     return _summarise(sums, *dictionary_directions(adapter))
 
 

@@ -69,6 +69,8 @@ class Shape(NamedTuple):
     n_layers: int
     vocab: int
     n_ctx: int
+    d_model: int
+    d_mlp: int
 
 
 def external_shape(adapter_cls) -> Shape:
@@ -89,11 +91,14 @@ def _read_shape(kind: str, source: Path, stamp) -> Shape:
         from models.hf_gpt2 import read_gpt2_config
 
         config = read_gpt2_config(source)
-        return Shape(int(config["n_layer"]), int(config["vocab_size"]), int(config["n_positions"]))
+        d_model = int(config["n_embd"])
+        return Shape(int(config["n_layer"]), int(config["vocab_size"]), int(config["n_positions"]), d_model,
+                     int(config.get("n_inner") or 4 * d_model))
     from models.nanogpt_checkpoint import read_checkpoint
 
     args = read_checkpoint(source)[1]
-    return Shape(int(args["n_layer"]), int(args["vocab_size"]), int(args["block_size"]))
+    d_model = int(args["n_embd"])  # nanoGPT's MLP is always 4 x n_embd wide
+    return Shape(int(args["n_layer"]), int(args["vocab_size"]), int(args["block_size"]), d_model, 4 * d_model)
 
 
 def check_fits_before_loading(adapter_cls, task, preset: str) -> None:

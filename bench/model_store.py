@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import platform
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -80,16 +81,37 @@ def train_model(adapter_cls, task, preset: str, seed: int, device: str, progress
         refuse_training_into_committed(task, stem, f"{adapter_cls.name} ({preset}, seed {seed})")
     else:  # asked to train (`make train`, the GPU script): never over a finished checkpoint
         refuse_training_over(adapter_cls, task, preset, seed)
-    ensure_writable(stem.parent)
     runs = _runs(task, adapter_cls, preset, seed)
-    ensure_writable(runs)
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # torchrun's ranks train together: no lock among them
-        return _train(adapter_cls, task, preset, seed, device, progress, stem)
-    with exclusive(runs / "train.lock", f"{stem.name} is being trained by another process"):
-        if only_if_missing and read_meta(stem) is not None:
-            print(f"{stem.name}: trained meanwhile by the other process; loading it")
-            return stem
-        return _train(adapter_cls, task, preset, seed, device, progress, stem)
+    with _nothing_left_if_refused(stem.parent, runs):
+        ensure_writable(stem.parent)
+        ensure_writable(runs)
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # torchrun's ranks train together: no lock among them
+            return _train(adapter_cls, task, preset, seed, device, progress, stem)
+        with exclusive(runs / "train.lock", f"{stem.name} is being trained by another process"):
+            if only_if_missing and read_meta(stem) is not None:
+                print(f"{stem.name}: trained meanwhile by the other process; loading it")
+                return stem
+            return _train(adapter_cls, task, preset, seed, device, progress, stem)
+
+
+@contextmanager
+def _nothing_left_if_refused(*folders: Path):
+    """A training refused before it wrote anything (its data, the model it starts from) leaves none of
+    the folders it made for that: each one missing beforehand, up to the first that was there, goes
+    again if it holds nothing but the training lock. A run that saved state keeps its folder."""
+    made = []
+    for folder in folders:
+        made += [f for f in (folder, *folder.parents) if not (f.exists() or f.is_symlink())]
+    try:
+        yield
+    except BenchError:
+        for folder in sorted(set(made), key=lambda f: len(f.parts), reverse=True):  # the deepest first
+            left = list(folder.iterdir()) if folder.is_dir() else None
+            if left is not None and all(p.name == "train.lock" for p in left):
+                for lock in left:
+                    lock.unlink()
+                folder.rmdir()
+        raise
 
 
 def _train(adapter_cls, task, preset: str, seed: int, device: str, progress: bool, stem: Path) -> Path:

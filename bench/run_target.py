@@ -131,3 +131,34 @@ def _refuse_what_the_model_lacks(adapter_cls, task, config, preset: str) -> None
         check_layer(config.layer, model_depth(adapter_cls, task, preset))
     if isinstance(getattr(config, "site", None), str):
         adapter_cls.check_site(config.site)
+    folder = _your_sae_folder(adapter_cls)
+    if folder is not None and isinstance(getattr(config, "layer", None), int) and isinstance(config.site, str):
+        from bench.sae_store import check_folder_fits
+
+        n_layers, d_model, d_mlp = _widths(adapter_cls, external, task, preset)
+        # attn.hook_z is read with its heads concatenated: d_model wide
+        check_folder_fits(folder, config.layer, config.site, n_layers,
+                          {"mlp": d_mlp, "resid": d_model, "attn": d_model})
+
+
+def _your_sae_folder(adapter_cls) -> Path | None:
+    """The SAE folder you named (MODEL=<model>+sae:<folder>, or MOEXBENCH_SAE_PATH for an SAE model)."""
+    if getattr(adapter_cls, "dictionary", None) != "sae":
+        return None
+    if getattr(adapter_cls, "sae_folder", None) is not None and getattr(adapter_cls, "base_cls", None) is not None:
+        return adapter_cls.sae_folder
+    own = getattr(adapter_cls, "own_dictionary", None) or {}
+    return Path(own["value"]) if own.get("variable") == "MOEXBENCH_SAE_PATH" else None
+
+
+def _widths(adapter_cls, external, task, preset: str) -> tuple[int, int, int]:
+    """(blocks, d_model, MLP width) of the model an SAE reads, from configs alone."""
+    if external is not None:
+        from bench.external_loading import external_shape
+
+        shape = external_shape(external)
+        return shape.n_layers, shape.d_model, shape.d_mlp
+    from bench import registry
+
+    cfg = registry.model_adapter(adapter_cls.base_model).model_config(task.dense_config(preset))
+    return cfg.n_layers, cfg.d_model, cfg.d_mlp

@@ -14,6 +14,7 @@ on the random model. `attach_features` is what the harness calls once a model is
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -73,10 +74,14 @@ def attach_sae(adapter, task, preset: str, seed: int, config, device: str, role:
 
 
 def check_sae_site(sae, label: str, hook: str, n_layers: int | None = None) -> None:
-    """An SAE that records the hook it was trained on must read that activation. SAELens's residual
-    SAEs often name `blocks.{l}.hook_resid_pre`, the same tensor as `blocks.{l-1}.hook_resid_post`.
-    The fix names the block to score, when the model (`n_layers` blocks) has it."""
-    trained_on = getattr(getattr(sae.cfg, "metadata", None), "hook_name", None)
+    check_sae_hook(getattr(getattr(sae.cfg, "metadata", None), "hook_name", None), label, hook, n_layers)
+
+
+def check_sae_hook(trained_on: str | None, label: str, hook: str, n_layers: int | None = None) -> None:
+    """An SAE that records the hook it was trained on (`trained_on`) must read that activation.
+    SAELens's residual SAEs often name `blocks.{l}.hook_resid_pre`, the same tensor as
+    `blocks.{l-1}.hook_resid_post`. The fix names the block to score, when the model (`n_layers`
+    blocks) has it."""
     if trained_on is None or trained_on == hook:
         return
     match = re.fullmatch(r"blocks\.(\d+)\.(hook_resid_pre|hook_resid_post|mlp\.hook_post|attn\.hook_z)", trained_on)
@@ -91,6 +96,28 @@ def check_sae_site(sae, label: str, hook: str, n_layers: int | None = None) -> N
                else f"this model has {n_layers} blocks (0-{n_layers - 1}), so the SAE was trained on another model; "
                     f"give one trained on this model's activations")
     raise BenchError(f"{label} was trained on {trained_on}, but the task reads {hook}; {fix}")
+
+
+def check_folder_fits(folder: Path, layer: int, site: str, n_layers: int, widths: dict[str, int]) -> None:
+    """Your SAE folder: the hook it was trained on and its width, from its cfg.json and the model's shape
+    (`widths` per site), before any work. Loading checks the same on the built model; a cfg.json that
+    cannot be read here is named there."""
+    from core.adapter import site_hook_for
+
+    try:
+        cfg = json.loads((folder / "cfg.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    if not isinstance(cfg, dict):
+        return
+    hooks = {s: site_hook_for(layer, s, n_layers) for s in widths}
+    metadata = cfg["metadata"] if isinstance(cfg.get("metadata"), dict) else {}
+    trained_on = metadata.get("hook_name", cfg.get("hook_name"))  # SAELens 6 keeps it in metadata
+    d_in = cfg.get("d_in")  # the width first, as loading checks them
+    if isinstance(d_in, int) and d_in != widths[site]:
+        raise st.other_width(folder, d_in, hooks[site], widths[site], [f"{hooks[s]} ({widths[s]} wide)" for s in hooks])
+    if isinstance(trained_on, str):
+        check_sae_hook(trained_on, f"SAE {folder}", hooks[site], n_layers)
 
 
 def _from_named_folder(folder: Path, hook: str, width: int, sites: list, device: str):

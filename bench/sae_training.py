@@ -242,9 +242,13 @@ def load_sae(folder: Path, expected_hook: str | None = None, expected_d_in: int 
         said = " ".join(str(e).split())[:160]  # torch's size-mismatch text spans lines
         raise BenchError(f"SAE folder {folder} is damaged ({type(e).__name__}: {said}); {fix}") from None
     if expected_d_in is not None and sae.cfg.d_in != expected_d_in:
-        raise BenchError(f"SAE at {folder} reads {sae.cfg.d_in}-wide activations but site {expected_hook} is "
-                         f"{expected_d_in} wide; choose a site of that width ({', '.join(valid_sites)}) or another SAE")
+        raise other_width(folder, sae.cfg.d_in, expected_hook, expected_d_in, valid_sites)
     return sae.eval()
+
+
+def other_width(folder: Path, d_in: int, hook: str, width: int, valid_sites) -> BenchError:
+    return BenchError(f"SAE at {folder} reads {d_in}-wide activations but site {hook} is {width} wide; choose a "
+                      f"site of that width ({', '.join(valid_sites)}) or another SAE")
 
 
 def read_record(folder: Path) -> dict | None:

@@ -66,18 +66,16 @@ class FeatureAdapter:
         """Refuses a site this adapter has no features at; every site by default (overridden where not)."""
 
     def site_hook(self, layer: int, site: str) -> str:
-        layer = self.resolve_layer(layer)
-        hooks = {"mlp": f"blocks.{layer}.mlp.hook_post", "resid": f"blocks.{layer}.hook_resid_post",
-                 "attn": f"blocks.{layer}.attn.hook_z"}
-        if site not in hooks:
-            raise BenchError(f"site {site!r} unknown; choose one of {', '.join(hooks)}")
-        return hooks[site]
+        return site_hook_for(layer, site, self.model.cfg.n_layers)
 
-    @torch.no_grad()
-    def activations(self, tokens: torch.Tensor, hook: str) -> torch.Tensor:
+    def _check_hook(self, hook: str) -> None:
         if hook not in self.model.hook_dict:
             raise BenchError(f"hook {hook!r} does not exist; valid names include "
                              f"{', '.join(n for n in self.model.hook_dict if n.startswith('blocks.0.'))}")
+
+    @torch.no_grad()
+    def activations(self, tokens: torch.Tensor, hook: str) -> torch.Tensor:
+        self._check_hook(hook)
         layer = int(hook.split(".")[1]) if hook.startswith("blocks.") else 0
         read: dict[str, torch.Tensor] = {}
 
@@ -115,11 +113,16 @@ class FeatureAdapter:
     def splice_is_identity(self, layer: int, site: str) -> bool:
         """Whether the features are the model's own activation at the hook the splice replaces (neurons,
         expert units): the splice then writes back what it read, so it recovers the clean loss by
-        construction and core/fidelity.py does not run it. False for anything that rebuilds the activation."""
+        construction and core/fidelity.py does not run it. False for anything that rebuilds the activation,
+        or reads or splices it its own way."""
         read, write = self.splice_hooks(layer, site)
-        own = type(self)
-        return (read == write == self.feature_hook(layer, site) and own.reconstruct is FeatureAdapter.reconstruct
-                and own.features is FeatureAdapter.features)
+        return read == write == self.feature_hook(layer, site) and self._inherits(
+            "reconstruct", "features", "activations", "spliced_logits_and_loss")
+
+    def _inherits(self, *names: str) -> bool:
+        """Whether these methods are this base class's own, neither overridden by a subclass nor replaced
+        on the instance."""
+        return all(getattr(getattr(self, name), "__func__", None) is getattr(FeatureAdapter, name) for name in names)
 
     def model_metrics(self, tokens: torch.Tensor, layer: int) -> tuple[dict, dict]:
         """Metrics about the model itself rather than its features (router statistics, ...):
@@ -165,11 +168,12 @@ class FeatureAdapter:
                               layers: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         """(`features`, `residual(tokens, layers)`) from one forward pass when the features are an
         activation of the model itself; two passes when they are computed from one (an SAE's encoder).
-        Reading MoE-X's z makes its layer build z densely (models/moe.py), so its residual from this
-        pass equals the one `residual` reads to float rounding, not bit for bit."""
-        if type(self).features is not FeatureAdapter.features:
+        Reading a hook changes nothing after it (an MoE layer's output included: models/moe.py), so
+        both are what the two separate reads give, bit for bit."""
+        if not self._inherits("features", "activations"):
             return self.features(tokens, layer, site), self.residual(tokens, layers)
         hook = self.feature_hook(layer, site)
+        self._check_hook(hook)
         resid = [f"blocks.{self.resolve_layer(i)}.hook_resid_post" for i in layers]
         last = max(int(hook.split(".")[1]), *(self.resolve_layer(i) for i in layers))
         _, cache = self.model.run_with_cache(tokens, names_filter=[hook, *resid], stop_at_layer=last + 1)
@@ -210,6 +214,17 @@ class FeatureAdapter:
     def loss_per_token(self, tokens: torch.Tensor, hook: str | None = None,
                        replace: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
         return self.logits_and_loss(tokens, hook, replace)[1]
+
+
+SITE_HOOKS = {"mlp": "blocks.{}.mlp.hook_post", "resid": "blocks.{}.hook_resid_post", "attn": "blocks.{}.attn.hook_z"}
+
+
+def site_hook_for(layer: int, site: str, n_layers: int) -> str:
+    """The hook a site's features are read at, block `layer` of `n_layers` (negative: from the end)."""
+    check_layer(layer, n_layers)
+    if site not in SITE_HOOKS:
+        raise BenchError(f"site {site!r} unknown; choose one of {', '.join(SITE_HOOKS)}")
+    return SITE_HOOKS[site].format(layer % n_layers)
 
 
 def check_layer(layer: int, n_layers: int) -> None:

@@ -32,7 +32,10 @@ Dispatch groups the (token, expert) assignments by expert and runs one matrix pr
 the work is that of a dense MLP of the active width k*D. The dense z is built only when something
 hooks `hook_post` (caching, splicing). A hook that replaces z, or edits it in place, has y computed
 from what it returned, so that is what the rest of the model sees; after a hook that only read it,
-y is computed as without hooks, so a cache changes no later number.
+y is computed as without hooks, so a cache changes no later number (on the CPU bit for bit; on a GPU,
+index_add_ is not deterministic anyway). Two edits escape that check: one through `z.data` (or a numpy
+view), which bypasses the version counter, and a gradient asked of the read z (`retain_grad`), which
+is no longer on the output's path. Replace z instead: return the edited tensor.
 """
 
 from __future__ import annotations
@@ -161,9 +164,11 @@ class MoEMLP(nn.Module):
             hidden = torch.cat(units) * w_sorted.to(units[0].dtype)
             z = torch.zeros(n, o.n_experts, o.d_expert, dtype=hidden.dtype, device=x.device)
             z = z.index_put((token_of, expert_sorted), hidden).view(*shape[:-1], o.n_experts * o.d_expert)
-            version = z._version  # moved by any edit in place, as autograd's checks use it
+            # An edit in place moves the version counter (autograd's own check); inference tensors keep
+            # none, so under torch.inference_mode every hook counts as a replacement.
+            version = None if z.is_inference() else z._version
             seen = self.hook_post(z)
-            if seen is not z or seen._version != version:  # replaced or edited: the rest of the model reads it
+            if seen is not z or version is None or seen._version != version:  # the rest of the model reads it
                 y = seen.reshape(n, -1) @ self.W_dec.reshape(-1, shape[-1]).to(seen.dtype)
                 return (y + self.b_dec).view(shape)
         # Training's path, and the path after a hook that only read z (a cache): the output is then the

@@ -329,3 +329,27 @@ def test_a_result_from_other_weights_is_refused_and_nothing_is_written(results, 
                 "--out", str(out_dir), results=copy), "moex.json: ce_clean", "scored on other weights",
            "make bench MODEL=moex TASK=language PRESET=tiny")
     assert not out_dir.exists()
+
+
+@pytest.mark.parametrize("kind", ["dense", "moex"])
+def test_an_identity_splice_skipped_gives_the_numbers_of_running_it(kind):
+    from adapters.dense import DenseAdapter
+    from adapters.moe import MoEXAdapter
+    from models.config import GPTConfig
+    from models.gpt import GPT
+
+    cls = DenseAdapter if kind == "dense" else MoEXAdapter
+    torch.manual_seed(0)
+    model = GPT(cls.model_config(GPTConfig(vocab_size=32, n_ctx=16, d_model=16, n_layers=2, n_heads=2,
+                                           d_mlp=64))).eval()
+    with torch.no_grad():  # the block's output scaled up, so the ablation's KL stands well above float noise
+        mlp = model.blocks[1].mlp
+        (mlp.W_dec if kind == "moex" else mlp.W_out.weight).mul_(50)
+    tokens = torch.randint(0, 32, (5, 16), generator=torch.Generator().manual_seed(1))
+    skipped = core_metrics(cls(model), tokens, 1, "mlp", batch_size=2)
+    run = core_metrics(_with(cls(model), splice_is_identity=lambda layer, site: False), tokens, 1, "mlp", batch_size=2)
+    flat = lambda c: {(cat, k): v for cat, m in c["metrics"].items() for k, v in m.items()}  # noqa: E731
+    ran = flat(run)
+    for key, value in flat(skipped).items():  # MoE-X's z put back is built densely: equal to float rounding
+        assert value == pytest.approx(ran[key], abs=1e-6), key
+    assert skipped["feature_density"] == run["feature_density"]

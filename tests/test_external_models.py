@@ -316,6 +316,23 @@ def test_an_sae_of_another_width_is_refused(tmp_path):
                     "reads 32-wide activations")
 
 
+@pytest.mark.parametrize("d_in, hook, words", [
+    (32, "blocks.1.mlp.hook_post", "reads 32-wide activations but site blocks.1.mlp.hook_post is 128 wide"),
+    (128, "blocks.2.mlp.hook_post", "trained on blocks.2.mlp.hook_post, but the task reads blocks.1.mlp.hook_post"),
+], ids=["width", "hook"])
+def test_an_sae_that_cannot_read_the_scored_site_is_refused_before_any_label(tmp_path, d_in, hook, words):
+    from sae_lens import TopKSAE, TopKSAEConfig
+    from sae_lens.saes.sae import SAEMetadata
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    torch.save(_nanogpt_state(n_layer=4), folder / "ckpt.pt")  # 32 wide, MLP 128: the scored block is 1
+    sae = TopKSAE(TopKSAEConfig(d_in=d_in, d_sae=64, k=4, metadata=SAEMetadata(hook_name=hook)))
+    sae.save_model(str(tmp_path / "sae"))
+    _expect_refusal(tmp_path, f"nanogpt:{folder / 'ckpt.pt'}+sae:{tmp_path / 'sae'}", "chess", "tiny", words)
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "runs").exists()  # no label, no floor SAE
+
+
 @pytest.mark.parametrize("content", [b"", b"not a checkpoint\n", b"\x00\x01garbage", None, "mixed keys", "not a tensor",
                                      "plain pickle"])
 def test_a_file_that_is_no_nanogpt_checkpoint_is_one_line_naming_it(tmp_path, content):

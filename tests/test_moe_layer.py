@@ -18,7 +18,9 @@ def _cfg(router="sparsity", act="relu", m=4, k=2, d=16, dx=8, **extra):
 
 def _z_and_output(layer, x):
     captured = {}
-    layer.hook_post.add_hook(lambda z, hook: captured.setdefault("z", z))
+    # returns a copy: a replaced z, so the layer's output comes from the dense product (a z only read
+    # would take the sparse path that `fast` takes)
+    layer.hook_post.add_hook(lambda z, hook: captured.setdefault("z", z).clone())
     slow = layer(x)
     layer.hook_post.remove_hooks()
     fast = layer(x)

@@ -149,3 +149,19 @@ def test_bench_writes_your_gated_sae_apart_with_a_gated_floor_and_grid_refuses_i
     assert out.returncode == 2 and "MODEL=all scores the committed models" in out.stderr, out.stderr[-2000:]
     out = run("bench.grid", "--task", "chess", "--preset", "tiny", "--dry-run", extra=mine)
     assert out.returncode == 2 and "MOEXBENCH_SAE_PATH is set here; unset it" in out.stderr, out.stderr[-2000:]
+
+
+def test_your_sae_that_cannot_read_the_scored_site_is_refused_before_any_work(clean, tmp_path):
+    from bench.run_target import checked_target, settings_for
+
+    clean.setenv("MOEXBENCH_SAE_PATH", str(_sae_folder(tmp_path)))  # blocks.1.mlp.hook_post, 128 wide
+    clean.setenv("MOEXBENCH_RESULTS", str(tmp_path / "results"))
+    sae_model = registry.model_adapter("dense+sae")
+    d_model = ChessTask.dense_config("tiny").d_model
+    for setting, words in [("layer=-2", r"trained on blocks\.1\.mlp\.hook_post, but the task reads blocks\.2\.mlp"),
+                           ("site=resid", rf"reads 128-wide activations but site blocks\.1\.hook_resid_post is "
+                                          rf"{d_model} wide; choose a site of that width \(blocks\.1\.mlp\.hook_post "
+                                          rf"\(128 wide\)")]:
+        with pytest.raises(BenchError, match=words):
+            checked_target(sae_model, ChessTask, settings_for(sae_model, ChessTask, [setting]), "tiny", 0)
+    checked_target(sae_model, ChessTask, settings_for(sae_model, ChessTask, []), "tiny", 0)  # the site it reads

@@ -89,3 +89,19 @@ def test_train_model_itself_refuses_so_every_caller_is_guarded(store):
         model_store.train_model(DENSE, ChessTask, "tiny", 0, "cpu", progress=False)
     assert model_store.train_model(DENSE, ChessTask, "tiny", 0, "cpu", progress=False, only_if_missing=True) == stem
     assert stem.with_suffix(".safetensors").read_bytes() == before
+
+
+def test_a_training_refused_before_it_wrote_anything_leaves_no_folder(store, monkeypatch):
+    def bad_data(preset, seed):
+        raise BenchError("games.txt line 3: illegal move")
+
+    monkeypatch.setattr(ChessTask, "training_data", staticmethod(bad_data))
+    with pytest.raises(BenchError, match="illegal move"):
+        model_store.train_model(DENSE, ChessTask, "tiny", 0, "cpu", progress=False)
+    assert not (store / "checkpoints").exists() and not (store / "runs").exists()
+    # Folders that were there before stay, and so does a run's saved state.
+    run = _state(3)
+    (store / "checkpoints" / "chess").mkdir(parents=True)
+    with pytest.raises(BenchError, match="illegal move"):
+        model_store.train_model(DENSE, ChessTask, "tiny", 0, "cpu", progress=False)
+    assert (store / "checkpoints" / "chess").is_dir() and (run / "state.safetensors").exists()
