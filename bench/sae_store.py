@@ -114,10 +114,24 @@ def check_folder_fits(folder: Path, layer: int, site: str, n_layers: int, widths
     metadata = cfg["metadata"] if isinstance(cfg.get("metadata"), dict) else {}
     trained_on = metadata.get("hook_name", cfg.get("hook_name"))  # SAELens 6 keeps it in metadata
     d_in = cfg.get("d_in")  # the width first, as loading checks them
+    if isinstance(d_in, int) and d_in != _encoder_rows(folder, d_in):
+        return  # a cfg.json that disagrees with its own weights: loading names the folder as damaged
     if isinstance(d_in, int) and d_in != widths[site]:
         raise st.other_width(folder, d_in, hooks[site], widths[site], [f"{hooks[s]} ({widths[s]} wide)" for s in hooks])
     if isinstance(trained_on, str):
         check_sae_hook(trained_on, f"SAE {folder}", hooks[site], n_layers)
+
+
+def _encoder_rows(folder: Path, default: int) -> int:
+    """The input width of the SAE's weights file (W_enc's rows), from its header alone; `default` when
+    the file or the tensor cannot be read."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(folder / "sae_weights.safetensors"), framework="pt") as f:
+            return f.get_slice("W_enc").get_shape()[0] if "W_enc" in f.keys() else default
+    except Exception:  # noqa: BLE001 - a damaged file: loading says so
+        return default
 
 
 def _from_named_folder(folder: Path, hook: str, width: int, sites: list, device: str):

@@ -1,15 +1,12 @@
 """The bad-input matrix: each row is a hostile input to the real command line, and each must end in
 exit status 2, one `error:` line naming the file, field or value, no traceback, and the results and
-checkpoints left byte for byte as they were."""
+checkpoints left byte for byte as they were. Refusals that must also come before any work are in
+tests/test_early_refusal.py."""
 
-import hashlib
 import json
 import lzma
 import os
-import shutil
 import socket
-import subprocess
-import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -17,61 +14,7 @@ from pathlib import Path
 import pytest
 
 from core.own_data import variant_for
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _tree_digest(*folders: Path) -> str:
-    digest = hashlib.sha256()
-    for folder in folders:
-        for path in sorted(folder.rglob("*")) if folder.exists() else []:
-            if path.is_file():
-                digest.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()
-
-
-class Sandbox:
-    """Results, checkpoints, runs, cache and chess data of one row, in a temp folder."""
-
-    def __init__(self, root: Path, checkpoint_source: Path):
-        self.root = root
-        self.results, self.checkpoints = root / "results", root / "checkpoints"
-        self.data = root / "chess-data"
-        shutil.copytree(ROOT / "data" / "chess", self.data, ignore=shutil.ignore_patterns("more"))
-        shutil.copytree(checkpoint_source, self.checkpoints)
-        self.stem = self.checkpoints / "chess" / "dense-tiny"
-
-    def env(self) -> dict:
-        return {**os.environ, "MOEXBENCH_RESULTS": str(self.results), "MOEXBENCH_CHECKPOINTS": str(self.checkpoints),
-                "MOEXBENCH_RUNS": str(self.root / "runs"), "MOEXBENCH_CACHE": str(self.root / "cache"),
-                "MOEXBENCH_CHESS_DATA": str(self.data), "MOEXBENCH_THREADS": "1", "CI": "true"}
-
-    def run(self, *args, env: dict | None = None):
-        return subprocess.run([sys.executable, "-m", "bench", *args], cwd=ROOT, capture_output=True, text=True,
-                              timeout=300, env=env or self.env())
-
-    def write_result(self, model: str, seed: int, metrics, variant: str | None = None) -> Path:
-        """A result where runs on the sandbox's games (its own data) write them."""
-        folder = self.results / "chess" / "tiny" / (variant_for(self.data) if variant is None else variant)
-        path = folder / (f"{model}.json" if seed == 0 else f"seeds/{model}.seed{seed}.json")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"task": "chess", "model": model, "preset": "tiny", "schema_version": 1,
-                                    "metrics": metrics, "config": {}, "provenance": {"seed": seed}}))
-        return path
-
-
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory) -> Path:
-    """Tiny dense chess and language checkpoints, trained through the real command line."""
-    root = tmp_path_factory.mktemp("tiny-ckpt")
-    env = {**os.environ, "MOEXBENCH_CHECKPOINTS": str(root / "checkpoints"), "MOEXBENCH_RUNS": str(root / "runs"),
-           "MOEXBENCH_CACHE": str(root / "cache"), "CI": "true"}
-    for task in ("chess", "language"):
-        out = subprocess.run([sys.executable, "-m", "bench", "train", "--model", "dense", "--task", task,
-                              "--preset", "tiny", "--threads", "1"], cwd=ROOT, capture_output=True, text=True,
-                             timeout=300, env=env)
-        assert out.returncode == 0, out.stderr[-2000:]
-    return root / "checkpoints"
+from tests.bad_input_sandbox import BENCH_TINY, TRAIN_TINY, Sandbox, tree_digest
 
 
 def _xz(path: Path, text: str) -> None:
@@ -81,11 +24,6 @@ def _xz(path: Path, text: str) -> None:
 
 def _patch_json(path: Path, change) -> None:
     path.write_text(json.dumps(change(json.loads(path.read_text()))))
-
-
-BENCH_TINY = ("bench", "--model", "dense", "--task", "chess", "--preset", "tiny", "--threads", "1",
-              "random_floor=false", "legal_move_games=0", "probe_games=20")
-TRAIN_TINY = ("train", "--model", "dense", "--task", "chess", "--preset", "tiny", "--threads", "1")
 
 
 def _ckpt_json(value):
@@ -194,7 +132,7 @@ def test_bad_input_row(tmp_path, tiny_checkpoint, breaks, argv, needles):
     sandbox = Sandbox(tmp_path, tiny_checkpoint)
     if breaks is not None:
         breaks(sandbox)
-    before = _tree_digest(sandbox.results, sandbox.checkpoints)
+    before = tree_digest(sandbox.results, sandbox.checkpoints)
     out = sandbox.run(*argv)
     lines = [line for line in out.stderr.splitlines() if line.strip()]
     assert out.returncode == 2, out.stderr[-3000:]
@@ -202,7 +140,7 @@ def test_bad_input_row(tmp_path, tiny_checkpoint, breaks, argv, needles):
     assert len(lines) == 1 and lines[0].startswith("error: "), out.stderr[-3000:]
     for needle in needles:
         assert needle in lines[0], lines[0]
-    assert _tree_digest(sandbox.results, sandbox.checkpoints) == before
+    assert tree_digest(sandbox.results, sandbox.checkpoints) == before
 
 
 def test_a_run_refused_for_other_settings_computes_nothing_first(tmp_path, tiny_checkpoint):
@@ -213,25 +151,6 @@ def test_a_run_refused_for_other_settings_computes_nothing_first(tmp_path, tiny_
                       "probe_games=20", "workers=2")
     assert out.returncode == 2 and "measured with other settings" in out.stderr, out.stderr[-3000:]
     assert not (tmp_path / "cache").exists()
-
-
-@pytest.mark.parametrize("setting, words", [
-    (("--model", "dense", "layer=-9"), "layer -9 does not exist: the model has 4 blocks"),
-    (("--model", "dense", "layer=7"), "layer 7 does not exist"),
-    (("--model", "dense+transcoder", "site=resid"), "its only site is mlp (got site=resid)"),
-    (("--model", "dense+snmf", "site=attn"), "semi-NMF factorises the MLP's hidden units"),
-    (("--model", "nanogpt:/nonexistent/ckpt.pt"), "nanogpt:/nonexistent/ckpt.pt: no such file"),
-], ids=["block-before-the-first", "block-past-the-last", "transcoder-off-the-mlp", "snmf-off-the-mlp",
-        "missing-nanogpt-file"])
-def test_what_the_model_lacks_is_refused_before_its_checkpoint_trains_or_a_label_is_computed(tmp_path, setting, words):
-    scratch = {f"MOEXBENCH_{name.upper()}": str(tmp_path / name)
-               for name in ("results", "checkpoints", "runs", "cache")}
-    env = {**os.environ, "MOEXBENCH_THREADS": "1", "CI": "true", **scratch}
-    out = subprocess.run([sys.executable, "-m", "bench", "bench", "--task", "chess", "--preset", "tiny", "--threads",
-                          "1", *setting], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    lines = out.stderr.strip().splitlines()
-    assert out.returncode == 2 and len(lines) == 1 and words in lines[0], out.stderr[-2000:]
-    assert list(tmp_path.iterdir()) == []  # no checkpoint trained, no label cached, no folder made
 
 
 def _dead_port() -> int:
@@ -268,18 +187,18 @@ LLM_BENCH = ("bench", "--model", "dense", "--task", "language", "--preset", "tin
 
 def test_an_llm_endpoint_that_is_down_is_one_line(tmp_path, tiny_checkpoint):
     sandbox = Sandbox(tmp_path, tiny_checkpoint)
-    before = _tree_digest(sandbox.results, sandbox.checkpoints)
+    before = tree_digest(sandbox.results, sandbox.checkpoints)
     url = f"http://127.0.0.1:{_dead_port()}/v1"
     out = sandbox.run(*LLM_BENCH, f"llm_base_url={url}")
     assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-2000:]
     assert out.stderr.strip().splitlines()[-1].startswith(f"error: LLM endpoint {url}/chat/completions gave no answer")
-    assert _tree_digest(sandbox.results, sandbox.checkpoints) == before
+    assert tree_digest(sandbox.results, sandbox.checkpoints) == before
 
 
 def test_an_llm_answering_nonsense_scores_nothing_and_fails_naming_why(tmp_path, tiny_checkpoint):
     sandbox, server = Sandbox(tmp_path, tiny_checkpoint), _NonsenseServer()
     try:
-        before = _tree_digest(sandbox.results, sandbox.checkpoints)
+        before = tree_digest(sandbox.results, sandbox.checkpoints)
         out = sandbox.run(*LLM_BENCH, f"llm_base_url={server.base_url}")
     finally:
         server.server.shutdown()
@@ -287,25 +206,8 @@ def test_an_llm_answering_nonsense_scores_nothing_and_fails_naming_why(tmp_path,
     last = out.stderr.strip().splitlines()[-1]
     assert last.startswith("error: auto-interp scored none of the 4 features sampled") and \
         "without a parseable explanation" in last, last
-    assert _tree_digest(sandbox.results, sandbox.checkpoints) == before
+    assert tree_digest(sandbox.results, sandbox.checkpoints) == before
     assert not list((sandbox.root / "cache").rglob("llm/**/*.json"))  # nonsense is never cached
-
-
-def test_an_unwritable_results_folder_is_refused_before_any_work(tmp_path, tiny_checkpoint):
-    sandbox = Sandbox(tmp_path, tiny_checkpoint)
-    blocker = tmp_path / "a-file"
-    blocker.write_text("")
-    env = {**sandbox.env(), "MOEXBENCH_RESULTS": str(blocker / "results")}
-    out = sandbox.run(*BENCH_TINY, env=env)
-    assert out.returncode == 2 and "Traceback" not in out.stderr
-    assert out.stderr.strip().startswith(f"error: cannot write to {blocker}/results/chess/tiny")
-
-
-def test_a_run_refused_after_its_folder_was_checked_leaves_no_empty_folder(tmp_path, tiny_checkpoint):
-    sandbox = Sandbox(tmp_path, tiny_checkpoint)
-    out = sandbox.run(*BENCH_TINY, "layer=-9")        # refused once the model's depth is known
-    assert out.returncode == 2 and "layer -9 does not exist" in out.stderr.strip().splitlines()[-1]
-    assert not sandbox.results.exists(), sorted(sandbox.results.rglob("*"))
 
 
 def _damaged_sae_folder(tmp_path: Path, damage) -> Path:
@@ -337,7 +239,7 @@ def _cfg_with(**changes):
 def test_a_damaged_sae_folder_is_one_line(tmp_path, tiny_checkpoint, damage, needle):
     sandbox = Sandbox(tmp_path, tiny_checkpoint)
     folder = _damaged_sae_folder(tmp_path, damage)
-    before = _tree_digest(sandbox.results, sandbox.checkpoints, folder)
+    before = tree_digest(sandbox.results, sandbox.checkpoints, folder)
     out = sandbox.run("bench", "--model", "dense+sae", "--task", "chess", "--preset", "tiny", "--threads", "1",
                       "random_floor=false", env={**sandbox.env(), "MOEXBENCH_SAE_PATH": str(folder)})
     assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-2000:]
@@ -345,7 +247,7 @@ def test_a_damaged_sae_folder_is_one_line(tmp_path, tiny_checkpoint, damage, nee
     assert len(lines) == 1 and lines[0].startswith("error: " + needle.format(folder=folder)), lines
     # your own folder is never retrained here: the fix is to save it again, not to delete it
     assert lines[0].endswith("save it again with SAELens' save_inference_model, or give another folder"), lines
-    assert _tree_digest(sandbox.results, sandbox.checkpoints, folder) == before
+    assert tree_digest(sandbox.results, sandbox.checkpoints, folder) == before
 
 
 def _bom_blocks(tmp_path):
@@ -426,32 +328,3 @@ def test_bad_input_to_a_library_entry_point(tmp_path, call, needle):
     assert needle in str(e.value) and "\n" not in str(e.value)
 
 
-def test_a_model_to_train_into_an_unwritable_folder_is_refused_before_the_labels(tmp_path, tiny_checkpoint):
-    sandbox = Sandbox(tmp_path, tiny_checkpoint)
-    blocker = tmp_path / "a-file"
-    blocker.write_text("")
-    out = sandbox.run("bench", "--model", "moex", "--task", "chess", "--preset", "tiny", "--threads", "1",
-                      env={**sandbox.env(), "MOEXBENCH_CHECKPOINTS": str(blocker / "ckpt")})
-    assert out.returncode == 2 and "Traceback" not in out.stderr
-    assert out.stderr.strip().startswith(f"error: cannot write to {blocker}/ckpt/chess")
-    assert not (sandbox.root / "cache").exists() and not (sandbox.root / "runs").exists()
-
-
-def test_a_checkpoint_of_the_other_format_is_refused_before_the_labels(tmp_path, tiny_checkpoint):
-    sandbox = Sandbox(tmp_path, tiny_checkpoint)
-    for suffix in (".json", ".safetensors"):  # the character-format tiny model, under the move-format name
-        shutil.copy(sandbox.stem.with_suffix(suffix), sandbox.stem.with_name("dense-tiny-moves").with_suffix(suffix))
-    out = sandbox.run("bench", "--model", "dense", "--task", "chess", "--preset", "tiny-moves", "--threads", "1")
-    assert out.returncode == 2 and "Traceback" not in out.stderr
-    assert "trained in the 'chars' token format, but preset tiny-moves reads 'moves'" in out.stderr.strip()
-    assert not (sandbox.root / "cache").exists() and not (sandbox.root / "results").exists()
-
-
-def test_an_unwritable_checkpoints_folder_is_refused_before_training(tmp_path, tiny_checkpoint):
-    sandbox = Sandbox(tmp_path, tiny_checkpoint)
-    blocker = tmp_path / "a-file"
-    blocker.write_text("")
-    out = sandbox.run(*TRAIN_TINY, env={**sandbox.env(), "MOEXBENCH_CHECKPOINTS": str(blocker / "ckpt")})
-    assert out.returncode == 2 and "Traceback" not in out.stderr
-    assert out.stderr.strip().startswith(f"error: cannot write to {blocker}/ckpt/chess")
-    assert not (sandbox.root / "runs").exists()
