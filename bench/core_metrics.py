@@ -30,7 +30,6 @@ import torch
 import torch.nn.functional as F
 
 from core.adapter import heads_concatenated
-
 from core.fidelity import _Variance  # explained variance has one definition in the code base
 
 NORM_FLOOR = 1e-4  # SAELens's: an input norm below this divides the L2 ratio by 1

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import platform
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import torch
@@ -96,9 +96,11 @@ def train_model(adapter_cls, task, preset: str, seed: int, device: str, progress
 
 @contextmanager
 def _nothing_left_if_refused(*folders: Path):
-    """A training refused before it wrote anything (its data, the model it starts from) leaves none of
-    the folders it made for that: each one missing beforehand, up to the first that was there, goes
-    again if it holds nothing but the training lock. A run that saved state keeps its folder."""
+    """A training refused before it wrote anything (its data, the model it starts from) leaves no empty
+    folder it made for that (each one missing beforehand, up to the first that was there): no empty
+    checkpoints folder in particular. The run's folder keeps its `train.lock`, as a run that saved state
+    keeps its folder: another process may be waiting on that lock, and one unlinked under it would let
+    a third take a new one and train the same checkpoint beside it."""
     made = []
     for folder in folders:
         made += [f for f in (folder, *folder.parents) if not (f.exists() or f.is_symlink())]
@@ -106,11 +108,9 @@ def _nothing_left_if_refused(*folders: Path):
         yield
     except BenchError:
         for folder in sorted(set(made), key=lambda f: len(f.parts), reverse=True):  # the deepest first
-            left = list(folder.iterdir()) if folder.is_dir() else None
-            if left is not None and all(p.name == "train.lock" for p in left):
-                for lock in left:
-                    lock.unlink()
-                folder.rmdir()
+            with suppress(OSError):  # not empty, or made meanwhile by another run: it stays
+                if not folder.is_symlink():
+                    folder.rmdir()
         raise
 
 

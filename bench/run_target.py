@@ -132,7 +132,8 @@ def _refuse_what_the_model_lacks(adapter_cls, task, config, preset: str) -> None
     if isinstance(getattr(config, "site", None), str):
         adapter_cls.check_site(config.site)
     folder = _your_sae_folder(adapter_cls)
-    if folder is not None and isinstance(getattr(config, "layer", None), int) and isinstance(config.site, str):
+    if folder is not None and isinstance(getattr(config, "layer", None), int) and isinstance(
+            getattr(config, "site", None), str):
         from bench.sae_store import check_folder_fits
 
         n_layers, d_model, d_mlp = _widths(adapter_cls, external, task, preset)
@@ -151,8 +152,8 @@ def _your_sae_folder(adapter_cls) -> Path | None:
     return Path(own["value"]) if own.get("variable") == "MOEXBENCH_SAE_PATH" else None
 
 
-def _widths(adapter_cls, external, task, preset: str) -> tuple[int, int, int]:
-    """(blocks, d_model, MLP width) of the model an SAE reads, from configs alone."""
+def _widths(adapter_cls, external, task, preset: str) -> tuple[int, int, int | None]:
+    """(blocks, d_model, MLP width or None) of the model an SAE reads, from configs alone."""
     if external is not None:
         from bench.external_loading import external_shape
 
@@ -161,4 +162,5 @@ def _widths(adapter_cls, external, task, preset: str) -> tuple[int, int, int]:
     from bench import registry
 
     cfg = registry.model_adapter(adapter_cls.base_model).model_config(task.dense_config(preset))
-    return cfg.n_layers, cfg.d_model, cfg.d_mlp
+    # hook_post is d_mlp wide in a dense or top-k MLP; an MoE layer's z is wider (not read from configs here)
+    return cfg.n_layers, cfg.d_model, cfg.d_mlp if cfg.mlp in ("dense", "topk") else None

@@ -98,40 +98,43 @@ def check_sae_hook(trained_on: str | None, label: str, hook: str, n_layers: int 
     raise BenchError(f"{label} was trained on {trained_on}, but the task reads {hook}; {fix}")
 
 
-def check_folder_fits(folder: Path, layer: int, site: str, n_layers: int, widths: dict[str, int]) -> None:
-    """Your SAE folder: the hook it was trained on and its width, from its cfg.json and the model's shape
-    (`widths` per site), before any work. Loading checks the same on the built model; a cfg.json that
-    cannot be read here is named there."""
+def check_folder_fits(folder: Path, layer: int, site: str, n_layers: int, widths: dict[str, int | None]) -> None:
+    """Your SAE folder: the hook it was trained on and its width, from its cfg.json (read as SAELens
+    reads it, the pre-6.0 layout included) and the model's shape (`widths` per site; None: not known
+    from configs), before any work. Loading checks the same on the built model; what cannot be read
+    here (a damaged folder, an unknown architecture) is named there."""
+    from sae_lens.loading.pretrained_sae_loaders import handle_config_defaulting
+
     from core.adapter import site_hook_for
 
     try:
-        cfg = json.loads((folder / "cfg.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        cfg = handle_config_defaulting(json.loads((folder / "cfg.json").read_text(encoding="utf-8")))
+    except Exception:  # noqa: BLE001 - unreadable or unknown to SAELens: loading says which
         return
     if not isinstance(cfg, dict):
         return
     hooks = {s: site_hook_for(layer, s, n_layers) for s in widths}
-    metadata = cfg["metadata"] if isinstance(cfg.get("metadata"), dict) else {}
-    trained_on = metadata.get("hook_name", cfg.get("hook_name"))  # SAELens 6 keeps it in metadata
+    trained_on = cfg["metadata"].get("hook_name") if isinstance(cfg.get("metadata"), dict) else None
     d_in = cfg.get("d_in")  # the width first, as loading checks them
-    if isinstance(d_in, int) and d_in != _encoder_rows(folder, d_in):
-        return  # a cfg.json that disagrees with its own weights: loading names the folder as damaged
-    if isinstance(d_in, int) and d_in != widths[site]:
-        raise st.other_width(folder, d_in, hooks[site], widths[site], [f"{hooks[s]} ({widths[s]} wide)" for s in hooks])
+    if not isinstance(d_in, int) or d_in != _encoder_rows(folder):
+        return  # weights unreadable or not of the width cfg.json says: loading names the folder as damaged
+    if widths[site] is not None and d_in != widths[site]:
+        known = [f"{hooks[s]} ({width} wide)" for s, width in widths.items() if width is not None]
+        raise st.other_width(folder, d_in, hooks[site], widths[site], known)
     if isinstance(trained_on, str):
         check_sae_hook(trained_on, f"SAE {folder}", hooks[site], n_layers)
 
 
-def _encoder_rows(folder: Path, default: int) -> int:
-    """The input width of the SAE's weights file (W_enc's rows), from its header alone; `default` when
-    the file or the tensor cannot be read."""
+def _encoder_rows(folder: Path) -> int | None:
+    """The input width of the SAE's weights file (W_enc's rows), from its header alone; None when the
+    file or the tensor cannot be read."""
     from safetensors import safe_open
 
     try:
         with safe_open(str(folder / "sae_weights.safetensors"), framework="pt") as f:
-            return f.get_slice("W_enc").get_shape()[0] if "W_enc" in f.keys() else default
+            return f.get_slice("W_enc").get_shape()[0] if "W_enc" in f.keys() else None
     except Exception:  # noqa: BLE001 - a damaged file: loading says so
-        return default
+        return None
 
 
 def _from_named_folder(folder: Path, hook: str, width: int, sites: list, device: str):
