@@ -29,7 +29,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from core.adapter import heads_concatenated
 from core.fidelity import _Variance  # explained variance has one definition in the code base
 
 NORM_FLOOR = 1e-4  # SAELens's: an input norm below this divides the L2 ratio by 1
@@ -137,14 +136,10 @@ def core_metrics(adapter, tokens: torch.Tensor, layer: int, site: str, batch_siz
         def keep(x, x_hat):
             seen["x"], seen["x_hat"] = x, x_hat
 
-        def read_then_zero(act):
-            seen["x"] = seen["x_hat"] = heads_concatenated(act)
-            return torch.zeros_like(act)
-
         clean = adapter.logits_and_loss(batch)
         if identity:
-            ablated = adapter.logits_and_loss(batch, written, read_then_zero)
-            spliced, features = clean, seen["x"]
+            ablated, features = adapter.zero_ablated(batch, written)
+            spliced, seen["x"], seen["x_hat"] = clean, features, features
         else:
             spliced = adapter.spliced_logits_and_loss(batch, layer, site, keep)
             ablated = adapter.logits_and_loss(batch, written, torch.zeros_like)

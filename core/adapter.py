@@ -158,10 +158,13 @@ class FeatureAdapter:
     def residual(self, tokens: torch.Tensor, layers: list[int]) -> torch.Tensor:
         """The residual stream after each of `layers` (block indices), concatenated:
         (batch, pos, len(layers) * d_model), from one forward pass that stops after the last one."""
-        hooks = [f"blocks.{self.resolve_layer(i)}.hook_resid_post" for i in layers]
+        hooks = self._residual_hooks(layers)
         last = max(self.resolve_layer(i) for i in layers)
         _, cache = self.model.run_with_cache(tokens, names_filter=hooks, stop_at_layer=last + 1)
         return torch.cat([cache[h] for h in hooks], dim=-1)
+
+    def _residual_hooks(self, layers: list[int]) -> list[str]:
+        return [f"blocks.{self.resolve_layer(i)}.hook_resid_post" for i in layers]
 
     @torch.no_grad()
     def features_and_residual(self, tokens: torch.Tensor, layer: int, site: str,
@@ -174,7 +177,7 @@ class FeatureAdapter:
             return self.features(tokens, layer, site), self.residual(tokens, layers)
         hook = self.feature_hook(layer, site)
         self._check_hook(hook)
-        resid = [f"blocks.{self.resolve_layer(i)}.hook_resid_post" for i in layers]
+        resid = self._residual_hooks(layers)
         last = max(int(hook.split(".")[1]), *(self.resolve_layer(i) for i in layers))
         _, cache = self.model.run_with_cache(tokens, names_filter=[hook, *resid], stop_at_layer=last + 1)
         return heads_concatenated(cache[hook]), torch.cat([cache[h] for h in resid], dim=-1)
@@ -188,6 +191,20 @@ class FeatureAdapter:
         if hook is None:
             return self.model(tokens, **run)
         return self.model.run_with_hooks(tokens, fwd_hooks=[(hook, lambda act, hook: replace(act))], **run)
+
+    @torch.no_grad()
+    def zero_ablated(self, tokens: torch.Tensor, hook: str):
+        """(logits, loss) as `logits_and_loss` gives them with the activation at `hook` zeroed, and that
+        activation as it was before (heads concatenated): for features that are the model's own
+        activation there, the ablation's pass reads them too (core/fidelity.py)."""
+        read: dict[str, torch.Tensor] = {}
+
+        def read_then_zero(act):
+            read["act"] = heads_concatenated(act)
+            return torch.zeros_like(act)
+
+        logits, loss = self.logits_and_loss(tokens, hook, read_then_zero)
+        return (logits, loss), read["act"]
 
     @torch.no_grad()
     def spliced_logits_and_loss(self, tokens: torch.Tensor, layer: int, site: str,

@@ -20,8 +20,6 @@ import math
 
 import torch
 
-from core.adapter import heads_concatenated
-
 MOSTLY_DEAD = 0.5  # more than half the features never firing on the text: flagged in the results
 
 
@@ -73,14 +71,8 @@ def fidelity(adapter, tokens: torch.Tensor, layer: int, site: str, batch_size: i
         batch = tokens[start:start + batch_size]
         ce["clean"].append(adapter.loss_per_token(batch).flatten())
         if identity:
-            read: dict[str, torch.Tensor] = {}
-
-            def read_then_zero(act):
-                read["features"] = heads_concatenated(act)
-                return torch.zeros_like(act)
-
-            ce["zero"].append(adapter.loss_per_token(batch, written, read_then_zero).flatten())
-            features = read["features"]
+            (_, zero_loss), features = adapter.zero_ablated(batch, written)
+            ce["zero"].append(zero_loss.flatten())
         else:
             ce["zero"].append(adapter.loss_per_token(batch, written, torch.zeros_like).flatten())
             ce["splice"].append(adapter.spliced_logits_and_loss(batch, layer, site, variance.add)[1].flatten())
