@@ -78,6 +78,29 @@ def _check_value(own: dict) -> None:
         if not release or not sae_id:
             raise BenchError(f"{variable}={value!r}: write it as <release>/<sae id>, as SAELens names its "
                              f"pretrained SAEs, or unset it")
+        _check_release(variable, release, sae_id)
+
+
+def _check_release(variable: str, release: str, sae_id: str) -> None:
+    """A release and SAE id that SAELens's own directory of pretrained SAEs (shipped with it, read
+    offline) lists: a misspelt one is named before the hub is asked and before any work."""
+    import difflib
+
+    from sae_lens.loading.pretrained_saes_directory import get_pretrained_saes_directory
+
+    directory = get_pretrained_saes_directory()
+    value = f"{variable}={release}/{sae_id}"
+    if release not in directory:
+        close = difflib.get_close_matches(release, list(directory), n=3)
+        hint = f"did you mean {', '.join(close)}? " if close else ""
+        raise BenchError(f"{value}: SAELens's directory of pretrained SAEs has no release {release!r}; {hint}"
+                         f"name a release it lists, point MOEXBENCH_SAE_PATH at a folder saved with "
+                         f"save_model(folder), or unset it")
+    ids = list(directory[release].saes_map)
+    if sae_id not in ids:
+        close = difflib.get_close_matches(sae_id, ids, n=3) or ids[:3]
+        raise BenchError(f"{value}: release {release} has no SAE {sae_id!r} ({len(ids)} ids, e.g. "
+                         f"{', '.join(close)}); name one of them, or unset it")
 
 
 def variant_part(adapter_cls) -> str | None:

@@ -140,6 +140,12 @@ def _refuse_what_the_model_lacks(adapter_cls, task, config, preset: str) -> None
         # attn.hook_z is read with its heads concatenated: d_model wide
         check_folder_fits(folder, config.layer, config.site, n_layers,
                           {"mlp": d_mlp, "resid": d_model, "attn": d_model})
+    transcoder = _your_transcoder_folder(adapter_cls)
+    if transcoder is not None and isinstance(getattr(config, "layer", None), int):
+        from bench.transcoder_training import check_folder_fits as check_transcoder_fits
+
+        n_layers, d_model, _ = _widths(adapter_cls, external, task, preset)
+        check_transcoder_fits(transcoder, config.layer % n_layers, d_model)  # layer is in range: checked above
 
 
 def _your_sae_folder(adapter_cls) -> Path | None:
@@ -150,6 +156,14 @@ def _your_sae_folder(adapter_cls) -> Path | None:
         return adapter_cls.sae_folder
     own = getattr(adapter_cls, "own_dictionary", None) or {}
     return Path(own["value"]) if own.get("variable") == "MOEXBENCH_SAE_PATH" else None
+
+
+def _your_transcoder_folder(adapter_cls) -> Path | None:
+    """The transcoder folder you named (MOEXBENCH_TRANSCODER_PATH with a transcoder model)."""
+    own = getattr(adapter_cls, "own_dictionary", None) or {}
+    if getattr(adapter_cls, "dictionary", None) != "transcoder" or own.get("variable") != "MOEXBENCH_TRANSCODER_PATH":
+        return None
+    return Path(own["value"]).expanduser().resolve()
 
 
 def _widths(adapter_cls, external, task, preset: str) -> tuple[int, int, int | None]:

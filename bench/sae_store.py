@@ -116,7 +116,7 @@ def check_folder_fits(folder: Path, layer: int, site: str, n_layers: int, widths
     hooks = {s: site_hook_for(layer, s, n_layers) for s in widths}
     trained_on = cfg["metadata"].get("hook_name") if isinstance(cfg.get("metadata"), dict) else None
     d_in = cfg.get("d_in")  # the width first, as loading checks them
-    if not isinstance(d_in, int) or d_in != _encoder_rows(folder):
+    if not isinstance(d_in, int) or d_in != encoder_rows(folder):
         return  # weights unreadable or not of the width cfg.json says: loading names the folder as damaged
     if widths[site] is not None and d_in != widths[site]:
         known = [f"{hooks[s]} ({width} wide)" for s, width in widths.items() if width is not None]
@@ -125,7 +125,7 @@ def check_folder_fits(folder: Path, layer: int, site: str, n_layers: int, widths
         check_sae_hook(trained_on, f"SAE {folder}", hooks[site], n_layers)
 
 
-def _encoder_rows(folder: Path) -> int | None:
+def encoder_rows(folder: Path) -> int | None:
     """The input width of the SAE's weights file (W_enc's rows), from its header alone; None when the
     file or the tensor cannot be read."""
     from safetensors import safe_open
@@ -234,7 +234,13 @@ def _from_release(release: str, hook: str, width: int, sites: list, device: str)
     name, sep, sae_id = release.partition("/")
     if not sep:
         raise BenchError(f"MOEXBENCH_SAE_RELEASE={release!r}: write it as <release>/<sae id>")
-    sae = SAE.from_pretrained(name, sae_id, device=device)
+    try:
+        sae = SAE.from_pretrained(name, sae_id, device=device)
+    except Exception as e:  # noqa: BLE001 - the hub unreachable, a file missing from it: all end the run the same way
+        why = " ".join(str(e).split())[:160]  # one line, however many the library's message has
+        raise BenchError(f"MOEXBENCH_SAE_RELEASE={release}: SAELens could not load it ({type(e).__name__}: {why}); "
+                         f"where the hub is unreachable, load it on a machine that reaches it, save it with "
+                         f"save_model(folder) and point MOEXBENCH_SAE_PATH at that folder") from None
     if sae.cfg.d_in != width:
         raise BenchError(f"SAE {release} reads {sae.cfg.d_in}-wide activations but site {hook} is {width} wide; "
                          f"valid sites: {', '.join(sites)}")

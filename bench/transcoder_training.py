@@ -182,15 +182,49 @@ def load_transcoder(folder: Path, layer: int, d_model: int):
         raise BenchError(f"transcoder folder {folder} is damaged ({type(e).__name__}: {str(e)[:160]}); delete it "
                          f"to retrain, or restore it") from None
     meta = transcoder.cfg.metadata
-    read, write = hooks(layer)
     found = (getattr(meta, "hook_name", None), getattr(meta, "hook_name_out", None))
-    if not hasattr(transcoder, "d_out") or found != (read, write):
-        raise BenchError(f"{folder} is not a transcoder of block {layer}'s MLP (it reads {found[0]} and writes "
-                         f"{found[1]}; this needs {read} -> {write}); score its layer with ARGS='layer=<l>'")
-    if (transcoder.cfg.d_in, transcoder.d_out) != (d_model, d_model):
-        raise BenchError(f"{folder} maps {transcoder.cfg.d_in} -> {transcoder.d_out} wide activations, but this "
-                         f"model's MLP is {d_model} -> {d_model}: it was fitted on another model")
+    _check_hooks(folder, found, layer, hasattr(transcoder, "d_out"))
+    _check_widths(folder, transcoder.cfg.d_in, transcoder.d_out, d_model)
     record = read_record(folder)
     if record and "k" in record:
         transcoder.activation_fn = TopK(record["k"])
     return transcoder.eval()
+
+
+def check_folder_fits(folder: Path, layer: int, d_model: int) -> None:
+    """Your transcoder folder against block `layer`'s MLP of a d_model-wide model, from its cfg.json
+    alone (read as SAELens reads it), before any work. Loading checks the same on the loaded
+    transcoder; a cfg.json SAELens cannot read is left for loading to name."""
+    from sae_lens.loading.pretrained_sae_loaders import handle_config_defaulting
+
+    try:
+        cfg = handle_config_defaulting(json.loads((folder / "cfg.json").read_text(encoding="utf-8")))
+    except Exception:  # noqa: BLE001 - unreadable or unknown to SAELens: loading says which
+        return
+    if not isinstance(cfg, dict):
+        return
+    meta = cfg.get("metadata") if isinstance(cfg.get("metadata"), dict) else {}
+    # SAELens's transcoder classes save their output width; its SAEs do not
+    _check_hooks(folder, (meta.get("hook_name"), meta.get("hook_name_out")), layer, "d_out" in cfg)
+    from bench.sae_store import encoder_rows
+
+    d_in, d_out = cfg.get("d_in"), cfg.get("d_out")
+    if isinstance(d_in, int) and isinstance(d_out, int) and d_in == encoder_rows(folder):
+        _check_widths(folder, d_in, d_out, d_model)  # else cfg.json and weights disagree: loading names it damaged
+
+
+def _check_hooks(folder: Path, found: tuple, layer: int, is_transcoder: bool) -> None:
+    """A transcoder whose hooks (`found`: read, written) are block `layer`'s MLP input and output."""
+    if not is_transcoder:
+        raise BenchError(f"{folder} holds a SAELens SAE of {found[0]}, not a transcoder (its cfg.json has no d_out); "
+                         f"score it with MOEXBENCH_SAE_PATH and MODEL=dense+sae, or give a transcoder folder")
+    read, write = hooks(layer)
+    if found != (read, write):
+        raise BenchError(f"{folder} is not a transcoder of block {layer}'s MLP (it reads {found[0]} and writes "
+                         f"{found[1]}; this needs {read} -> {write}); score its layer with ARGS='layer=<l>'")
+
+
+def _check_widths(folder: Path, d_in: int, d_out: int, d_model: int) -> None:
+    if (d_in, d_out) != (d_model, d_model):
+        raise BenchError(f"{folder} maps {d_in} -> {d_out} wide activations, but this model's MLP is "
+                         f"{d_model} -> {d_model}: it was fitted on another model")

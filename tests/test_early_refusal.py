@@ -31,6 +31,23 @@ def test_what_the_model_lacks_is_refused_before_its_checkpoint_trains_or_a_label
     assert list(tmp_path.iterdir()) == []  # no checkpoint trained, no label cached, no folder made
 
 
+def test_your_transcoder_of_another_block_is_refused_before_its_model_trains_or_a_label_is_computed(tmp_path):
+    from bench import transcoder_training as tt
+
+    folder = tmp_path / "tc"
+    tt.save_transcoder(tt.new_transcoder(32, 64, 32, 4, 2), folder, {"k": 4})  # block 2; tiny scores block 1
+    scratch = {f"MOEXBENCH_{name.upper()}": str(tmp_path / name)
+               for name in ("results", "checkpoints", "runs", "cache")}
+    env = {**os.environ, "MOEXBENCH_THREADS": "1", "CI": "true", "MOEXBENCH_TRANSCODER_PATH": str(folder), **scratch}
+    out = subprocess.run([sys.executable, "-m", "bench", "bench", "--task", "chess", "--preset", "tiny", "--threads",
+                          "1", "--model", "dense+transcoder"], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=300)
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode == 2 and len(lines) == 1, out.stderr[-2000:]
+    assert f"{folder} is not a transcoder of block 1's MLP (it reads blocks.2.ln2.hook_normalized" in lines[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tc"]  # no model trained, no label cached, no folder
+
+
 def test_an_unwritable_results_folder_is_refused_before_any_work(tmp_path, tiny_checkpoint):
     sandbox = Sandbox(tmp_path, tiny_checkpoint)
     blocker = tmp_path / "a-file"

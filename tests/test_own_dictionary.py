@@ -91,6 +91,10 @@ def test_a_release_and_a_transcoder_get_their_folders(clean, tmp_path):
     ("MOEXBENCH_TRANSCODER_PATH", "nope", "no such folder"),
     ("MOEXBENCH_SAE_RELEASE", "gpt2-small-res-jb", "write it as <release>/<sae id>"),
     ("MOEXBENCH_SAE_RELEASE", "gpt2-small-res-jb/", "write it as <release>/<sae id>"),
+    ("MOEXBENCH_SAE_RELEASE", "gpt2-small-res-jbb/blocks.8.hook_resid_pre",
+     "no release 'gpt2-small-res-jbb'; did you mean gpt2-small-res-jb"),
+    ("MOEXBENCH_SAE_RELEASE", "gpt2-small-res-jb/blocks.88.hook_resid_pre",
+     "release gpt2-small-res-jb has no SAE 'blocks.88.hook_resid_pre' \\(13 ids, e.g. blocks.8.hook_resid_pre"),
 ])
 def test_a_bad_variable_is_refused_when_the_model_is_named_before_any_training(clean, tmp_path, variable, value, words):
     clean.chdir(tmp_path)
@@ -99,6 +103,17 @@ def test_a_bad_variable_is_refused_when_the_model_is_named_before_any_training(c
     with pytest.raises(BenchError, match=f"^{variable}=.*{words}.*or unset it$"):
         registry.model_adapter(model)
     assert registry.model_adapter("moex").name == "moex"  # a model that reads no dictionary ignores it
+
+
+def test_a_release_that_cannot_be_fetched_is_one_line_naming_the_offline_fix(tmp_path):
+    code = ("from bench.sae_store import _from_release\n"
+            "_from_release('gpt2-small-res-jb/blocks.8.hook_resid_pre', 'blocks.8.hook_resid_pre', 768, [], 'cpu')")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}  # an empty cache, no hub
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("core.errors.BenchError: MOEXBENCH_SAE_RELEASE=gpt2-small-res-jb/blocks.8.hook_resid_pre: "
+                           "SAELens could not load it ("), out.stderr[-2000:]
+    assert last.endswith("save it with save_model(folder) and point MOEXBENCH_SAE_PATH at that folder")
 
 
 def test_the_export_reads_a_result_only_with_the_dictionary_it_was_scored_with(clean, tmp_path):

@@ -170,6 +170,29 @@ def test_bad_transcoders_are_refused_in_one_line(tmp_path):
         _adapter(model, _mlp_as_transcoder(model, 1, 4), 1).features(torch.zeros(1, 2, dtype=torch.long), 1, "resid")
 
 
+def test_your_transcoder_folder_is_checked_from_its_cfg_as_loading_checks_it(tmp_path):
+    """check_folder_fits reads cfg.json only (no model, no weights loaded) and gives loading's messages."""
+    tt.save_transcoder(tt.new_transcoder(32, 64, 32, 4, 1), tmp_path / "tc", {"k": 4})
+    tt.check_folder_fits(tmp_path / "tc", 1, 32)
+    with pytest.raises(BenchError, match=r"not a transcoder of block 2's MLP \(it reads blocks\.1\.ln2"):
+        tt.check_folder_fits(tmp_path / "tc", 2, 32)
+    with pytest.raises(BenchError, match="maps 32 -> 32 wide activations, but this model's MLP is 64 -> 64"):
+        tt.check_folder_fits(tmp_path / "tc", 1, 64)
+    cfg = json.loads((tmp_path / "tc" / "cfg.json").read_text())
+    (tmp_path / "tc" / "cfg.json").write_text(json.dumps({**cfg, "d_in": 64}))  # disagrees with its weights
+    tt.check_folder_fits(tmp_path / "tc", 1, 32)  # left for loading, which names the folder as damaged
+    from sae_lens import TopKSAE, TopKSAEConfig
+    from sae_lens.saes.sae import SAEMetadata
+
+    TopKSAE(TopKSAEConfig(d_in=32, d_sae=64, k=4, metadata=SAEMetadata(hook_name=tt.hooks(1)[0]))).save_model(
+        str(tmp_path / "sae"))
+    an_sae = r"holds a SAELens SAE of blocks\.1\.ln2\.hook_normalized, not a transcoder"
+    with pytest.raises(BenchError, match=an_sae):
+        tt.check_folder_fits(tmp_path / "sae", 1, 32)
+    with pytest.raises(BenchError, match=an_sae):
+        tt.load_transcoder(tmp_path / "sae", 1, 32)
+
+
 def test_dense_transcoder_trains_and_scores_end_to_end_at_tiny():
     def bench(*extra):
         return subprocess.run([sys.executable, "-m", "bench", "bench", "--model", "dense+transcoder", "--task", "chess",
