@@ -18,6 +18,7 @@ import os
 import platform
 import re
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -94,6 +95,14 @@ def result_path(task: str, model: str, preset: str, seed: int, variant: str | No
 
 
 def git_sha() -> str:
+    """HEAD's sha, "-dirty" when our code differs from it, and "-code-changed-during-run" when our
+    source changed after this process started (core/code_state.py): what it wrote came from a mix."""
+    from core.code_state import changed_since_start
+
+    return _head_sha() + ("-code-changed-during-run" if changed_since_start() else "")
+
+
+def _head_sha() -> str:
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10)
         # Code changes make a result "-dirty"; other results being rewritten alongside do not.
@@ -175,6 +184,9 @@ def write_result(task: str, model: str, preset: str, seed: int, metrics: dict, c
                        **provenance_extra},
         "details": details,
     }
+    if record["provenance"]["git_sha"].endswith("-code-changed-during-run"):
+        print("warning: our source changed while this run was under way, so its result may come from two versions "
+              "of the code; it is marked so in its provenance (git_sha); run it again to replace it", file=sys.stderr)
     path = result_path(task, model, preset, seed, variant)
     if per_item is not None:
         atomic_write_text(path.with_suffix(".jsonl"), "".join(json.dumps(row) + "\n" for row in per_item))

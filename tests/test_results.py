@@ -35,6 +35,22 @@ def test_written_result_round_trips_and_a_wrong_schema_is_named(tmp_path):
         load_result(bad)
 
 
+def test_a_result_written_after_our_source_changed_says_so(monkeypatch, capsys, tmp_path):
+    from core import code_state
+
+    for package in code_state.PACKAGES:
+        (tmp_path / package).mkdir()
+    (tmp_path / "tasks" / "a.py").write_text("x = 1\n")
+    before = code_state.digest(tmp_path)
+    assert code_state.digest(tmp_path) == before
+    (tmp_path / "tasks" / "a.py").write_text("x = 2\n")  # an edit anywhere in our packages changes it
+    assert code_state.digest(tmp_path) != before
+    monkeypatch.setattr(code_state, "AT_START", "another-version")  # as if edited since this process began
+    record = load_result(write_result("unit", "m", "cpu", 0, {"coverage": 0.5}, {}, {}, {}))
+    assert record["provenance"]["git_sha"].endswith("-code-changed-during-run")
+    assert "our source changed while this run was under way" in capsys.readouterr().err
+
+
 def test_summary_shows_mean_and_spread_over_seeds():
     import csv
 
