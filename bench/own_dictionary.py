@@ -93,9 +93,11 @@ def _check_release(variable: str, release: str, sae_id: str) -> None:
     if release not in directory:
         close = difflib.get_close_matches(release, list(directory), n=3)
         hint = f"did you mean {', '.join(close)}? " if close else ""
+        # SAELens also takes a HuggingFace repository as the release; its name holds a "/", which this
+        # variable's <release>/<sae id> cannot tell from the id's
         raise BenchError(f"{value}: SAELens's directory of pretrained SAEs has no release {release!r}; {hint}"
-                         f"name a release it lists, point MOEXBENCH_SAE_PATH at a folder saved with "
-                         f"save_model(folder), or unset it")
+                         f"name a release it lists (a HuggingFace repository is not taken here: load it with "
+                         f"SAELens, save it with save_model(folder) and use MOEXBENCH_SAE_PATH), or unset it")
     ids = list(directory[release].saes_map)
     if sae_id not in ids:
         close = difflib.get_close_matches(sae_id, ids, n=3) or ids[:3]

@@ -204,8 +204,9 @@ def check_folder_fits(folder: Path, layer: int, d_model: int) -> None:
     if not isinstance(cfg, dict):
         return
     meta = cfg.get("metadata") if isinstance(cfg.get("metadata"), dict) else {}
-    # SAELens's transcoder classes save their output width; its SAEs do not
-    _check_hooks(folder, (meta.get("hook_name"), meta.get("hook_name_out")), layer, "d_out" in cfg)
+    # SAELens's transcoder classes save their output width and name their architecture so; its SAEs do neither
+    is_transcoder = "d_out" in cfg or "transcoder" in str(cfg.get("architecture", ""))
+    _check_hooks(folder, (meta.get("hook_name"), meta.get("hook_name_out")), layer, is_transcoder)
     from bench.sae_store import encoder_rows
 
     d_in, d_out = cfg.get("d_in"), cfg.get("d_out")
@@ -216,7 +217,8 @@ def check_folder_fits(folder: Path, layer: int, d_model: int) -> None:
 def _check_hooks(folder: Path, found: tuple, layer: int, is_transcoder: bool) -> None:
     """A transcoder whose hooks (`found`: read, written) are block `layer`'s MLP input and output."""
     if not is_transcoder:
-        raise BenchError(f"{folder} holds a SAELens SAE of {found[0]}, not a transcoder (its cfg.json has no d_out); "
+        of = f" of {found[0]}" if found[0] else ""
+        raise BenchError(f"{folder} holds a SAELens SAE{of}, not a transcoder (its cfg.json has no d_out); "
                          f"score it with MOEXBENCH_SAE_PATH and MODEL=dense+sae, or give a transcoder folder")
     read, write = hooks(layer)
     if found != (read, write):
@@ -227,4 +229,4 @@ def _check_hooks(folder: Path, found: tuple, layer: int, is_transcoder: bool) ->
 def _check_widths(folder: Path, d_in: int, d_out: int, d_model: int) -> None:
     if (d_in, d_out) != (d_model, d_model):
         raise BenchError(f"{folder} maps {d_in} -> {d_out} wide activations, but this model's MLP is "
-                         f"{d_model} -> {d_model}: it was fitted on another model")
+                         f"{d_model} -> {d_model}: it was fitted on another model; give one fitted on this model's MLP")

@@ -108,8 +108,10 @@ def test_a_bad_variable_is_refused_when_the_model_is_named_before_any_training(c
 def test_a_release_that_cannot_be_fetched_is_one_line_naming_the_offline_fix(tmp_path):
     code = ("from bench.sae_store import _from_release\n"
             "_from_release('gpt2-small-res-jb/blocks.8.hook_resid_pre', 'blocks.8.hook_resid_pre', 768, [], 'cpu')")
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}  # an empty cache, no hub
+    empty = str(tmp_path / "hf")  # an empty cache and no hub, whatever this machine's cache holds
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": empty, "HF_HUB_CACHE": empty}
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 1, out.stdout[-2000:] + out.stderr[-2000:]
     last = out.stderr.strip().splitlines()[-1]
     assert last.startswith("core.errors.BenchError: MOEXBENCH_SAE_RELEASE=gpt2-small-res-jb/blocks.8.hook_resid_pre: "
                            "SAELens could not load it ("), out.stderr[-2000:]

@@ -45,10 +45,23 @@ def test_a_result_written_after_our_source_changed_says_so(monkeypatch, capsys, 
     assert code_state.digest(tmp_path) == before
     (tmp_path / "tasks" / "a.py").write_text("x = 2\n")  # an edit anywhere in our packages changes it
     assert code_state.digest(tmp_path) != before
+    (tmp_path / "tasks" / ".#a.py").symlink_to(tmp_path / "nowhere")  # an editor's lock file is not a module
+    assert code_state.digest(tmp_path) != before and code_state.digest(tmp_path) != "unreadable"
     monkeypatch.setattr(code_state, "AT_START", "another-version")  # as if edited since this process began
     record = load_result(write_result("unit", "m", "cpu", 0, {"coverage": 0.5}, {}, {}, {}))
     assert record["provenance"]["git_sha"].endswith("-code-changed-during-run")
     assert "our source changed while this run was under way" in capsys.readouterr().err
+
+
+def test_a_process_whose_source_did_not_change_writes_a_plain_sha():
+    import subprocess
+    import sys
+
+    from core.paths import ROOT
+
+    out = subprocess.run([sys.executable, "-c", "from core.results import git_sha; print(git_sha())"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "code-changed" not in out.stdout, out.stdout + out.stderr
 
 
 def test_summary_shows_mean_and_spread_over_seeds():
