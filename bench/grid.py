@@ -3,7 +3,9 @@
 `python -m bench.grid --task chess --preset cpu --jobs 2` runs, for every (model, seed) of the
 preset's grid whose result file is missing, `make bench` (training the checkpoint first when absent;
 an interrupted training resumes from its last checkpoint), `--jobs` at a time with one thread each.
-A result that exists is skipped, so the command picks up where an earlier session stopped.
+A result that exists is skipped, so the command picks up where an earlier session stopped, unless it
+was scored on an earlier training of its checkpoint than the one on disk (a seed's checkpoint trained
+again after it was lost with a machine): that run is scored again, so a seed's results describe one model.
 A run over another model's checkpoint (an SAE over dense, dense continued from dense) starts once
 that checkpoint of the same seed is on disk; until then it waits while someone is making it, so no
 two jobs train one checkpoint, and the next independent run takes the slot. A run whose checkpoint
@@ -80,6 +82,28 @@ def missing(task: str, preset: str, overrides: list[str] = ()) -> list[tuple[str
     return [(m, s) for m, s in GRIDS[grid] if not result_path(task, m, preset, s, variant).exists()]
 
 
+def scored_on_earlier_weights(task: str, preset: str, overrides: list[str] = ()) -> list[tuple[str, int]]:
+    """The grid's runs whose result was scored on an earlier training of its checkpoint than the one on
+    disk now (a seed's checkpoint trained again after it was lost with a machine, bench/model_identity.py):
+    scored again, so that every result of a seed describes one model."""
+    variant = grid_variant(task, list(overrides))
+    grid = (task, preset, variant) if variant else (task, preset)
+    return [(m, s) for m, s in GRIDS.get(grid, []) if _scored_on_earlier_weights(task, m, preset, s, variant)]
+
+
+def _scored_on_earlier_weights(task: str, model: str, preset: str, seed: int, variant: str | None) -> bool:
+    import json
+
+    from bench.model_identity import scored_before_retraining
+
+    path = result_path(task, model, preset, seed, variant)
+    try:
+        record = json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+    except (OSError, ValueError):
+        return False  # damaged: `make report` names it
+    return record is not None and scored_before_retraining(record, task)
+
+
 def depends_on(model: str) -> str | None:
     """The model whose checkpoint `model`'s run loads or starts from (same seed), if any."""
     from bench import registry
@@ -143,20 +167,24 @@ def retrained_dependencies(task: str, preset: str, todo: list[tuple[str, int]],
                 lines.append(line + "the first of them trains it (same recipe and seed)")
                 continue
             lines.append(line + f"the first of them trains it again (same recipe and seed). Trained on another "
-                         f"machine, it can differ from the model behind {dep}'s seed-{seed} result, so "
-                         f"score that again once it is trained: make bench MODEL={dep} TASK={task} "
-                         f"PRESET={preset} SEED={seed}")
+                         f"machine, it can differ from the model behind {dep}'s seed-{seed} result and the other "
+                         f"results over it: the grid scores those again once it is trained")
     return lines
 
 
 def run_grid(task: str, preset: str, jobs: int, dry_run: bool, overrides: list[str] = ()) -> None:
     overrides = list(overrides)
     todo = missing(task, preset, overrides)
+    again = scored_on_earlier_weights(task, preset, overrides)
     variant = grid_variant(task, overrides)
     print(f"{_grid_name(task, preset, variant)}: {len(todo)} run(s) missing: "
           f"{', '.join(f'{m} seed {s}' for m, s in todo) or 'none'}")
     for line in retrained_dependencies(task, preset, todo, variant):
         print(line)
+    if again:
+        print(f"{len(again)} run(s) scored on an earlier training of their checkpoint than the one here, to score "
+              f"again: {', '.join(f'{m} seed {s}' for m, s in again)}")
+        todo += again
     if dry_run or not todo:
         return
 
@@ -191,7 +219,9 @@ def run_grid(task: str, preset: str, jobs: int, dry_run: bool, overrides: list[s
                 break
             model, seed = todo.pop(index)
             name = f"{task}-{file_stem(model)}-{preset}{'-' + variant if variant else ''}-seed{seed}"
-            if result_path(task, model, preset, seed, variant).exists():  # written meanwhile, by hand or another grid
+            # written meanwhile, or scored again, by hand or by another grid
+            if result_path(task, model, preset, seed, variant).exists() and not (
+                    (model, seed) in again and _scored_on_earlier_weights(task, model, preset, seed, variant)):
                 bar.write(f"skipped {name}: its result exists now")
                 bar.update(1)
                 continue
@@ -217,6 +247,17 @@ def run_grid(task: str, preset: str, jobs: int, dry_run: bool, overrides: list[s
                 bar.update(1)
                 if proc.returncode:
                     failed.append(name)
+        if not todo and not running:
+            # A run of this grid that trained a lost checkpoint again leaves the results scored on the old
+            # one behind: scored again now, once each (a failed one is not retried here).
+            later = [key for key in scored_on_earlier_weights(task, preset, overrides) if key not in again]
+            if later:
+                bar.write(f"{len(later)} run(s) now scored on an earlier training of their checkpoint, to score "
+                          f"again: {', '.join(f'{m} seed {s}' for m, s in later)}")
+                again += later
+                todo += later
+                bar.total += len(later)
+                bar.refresh()
     bar.close()
     if failed:
         raise BenchError(f"{len(failed)} run(s) failed: {', '.join(failed)}; see runs/grid/*.log")

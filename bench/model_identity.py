@@ -83,6 +83,32 @@ def conflicts(task: str, preset: str) -> dict[tuple, list[list[Scored]]]:
     return found
 
 
+def scored_before_retraining(record: dict, task: str) -> bool:
+    """Whether a result was scored on an earlier training run of its checkpoint than the one on disk now
+    (its `provenance.trained` differs from the checkpoint's last training record: it was trained again
+    after it was lost, or trained on). False when that cannot be known: a result without the mark, or a
+    checkpoint that is not whole on disk (scoring it again would train yet another model)."""
+    from core import paths
+    from core.errors import BenchError
+    from models.checkpoint import read_meta
+
+    provenance = record.get("provenance") if isinstance(record, dict) else None
+    trained = provenance.get("trained") if isinstance(provenance, dict) else None
+    if not isinstance(trained, dict) or trained.get("seconds") is None or not isinstance(
+            provenance.get("checkpoint"), str):
+        return False
+    try:
+        meta = read_meta(paths.CHECKPOINTS / task / Path(provenance["checkpoint"]).name)
+    except BenchError:
+        return False  # half a checkpoint: a trainer is saving it, or it is damaged
+    history = meta.get("history") if meta else None
+    if not isinstance(history, list) or not history or not isinstance(history[-1], dict):
+        return False
+    last = history[-1]
+    return (trained.get("seconds"), trained.get("steps"), trained.get("tokens")) != (
+        last.get("seconds"), last.get("step"), last.get("tokens"))
+
+
 def _groups(results: list[Scored]) -> list[list[Scored]]:
     """Results split by model: by parameter digest, a result without one joining the digest its
     training run was scored with elsewhere, else grouped by its training run. A result with neither
