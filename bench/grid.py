@@ -237,9 +237,11 @@ def run_grid(task: str, preset: str, jobs: int, dry_run: bool, overrides: list[s
             sys.stdout.flush()
         say_who_trains(bar, {str(proc.pid) for proc, *_ in running})
         time.sleep(5)
+        finished = False
         for job in list(running):
             proc, name, log, _ = job
             if proc.poll() is not None:
+                finished = True
                 running.remove(job)
                 log.close()
                 bar.write(f"{'finished' if proc.returncode == 0 else 'FAILED'} {name}")
@@ -247,15 +249,16 @@ def run_grid(task: str, preset: str, jobs: int, dry_run: bool, overrides: list[s
                 bar.update(1)
                 if proc.returncode:
                     failed.append(name)
-        if not todo and not running:
+        if finished:
             # A run of this grid that trained a lost checkpoint again leaves the results scored on the old
-            # one behind: scored again now, once each (a failed one is not retried here).
+            # one behind: scored again next (before what is left: minutes each), once each (a failed one is
+            # not retried here).
             later = [key for key in scored_on_earlier_weights(task, preset, overrides) if key not in again]
             if later:
                 bar.write(f"{len(later)} run(s) now scored on an earlier training of their checkpoint, to score "
-                          f"again: {', '.join(f'{m} seed {s}' for m, s in later)}")
+                          f"again next: {', '.join(f'{m} seed {s}' for m, s in later)}")
                 again += later
-                todo += later
+                todo[:0] = later
                 bar.total += len(later)
                 bar.refresh()
     bar.close()

@@ -247,7 +247,7 @@ def test_the_grid_scores_again_what_a_retraining_in_it_left_behind(tmp_path, mon
     monkeypatch.setattr("core.results._head_sha", lambda: "sha")  # the fake runs write results: no git subprocess
     _scored("dense", 2, "dense-cpu-seed2", 1.0)              # seed 2's results, scored on a checkpoint since lost
     _scored("dense+sae", 2, "dense-cpu-seed2", 1.0)
-    monkeypatch.setattr(grid, "missing", lambda task, preset, overrides: [("dense+sae:gated", 2)])
+    monkeypatch.setattr(grid, "missing", lambda task, preset, overrides: [("dense+sae:gated", 2), ("moex", 0)])
     started = []
 
     class Run:
@@ -259,11 +259,12 @@ def test_the_grid_scores_again_what_a_retraining_in_it_left_behind(tmp_path, mon
             started.append((model, seed))
             if not (tmp_path / "ckpt" / "chess" / "dense-cpu-seed2.json").exists():
                 _checkpoint(tmp_path / "ckpt", "dense-cpu-seed2", 2.0)
-            _scored(model, seed, "dense-cpu-seed2", 2.0)
+            _scored(model, seed, "dense-cpu-seed2" if "dense" in model else "moex-cpu", 2.0)
 
         def poll(self):
             return 0
     monkeypatch.setattr(subprocess, "Popen", Run)
     grid.run_grid("chess", "cpu", jobs=1, dry_run=False)
-    assert started == [("dense+sae:gated", 2), ("dense", 2), ("dense+sae", 2)]
+    # what the retraining left behind is scored again before the rest of the grid
+    assert started == [("dense+sae:gated", 2), ("dense", 2), ("dense+sae", 2), ("moex", 0)]
     assert grid.scored_on_earlier_weights("chess", "cpu") == []
