@@ -84,24 +84,34 @@ def missing(task: str, preset: str, overrides: list[str] = ()) -> list[tuple[str
 
 def scored_on_earlier_weights(task: str, preset: str, overrides: list[str] = ()) -> list[tuple[str, int]]:
     """The grid's runs whose result was scored on an earlier training of its checkpoint than the one on
-    disk now (a seed's checkpoint trained again after it was lost with a machine, bench/model_identity.py):
-    scored again, so that every result of a seed describes one model."""
+    disk now (a seed's checkpoint trained again after it was lost with a machine, bench/model_identity.py)
+    and that `make bench` may replace (not read-only, measured with the same settings): scored again,
+    so that every result of a seed describes one model."""
     variant = grid_variant(task, list(overrides))
     grid = (task, preset, variant) if variant else (task, preset)
-    return [(m, s) for m, s in GRIDS.get(grid, []) if _scored_on_earlier_weights(task, m, preset, s, variant)]
+    return [(m, s) for m, s in GRIDS.get(grid, []) if _scored_on_earlier_weights(task, m, preset, s, overrides)]
 
 
-def _scored_on_earlier_weights(task: str, model: str, preset: str, seed: int, variant: str | None) -> bool:
+def _scored_on_earlier_weights(task: str, model: str, preset: str, seed: int, overrides: list[str]) -> bool:
     import json
 
+    from bench import registry
     from bench.model_identity import scored_before_retraining
+    from bench.run_target import checked_target, settings_for
 
-    path = result_path(task, model, preset, seed, variant)
+    path = result_path(task, model, preset, seed, grid_variant(task, list(overrides)))
     try:
         record = json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
     except (OSError, ValueError):
         return False  # damaged: `make report` names it
-    return record is not None and scored_before_retraining(record, task)
+    if record is None or not scored_before_retraining(record, task, path):
+        return False
+    task_module, adapter_cls = registry.task(task), registry.model_adapter(model)
+    try:  # what `make bench` would refuse before any work (a read-only result, other settings) stays as it is
+        checked_target(adapter_cls, task_module, settings_for(adapter_cls, task_module, list(overrides)), preset, seed)
+    except BenchError:
+        return False
+    return True
 
 
 def depends_on(model: str) -> str | None:
@@ -168,8 +178,25 @@ def retrained_dependencies(task: str, preset: str, todo: list[tuple[str, int]],
                 continue
             lines.append(line + f"the first of them trains it again (same recipe and seed). Trained on another "
                          f"machine, it can differ from the model behind {dep}'s seed-{seed} result and the other "
-                         f"results over it: the grid scores those again once it is trained")
+                         f"results over it; once it is trained, each grid scores its own of those again: "
+                         f"{' and '.join(_grid_commands(task, preset))}")
     return lines
+
+
+def _grid_commands(task: str, preset: str) -> list[str]:
+    """The `make grid` command of every grid of this task and preset (the main one, then its variants')."""
+    commands = []
+    for key in GRIDS:
+        if key[:2] == (task, preset):
+            args = "" if len(key) == 2 else f" ARGS=\"{' '.join(_variant_overrides(key[2]))}\""
+            commands.append(f"make grid TASK={task} PRESET={preset}{args}")
+    return commands
+
+
+def _variant_overrides(variant: str) -> list[str]:
+    """The task settings of a variant grid's folder: layer.-1 -> layer=-1."""
+    name, _, value = variant.partition(".")
+    return [f"{name}={value}"]
 
 
 def run_grid(task: str, preset: str, jobs: int, dry_run: bool, overrides: list[str] = ()) -> None:
@@ -184,7 +211,7 @@ def run_grid(task: str, preset: str, jobs: int, dry_run: bool, overrides: list[s
     if again:
         print(f"{len(again)} run(s) scored on an earlier training of their checkpoint than the one here, to score "
               f"again: {', '.join(f'{m} seed {s}' for m, s in again)}")
-        todo += again
+        todo[:0] = again  # minutes each, before the missing runs (hours of training, some of them)
     if dry_run or not todo:
         return
 
@@ -221,8 +248,10 @@ def run_grid(task: str, preset: str, jobs: int, dry_run: bool, overrides: list[s
             name = f"{task}-{file_stem(model)}-{preset}{'-' + variant if variant else ''}-seed{seed}"
             # written meanwhile, or scored again, by hand or by another grid
             if result_path(task, model, preset, seed, variant).exists() and not (
-                    (model, seed) in again and _scored_on_earlier_weights(task, model, preset, seed, variant)):
-                bar.write(f"skipped {name}: its result exists now")
+                    (model, seed) in again and _scored_on_earlier_weights(task, model, preset, seed, overrides)):
+                why = ("it is no longer scored on an earlier training of its checkpoint (scored again meanwhile, "
+                       "or the checkpoint is being written)" if (model, seed) in again else "its result exists now")
+                bar.write(f"skipped {name}: {why}")
                 bar.update(1)
                 continue
             log = open(logs / f"{name.replace('+', '_')}.log", "w")

@@ -83,11 +83,15 @@ def conflicts(task: str, preset: str) -> dict[tuple, list[list[Scored]]]:
     return found
 
 
-def scored_before_retraining(record: dict, task: str) -> bool:
-    """Whether a result was scored on an earlier training run of its checkpoint than the one on disk now
-    (its `provenance.trained` differs from the checkpoint's last training record: it was trained again
-    after it was lost, or trained on). False when that cannot be known: a result without the mark, or a
-    checkpoint that is not whole on disk (scoring it again would train yet another model)."""
+def scored_before_retraining(record: dict, task: str, result: Path) -> bool:
+    """Whether the result in `result` (its `record`) was scored on an earlier training of its checkpoint
+    than the one on disk now: the checkpoint it names is the one in this checkpoints folder, its
+    `provenance.trained` differs from that checkpoint's last training record, and the checkpoint was
+    written after the result (it was trained again after it was lost, or trained on). False when that
+    cannot be known: a result without the mark, or a checkpoint that is not whole on disk (scoring it
+    again would train yet another model)."""
+    import datetime
+
     from core import paths
     from core.errors import BenchError
     from models.checkpoint import read_meta
@@ -97,13 +101,18 @@ def scored_before_retraining(record: dict, task: str) -> bool:
     if not isinstance(trained, dict) or trained.get("seconds") is None or not isinstance(
             provenance.get("checkpoint"), str):
         return False
+    stem = paths.CHECKPOINTS / task / Path(provenance["checkpoint"]).name
+    if provenance["checkpoint"] != str(stem.relative_to(stem.parents[2])):
+        return False  # scored from another checkpoints folder (MOEXBENCH_CHECKPOINTS): not this one's to judge
     try:
-        meta = read_meta(paths.CHECKPOINTS / task / Path(provenance["checkpoint"]).name)
-    except BenchError:
-        return False  # half a checkpoint: a trainer is saving it, or it is damaged
+        meta = read_meta(stem)
+        written = stem.with_suffix(".json").stat().st_mtime
+        scored = datetime.datetime.fromisoformat(str(provenance.get("created"))).timestamp()
+    except (BenchError, OSError, ValueError):
+        return False  # half a checkpoint (a trainer saving it, or damaged), or a result without its time
     history = meta.get("history") if meta else None
-    if not isinstance(history, list) or not history or not isinstance(history[-1], dict):
-        return False
+    if not isinstance(history, list) or not history or not isinstance(history[-1], dict) or written < scored:
+        return False  # a checkpoint older than the result: the result may describe a later training
     last = history[-1]
     return (trained.get("seconds"), trained.get("steps"), trained.get("tokens")) != (
         last.get("seconds"), last.get("step"), last.get("tokens"))

@@ -54,8 +54,9 @@ def test_a_needed_checkpoint_that_is_not_here_is_announced(tmp_path, monkeypatch
     lines = retrained_dependencies("chess", "cpu", todo)
     assert lines == ["note: dense+sae, dense+snmf seed 1 need dense-cpu-seed1.safetensors, which is not here: "
                      "the first of them trains it again (same recipe and seed). Trained on another machine, it "
-                     "can differ from the model behind dense's seed-1 result and the other results over it: the "
-                     "grid scores those again once it is trained"]
+                     "can differ from the model behind dense's seed-1 result and the other results over it; once "
+                     "it is trained, each grid scores its own of those again: make grid TASK=chess PRESET=cpu and "
+                     "make grid TASK=chess PRESET=cpu ARGS=\"layer=-1\""]
 
 
 def test_the_grids_runs_are_quiet_single_threaded_and_keep_the_floor_in_their_own_process(tmp_path, monkeypatch):
@@ -124,8 +125,8 @@ def test_a_variants_grid_announces_a_models_own_checkpoint_that_is_not_here(tmp_
     write_result("chess", "switch", "cpu", 2, {"coverage": 0.1}, {}, {}, {})  # scored on the lost checkpoint
     lines = retrained_dependencies("chess", "cpu", [("switch", 2), ("moex", 2)], variant="layer.-1")
     assert lines[0].startswith("note: switch seed 2 needs switch-cpu-seed2.safetensors, which is not here")
-    assert lines[0].endswith("can differ from the model behind switch's seed-2 result and the other results over it: "
-                             "the grid scores those again once it is trained")
+    assert lines[0].endswith("each grid scores its own of those again: make grid TASK=chess PRESET=cpu and "
+                             "make grid TASK=chess PRESET=cpu ARGS=\"layer=-1\"")
     assert lines[1] == ("note: moex seed 2 needs moex-cpu-seed2.safetensors, which is not here: the first of "
                         "them trains it (same recipe and seed)")
     assert retrained_dependencies("chess", "cpu", [("switch", 2)]) == []  # the main grid trains it itself
@@ -204,45 +205,58 @@ def test_a_run_held_back_by_an_outside_training_says_which_process_once(tmp_path
     assert said == 1 and len(started) == 1 and len(sleeps) >= 2
 
 
-def _checkpoint(folder, name, seconds):
-    """A checkpoint's two files as the grid reads them: only its last training record matters here."""
+def _checkpoint(folder, name, seconds, written=None):
+    """A checkpoint's two files as the grid reads them: its last training record and when it was written."""
     import json
+    import os
 
     (folder / "chess").mkdir(parents=True, exist_ok=True)
     (folder / "chess" / f"{name}.safetensors").write_bytes(b"")
-    (folder / "chess" / f"{name}.json").write_text(json.dumps(
-        {"model_config": {}, "history": [{"seconds": seconds, "step": 10, "tokens": 20}]}))
+    meta = folder / "chess" / f"{name}.json"
+    meta.write_text(json.dumps({"model_config": {}, "fingerprint": {"format": "moves"},
+                                "history": [{"seconds": seconds, "step": 10, "tokens": 20}]}))
+    if written is not None:
+        os.utime(meta, (written, written))
 
 
-def _scored(model, seed, checkpoint, seconds):
+def _scored(model, seed, checkpoint, seconds, folder="ckpt"):
     trained = {} if seconds is None else {"trained": {"seconds": seconds, "steps": 10, "tokens": 20}}
-    write_result("chess", model, "cpu", seed, {"coverage": 0.1}, {}, {},
-                 {"checkpoint": f"checkpoints/chess/{checkpoint}", **trained})
+    return write_result("chess", model, "cpu", seed, {"coverage": 0.1}, {}, {},
+                        {"checkpoint": f"{folder}/chess/{checkpoint}", **trained})
 
 
 def test_results_scored_on_an_earlier_training_of_their_checkpoint_are_scored_again(tmp_path, monkeypatch):
+    import time
+
     from bench.grid import scored_on_earlier_weights
 
     monkeypatch.setattr("core.paths.CHECKPOINTS", tmp_path / "ckpt")
     monkeypatch.setenv("MOEXBENCH_RESULTS", str(tmp_path / "results"))
-    _checkpoint(tmp_path / "ckpt", "dense-cpu-seed1", 100.0)
+    later = time.time() + 60                                  # trained again after these were scored
     _scored("dense", 1, "dense-cpu-seed1", 100.0)            # scored on the checkpoint on disk
     _scored("dense+sae", 1, "dense-cpu-seed1", 99.0)         # on the one trained before it was lost
+    _scored("dense+attn-sae", 1, "dense-cpu-seed1", 99.0).chmod(0o444)  # read-only: kept, as make bench keeps it
+    _scored("dense+transcoder", 1, "dense-cpu-seed1", 99.0, folder="elsewhere")  # from another checkpoints folder
     _scored("dense+snmf", 1, "dense-cpu-seed1", None)        # no mark: cannot be placed
+    _checkpoint(tmp_path / "ckpt", "dense-cpu-seed1", 100.0, written=later)
     _scored("moex", 1, "moex-cpu-seed1", 5.0)                # its checkpoint is not here: scoring would train it
     _scored("switch", 1, "switch-cpu-seed1", 5.0)
     (tmp_path / "ckpt" / "chess" / "switch-cpu-seed1.json").write_text("{}")  # half a checkpoint: a trainer saving
+    _checkpoint(tmp_path / "ckpt", "moe-cpu-seed1", 7.0, written=time.time() - 3600)
+    _scored("moe", 1, "moe-cpu-seed1", 8.0)                  # scored on a later training than the one here
     assert scored_on_earlier_weights("chess", "cpu") == [("dense+sae", 1)]
 
 
 def test_the_grid_scores_again_what_a_retraining_in_it_left_behind(tmp_path, monkeypatch):
     import subprocess
+    import time
 
     from bench import grid
 
     monkeypatch.setattr("core.paths.CHECKPOINTS", tmp_path / "ckpt")
     monkeypatch.setenv("MOEXBENCH_RESULTS", str(tmp_path / "results"))
     monkeypatch.setattr(grid, "RUNS", tmp_path / "runs")
+    monkeypatch.setattr("bench.model_store.RUNS", tmp_path / "runs")  # no training lock of this machine's is seen
     monkeypatch.setattr(grid.time, "sleep", lambda s: None)
     monkeypatch.setattr("core.results._head_sha", lambda: "sha")  # the fake runs write results: no git subprocess
     _scored("dense", 2, "dense-cpu-seed2", 1.0)              # seed 2's results, scored on a checkpoint since lost
@@ -258,7 +272,7 @@ def test_the_grid_scores_again_what_a_retraining_in_it_left_behind(tmp_path, mon
             model, seed = cmd[cmd.index("--model") + 1], int(cmd[cmd.index("--seed") + 1])
             started.append((model, seed))
             if not (tmp_path / "ckpt" / "chess" / "dense-cpu-seed2.json").exists():
-                _checkpoint(tmp_path / "ckpt", "dense-cpu-seed2", 2.0)
+                _checkpoint(tmp_path / "ckpt", "dense-cpu-seed2", 2.0, written=time.time() + 60)
             _scored(model, seed, "dense-cpu-seed2" if "dense" in model else "moex-cpu", 2.0)
 
         def poll(self):
