@@ -103,15 +103,10 @@ def check_folder_fits(folder: Path, layer: int, site: str, n_layers: int, widths
     reads it, the pre-6.0 layout included) and the model's shape (`widths` per site; None: not known
     from configs), before any work. Loading checks the same on the built model; what cannot be read
     here (a damaged folder, an unknown architecture) is named there."""
-    from sae_lens.loading.pretrained_sae_loaders import handle_config_defaulting
-
     from core.adapter import site_hook_for
 
-    try:
-        cfg = handle_config_defaulting(json.loads((folder / "cfg.json").read_text(encoding="utf-8")))
-    except Exception:  # noqa: BLE001 - unreadable or unknown to SAELens: loading says which
-        return
-    if not isinstance(cfg, dict):
+    cfg = saelens_cfg(folder)
+    if cfg is None:
         return
     hooks = {s: site_hook_for(layer, s, n_layers) for s in widths}
     trained_on = cfg["metadata"].get("hook_name") if isinstance(cfg.get("metadata"), dict) else None
@@ -123,6 +118,18 @@ def check_folder_fits(folder: Path, layer: int, site: str, n_layers: int, widths
         raise st.other_width(folder, d_in, hooks[site], widths[site], known)
     if isinstance(trained_on, str):
         check_sae_hook(trained_on, f"SAE {folder}", hooks[site], n_layers)
+
+
+def saelens_cfg(folder: Path) -> dict | None:
+    """The folder's cfg.json as SAELens reads it (`handle_config_defaulting`: the pre-6.0 layout too), or
+    None when it cannot be read so; loading then says what is wrong with the folder."""
+    from sae_lens.loading.pretrained_sae_loaders import handle_config_defaulting
+
+    try:
+        cfg = handle_config_defaulting(json.loads((folder / "cfg.json").read_text(encoding="utf-8")))
+    except Exception:  # noqa: BLE001 - unreadable or unknown to SAELens: loading says which
+        return None
+    return cfg if isinstance(cfg, dict) else None
 
 
 def encoder_rows(folder: Path) -> int | None:

@@ -195,20 +195,15 @@ def check_folder_fits(folder: Path, layer: int, d_model: int) -> None:
     """Your transcoder folder against block `layer`'s MLP of a d_model-wide model, from its cfg.json
     alone (read as SAELens reads it), before any work. Loading checks the same on the loaded
     transcoder; a cfg.json SAELens cannot read is left for loading to name."""
-    from sae_lens.loading.pretrained_sae_loaders import handle_config_defaulting
+    from bench.sae_store import encoder_rows, saelens_cfg
 
-    try:
-        cfg = handle_config_defaulting(json.loads((folder / "cfg.json").read_text(encoding="utf-8")))
-    except Exception:  # noqa: BLE001 - unreadable or unknown to SAELens: loading says which
-        return
-    if not isinstance(cfg, dict):
+    cfg = saelens_cfg(folder)
+    if cfg is None:
         return
     meta = cfg.get("metadata") if isinstance(cfg.get("metadata"), dict) else {}
     # SAELens's transcoder classes save their output width and name their architecture so; its SAEs do neither
     is_transcoder = "d_out" in cfg or "transcoder" in str(cfg.get("architecture", ""))
     _check_hooks(folder, (meta.get("hook_name"), meta.get("hook_name_out")), layer, is_transcoder)
-    from bench.sae_store import encoder_rows
-
     d_in, d_out = cfg.get("d_in"), cfg.get("d_out")
     if isinstance(d_in, int) and isinstance(d_out, int) and d_in == encoder_rows(folder):
         _check_widths(folder, d_in, d_out, d_model)  # else cfg.json and weights disagree: loading names it damaged
