@@ -104,7 +104,7 @@ def _scored_on_earlier_weights(task: str, model: str, preset: str, seed: int, ov
         record = json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
     except (OSError, ValueError):
         return False  # damaged: `make report` names it
-    if record is None or not scored_before_retraining(record, task, path):
+    if record is None or not scored_before_retraining(record, task):
         return False
     task_module, adapter_cls = registry.task(task), registry.model_adapter(model)
     try:  # what `make bench` would refuse before any work (a read-only result, other settings) stays as it is

@@ -83,9 +83,9 @@ def conflicts(task: str, preset: str) -> dict[tuple, list[list[Scored]]]:
     return found
 
 
-def scored_before_retraining(record: dict, task: str, result: Path) -> bool:
-    """Whether the result in `result` (its `record`) was scored on an earlier training of its checkpoint
-    than the one on disk now: the checkpoint it names is the one in this checkpoints folder, its
+def scored_before_retraining(record: dict, task: str) -> bool:
+    """Whether a result (`record`) was scored on an earlier training of its checkpoint than the one on
+    disk now: the checkpoint it names is the one in this checkpoints folder, its
     `provenance.trained` differs from that checkpoint's last training record, and the checkpoint was
     written after the result (it was trained again after it was lost, or trained on). False when that
     cannot be known: a result without the mark, or a checkpoint that is not whole on disk (scoring it

@@ -95,8 +95,9 @@ def result_path(task: str, model: str, preset: str, seed: int, variant: str | No
 
 
 def git_sha() -> str:
-    """HEAD's sha, "-dirty" when our code differs from it, and "-code-changed-during-run" when our
-    source changed after this process started (core/code_state.py): what it wrote came from a mix."""
+    """HEAD's sha, "-dirty" when a tracked file outside results/ differs from it, and
+    "-code-changed-during-run" when our source changed after this process started (core/code_state.py):
+    what it wrote came from a mix."""
     from core.code_state import changed_since_start
 
     return _head_sha() + ("-code-changed-during-run" if changed_since_start() else "")
