@@ -1,41 +1,61 @@
-"""The Python source this process runs, fingerprinted when its first `core` module is imported
-(core/__init__.py imports this module; every entry point reaches `core` through its top-level imports).
+"""The Python source this process runs, fingerprinted file by file when its first `core` module is
+imported (core/__init__.py imports this module; every entry point reaches `core` through its top-level
+imports).
 
 Our modules load lazily (a task imports its scorer when it gets there), so a file edited while a long
 run is under way can be half in that run: the old version of what it had imported, the new version of
-the rest. `changed_since_start()` says whether that can have happened, for an edit to any of our
-modules, loaded or not (the cautious reading); `core.results.git_sha` marks what such a run writes, so
-a result never claims code it was not computed by.
+the rest. `changed_since_start()` says whether that can have happened to what this process has run so
+far: a module it has loaded whose file differs now from when the process began (edited before it was
+loaded, or after). An edit to a module it never loaded changes nothing it computed, so it does not count.
+`core.results.git_sha` marks what such a run writes, so a result never claims code it was not computed by.
 """
 
 from __future__ import annotations
 
 import hashlib
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("adapters", "analysis", "bench", "core", "experiments", "models", "perf", "tasks")
+UNREADABLE = "unreadable"  # differs from every sha256, so a file that cannot be read reads as changed
 
 
-def digest(root: Path = ROOT) -> str:
-    """sha256 over the .py files of our packages under `root`, names and contents (about 10 ms). Never
-    raises: an editor's hidden lock file (Emacs' `.#name.py`, a dangling link) is not a module, and a
-    file that vanishes or cannot be read between listing and reading makes the digest "unreadable",
-    which differs from every digest (so it reads as a change, never as a crash at the end of a run)."""
-    h = hashlib.sha256()
-    try:
-        for package in PACKAGES:
-            for path in sorted((root / package).rglob("*.py")):
-                if path.name.startswith(".") or not path.is_file():
-                    continue
-                h.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
-    except OSError:
-        return "unreadable"
-    return h.hexdigest()[:16]
+def fingerprints(root: Path = ROOT) -> dict[str, str]:
+    """sha256 of each .py file of our packages under `root`, by path relative to it (about 10 ms).
+    Never raises: an editor's hidden lock file (Emacs' `.#name.py`, a dangling link) is not a module,
+    and a file that vanishes or cannot be read between listing and reading gets UNREADABLE."""
+    found = {}
+    for package in PACKAGES:
+        for path in sorted((root / package).rglob("*.py")):
+            if path.name.startswith(".") or not path.is_file():
+                continue
+            try:
+                found[path.relative_to(root).as_posix()] = hashlib.sha256(path.read_bytes()).hexdigest()
+            except OSError:
+                found[path.relative_to(root).as_posix()] = UNREADABLE
+    return found
 
 
-AT_START = digest()
+AT_START = fingerprints()
 
 
-def changed_since_start() -> bool:
-    return AT_START == "unreadable" or digest() != AT_START
+def loaded_files(root: Path = ROOT) -> set[str]:
+    """Our .py files behind the modules this process has imported, by path relative to `root`."""
+    files = set()
+    for module in list(sys.modules.values()):  # a copy: another thread may import meanwhile
+        file = getattr(module, "__file__", None)
+        if not file:
+            continue
+        path = Path(file).resolve()
+        if path.suffix == ".py" and path.is_relative_to(root) and path.relative_to(root).parts[0] in PACKAGES:
+            files.add(path.relative_to(root).as_posix())
+    return files
+
+
+def changed_since_start(at_start: dict[str, str] | None = None, root: Path = ROOT) -> bool:
+    """Whether a module this process has loaded differs on disk from when the process began: added
+    since (absent at start), edited, deleted or unreadable."""
+    at_start = AT_START if at_start is None else at_start
+    now = fingerprints(root)
+    return any(at_start.get(f, UNREADABLE) == UNREADABLE or now.get(f) != at_start[f] for f in loaded_files(root))

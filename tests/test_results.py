@@ -35,19 +35,34 @@ def test_written_result_round_trips_and_a_wrong_schema_is_named(tmp_path):
         load_result(bad)
 
 
-def test_a_result_written_after_our_source_changed_says_so(monkeypatch, capsys, tmp_path):
+def test_fingerprints_see_every_edit_and_skip_what_is_not_a_module(tmp_path):
     from core import code_state
 
     for package in code_state.PACKAGES:
         (tmp_path / package).mkdir()
     (tmp_path / "tasks" / "a.py").write_text("x = 1\n")
-    before = code_state.digest(tmp_path)
-    assert code_state.digest(tmp_path) == before
-    (tmp_path / "tasks" / "a.py").write_text("x = 2\n")  # an edit anywhere in our packages changes it
-    assert code_state.digest(tmp_path) != before
+    before = code_state.fingerprints(tmp_path)
+    assert before == code_state.fingerprints(tmp_path) and list(before) == ["tasks/a.py"]
+    (tmp_path / "tasks" / "a.py").write_text("x = 2\n")
+    assert code_state.fingerprints(tmp_path)["tasks/a.py"] != before["tasks/a.py"]
     (tmp_path / "tasks" / ".#a.py").symlink_to(tmp_path / "nowhere")  # an editor's lock file is not a module
-    assert code_state.digest(tmp_path) != before and code_state.digest(tmp_path) != "unreadable"
-    monkeypatch.setattr(code_state, "AT_START", "another-version")  # as if edited since this process began
+    assert list(code_state.fingerprints(tmp_path)) == ["tasks/a.py"]
+
+
+def test_only_an_edit_to_a_loaded_module_marks_the_result(monkeypatch, capsys):
+    from core import code_state
+
+    now = code_state.fingerprints()
+    loaded = code_state.loaded_files()
+    assert "core/results.py" in loaded
+    never_loaded = sorted(set(now) - loaded)[0]
+    # An edit to a module this process never imported: what it computed is what HEAD says.
+    assert not code_state.changed_since_start({**now, never_loaded: "an older version"})
+    # An edit to one it runs, a module added since it began, one that could not be read: all a mix.
+    assert code_state.changed_since_start({**now, "core/results.py": "an older version"})
+    assert code_state.changed_since_start({f: h for f, h in now.items() if f != "core/results.py"})
+    assert code_state.changed_since_start({**now, "core/results.py": code_state.UNREADABLE})
+    monkeypatch.setattr(code_state, "AT_START", {**now, "core/results.py": "an older version"})
     record = load_result(write_result("unit", "m", "cpu", 0, {"coverage": 0.5}, {}, {}, {}))
     assert record["provenance"]["git_sha"].endswith("-code-changed-during-run")
     assert "our source changed while this run was under way" in capsys.readouterr().err
