@@ -57,6 +57,9 @@ GRIDS = {
     # The same models at the last block (the second chess reading): their own checkpoints, no dictionary.
     ("chess", "cpu", "layer.-1"): [(m, s) for s in (0, 1, 2) for m in ("dense", "switch", "moex", "moe")],
 }
+# The task settings (`ARGS`) of each variant grid, whose results folder is the key's third part (a test
+# checks that these settings send results there).
+VARIANT_SETTINGS = {("chess", "cpu", "layer.-1"): ("layer=-1",)}
 
 
 def grid_variant(task: str, overrides: list[str]) -> str | None:
@@ -188,15 +191,9 @@ def _grid_commands(task: str, preset: str) -> list[str]:
     commands = []
     for key in GRIDS:
         if key[:2] == (task, preset):
-            args = "" if len(key) == 2 else f" ARGS=\"{' '.join(_variant_overrides(key[2]))}\""
+            args = "" if len(key) == 2 else f" ARGS=\"{' '.join(VARIANT_SETTINGS[key])}\""
             commands.append(f"make grid TASK={task} PRESET={preset}{args}")
     return commands
-
-
-def _variant_overrides(variant: str) -> list[str]:
-    """The task settings of a variant grid's folder: layer.-1 -> layer=-1."""
-    name, _, value = variant.partition(".")
-    return [f"{name}={value}"]
 
 
 def run_grid(task: str, preset: str, jobs: int, dry_run: bool, overrides: list[str] = ()) -> None:

@@ -85,6 +85,15 @@ def test_the_grids_runs_are_quiet_single_threaded_and_keep_the_floor_in_their_ow
     assert env["MOEXBENCH_SIDE_PROCESS"] == "0"  # two runs already fill two cores: no third process each
 
 
+def test_each_variant_grid_names_the_settings_that_send_results_to_its_folder():
+    from bench.grid import VARIANT_SETTINGS, grid_variant
+
+    variant_grids = [key for key in GRIDS if len(key) == 3]
+    assert sorted(VARIANT_SETTINGS) == sorted(variant_grids)
+    for task, preset, folder in variant_grids:
+        assert grid_variant(task, list(VARIANT_SETTINGS[(task, preset, folder)])) == folder
+
+
 def test_a_variants_grid_scores_into_its_own_folder_and_passes_its_settings(tmp_path, monkeypatch):
     import subprocess
 
