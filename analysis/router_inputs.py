@@ -22,9 +22,11 @@ validation rows:
 
     python -m analysis.router_inputs --task chess --preset cpu --models moex,moe,switch --seeds 0,1,2
 
-prints one row per model, seed and block, and writes `results/<task>/routers/inputs.json`, replacing
-what an earlier run wrote there (the checkpoints on this machine; a seed whose checkpoint is not here
-is named and left out).
+prints one row per model, seed and block, and writes `results/<task>/routers/inputs.json`. A run reads
+the checkpoints on this machine: a seed whose checkpoint is not here is named and not read, and its
+earlier reading in that file, if any, is kept as it was (a fresh clone holds seed 0's checkpoints
+only, so running this there must not drop the readings of seeds trained elsewhere). Each reading
+carries its own provenance: the sha, date and command it was read with.
 """
 
 from __future__ import annotations
@@ -104,6 +106,23 @@ def read_model(task, model: str, preset: str, seed: int) -> dict | None:
             "blocks": [block_reading(adapter, tokens, i) for i in blocks]}
 
 
+def merged(earlier: dict | None, new: list[dict]) -> tuple[list[dict], list[dict]]:
+    """The readings of an earlier file with this run's: a (model, seed) read now replaces its earlier
+    reading in place, the others are kept (stamped with the earlier file's provenance when they carry
+    none of their own, as files before per-reading provenance do), and new pairs follow. Returns all
+    the readings and the kept ones."""
+    fresh = {(r["model"], r["seed"]): r for r in new}
+    readings, kept = [], []
+    for reading in (earlier or {}).get("readings", []):
+        key = (reading["model"], reading["seed"])
+        if key in fresh:
+            readings.append(fresh.pop(key))
+        else:
+            kept.append({"provenance": earlier["provenance"], **reading})
+            readings.append(kept[-1])
+    return readings + list(fresh.values()), kept
+
+
 def table(readings: list[dict]) -> str:
     lines = ["model    seed block  unused  top-k load  shared mean  scores between / within  top-1 gate  "
              "unused if centred"]
@@ -147,10 +166,19 @@ def main(argv: list[str] | None = None) -> int:
             raise BenchError("no checkpoint of those models and seeds is on this machine; nothing written")
         command = (f"python -m analysis.router_inputs --task {args.task} --preset {args.preset} "
                    f"--models {args.models} --seeds {args.seeds}")
-        record = {"task": args.task, "preset": args.preset, "rows": ROWS, "readings": readings,
-                  "provenance": {"git_sha": git_sha(), "command": command,
-                                 "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}}
+        provenance = {"git_sha": git_sha(), "command": command,
+                      "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+        readings = [{**reading, "provenance": provenance} for reading in readings]
         path = task_dir(args.task, args.preset) / "routers" / "inputs.json"
+        earlier = json.loads(path.read_text()) if path.exists() else None
+        if earlier is not None and (earlier["task"], earlier["preset"], earlier["rows"]) != (args.task, args.preset, ROWS):
+            print(f"{path} was read over {earlier['rows']} rows, this run over {ROWS}: its readings are replaced")
+            earlier = None
+        readings, kept = merged(earlier, readings)
+        for reading in kept:
+            print(f"{reading['model']} seed {reading['seed']}: kept as read on {reading['provenance']['created']}")
+        record = {"task": args.task, "preset": args.preset, "rows": ROWS, "readings": readings,
+                  "provenance": provenance}
         atomic_write_text(path, json.dumps(record, indent=1) + "\n")
         print(table(readings))
         print(f"wrote {path}")

@@ -73,3 +73,21 @@ def test_a_block_of_a_random_moex_is_read_whole():
     assert reading["top1_gate"] == pytest.approx(first, abs=1e-6)
     assert (reading["score_between"], reading["score_within"]) == pytest.approx(score_spread(scores))
     assert reading["router"] == "sparsity" and reading["block"] == 0
+
+
+def test_a_run_replaces_what_it_read_and_keeps_the_seeds_it_could_not_read():
+    from analysis.router_inputs import merged
+
+    old_provenance = {"git_sha": "abc", "created": "2026-12-01T00:00:00+00:00"}
+    earlier = {"provenance": old_provenance, "readings": [
+        {"model": "moex", "seed": 0, "blocks": ["old"]}, {"model": "moex", "seed": 2, "blocks": ["old"]}]}
+    new = [{"model": "moex", "seed": 0, "blocks": ["new"], "provenance": {"created": "now"}},
+           {"model": "moe", "seed": 0, "blocks": ["new"], "provenance": {"created": "now"}}]
+    readings, kept = merged(earlier, new)
+    assert [(r["model"], r["seed"], r["blocks"]) for r in readings] == [
+        ("moex", 0, ["new"]), ("moex", 2, ["old"]), ("moe", 0, ["new"])]
+    assert kept == [readings[1]] and kept[0]["provenance"] == old_provenance
+    # a kept reading that names its own provenance keeps it
+    again, _ = merged({"provenance": {"created": "later"}, "readings": readings}, [])
+    assert again[1]["provenance"] == old_provenance and again[0]["provenance"] == {"created": "now"}
+    assert merged(None, new) == (new, [])
