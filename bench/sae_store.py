@@ -57,17 +57,14 @@ def attach_sae(adapter, task, preset: str, seed: int, config, device: str, role:
     path, release = os.environ.get("MOEXBENCH_SAE_PATH"), os.environ.get("MOEXBENCH_SAE_RELEASE")
     folder = getattr(adapter, "sae_folder", None)
     if role == "trained" and folder:
-        sae, source = _from_named_folder(folder, hook, width, sites, device)
-        check_sae_site(sae, f"SAE {folder}", hook, adapter.n_layers)
+        sae, source = _from_named_folder(folder, hook, width, sites, device, adapter.n_layers)
     elif role == "trained" and path:
         path = Path(path).expanduser().resolve()  # recorded as the result's own_dictionary records it
-        sae = st.load_sae(path, hook, width, sites, yours=True).to(device)
+        sae = st.load_sae(path, hook, width, sites, yours=True, n_layers=adapter.n_layers).to(device)
         source = {"source": f"SAELens folder {path} (MOEXBENCH_SAE_PATH)"}
-        check_sae_site(sae, f"SAE {path}", hook, adapter.n_layers)
     elif role == "trained" and release:
-        sae = _from_release(release, hook, width, sites, device)
+        sae = _from_release(release, hook, width, sites, device, adapter.n_layers)
         source = {"source": f"SAELens release {release} (MOEXBENCH_SAE_RELEASE)"}
-        check_sae_site(sae, f"SAE {release}", hook, adapter.n_layers)
     else:
         sae, source = _trained_here(adapter, task, preset, seed, config, device, role, hook)
     adapter.use_sae(sae, hook, source)
@@ -110,14 +107,15 @@ def check_folder_fits(folder: Path, layer: int, site: str, n_layers: int, widths
         return
     hooks = {s: site_hook_for(layer, s, n_layers) for s in widths}
     trained_on = cfg["metadata"].get("hook_name") if isinstance(cfg.get("metadata"), dict) else None
-    d_in = cfg.get("d_in")  # the width first, as loading checks them
+    d_in = cfg.get("d_in")
     if not isinstance(d_in, int) or d_in != encoder_rows(folder):
         return  # weights unreadable or not of the width cfg.json says: loading names the folder as damaged
+    # The hook first, as loading checks them: its message names the layer and site to score instead.
+    if isinstance(trained_on, str):
+        check_sae_hook(trained_on, f"SAE {folder}", hooks[site], n_layers)
     if widths[site] is not None and d_in != widths[site]:
         known = [f"{hooks[s]} ({width} wide)" for s, width in widths.items() if width is not None]
         raise st.other_width(folder, d_in, hooks[site], widths[site], known)
-    if isinstance(trained_on, str):
-        check_sae_hook(trained_on, f"SAE {folder}", hooks[site], n_layers)
 
 
 def saelens_cfg(folder: Path) -> dict | None:
@@ -144,10 +142,10 @@ def encoder_rows(folder: Path) -> int | None:
         return None
 
 
-def _from_named_folder(folder: Path, hook: str, width: int, sites: list, device: str):
+def _from_named_folder(folder: Path, hook: str, width: int, sites: list, device: str, n_layers: int):
     from models.checkpoint import file_sha256
 
-    sae = st.load_sae(folder, hook, width, sites, yours=True).to(device)
+    sae = st.load_sae(folder, hook, width, sites, yours=True, n_layers=n_layers).to(device)
     weights = folder / "sae_weights.safetensors"
     return sae, {"source": f"SAELens folder {folder}", "sae_sha256": file_sha256(weights) if weights.exists() else None}
 
@@ -235,7 +233,7 @@ def _trained_here(adapter, task, preset, seed, config, device, role, hook):
                  "sae_sha256": file_sha256(folder / "sae_weights.safetensors")}
 
 
-def _from_release(release: str, hook: str, width: int, sites: list, device: str):
+def _from_release(release: str, hook: str, width: int, sites: list, device: str, n_layers: int):
     from sae_lens import SAE
 
     name, sep, sae_id = release.partition("/")
@@ -248,6 +246,7 @@ def _from_release(release: str, hook: str, width: int, sites: list, device: str)
         raise BenchError(f"MOEXBENCH_SAE_RELEASE={release}: SAELens could not load it ({type(e).__name__}: {why}); "
                          f"where the hub is unreachable, load it on a machine that reaches it, save it with "
                          f"save_model(folder) and point MOEXBENCH_SAE_PATH at that folder") from None
+    check_sae_site(sae, f"SAE {release}", hook, n_layers)  # the hook first: its message names what to score
     if sae.cfg.d_in != width:
         raise BenchError(f"SAE {release} reads {sae.cfg.d_in}-wide activations but site {hook} is {width} wide; "
                          f"valid sites: {', '.join(sites)}")

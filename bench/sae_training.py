@@ -214,9 +214,11 @@ def save_sae(sae, folder: Path, record: dict) -> None:
 
 
 def load_sae(folder: Path, expected_hook: str | None = None, expected_d_in: int | None = None, valid_sites=(),
-             yours: bool = False):
-    """An SAE from a SAELens folder, in float32, checked against the site it will read. `yours`: a
-    folder the user named, which this harness never retrains, so a damaged one is not told to be deleted."""
+             yours: bool = False, n_layers: int | None = None):
+    """An SAE from a SAELens folder, in float32, checked against the site it will read: the hook it
+    records first (that message names the layer and site to score; `n_layers`: the model's blocks, to
+    tell another model's SAE), then its width. `yours`: a folder the user named, which this harness
+    never retrains, so a damaged one is not told to be deleted."""
     from sae_lens import SAE
     from sae_lens.registry import SAE_CLASS_REGISTRY, SAE_TRAINING_CLASS_REGISTRY
 
@@ -241,6 +243,10 @@ def load_sae(folder: Path, expected_hook: str | None = None, expected_d_in: int 
     except Exception as e:  # noqa: BLE001 - SAELens raises many kinds for a damaged folder; all mean the same
         said = " ".join(str(e).split())[:160]  # torch's size-mismatch text spans lines
         raise BenchError(f"SAE folder {folder} is damaged ({type(e).__name__}: {said}); {fix}") from None
+    if expected_hook is not None:
+        from bench.sae_store import check_sae_site
+
+        check_sae_site(sae, f"SAE {folder}", expected_hook, n_layers)
     if expected_d_in is not None and sae.cfg.d_in != expected_d_in:
         raise other_width(folder, sae.cfg.d_in, expected_hook, expected_d_in, valid_sites)
     return sae.eval()

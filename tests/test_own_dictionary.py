@@ -107,7 +107,7 @@ def test_a_bad_variable_is_refused_when_the_model_is_named_before_any_training(c
 
 def test_a_release_that_cannot_be_fetched_is_one_line_naming_the_offline_fix(tmp_path):
     code = ("from bench.sae_store import _from_release\n"
-            "_from_release('gpt2-small-res-jb/blocks.8.hook_resid_pre', 'blocks.8.hook_resid_pre', 768, [], 'cpu')")
+            "_from_release('gpt2-small-res-jb/blocks.8.hook_resid_pre', 'blocks.8.hook_resid_pre', 768, [], 'cpu', 12)")
     empty = str(tmp_path / "hf")  # an empty cache and no hub, whatever this machine's cache holds
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": empty, "HF_HUB_CACHE": empty}
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
@@ -174,11 +174,9 @@ def test_your_sae_that_cannot_read_the_scored_site_is_refused_before_any_work(cl
     clean.setenv("MOEXBENCH_SAE_PATH", str(_sae_folder(tmp_path)))  # blocks.1.mlp.hook_post, 128 wide
     clean.setenv("MOEXBENCH_RESULTS", str(tmp_path / "results"))
     sae_model = registry.model_adapter("dense+sae")
-    d_model = ChessTask.dense_config("tiny").d_model
     for setting, words in [("layer=-2", r"trained on blocks\.1\.mlp\.hook_post, but the task reads blocks\.2\.mlp"),
-                           ("site=resid", rf"reads 128-wide activations but site blocks\.1\.hook_resid_post is "
-                                          rf"{d_model} wide; choose a site of that width \(blocks\.1\.mlp\.hook_post "
-                                          rf"\(128 wide\)")]:
+                           ("site=resid", r"trained on blocks\.1\.mlp\.hook_post, but the task reads "
+                                          r"blocks\.1\.hook_resid_post; score that site with ARGS='layer=1 site=mlp'")]:
         with pytest.raises(BenchError, match=words):
             checked_target(sae_model, ChessTask, settings_for(sae_model, ChessTask, [setting]), "tiny", 0)
     checked_target(sae_model, ChessTask, settings_for(sae_model, ChessTask, []), "tiny", 0)  # the site it reads

@@ -51,10 +51,16 @@ def test_a_folder_is_checked_from_its_files_as_saelens_reads_them(tmp_path):
 
     folder = _saved_sae(tmp_path / "sae")
     check_folder_fits(folder, -3, "mlp", 4, WIDTHS)  # blocks.1.mlp.hook_post, 128 wide
-    with pytest.raises(BenchError, match=r"reads 128-wide activations but site blocks\.1\.hook_resid_post is 32 wide"):
+    # Another site: the hook it was trained on comes first, for that message names the site to score.
+    with pytest.raises(BenchError, match=r"trained on blocks\.1\.mlp\.hook_post, but the task reads "
+                                         r"blocks\.1\.hook_resid_post; score that site with ARGS='layer=1 site=mlp'"):
         check_folder_fits(folder, -3, "resid", 4, WIDTHS)
     with pytest.raises(BenchError, match=r"trained on blocks\.1\.mlp\.hook_post, but the task reads blocks\.2"):
         check_folder_fits(folder, -2, "mlp", 4, WIDTHS)
+    # One that does not say where it was trained is held to its width alone.
+    _rewrite_cfg(folder, lambda c: {**c, "metadata": {k: v for k, v in c["metadata"].items() if k != "hook_name"}})
+    with pytest.raises(BenchError, match=r"reads 128-wide activations but site blocks\.1\.hook_resid_post is 32 wide"):
+        check_folder_fits(folder, -3, "resid", 4, WIDTHS)
     # Before SAELens 6.0 the hook was a top-level hook_point, with no metadata: read as SAELens reads it.
     _rewrite_cfg(folder, lambda c: {**{k: v for k, v in c.items() if k != "metadata"},
                                     "hook_point": "blocks.2.mlp.hook_post"})
