@@ -113,9 +113,11 @@ def _check_fits(spec: str, vocab: int, n_ctx: int, task, preset: str) -> None:
     dense = task.dense_config(preset)
     if vocab != dense.vocab_size:
         fitting = _fitting_presets(task, vocab)
+        elsewhere = _fitting_elsewhere(task, vocab)
         raise BenchError(f"{spec} has a {vocab}-token vocabulary but {task.name} preset {preset} reads "
                          f"{dense.vocab_size} tokens; choose a preset with the model's tokenizer "
-                         f"({', '.join(fitting) or f'none of the {task.name} presets'})")
+                         f"({', '.join(fitting) or f'none of the {task.name} presets'})"
+                         + (f", or score it on another task: {'; '.join(elsewhere)}" if elsewhere else ""))
     if n_ctx < dense.n_ctx:
         fitting = _fitting_presets(task, vocab, max_ctx=n_ctx)
         raise BenchError(f"{spec} reads at most {n_ctx} tokens but {task.name} preset {preset} feeds "
@@ -123,6 +125,22 @@ def _check_fits(spec: str, vocab: int, n_ctx: int, task, preset: str) -> None:
                                               if fitting else f"no {task.name} preset with its tokenizer feeds "
                                               f"{n_ctx} tokens or fewer, so it cannot be scored on "
                                               f"{task.name}: score a model with a longer context"))
+
+
+def _fitting_elsewhere(task, vocab: int) -> list[str]:
+    """`TASK=<name> PRESET=<presets>` for each other task that scores outside models and has presets
+    reading a `vocab`-token vocabulary."""
+    from bench import registry
+
+    found = []
+    for name in registry.TASKS:
+        other = registry.task(name)
+        if name == task.name or other.builds_own_models:
+            continue
+        fitting = _fitting_presets(other, vocab)
+        if fitting:
+            found.append(f"TASK={name} PRESET={'|'.join(fitting)}")
+    return found
 
 
 def _fitting_presets(task, vocab: int, max_ctx: int | None = None) -> list[str]:

@@ -275,6 +275,18 @@ def test_a_gpt2_with_another_vocabulary_than_the_preset_is_refused(tmp_path):
                     "tokenizer (paper, tiny-gpt2)")
 
 
+def test_a_model_for_another_task_is_pointed_to_that_task():
+    from bench.external_loading import _check_fits
+    from tasks.chess.task import ChessTask
+    from tasks.language.task import LanguageTask
+
+    with pytest.raises(BenchError, match=r"none of the chess presets\), or score it on another task: "
+                                         r"TASK=language PRESET=[a-z0-9|-]*tiny-gpt2"):
+        _check_fits("hf:gpt2", 50257, 1024, ChessTask, "tiny")
+    with pytest.raises(BenchError, match=r"or score it on another task: TASK=chess PRESET=[a-z0-9|-]*tiny"):
+        _check_fits("nanogpt:ckpt.pt", len(VOCAB), 1023, LanguageTask, "tiny-gpt2")
+
+
 def test_a_gpt2_with_a_shorter_context_than_the_preset_is_pointed_to_one_that_fits_or_told_none_does(tmp_path):
     _save_gpt2(tmp_path / "gpt2")  # 64 positions: tiny-gpt2 feeds 64, paper 1,024
     _expect_refusal(tmp_path, f"hf:{tmp_path / 'gpt2'}", "language", "paper",
