@@ -189,7 +189,7 @@ def test_weakest_negatives_stand_in_only_when_verified_ones_run_short():
     rng = np.random.default_rng(0)
     dense_like = np.linspace(0.01, 5, 400)  # fires a little in every window: no verified negative
     rules = SamplingRules(n_explain=40, n_test_per_decile=5, n_negative=50, min_activating=200)
-    assert sample_feature(dense_like, rules, rng) == "0 windows without any activation, fewer than 50"
+    assert sample_feature(dense_like, rules, rng) == "0 windows where it never fires, fewer than the 50 negatives needed"
     weak = sample_feature(dense_like, SamplingRules(negatives="weakest"), rng)
     assert not weak.negatives_verified
     assert sorted(weak.negative.tolist()) == list(range(50))  # the 50 lowest maxima

@@ -156,6 +156,8 @@ class LanguageTask(Task):
                                     config.batch_size)
         metrics.update(result.metrics)
         metrics["n_features"] = n_features
+        for line in warnings(metrics, adapter.name):
+            print(f"warning: {line}")
         details = {"feature_hook": adapter.feature_hook(config.layer, config.site),
                    "feature_kind": adapter.feature_kind, "tokenizer": LanguageTask.token_format(preset),
                    "model": model_details,
@@ -182,6 +184,25 @@ class LanguageTask(Task):
         from tasks.language.feature_pages import render_pages
 
         return render_pages(result_dir("language", preset, variant))
+
+
+def warnings(metrics: dict, name: str) -> list[str]:
+    """What makes a headline number weak, said when it is printed rather than left in the JSON."""
+    said = []
+    if metrics.get("mostly_dead"):
+        said.append(f"{metrics['dead_fraction']:.0%} of {name}'s features never fire on the validation text; "
+                    f"flagged as mostly_dead in the results")
+    sampled, scored = metrics.get("autointerp_features_sampled", 0), metrics.get("detection_n_features", 0)
+    if sampled and scored < sampled / 2:
+        said.append(f"auto-interp scored {scored} of the {sampled} features sampled (skipped: "
+                    f"{metrics.get('autointerp_skipped_few_activating', 0)} firing in too few windows, "
+                    f"{metrics.get('autointerp_skipped_few_negatives', 0)} in too many to find negatives): "
+                    f"detection and fuzzing are means over {scored}")
+    ablation_gap = metrics.get("ce_zero_ablation", 0.0) - metrics.get("ce_clean", 0.0)
+    if "loss_recovered" in metrics and abs(ablation_gap) < 0.01:
+        said.append(f"zero-ablating the scored site moves the loss by {ablation_gap:+.4f} nats only, so "
+                    f"loss_recovered ({metrics['loss_recovered']:.3f}) divides by almost nothing")
+    return said
 
 
 def _backend(config: LanguageConfig, stack: contextlib.ExitStack):

@@ -91,9 +91,9 @@ def run_autointerp(feature_fn: FeatureFn, n_features: int, sequences: np.ndarray
 
 
 def _fix(skipped: Counter) -> str:
-    """What to change, from why the features were skipped: dense features (fewer windows without any
-    activation than the negatives need) score under negatives=weakest, a labelled protocol change."""
-    if any("windows without any activation" in reason for reason in skipped):
+    """What to change, from why the features were skipped: dense features (fewer windows where they
+    never fire than the negatives need) score under negatives=weakest, a labelled protocol change."""
+    if any("where it never fires" in reason for reason in skipped):
         return ('features that fire in almost every window can be scored with ARGS="negatives=weakest" '
                 '(negatives from the lowest maxima; the result says so), or sample more features '
                 '(n_features)')
@@ -117,7 +117,7 @@ def _rng(seed: int, feature, stream: int = 0) -> np.random.Generator:
 
 def _summarise(records: list[dict], n_sampled: int, skipped: Counter, backend: Backend, rules: SamplingRules,
                seed: int, started: float) -> tuple[dict, dict]:
-    few_negatives = sum(n for reason, n in skipped.items() if "without any activation" in reason)
+    few_negatives = sum(n for reason, n in skipped.items() if "where it never fires" in reason)
     metrics = {"autointerp_features_sampled": n_sampled, "autointerp_features_skipped": sum(skipped.values()),
                "autointerp_skipped_few_activating": sum(skipped.values()) - few_negatives,
                "autointerp_skipped_few_negatives": few_negatives,

@@ -71,7 +71,7 @@ def sample_feature(window_max: np.ndarray, rules: SamplingRules, rng: np.random.
     if len(activating) < rules.min_activating:
         return f"{len(activating)} activating windows, fewer than {rules.min_activating}"
     if len(negatives) < rules.n_negative:
-        return f"{len(negatives)} windows without any activation, fewer than {rules.n_negative}"
+        return f"{len(negatives)} windows where it never fires, fewer than the {rules.n_negative} negatives needed"
     deciles = decile_of(window_max, activating)
     per_explain = rules.n_explain // N_DECILES
     explain, explain_dec, test, test_dec = [], [], [], []
