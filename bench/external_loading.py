@@ -5,6 +5,7 @@ floor (the same TransformerLens architecture, freshly initialised and seeded).""
 from __future__ import annotations
 
 import functools
+import hashlib
 from pathlib import Path
 from typing import NamedTuple
 
@@ -50,11 +51,20 @@ def load_external(adapter_cls, task, preset: str, device: str):
     model = load_external_model(adapter_cls, device)
     _check_fits(adapter_cls.spec, model.cfg.d_vocab, model.cfg.n_ctx, task, preset)
     source = adapter_cls.source
-    weights = source if source.is_file() else next(
-        p for p in (source / "model.safetensors", source / "pytorch_model.bin") if p.exists())
     meta = {"command": f"loaded from {adapter_cls.spec}", "trained_on": "outside this harness",
-            "source_sha256": file_sha256(weights)}
+            "source_sha256": _weights_sha256(source)}
     return adapter_cls(model), meta, Path(source)
+
+
+def _weights_sha256(source: Path) -> str:
+    """sha256 of the checkpoint's weights: of the file itself (ckpt.pt, model.safetensors), or for a
+    sharded save, of the lines `<shard name> <its sha256>` in name order."""
+    from models.hf_gpt2 import weight_files
+
+    files = [source] if source.is_file() else weight_files(source)
+    if len(files) == 1:
+        return file_sha256(files[0])
+    return hashlib.sha256("".join(f"{f.name} {file_sha256(f)}\n" for f in files).encode()).hexdigest()
 
 
 def random_external(adapter_cls, seed: int):

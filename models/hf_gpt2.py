@@ -16,7 +16,10 @@ import torch
 
 from core.errors import BenchError
 
+# What save_pretrained writes: one file, or shards listed by an index beside them (a large model, or a
+# small max_shard_size).
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+WEIGHT_INDEXES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
 # config.json fields that change the computation in ways this loader does not reproduce.
 _UNSUPPORTED = {"scale_attn_by_inverse_layer_idx": True, "reorder_and_upcast_attn": True, "add_cross_attention": True,
                 "scale_attn_weights": False}
@@ -45,9 +48,31 @@ def read_gpt2_config(folder: Path) -> dict:
     missing = [k for k in ("n_embd", "n_head", "n_layer", "n_positions", "vocab_size") if k not in config]
     if missing:
         raise BenchError(f"{path}: lacks {', '.join(missing)}; not a complete GPT-2 config")
-    if not any((folder / name).is_file() for name in WEIGHT_FILES):
-        raise BenchError(f"hf:{folder}: no weights ({' or '.join(WEIGHT_FILES)}) beside config.json")
+    weight_files(folder)  # refuses a folder without them
     return config
+
+
+def weight_files(folder: Path) -> list[Path]:
+    """The weight files save_pretrained wrote in `folder`: the single file, else the shards its index
+    lists (safetensors preferred, as transformers prefers them)."""
+    for name in WEIGHT_FILES:
+        if (folder / name).is_file():
+            return [folder / name]
+    for name in WEIGHT_INDEXES:
+        index = folder / name
+        if not index.is_file():
+            continue
+        try:
+            shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, AttributeError) as e:
+            raise BenchError(f"{index}: not an index of shards ({type(e).__name__}: {e}); save the model again "
+                             f"with save_pretrained") from None
+        absent = [shard for shard in shards if not (folder / shard).is_file()]
+        if absent or not shards:
+            raise BenchError(f"{index} lists {len(shards)} shard(s) and {len(absent)} are not in the folder "
+                             f"({', '.join(absent[:3]) or 'none listed'}); copy every shard beside it")
+        return [folder / shard for shard in shards]
+    raise BenchError(f"hf:{folder}: no weights ({' or '.join(WEIGHT_FILES + WEIGHT_INDEXES)}) beside config.json")
 
 
 def tl_config(config: dict, device: str = "cpu"):
@@ -88,13 +113,13 @@ def load_hf_gpt2(folder: Path, device: str = "cpu"):
 
 
 def _check_weight_shapes(folder: Path, config: dict) -> None:
-    """model.safetensors' tensors against the shapes config.json gives them, read from the file's header
-    only: transformers reports a mismatch in a log and raises with no tensor named. (A pytorch_model.bin
-    is left to transformers: reading its shapes means loading it.)"""
+    """The safetensors weights' tensors (the one file or every shard) against the shapes config.json gives
+    them, read from the files' headers only: transformers reports a mismatch in a log and raises with no
+    tensor named. (pytorch_model.bin is left to transformers: reading its shapes means loading it.)"""
     from safetensors import safe_open
 
-    path = folder / "model.safetensors"
-    if not path.is_file():
+    files = weight_files(folder)
+    if files[0].suffix != ".safetensors":
         return
     e, inner, v, ctx = config["n_embd"], config.get("n_inner") or 4 * config["n_embd"], config["vocab_size"], \
         config["n_positions"]
@@ -105,13 +130,16 @@ def _check_weight_shapes(folder: Path, config: dict) -> None:
                  "mlp.c_proj.bias": (e,)}  # Conv1D stores (in, out)
     for i in range(config["n_layer"]):
         expected.update({f"h.{i}.{k}": shape for k, shape in per_block.items()})
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
-    except Exception as err:  # noqa: BLE001 - safetensors raises its own kinds for a damaged header
-        raise BenchError(f"hf:{folder}: model.safetensors is not readable ({type(err).__name__}: "
-                         f"{str(err).splitlines()[0] if str(err) else 'no message'}); save the model again with "
-                         f"save_pretrained") from None
+    shapes = {}
+    for path in files:
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                shapes.update({k: tuple(f.get_slice(k).get_shape()) for k in f.keys()})
+        except Exception as err:  # noqa: BLE001 - safetensors raises its own kinds for a damaged header
+            raise BenchError(f"hf:{folder}: {path.name} is not readable ({type(err).__name__}: "
+                             f"{str(err).splitlines()[0] if str(err) else 'no message'}); save the model again with "
+                             f"save_pretrained") from None
+    where = files[0].name if len(files) == 1 else f"the {len(files)} shards"
     names = {k.removeprefix("transformer.") for k in shapes}
     beyond = sorted({int(k.split(".")[1]) for k in names if k.startswith("h.") and k.split(".")[1].isdigit()
                      and int(k.split(".")[1]) >= config["n_layer"]})
@@ -119,12 +147,12 @@ def _check_weight_shapes(folder: Path, config: dict) -> None:
     if beyond or missing:
         found = f"holds blocks beyond n_layer={config['n_layer']} ({', '.join(map(str, beyond))})" if beyond else \
             f"lacks {len(missing)} tensor(s) config.json asks for, first {missing[0]}"
-        raise BenchError(f"hf:{folder}: model.safetensors {found}; give the config.json saved with these weights "
+        raise BenchError(f"hf:{folder}: {where} {found}; give the config.json saved with these weights "
                          f"(transformers would drop the extra or initialise the missing at random)")
     for key, shape in shapes.items():
         want = expected.get(key.removeprefix("transformer."))
         if want is not None and shape != want:
-            raise BenchError(f"hf:{folder}: {key} is {shape} in model.safetensors, while config.json (n_embd {e}, "
+            raise BenchError(f"hf:{folder}: {key} is {shape} in {where}, while config.json (n_embd {e}, "
                              f"n_inner {inner}, vocab_size {v}, n_positions {ctx}) gives {want}; give the config.json "
                              f"saved with these weights")
 

@@ -149,6 +149,26 @@ def test_a_transformers_gpt2_loads_to_the_same_logits(tmp_path):
     torch.testing.assert_close(cache["blocks.1.mlp.hook_post"], seen[0], atol=1e-4, rtol=0)
 
 
+def test_a_sharded_save_loads_its_shards_and_names_one_that_is_missing(tmp_path):
+    from bench.external_loading import _weights_sha256
+    from models.checkpoint import file_sha256
+    from models.hf_gpt2 import load_hf_gpt2, weight_files
+
+    hf = _save_gpt2(tmp_path / "one", activation="gelu_new")
+    hf.save_pretrained(tmp_path / "sharded", max_shard_size="100KB")  # a 4-block 32-wide model: several shards
+    shards = weight_files(tmp_path / "sharded")
+    assert len(shards) > 1 and not (tmp_path / "sharded" / "model.safetensors").exists()
+    tokens = torch.randint(0, 50257, (2, 20), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        torch.testing.assert_close(load_hf_gpt2(tmp_path / "sharded")(tokens), hf(tokens).logits, atol=1e-4, rtol=0)
+    assert _weights_sha256(tmp_path / "one") == file_sha256(tmp_path / "one" / "model.safetensors")
+    assert _weights_sha256(tmp_path / "sharded") != _weights_sha256(tmp_path / "one")
+    shards[-1].unlink()
+    with pytest.raises(BenchError, match=rf"lists {len(shards)} shard\(s\) and 1 are not in the folder "
+                                         rf"\({shards[-1].name}\); copy every shard beside it"):
+        load_hf_gpt2(tmp_path / "sharded")
+
+
 @pytest.mark.parametrize("bias", [False, True])
 def test_a_nanogpt_checkpoint_loads_to_the_same_logits(tmp_path, bias):
     from models.nanogpt_checkpoint import load_nanogpt
