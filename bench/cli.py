@@ -175,7 +175,7 @@ def _dispatch(args) -> None:
         from bench.model_identity import summary_lines
         from bench.report import headline_lines, write_summary
         from core.own_data import variant_part
-        from core.results import result_dir
+        from core.results import result_dir, result_files
 
         task = registry.task(args.task)
         registry.check_preset(args.preset, task)
@@ -191,6 +191,11 @@ def _dispatch(args) -> None:
                 there = [name.removesuffix(own).rstrip("_") or "(unset)" for name in there if name.endswith(own)]
             raise BenchError(f"no results in {folder} (VARIANT={asked or ''}); run the bench with those settings "
                              f"first, or choose VARIANT from: {', '.join(there) or 'none'}")
+        if not asked and not own and not (folder.is_dir() and any(result_files(folder))):
+            there = _variant_folders(args.task, args.preset)
+            if there:  # runs at another layer or site only: their folders are the variants
+                raise BenchError(f"no results in {folder} from the default settings; choose VARIANT from: "
+                                 f"{', '.join(there)} (make report ... VARIANT=<folder>)")
         paths = write_summary(args.task, args.preset, args.variant)
         paths += task.figures(args.preset, args.variant)  # drawn from the results files too, nothing recomputed
         print("\n".join(headline_lines(args.task, args.preset, args.variant)))

@@ -82,3 +82,15 @@ def test_make_train_trains_a_dictionary_models_parts_under_no_train(monkeypatch)
     with pytest.raises(Stop):
         cli.cmd_train(args)
     assert seen == {"allowed": True}
+
+
+def test_a_report_where_only_other_settings_were_scored_names_their_folders(tmp_path, monkeypatch, capsys):
+    from bench.cli import main
+    from core.results import write_result
+
+    monkeypatch.setenv("MOEXBENCH_RESULTS", str(tmp_path))
+    write_result("language", "dense", "tiny", 0, {"detection": 0.6}, {}, {}, {}, variant="layer.-1")
+    assert main(["report", "--task", "language", "--preset", "tiny"]) == 2
+    assert capsys.readouterr().err.strip().endswith("from the default settings; choose VARIANT from: layer.-1 "
+                                                    "(make report ... VARIANT=<folder>)")
+    assert main(["report", "--task", "language", "--preset", "tiny", "--variant", "layer.-1"]) == 0
