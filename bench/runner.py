@@ -18,6 +18,14 @@ from core.results import write_result
 from bench.sae_store import attach_features
 
 
+def checkpoint_named(stem: Path) -> str:
+    """A checkpoint of ours as `<checkpoints folder>/<task>/<stem>`, the same wherever the repository
+    lies (bench/model_identity.py reads it so); a model of yours by its whole path, as named."""
+    from core import paths
+
+    return str(stem.relative_to(stem.parents[2])) if stem.is_relative_to(paths.CHECKPOINTS) else str(stem)
+
+
 def run_bench(adapter_cls, task, config, preset: str, seed: int, device: str) -> Path:
     config, _ = checked_target(adapter_cls, task, config, preset, seed)
     if task.builds_own_models:
@@ -35,7 +43,7 @@ def run_bench(adapter_cls, task, config, preset: str, seed: int, device: str) ->
     out = task.evaluate(adapter, random_adapter, config, preset, seed)
     history = meta.get("history") or [{}]
     provenance = {
-        "checkpoint": str(stem.relative_to(stem.parents[2])) if len(stem.parents) > 2 else str(stem),
+        "checkpoint": checkpoint_named(stem),
         "trained": {"steps": history[-1].get("step"), "tokens": history[-1].get("tokens"),
                     "seconds": history[-1].get("seconds"), "command": meta.get("command"),
                     # checkpoints from before this field were all trained on this project's CPU machine

@@ -225,6 +225,7 @@ def test_hf_gpt2_and_an_sae_on_it_score_on_the_language_task(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(_one(tmp_path / "results/language/tiny-gpt2", "hf-gpt2-??????.json").read_text())
     assert result["provenance"]["feature_kind"].startswith("MLP neurons (hook_post) of hf:")
+    assert result["provenance"]["checkpoint"] == str((tmp_path / "gpt2").resolve())  # the whole path, as named
     assert result["metrics"]["loss_recovered"] == pytest.approx(1.0)  # neurons splice in exactly
     assert result["metrics"]["detection_n_features"] > 0
     assert re.search(r"hf-gpt2-[0-9a-f]{6} on language", out.stdout)
