@@ -67,6 +67,10 @@ def adapter_for(spec: str):
     if kind not in KINDS or not path:
         raise BenchError(f"model {spec!r}: write hf:<folder>, nanogpt:<ckpt.pt>, or either followed by "
                          f"+sae:<SAELens folder>")
+    other_part = re.search(r"\+([A-Za-z_-]+):", path)
+    if other_part and not Path(path).expanduser().exists():  # a misspelt +sae:, not a path with a + in it
+        raise BenchError(f"model {spec!r}: +{other_part[1]}: is not a part this harness reads; write "
+                         f"+sae:<SAELens folder> after the model")
     source = Path(path).expanduser().resolve()
     label = source.name if kind == "hf" else f"{source.parent.name}-{source.stem}"
     model_spec = f"{kind}:{source}"  # as resolved: what a result records must not depend on where it ran
@@ -77,6 +81,9 @@ def adapter_for(spec: str):
     if not sae_spec:
         raise BenchError(f"model {spec!r}: +sae: needs a SAELens folder after it")
     folder = Path(sae_spec).expanduser().resolve()
+    if not folder.is_dir():
+        raise BenchError(f"+sae:{folder}: {'a file, not a folder' if folder.exists() else 'no such folder'}; "
+                         f"give the folder SAELens' save_model wrote (cfg.json and sae_weights.safetensors)")
     if not (folder / "cfg.json").is_file():
         raise BenchError(f"+sae:{folder}: not a SAELens SAE folder (no cfg.json); save one with sae.save_model(folder) "
                          f"(a dictionary_learning ae.pt: python -m bench.convert_sae)")

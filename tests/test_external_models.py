@@ -296,6 +296,18 @@ def test_a_gpt2_with_another_vocabulary_than_the_preset_is_refused(tmp_path):
                     "tokenizer (paper, tiny-gpt2)")
 
 
+def test_a_misspelt_sae_part_and_a_missing_sae_folder_are_named(tmp_path):
+    from adapters.external import adapter_for
+
+    with pytest.raises(BenchError, match=r"\+sea: is not a part this harness reads; write \+sae:<SAELens folder>"):
+        adapter_for(f"hf:{tmp_path / 'gpt2'}+sea:{tmp_path / 'sae'}")
+    with pytest.raises(BenchError, match=r"sae: no such folder; give the folder SAELens' save_model wrote"):
+        adapter_for(f"hf:{tmp_path / 'gpt2'}+sae:{tmp_path / 'sae'}")
+    (tmp_path / "sae").mkdir()
+    with pytest.raises(BenchError, match=r"not a SAELens SAE folder \(no cfg.json\)"):
+        adapter_for(f"hf:{tmp_path / 'gpt2'}+sae:{tmp_path / 'sae'}")
+
+
 def test_a_model_for_another_task_is_pointed_to_that_task():
     from bench.external_loading import _check_fits
     from tasks.chess.task import ChessTask
