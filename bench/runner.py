@@ -37,7 +37,9 @@ def run_bench(adapter_cls, task, config, preset: str, seed: int, device: str) ->
     random_adapter = None
     if getattr(config, "random_floor", False):
         # The floor: a random-init model of the same shape (seeded, so the floor is reproducible).
-        random_adapter = adapter_cls(build_random(adapter_cls, task, preset, seed + 1_000).to(device).eval())
+        random_model = build_random(adapter_cls, task, preset, seed + 1_000)
+        # Built on the CPU; TransformerLens's .to announces itself on stdout even there.
+        random_adapter = adapter_cls((random_model if device == "cpu" else random_model.to(device)).eval())
         attach_features(random_adapter, task, preset, seed, config, device, role="random")
     torch.manual_seed(seed)
     out = task.evaluate(adapter, random_adapter, config, preset, seed)

@@ -271,6 +271,7 @@ def test_a_nanogpt_chess_checkpoint_scores_on_the_chess_task(tmp_path):
     for name in ("coverage", "reconstruction", "probe_f1", "legal_move_rate"):
         assert 0.0 <= metrics[name] <= 1.0, name
     assert "coverage_random_init" in metrics  # the floor: the same architecture, freshly initialised
+    assert "Moving model to device" not in out.stdout  # TransformerLens's own announcement, not ours to print
 
 
 # --- bad input: one line naming the file and what differs, exit 2, nothing written ---
