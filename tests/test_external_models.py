@@ -351,15 +351,17 @@ def test_a_chess_model_with_another_vocabulary_is_refused(tmp_path):
     _expect_refusal(tmp_path, f"nanogpt:{tmp_path / 'ckpt.pt'}", "chess", "tiny", "or move it out of the folder")
 
 
-def test_an_sae_of_another_width_is_refused(tmp_path):
+def test_an_sae_of_another_site_is_pointed_to_the_setting_that_reads_it(tmp_path):
     from sae_lens import TopKSAE, TopKSAEConfig
     from sae_lens.saes.sae import SAEMetadata
 
     _save_gpt2(tmp_path / "gpt2")
     sae = TopKSAE(TopKSAEConfig(d_in=32, d_sae=64, k=4, metadata=SAEMetadata(hook_name="blocks.1.hook_resid_post")))
     sae.save_model(str(tmp_path / "sae"))
+    # its width differs from the scored MLP's too: the hook comes first, for it names the fix
     _expect_refusal(tmp_path, f"hf:{tmp_path / 'gpt2'}+sae:{tmp_path / 'sae'}", "language", "tiny-gpt2",
-                    "reads 32-wide activations")
+                    "was trained on blocks.1.hook_resid_post, but the task reads blocks.1.mlp.hook_post; "
+                    "score that site with ARGS='layer=1 site=resid'")
 
 
 @pytest.mark.parametrize("d_in, hook, words", [
