@@ -159,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
             for seed in seeds:
                 reading = read_model(task, model, args.preset, seed)
                 if reading is None:
-                    print(f"{model} seed {seed}: no checkpoint on this machine; left out")
+                    print(f"{model} seed {seed}: no checkpoint on this machine; not read (an earlier reading "
+                          f"of it, if any, is kept)")
                 else:
                     readings.append(reading)
         if not readings:

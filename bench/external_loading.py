@@ -123,7 +123,7 @@ def _check_fits(spec: str, vocab: int, n_ctx: int, task, preset: str) -> None:
     dense = task.dense_config(preset)
     if vocab != dense.vocab_size:
         fitting = _fitting_presets(task, vocab)
-        elsewhere = _fitting_elsewhere(task, vocab)
+        elsewhere = _fitting_elsewhere(task, vocab, n_ctx)
         raise BenchError(f"{spec} has a {vocab}-token vocabulary but {task.name} preset {preset} reads "
                          f"{dense.vocab_size} tokens; choose a preset with the model's tokenizer "
                          f"({', '.join(fitting) or f'none of the {task.name} presets'})"
@@ -137,9 +137,9 @@ def _check_fits(spec: str, vocab: int, n_ctx: int, task, preset: str) -> None:
                                               f"{task.name}: score a model with a longer context"))
 
 
-def _fitting_elsewhere(task, vocab: int) -> list[str]:
+def _fitting_elsewhere(task, vocab: int, n_ctx: int) -> list[str]:
     """`TASK=<name> PRESET=<presets>` for each other task that scores outside models and has presets
-    reading a `vocab`-token vocabulary."""
+    reading a `vocab`-token vocabulary and feeding at most `n_ctx` tokens."""
     from bench import registry
 
     found = []
@@ -147,7 +147,7 @@ def _fitting_elsewhere(task, vocab: int) -> list[str]:
         other = registry.task(name)
         if name == task.name or other.builds_own_models:
             continue
-        fitting = _fitting_presets(other, vocab)
+        fitting = _fitting_presets(other, vocab, max_ctx=n_ctx)
         if fitting:
             found.append(f"TASK={name} PRESET={'|'.join(fitting)}")
     return found

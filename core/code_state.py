@@ -8,6 +8,10 @@ the rest. `changed_since_start()` says whether that can have happened to what th
 far: a module it has loaded whose file differs now from when the process began (edited before it was
 loaded, or after). An edit to a module it never loaded changes nothing it computed, so it does not count.
 `core.results.git_sha` marks what such a run writes, so a result never claims code it was not computed by.
+
+What this process computed includes what its forked side processes computed (core/side_process.py):
+each sends back the modules it loaded, kept in `LOADED_ELSEWHERE`. Pool workers spawned for position
+labels import the modules their parent has already imported to hand them the work.
 """
 
 from __future__ import annotations
@@ -21,23 +25,29 @@ PACKAGES = ("adapters", "analysis", "bench", "core", "experiments", "models", "p
 UNREADABLE = "unreadable"  # differs from every sha256, so a file that cannot be read reads as changed
 
 
-def fingerprints(root: Path = ROOT) -> dict[str, str]:
+def fingerprints(root: Path = ROOT) -> dict[str, str] | None:
     """sha256 of each .py file of our packages under `root`, by path relative to it (about 10 ms).
     Never raises: an editor's hidden lock file (Emacs' `.#name.py`, a dangling link) is not a module,
-    and a file that vanishes or cannot be read between listing and reading gets UNREADABLE."""
+    a file that vanishes or cannot be read between listing and reading gets UNREADABLE, and a folder
+    that vanishes while it is listed makes the whole reading None (a change, never a crash at the end
+    of a run)."""
     found = {}
-    for package in PACKAGES:
-        for path in sorted((root / package).rglob("*.py")):
-            if path.name.startswith(".") or not path.is_file():
-                continue
-            try:
-                found[path.relative_to(root).as_posix()] = hashlib.sha256(path.read_bytes()).hexdigest()
-            except OSError:
-                found[path.relative_to(root).as_posix()] = UNREADABLE
+    try:
+        for package in PACKAGES:
+            for path in sorted((root / package).rglob("*.py")):
+                if path.name.startswith(".") or not path.is_file():
+                    continue
+                try:
+                    found[path.relative_to(root).as_posix()] = hashlib.sha256(path.read_bytes()).hexdigest()
+                except OSError:
+                    found[path.relative_to(root).as_posix()] = UNREADABLE
+    except OSError:
+        return None
     return found
 
 
 AT_START = fingerprints()
+LOADED_ELSEWHERE: set[str] = set()  # what forked side processes of this one loaded (core/side_process.py)
 
 
 def loaded_files(root: Path = ROOT) -> set[str]:
@@ -54,8 +64,11 @@ def loaded_files(root: Path = ROOT) -> set[str]:
 
 
 def changed_since_start(at_start: dict[str, str] | None = None, root: Path = ROOT) -> bool:
-    """Whether a module this process has loaded differs on disk from when the process began: added
-    since (absent at start), edited, deleted or unreadable."""
+    """Whether a module this process (or a side process of it) has loaded differs on disk from when
+    the process began: added since (absent at start), edited, deleted or unreadable."""
     at_start = AT_START if at_start is None else at_start
     now = fingerprints(root)
-    return any(at_start.get(f, UNREADABLE) == UNREADABLE or now.get(f) != at_start[f] for f in loaded_files(root))
+    if at_start is None or now is None:
+        return True
+    return any(at_start.get(f, UNREADABLE) == UNREADABLE or now.get(f) != at_start[f]
+               for f in loaded_files(root) | LOADED_ELSEWHERE)

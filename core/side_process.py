@@ -30,6 +30,7 @@ import sys
 import traceback
 from typing import Callable
 
+from core import code_state
 from core.errors import BenchError
 
 OPT_OUT = "MOEXBENCH_SIDE_PROCESS"
@@ -85,7 +86,7 @@ class _Forked(_Later):
 
     def result(self):
         try:
-            status, value = pickle.loads(self._receive.recv_bytes())
+            status, value, loaded = pickle.loads(self._receive.recv_bytes())
         except EOFError:
             self._process.join()
             code = self._process.exitcode
@@ -97,6 +98,7 @@ class _Forked(_Later):
             self._receive.close()
             self._done = True
         self._process.join()
+        code_state.LOADED_ELSEWHERE.update(loaded)  # what it computed came from those modules too
         if status == "raise":
             raise value
         if status == "error":
@@ -120,15 +122,16 @@ def _child(compute: Callable, send, parent_pid: int) -> None:
     die_with_parent(parent_pid)
     os.environ["MOEXBENCH_QUIET"] = "1"  # core.progress reads it at each bar: the parent's bars stay readable
     torch.set_num_threads(1)  # as the parent; set again, as a fork's thread pool is new
+    # Each answer carries the modules this process loaded: the parent's result rests on them too.
     try:
-        payload = pickle.dumps(("ok", compute()))  # a value that does not pickle is an error like any other
-    except Exception as e:  # noqa: BLE001 - everything goes back to the parent, which raises it
+        payload = pickle.dumps(("ok", compute(), code_state.loaded_files()))  # a value that does not pickle
+    except Exception as e:  # noqa: BLE001 - everything goes back to the parent, which raises it (so does that)
         trace = traceback.format_exc()
         try:
-            payload = pickle.dumps(("raise", e))
+            payload = pickle.dumps(("raise", e, code_state.loaded_files()))
             pickle.loads(payload)  # some exceptions pickle but cannot be rebuilt (required arguments)
         except Exception:  # noqa: BLE001 - an exception that does not pickle goes back as its traceback
-            payload = pickle.dumps(("error", trace))
+            payload = pickle.dumps(("error", trace, code_state.loaded_files()))
     except KeyboardInterrupt:  # Ctrl-C reaches both processes: the parent reports it
         os._exit(1)
     # Plain pickle, by value: Connection.send would use torch's reductions, which hand tensors over

@@ -17,9 +17,9 @@ import torch
 from core.errors import BenchError
 
 # What save_pretrained writes: one file, or shards listed by an index beside them (a large model, or a
-# small max_shard_size).
-WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
-WEIGHT_INDEXES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
+# small max_shard_size). In the order transformers looks for them: safetensors first, each whole or sharded.
+WEIGHT_SOURCES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                  "pytorch_model.bin.index.json")
 # config.json fields that change the computation in ways this loader does not reproduce.
 _UNSUPPORTED = {"scale_attn_by_inverse_layer_idx": True, "reorder_and_upcast_attn": True, "add_cross_attention": True,
                 "scale_attn_weights": False}
@@ -53,15 +53,14 @@ def read_gpt2_config(folder: Path) -> dict:
 
 
 def weight_files(folder: Path) -> list[Path]:
-    """The weight files save_pretrained wrote in `folder`: the single file, else the shards its index
-    lists (safetensors preferred, as transformers prefers them)."""
-    for name in WEIGHT_FILES:
-        if (folder / name).is_file():
-            return [folder / name]
-    for name in WEIGHT_INDEXES:
+    """The weight files transformers loads from `folder`: the first of WEIGHT_SOURCES there, a single
+    file or the shards its index lists."""
+    for name in WEIGHT_SOURCES:
         index = folder / name
         if not index.is_file():
             continue
+        if not name.endswith(".index.json"):
+            return [index]  # the weights themselves, not an index
         try:
             shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
         except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, AttributeError) as e:
@@ -72,7 +71,7 @@ def weight_files(folder: Path) -> list[Path]:
             raise BenchError(f"{index} lists {len(shards)} shard(s) and {len(absent)} are not in the folder "
                              f"({', '.join(absent[:3]) or 'none listed'}); copy every shard beside it")
         return [folder / shard for shard in shards]
-    raise BenchError(f"hf:{folder}: no weights ({' or '.join(WEIGHT_FILES + WEIGHT_INDEXES)}) beside config.json")
+    raise BenchError(f"hf:{folder}: no weights ({', '.join(WEIGHT_SOURCES)}) beside config.json")
 
 
 def tl_config(config: dict, device: str = "cpu"):

@@ -163,6 +163,9 @@ def test_a_sharded_save_loads_its_shards_and_names_one_that_is_missing(tmp_path)
         torch.testing.assert_close(load_hf_gpt2(tmp_path / "sharded")(tokens), hf(tokens).logits, atol=1e-4, rtol=0)
     assert _weights_sha256(tmp_path / "one") == file_sha256(tmp_path / "one" / "model.safetensors")
     assert _weights_sha256(tmp_path / "sharded") != _weights_sha256(tmp_path / "one")
+    # a pytorch_model.bin beside the safetensors shards: transformers loads the shards, and so do we
+    torch.save(hf.state_dict(), tmp_path / "sharded" / "pytorch_model.bin")
+    assert weight_files(tmp_path / "sharded") == shards
     shards[-1].unlink()
     with pytest.raises(BenchError, match=rf"lists {len(shards)} shard\(s\) and 1 are not in the folder "
                                          rf"\({shards[-1].name}\); copy every shard beside it"):
@@ -315,8 +318,10 @@ def test_a_model_for_another_task_is_pointed_to_that_task():
     from tasks.language.task import LanguageTask
 
     with pytest.raises(BenchError, match=r"none of the chess presets\), or score it on another task: "
-                                         r"TASK=language PRESET=[a-z0-9|-]*tiny-gpt2"):
+                                         r"TASK=language PRESET=paper\|tiny-gpt2$"):
         _check_fits("hf:gpt2", 50257, 1024, ChessTask, "tiny")
+    with pytest.raises(BenchError, match=r"TASK=language PRESET=tiny-gpt2$"):  # paper feeds 1,024 tokens
+        _check_fits("hf:gpt2", 50257, 64, ChessTask, "tiny")
     with pytest.raises(BenchError, match=r"or score it on another task: TASK=chess PRESET=[a-z0-9|-]*tiny"):
         _check_fits("nanogpt:ckpt.pt", len(VOCAB), 1023, LanguageTask, "tiny-gpt2")
 

@@ -73,14 +73,17 @@ def test_a_weak_headline_is_said_when_it_is_printed():
     from tasks.language.task import warnings
 
     sound = {"mostly_dead": 0, "dead_fraction": 0.1, "autointerp_features_sampled": 16, "detection_n_features": 8,
-             "ce_clean": 3.0, "ce_zero_ablation": 3.5, "loss_recovered": 0.9}
+             "ce_clean": 3.0, "ce_zero_ablation": 3.5, "ce_splice": 3.2, "loss_recovered": 0.6}
     assert warnings(sound, "m") == []  # half the sample scored is enough
     weak = {**sound, "mostly_dead": 1, "dead_fraction": 0.97, "detection_n_features": 1,
-            "autointerp_skipped_few_activating": 5, "autointerp_skipped_few_negatives": 10,
-            "ce_zero_ablation": 3.004, "loss_recovered": 1.8}
+            "autointerp_features_skipped": 13, "autointerp_skipped_few_activating": 4,
+            "autointerp_skipped_few_negatives": 9, "ce_zero_ablation": 3.004, "loss_recovered": -49.0}
     said = warnings(weak, "m")
     assert said[0].startswith("97% of m's features never fire")
-    assert said[1] == ("auto-interp scored 1 of the 16 features sampled (skipped: 5 firing in too few windows, "
-                       "10 in too many to find negatives): detection and fuzzing are means over 1")
+    assert said[1] == ("auto-interp scored 1 of the 16 features sampled (skipped: 4 firing in too few windows, "
+                       "9 in too many to find negatives; 2 without parseable answers): detection and fuzzing "
+                       "are means over 1")
     assert said[2] == ("zero-ablating the scored site moves the loss by +0.0040 nats only, so loss_recovered "
-                       "(1.800) divides by almost nothing")
+                       "(-49.000) divides by almost nothing")
+    # a model's own units: loss recovered is 1 by construction, however little the ablation moves the loss
+    assert len(warnings({**weak, "ce_splice": 3.0, "loss_recovered": 1.0}, "m")) == 2

@@ -52,6 +52,7 @@ def test_fingerprints_see_every_edit_and_skip_what_is_not_a_module(tmp_path):
 def test_only_an_edit_to_a_loaded_module_marks_the_result(monkeypatch, capsys):
     from core import code_state
 
+    monkeypatch.setattr(code_state, "LOADED_ELSEWHERE", set())  # side processes of earlier tests' runs
     now = code_state.fingerprints()
     loaded = code_state.loaded_files()
     assert "core/results.py" in loaded
@@ -62,6 +63,13 @@ def test_only_an_edit_to_a_loaded_module_marks_the_result(monkeypatch, capsys):
     assert code_state.changed_since_start({**now, "core/results.py": "an older version"})
     assert code_state.changed_since_start({f: h for f, h in now.items() if f != "core/results.py"})
     assert code_state.changed_since_start({**now, "core/results.py": code_state.UNREADABLE})
+    # a folder that vanishes while it is listed: a change, not a crash at the end of a run
+    def vanishing(self, pattern):
+        raise FileNotFoundError(f"{self} went away")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(type(code_state.ROOT), "rglob", vanishing)
+        assert code_state.fingerprints() is None and code_state.changed_since_start(now)
     monkeypatch.setattr(code_state, "AT_START", {**now, "core/results.py": "an older version"})
     record = load_result(write_result("unit", "m", "cpu", 0, {"coverage": 0.5}, {}, {}, {}))
     assert record["provenance"]["git_sha"].endswith("-code-changed-during-run")

@@ -96,3 +96,21 @@ def test_the_chess_floor_and_model_metrics_beside_the_features_equal_them_after_
     assert list(floors[0][0]) == list(floors[1][0])  # in the same order, as the JSON writes them
     assert floors[0][0]["coverage_random_init"] > 0  # a floor was computed, not left empty
     assert floors[0][0]["val_loss"] > 0 and "loss_recovered" in floors[0][0] and "legal_move_rate" in floors[0][0]
+
+
+def test_the_modules_the_child_loaded_count_as_this_process_s(spare_core, monkeypatch):
+    import importlib
+    import sys
+
+    from core import code_state
+
+    monkeypatch.setattr(code_state, "LOADED_ELSEWHERE", set())
+    unloaded = sorted(set(code_state.fingerprints()) - code_state.loaded_files())
+    module = next(f for f in unloaded if f.endswith(".py") and not f.endswith("__main__.py") and f.startswith("tasks/"))
+    name = module.removesuffix(".py").removesuffix("/__init__").replace("/", ".")
+    later = beside(lambda: importlib.import_module(name) is not None, name="test")
+    assert later.forked and later.result()
+    assert name not in sys.modules  # the child imported it, not this process
+    assert module in code_state.LOADED_ELSEWHERE
+    # so an edit to it since this process began marks what this process writes
+    assert code_state.changed_since_start({**code_state.fingerprints(), module: "an older version"})

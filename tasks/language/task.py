@@ -194,12 +194,15 @@ def warnings(metrics: dict, name: str) -> list[str]:
                     f"flagged as mostly_dead in the results")
     sampled, scored = metrics.get("autointerp_features_sampled", 0), metrics.get("detection_n_features", 0)
     if sampled and scored < sampled / 2:
+        skipped = metrics.get("autointerp_features_skipped", 0)
         said.append(f"auto-interp scored {scored} of the {sampled} features sampled (skipped: "
                     f"{metrics.get('autointerp_skipped_few_activating', 0)} firing in too few windows, "
-                    f"{metrics.get('autointerp_skipped_few_negatives', 0)} in too many to find negatives): "
-                    f"detection and fuzzing are means over {scored}")
+                    f"{metrics.get('autointerp_skipped_few_negatives', 0)} in too many to find negatives; "
+                    f"{sampled - skipped - scored} without parseable answers): detection and fuzzing are "
+                    f"means over {scored}")
     ablation_gap = metrics.get("ce_zero_ablation", 0.0) - metrics.get("ce_clean", 0.0)
-    if "loss_recovered" in metrics and abs(ablation_gap) < 0.01:
+    own_units = metrics.get("ce_splice") == metrics.get("ce_clean")  # 1 by construction, whatever the ablation
+    if "loss_recovered" in metrics and abs(ablation_gap) < 0.01 and not own_units:
         said.append(f"zero-ablating the scored site moves the loss by {ablation_gap:+.4f} nats only, so "
                     f"loss_recovered ({metrics['loss_recovered']:.3f}) divides by almost nothing")
     return said
