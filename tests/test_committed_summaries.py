@@ -41,3 +41,16 @@ def test_every_reported_summary_is_listed():
     found = {Path(line).parent.relative_to("results") for line in listed.stdout.splitlines()
              if line.endswith("/summary.md")}
     assert found - {Path("chess/recipe"), Path("chess/recipe_moves")} == reported
+
+
+def test_the_move_recipe_summary_is_what_its_report_writes(tmp_path, monkeypatch):
+    from experiments import chess_move_recipe
+
+    committed = ROOT / "results" / "chess" / "recipe_moves"
+    for arm in committed.glob("*.json"):
+        shutil.copy(arm, tmp_path)
+    monkeypatch.setattr(chess_move_recipe, "OUT", tmp_path)
+    chess_move_recipe.report()
+    assert (tmp_path / "summary.md").read_text() == (committed / "summary.md").read_text(), (
+        f"{committed / 'summary.md'} is not what `python -m experiments.chess_move_recipe --report` writes now; "
+        f"run it and commit the file")
