@@ -79,11 +79,26 @@ def test_loss_recovered_and_explained_variance_agree_with_saelens_run_evals(adap
     assert ours["l0_fidelity"] == pytest.approx(theirs["sparsity"]["l0"], abs=1e-4)
 
 
-def test_an_sae_of_the_wrong_width_names_the_site_and_the_valid_ones(adapter, task, monkeypatch, tmp_path):
+def test_an_sae_of_the_wrong_site_or_width_names_the_setting_or_the_valid_sites(adapter, task, monkeypatch, tmp_path):
+    import json
+    import shutil
+
     other = registry.model_adapter("dense+sae")(adapter.model)
-    monkeypatch.setenv("MOEXBENCH_SAE_PATH", str(Path(os.environ["MOEXBENCH_CHECKPOINTS"]) / "chess" / "dense_sae-topk-tiny"))
+    saved = Path(os.environ["MOEXBENCH_CHECKPOINTS"]) / "chess" / "dense_sae-topk-tiny"
+    monkeypatch.setenv("MOEXBENCH_SAE_PATH", str(saved))
+    # it records the hook it was trained on: the message names the setting that reads it
+    with pytest.raises(BenchError, match=r"trained on blocks\.1\.mlp\.hook_post, but the task reads "
+                                         r"blocks\.1\.hook_resid_post; score that site with ARGS='layer=1 site=mlp'"):
+        attach_features(other, task, "tiny", 0, ChessConfig(site="resid"), "cpu", role="trained")
+    # one that does not say where it was trained is held to its width, and told the sites of that width
+    shutil.copytree(saved, tmp_path / "no-hook")
+    cfg = json.loads((tmp_path / "no-hook" / "cfg.json").read_text())
+    cfg["metadata"].pop("hook_name")
+    (tmp_path / "no-hook" / "cfg.json").write_text(json.dumps(cfg))
+    monkeypatch.setenv("MOEXBENCH_SAE_PATH", str(tmp_path / "no-hook"))
     with pytest.raises(BenchError, match=r"blocks\.1\.hook_resid_post is 32 wide.*blocks\.1\.mlp\.hook_post \(128 wide\)"):
         attach_features(other, task, "tiny", 0, ChessConfig(site="resid"), "cpu", role="trained")
+    monkeypatch.setenv("MOEXBENCH_SAE_PATH", str(saved))
     attach_features(other, task, "tiny", 0, ChessConfig(), "cpu", role="trained")  # the right site loads
     assert "MOEXBENCH_SAE_PATH" in other.sae_source["source"]
     with pytest.raises(BenchError, match="reads blocks.1.mlp.hook_post, not blocks.1.hook_resid_post"):
