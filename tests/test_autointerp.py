@@ -212,3 +212,24 @@ def test_features_firing_everywhere_stop_the_run_pointing_at_weakest_negatives(t
     with pytest.raises(BenchError, match='scored none of the 4 features.*ARGS="negatives=weakest"'):
         run_autointerp(everywhere, 4, seqs, lambda ids: [f" t{i}" for i in ids], LexicalBackend(), rules,
                        n_score=4, seed=0, cache_dir=tmp_path)
+
+
+def test_the_floor_records_that_it_scored_nothing_instead_of_stopping(tmp_path):
+    # An untrained network's units that all fire everywhere cannot be scored: for the random-init floor
+    # that is the finding (counted, with why), not an error ending the trained model's run.
+    from tasks.language.autointerp.run import run_autointerp
+
+    def everywhere(ids):
+        import torch
+
+        return torch.ones(*ids.shape, 4)
+
+    seqs = np.random.default_rng(1).integers(0, 50, size=(40, 64))
+    rules = SamplingRules(n_explain=10, n_test_per_decile=1, n_negative=10, min_activating=20)
+    result = run_autointerp(everywhere, 4, seqs, lambda ids: [f" t{i}" for i in ids], LexicalBackend(), rules,
+                            n_score=4, seed=0, cache_dir=tmp_path, require_scored=False)
+    assert result.records == []
+    assert result.metrics["detection_n_features"] == 0 and "detection" not in result.metrics
+    assert result.metrics["autointerp_skipped_few_negatives"] == 4
+    assert list(result.details["skipped"].values()) == [4]
+

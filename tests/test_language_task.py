@@ -53,6 +53,14 @@ def test_language_bench_tiny_writes_fidelity_and_autointerp(model, own_units, ar
     assert all(len(r["detection_answers"]) == len(r["labels"]) for r in records)
     assert records[0]["backend"] == "lexical"
     assert path.with_suffix(".html").read_text().count("<tr>") == scored + 1
+    # the random-init floor: the same sampled features of the untrained architecture, scored the same way
+    result = load_result(path)
+    floor = result["details"]["random_init"]
+    assert floor["metrics"]["autointerp_features_sampled"] == m["autointerp_features_sampled"]
+    assert floor["rules"] == result["details"]["autointerp"]["rules"]
+    assert m["detection_n_features_random_init"] == floor["metrics"]["detection_n_features"]
+    if m["detection_n_features_random_init"]:
+        assert m["detection_random_init"] == floor["metrics"]["detection"]
 
 
 def test_a_run_that_scores_no_feature_fails_naming_why_and_writes_nothing(tmp_path):

@@ -230,7 +230,7 @@ def test_the_papers_per_character_loss_is_not_set_beside_a_per_move_loss():
     assert paper_numbers("superposition", "cpu") == {}
 
 
-def test_a_language_run_at_another_layer_or_site_goes_to_its_own_folder():
+def test_a_language_run_at_another_layer_or_site_or_without_the_floor_goes_to_its_own_folder():
     from core.task_config import apply_overrides
     from tasks.language.config import LanguageConfig
     from tasks.language.task import LanguageTask
@@ -241,6 +241,8 @@ def test_a_language_run_at_another_layer_or_site_goes_to_its_own_folder():
     assert variant(apply_overrides(LanguageConfig(), ["layer=7"])) == "layer.7"
     assert variant(apply_overrides(LanguageConfig(), ["site=resid", "backend=llm"])) == "llm_site.resid"
     assert variant(apply_overrides(LanguageConfig(), ["backend=llm"])) == "llm"
+    # without the floor it lacks metrics the default run has
+    assert variant(apply_overrides(LanguageConfig(), ["random_floor=false", "backend=llm"])) == "llm_random_floor.False"
     # A model whose own default is another site (an attention SAE) is at its default there.
     attn_default = apply_overrides(LanguageConfig(), ["site=attn"])
     assert variant(attn_default, baseline=attn_default) is None

@@ -36,6 +36,9 @@ class LanguageConfig:
     # Send each request's JSON schema as response_format (llama.cpp, vLLM, OpenAI); false for an
     # endpoint that rejects it (its answers are then parsed as plain text).
     llm_constrained: bool = True
+    # Also score the same architecture at random init, through the same sampling and backend: the floor
+    # detection and fuzzing are read against (a random network's units already detect tokens).
+    random_floor: bool = True
     batch_size: int = 8
 
     def __post_init__(self):

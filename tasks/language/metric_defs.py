@@ -4,9 +4,10 @@ from core.metrics import SPLICE_AND_ROUTER, Metric, unit_range
 
 METRICS = (
     unit_range("detection", "auto-interp detection: mean balanced accuracy over scored features of telling "
-               "activating from non-activating windows from the explanation", headline=True, spread=True),
+               "activating from non-activating windows from the explanation", headline=True, spread=True,
+               floor="detection_random_init"),
     unit_range("fuzzing", "auto-interp fuzzing: mean balanced accuracy of telling correctly from wrongly "
-               "highlighted tokens", headline=True, spread=True),
+               "highlighted tokens", headline=True, spread=True, floor="fuzzing_random_init"),
     Metric("loss_recovered", "share of the loss gap from zero-ablating the hook the splice replaces (details.splice) that the splice recovers", True,
            headline=True),
     Metric("perplexity", "validation perplexity of the model", False, 1.0, headline=True, spread=True),
@@ -42,5 +43,10 @@ METRICS = (
     Metric("fuzzing_n_features", "features with a fuzzing score", None, 0.0),
     unit_range("fuzzing_parse_failure_rate", "share of fuzzing answers that could not be parsed",
                higher_is_better=False),
+    unit_range("detection_random_init", "detection of the same architecture at random init, the same features "
+               "sampled and scored the same way (the floor)", higher_is_better=None),
+    unit_range("fuzzing_random_init", "fuzzing at random init (the floor)", higher_is_better=None),
+    Metric("detection_n_features_random_init", "features the floor could score (0: the untrained network's sampled "
+           "features all fire in too few or too many windows)", None, 0.0),
     unit_range("expert_load_max", "the busiest expert's share of routed assignments", higher_is_better=None),
 ) + SPLICE_AND_ROUTER

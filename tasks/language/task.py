@@ -42,6 +42,10 @@ DEVIATIONS = [
 ]
 
 
+# The floor's numbers kept among the metrics, as <name>_random_init; the rest are in details.random_init.
+FLOOR_METRICS = ("detection", "fuzzing", "detection_n_features")
+
+
 def _deviations() -> list[str]:
     """DEVIATIONS, led by which text was read: the embedded corpus, or the folder MOEXBENCH_LANGUAGE_DATA names."""
     folder = LanguageTask.own_data()
@@ -145,17 +149,29 @@ class LanguageTask(Task):
         model_metrics, model_details = adapter.model_metrics(val_tokens[:config.batch_size], config.layer)
         metrics.update(model_metrics)
 
-        def feature_fn(tokens: torch.Tensor) -> torch.Tensor:
-            return adapter.features(tokens, config.layer, config.site)
-
-        n_features = feature_fn(torch.from_numpy(interp[:1])).shape[-1]
         with contextlib.ExitStack() as stack:
-            result = run_autointerp(feature_fn, n_features, interp, _tokenizer(preset).token_strings,
-                                    _backend(config, stack), dataclasses.replace(p.sampling, negatives=config.negatives),
-                                    config.n_features or p.n_interp_features, seed, CACHE / "autointerp",
-                                    config.batch_size)
+            backend = _backend(config, stack)
+
+            def autointerp(scored: FeatureAdapter, require_scored: bool = True):
+                """(features at the site, auto-interp of a sample of them): one protocol for the model and its floor."""
+                def feature_fn(tokens: torch.Tensor) -> torch.Tensor:
+                    return scored.features(tokens, config.layer, config.site)
+
+                n = feature_fn(torch.from_numpy(interp[:1])).shape[-1]
+                return n, run_autointerp(feature_fn, n, interp, _tokenizer(preset).token_strings, backend,
+                                         dataclasses.replace(p.sampling, negatives=config.negatives),
+                                         config.n_features or p.n_interp_features, seed, CACHE / "autointerp",
+                                         config.batch_size, require_scored)
+
+            n_features, result = autointerp(adapter)
+            floor = None
+            if random_adapter is not None:
+                print(f"random-init floor: the same auto-interp on {adapter.name}'s architecture untrained", flush=True)
+                floor = autointerp(random_adapter, require_scored=False)[1]
         metrics.update(result.metrics)
         metrics["n_features"] = n_features
+        if floor is not None:
+            metrics.update({f"{name}_random_init": floor.metrics[name] for name in FLOOR_METRICS if name in floor.metrics})
         for line in warnings(metrics, adapter.name):
             print(f"warning: {line}")
         details = {"feature_hook": adapter.feature_hook(config.layer, config.site),
@@ -164,17 +180,21 @@ class LanguageTask(Task):
                    "splice": splice_details(adapter, config.layer, config.site),
                    "autointerp": result.details,
                    "text": {"val_seqs": len(val), "interp_seqs": len(interp), "n_ctx": p.n_ctx}}
+        if floor is not None:  # its every count; the metrics above keep the scores a floor is read as
+            details["random_init"] = {"metrics": floor.metrics, **floor.details}
         return {"metrics": metrics, "details": details, "deviations": _deviations(), "per_item": result.records}
 
     @staticmethod
     def result_variant(config: LanguageConfig, baseline: LanguageConfig | None = None) -> str | None:
-        """LLM-backend scores, and scores of other features (another layer or site than `baseline`, the
-        model's default run), go to their own folder, e.g. results/language/llm_layer.-2/: they never
-        replace the default run's."""
+        """LLM-backend scores, scores of other features (another layer or site than `baseline`, the
+        model's default run) and scores without the random-init floor go to their own folder, e.g.
+        results/language/llm_layer.-2/: they never replace the default run's."""
         default = baseline or LanguageConfig()
         parts = ["llm"] if config.backend == "llm" else []
         parts += [f"{name}.{getattr(config, name)}" for name in LanguageConfig.OTHER_FEATURES
                   if getattr(config, name) != getattr(default, name)]
+        if not config.random_floor:  # lacking a metric the default run has: never over it
+            parts.append("random_floor.False")
         return "_".join(parts) or None
 
     @staticmethod
@@ -200,6 +220,9 @@ def warnings(metrics: dict, name: str) -> list[str]:
                     f"{metrics.get('autointerp_skipped_few_negatives', 0)} in too many to find negatives; "
                     f"{sampled - skipped - scored} without parseable answers): detection and fuzzing are "
                     f"means over {scored}")
+    if metrics.get("detection_n_features_random_init") == 0:
+        said.append("the random-init floor scored none of its sampled features (details.random_init.skipped says "
+                    "why): detection and fuzzing have no floor in this result")
     ablation_gap = metrics.get("ce_zero_ablation", 0.0) - metrics.get("ce_clean", 0.0)
     own_units = metrics.get("ce_splice") == metrics.get("ce_clean")  # 1 by construction, whatever the ablation
     if "loss_recovered" in metrics and abs(ablation_gap) < 0.01 and not own_units:

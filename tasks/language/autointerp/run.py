@@ -40,12 +40,16 @@ COLUMN_BLOCK = 256  # maxima columns read together: one pass over the row-major 
 
 def run_autointerp(feature_fn: FeatureFn, n_features: int, sequences: np.ndarray, token_strings,
                    backend: Backend, rules: SamplingRules, n_score: int, seed: int, cache_dir: Path,
-                   batch_size: int = 8) -> AutoInterpResult:
+                   batch_size: int = 8, require_scored: bool = True) -> AutoInterpResult:
     """`token_strings(ids) -> list[str]` shows a window as text; `sequences` (n, ctx) are the token
     ids the activations are read on, ctx a multiple of 32. The window maxima live in a temporary file
     under `cache_dir`, removed afterwards. Each feature draws from its own generator seeded by (seed,
-    feature), so its examples and answers do not depend on what happened to other features."""
+    feature), so its examples and answers do not depend on what happened to other features.
+    A run that scores none of its features is an error, unless `require_scored` is false (the random-init
+    floor: that none of an untrained network's features could be scored is its finding)."""
     started = time.time()
+    # the backend's parse failures before this run: one backend may score two models in turn
+    failures_before = dict(getattr(backend, "parse_failures", {}))
     features = np.sort(np.random.default_rng(seed).choice(n_features, min(n_score, n_features), replace=False))
     cache_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cache_dir, prefix="autointerp-") as tmp:
@@ -80,8 +84,8 @@ def run_autointerp(feature_fn: FeatureFn, n_features: int, sequences: np.ndarray
         record["firing_density"] = float(density[col])
         record["negatives_verified"] = s.negatives_verified
         records.append(record)
-    metrics, details = _summarise(records, len(features), skipped, backend, rules, seed, started)
-    if len(features) and not metrics["detection_n_features"]:
+    metrics, details = _summarise(records, len(features), skipped, backend, rules, seed, started, failures_before)
+    if require_scored and len(features) and not metrics["detection_n_features"]:
         raise BenchError(f"auto-interp scored none of the {len(features)} features sampled "
                          f"({_reasons(skipped, records, backend)}); nothing was written: {_fix(skipped)}")
     # Density over every sampled feature too: skipped features are the densest (too few negatives)
@@ -116,7 +120,7 @@ def _rng(seed: int, feature, stream: int = 0) -> np.random.Generator:
 
 
 def _summarise(records: list[dict], n_sampled: int, skipped: Counter, backend: Backend, rules: SamplingRules,
-               seed: int, started: float) -> tuple[dict, dict]:
+               seed: int, started: float, failures_before: dict) -> tuple[dict, dict]:
     few_negatives = sum(n for reason, n in skipped.items() if "where it never fires" in reason)
     metrics = {"autointerp_features_sampled": n_sampled, "autointerp_features_skipped": sum(skipped.values()),
                "autointerp_skipped_few_activating": sum(skipped.values()) - few_negatives,
@@ -125,7 +129,7 @@ def _summarise(records: list[dict], n_sampled: int, skipped: Counter, backend: B
                "autointerp_weakest_negative_features": sum(not r["negatives_verified"] for r in records)}
     details = {"backend": backend.name, "rules": rules.__dict__, "seed": seed, "skipped": dict(skipped)}
     if hasattr(backend, "parse_failures"):  # the llm backend's own count, explanations included
-        details["backend_parse_failures"] = dict(backend.parse_failures)
+        details["backend_parse_failures"] = {k: n - failures_before.get(k, 0) for k, n in backend.parse_failures.items()}
     for name in ("detection", "fuzzing"):
         scores = [r[name] for r in records if r.get(name) is not None]
         answers = sum(len(r.get(f"{name}_answers", [])) for r in records)
