@@ -19,7 +19,7 @@ from pathlib import Path
 
 from adapters.dense import DenseAdapter
 from adapters.sae import ARCHITECTURES, SAEAdapter
-from adapters.external_names import KINDS
+from adapters.external_names import parse
 from core.errors import BenchError
 
 def _plain(text: str) -> str:
@@ -62,28 +62,13 @@ class ExternalSAEAdapter(SAEAdapter):
 
 def adapter_for(spec: str):
     """The adapter class for `hf:<folder>`, `nanogpt:<ckpt.pt>`, optionally `+sae:<folder>`."""
-    model_spec, plus, sae_spec = spec.partition("+sae:")
-    kind, _, path = model_spec.partition(":")
-    if kind not in KINDS or not path:
-        raise BenchError(f"model {spec!r}: write hf:<folder>, nanogpt:<ckpt.pt>, or either followed by "
-                         f"+sae:<SAELens folder>")
-    other_part = re.search(r"\+([A-Za-z_-]+):", path)
-    if other_part and not Path(path).expanduser().exists():  # a misspelt +sae:, not a path with a + in it
-        raise BenchError(f"model {spec!r}: +{other_part[1]}: is not a part this harness reads; write "
-                         f"+sae:<SAELens folder> after the model")
-    source = Path(path).expanduser().resolve()
+    kind, source, folder = parse(spec)
     label = source.name if kind == "hf" else f"{source.parent.name}-{source.stem}"
     model_spec = f"{kind}:{source}"  # as resolved: what a result records must not depend on where it ran
     model_cls = type(f"External{kind.title()}Adapter", (ExternalAdapter,),
                      {"kind": kind, "source": source, "spec": model_spec, "name": _named(f"{kind}-{label}", source)})
-    if not plus:
+    if folder is None:
         return model_cls
-    if not sae_spec:
-        raise BenchError(f"model {spec!r}: +sae: needs a SAELens folder after it")
-    folder = Path(sae_spec).expanduser().resolve()
-    if not folder.is_dir():
-        raise BenchError(f"+sae:{folder}: {'a file, not a folder' if folder.exists() else 'no such folder'}; "
-                         f"give the folder SAELens' save_model wrote (cfg.json and sae_weights.safetensors)")
     if not (folder / "cfg.json").is_file():
         raise BenchError(f"+sae:{folder}: not a SAELens SAE folder (no cfg.json); save one with sae.save_model(folder) "
                          f"(a dictionary_learning ae.pt: python -m bench.convert_sae)")

@@ -65,11 +65,13 @@ def model_adapter(name: str):
 
 
 def check_model_name(name: str) -> None:
-    """A registered model or the form of one from your files, checked without importing any model code
-    (the files themselves are checked when the model is loaded)."""
-    from adapters.external_names import is_external
+    """A registered model, or the form of one from your files and that its paths are there, checked
+    without importing any model code (what the files hold is checked when the model is loaded)."""
+    from adapters.external_names import is_external, parse
 
-    if not is_external(name) and ALIASES.get(name, name) not in MODELS:
+    if is_external(name):
+        parse(name)  # its form, and that its paths are there
+    elif ALIASES.get(name, name) not in MODELS:
         raise BenchError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}, or a model of your own: "
                          f"hf:<folder>, nanogpt:<ckpt.pt>, either optionally +sae:<SAELens folder>")
 

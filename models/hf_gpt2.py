@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from core.errors import BenchError
+from models.external_paths import path_problem
 
 # What save_pretrained writes: one file, or shards listed by an index beside them (a large model, or a
 # small max_shard_size). In the order transformers looks for them: safetensors first, each whole or sharded.
@@ -29,9 +30,8 @@ def read_gpt2_config(folder: Path) -> dict:
     """The folder's config.json, checked to describe a GPT-2 model this loader reproduces exactly."""
     folder = Path(folder)
     path = folder / "config.json"
-    if not folder.is_dir():
-        what = "a file, not a folder" if folder.is_file() else "no such folder"
-        raise BenchError(f"hf:{folder}: {what}; give the folder saved by transformers' save_pretrained")
+    if problem := path_problem("hf", folder):
+        raise BenchError(problem)
     if not path.is_file():
         raise BenchError(f"hf:{folder}: no config.json; this is not a checkpoint saved by transformers' save_pretrained")
     try:
@@ -48,6 +48,10 @@ def read_gpt2_config(folder: Path) -> dict:
     missing = [k for k in ("n_embd", "n_head", "n_layer", "n_positions", "vocab_size") if k not in config]
     if missing:
         raise BenchError(f"{path}: lacks {', '.join(missing)}; not a complete GPT-2 config")
+    if not all(isinstance(config[k], int) and config[k] > 0 for k in ("n_embd", "n_head")) \
+            or config["n_embd"] % config["n_head"]:
+        raise BenchError(f"{path}: n_embd {config['n_embd']!r} is not a multiple of n_head {config['n_head']!r}, so the "
+                         f"heads cannot split it; give the config.json the weights were saved with")
     weight_files(folder)  # refuses a folder without them
     return config
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from core.errors import BenchError
+from models.external_paths import path_problem
 
 MODEL_ARGS = ("n_layer", "n_head", "n_embd", "block_size", "vocab_size")
 _LAYER_KEYS = ("ln_1.weight", "attn.c_attn.weight", "attn.c_proj.weight", "ln_2.weight", "mlp.c_fc.weight",
@@ -24,9 +25,8 @@ _LAYER_KEYS = ("ln_1.weight", "attn.c_attn.weight", "attn.c_proj.weight", "ln_2.
 def read_checkpoint(path: Path) -> tuple[dict, dict]:
     """(state dict, model_args) of a nanoGPT ckpt.pt, checked for the keys the conversion reads."""
     path = Path(path)
-    if not path.is_file():
-        what = "a folder, not a file" if path.is_dir() else "no such file"
-        raise BenchError(f"nanogpt:{path}: {what}; give the ckpt.pt that nanoGPT's train.py saved")
+    if problem := path_problem("nanogpt", path):
+        raise BenchError(problem)
     try:
         with warnings.catch_warnings():  # torch warns about a plain pickle's protocol before refusing it below
             warnings.simplefilter("ignore")
@@ -50,7 +50,8 @@ def read_checkpoint(path: Path) -> tuple[dict, dict]:
     if bad:
         raise BenchError(f"nanogpt:{path}: model_args {', '.join(bad)} must be positive integers")
     if args["n_embd"] % args["n_head"]:
-        raise BenchError(f"nanogpt:{path}: n_embd {args['n_embd']} is not a multiple of n_head {args['n_head']}")
+        raise BenchError(f"nanogpt:{path}: n_embd {args['n_embd']} is not a multiple of n_head {args['n_head']}, so "
+                         f"the heads cannot split it; give the model_args the weights were trained with")
     wanted = ["transformer.wte.weight", "transformer.wpe.weight", "transformer.ln_f.weight", "lm_head.weight"]
     wanted += [f"transformer.h.{i}.{k}" for i in range(args["n_layer"]) for k in _LAYER_KEYS]
     absent = [k for k in wanted if k not in state]
@@ -189,8 +190,16 @@ def meta_vocabulary(path: Path) -> dict[str, int]:
 def check_meta_vocabulary(path: Path, vocabulary: str) -> None:
     """A meta.pkl whose characters or ids differ from `vocabulary` (id = position) is refused."""
     stoi = meta_vocabulary(path)
-    expected = {c: i for i, c in enumerate(vocabulary)}
-    if stoi != expected:
-        differ = sorted(set(stoi.items()) ^ set(expected.items()))[:4]
-        raise BenchError(f"{path}: its vocabulary differs from the chess one {vocabulary!r} "
-                         f"(first differences: {differ}); the model reads other token ids")
+    if stoi == {c: i for i, c in enumerate(vocabulary)}:
+        return
+    itos = {i: c for c, i in stoi.items()}
+    ids = sorted(set(range(len(vocabulary))) | {i for i in itos if isinstance(i, int)})
+    chess = dict(enumerate(vocabulary))
+    differ = [i for i in ids if itos.get(i) != chess.get(i)]
+
+    def said(char) -> str:
+        return "no character" if char is None else repr(char)
+
+    shown = "; ".join(f"id {i} is {said(itos.get(i))} there, {said(chess.get(i))} in chess" for i in differ[:3])
+    raise BenchError(f"{path}: its vocabulary differs from the chess one ({vocabulary!r}) at {len(differ)} of "
+                     f"{len(ids)} ids ({shown}); the model reads other token ids")

@@ -46,6 +46,8 @@ def _nanogpt_forward(sd: dict, args: dict, idx: torch.Tensor) -> torch.Tensor:
 def test_two_folders_of_one_name_get_two_result_names(tmp_path):
     from adapters.external import adapter_for
 
+    for run in ("run-a", "run-b"):
+        (tmp_path / run / "checkpoint-1000").mkdir(parents=True)
     a, b = adapter_for(f"hf:{tmp_path / 'run-a' / 'checkpoint-1000'}"), adapter_for(f"hf:{tmp_path / 'run-b' / 'checkpoint-1000'}")
     assert a.name.startswith("hf-checkpoint-1000-") and b.name.startswith("hf-checkpoint-1000-") and a.name != b.name
     assert adapter_for(f"hf:{tmp_path / 'run-a' / 'checkpoint-1000'}").name == a.name  # the same path: the same name
@@ -135,6 +137,19 @@ def test_meta_pkl_is_checked_without_unpickling(tmp_path, protocol):
     write_meta(tmp_path, vocab=VOCAB[::-1], protocol=protocol)
     with pytest.raises(BenchError, match="vocabulary differs"):
         check_meta_vocabulary(tmp_path / "meta.pkl", VOCAB)
+
+
+def test_a_meta_pkl_of_other_ids_is_told_id_by_id(tmp_path):
+    from models.nanogpt_checkpoint import check_meta_vocabulary
+
+    swapped = VOCAB[1] + VOCAB[0] + VOCAB[2:] + "z"  # '#' and ' ' trade ids; a 33rd character
+    write_meta(tmp_path, vocab=swapped)
+    with pytest.raises(BenchError) as refused:
+        check_meta_vocabulary(tmp_path / "meta.pkl", VOCAB)
+    assert str(refused.value).endswith(
+        "differs from the chess one (' #+-.0123456789;=BKNOQRabcdefghx') at 3 of 33 ids (id 0 is '#' there, ' ' in "
+        "chess; id 1 is ' ' there, '#' in chess; id 32 is 'z' there, no character in chess); the model reads other "
+        "token ids")
 
 
 class _Payload:

@@ -14,6 +14,44 @@ from tasks.chess.tokenizer import VOCAB
 from tests.external_files import expect_refusal, nanogpt_state, save_gpt2, write_meta
 
 
+def test_a_path_that_is_not_there_is_refused_before_any_model_library_is_imported(tmp_path):
+    # the command line checks the name first: a typo costs no import of TransformerLens
+    import subprocess
+    import sys
+
+    check = ("import sys\nfrom bench import registry\nfrom core.errors import BenchError\n"
+             "for name in sys.argv[1:]:\n"
+             "    try:\n        registry.check_model_name(name)\n    except BenchError as e:\n        print(e)\n"
+             "print(sorted(m for m in ('torch', 'transformer_lens', 'sae_lens') if m in sys.modules))\n")
+    (tmp_path / "ckpt.pt").mkdir()
+    names = [f"nanogpt:{tmp_path / 'nope.pt'}", f"nanogpt:{tmp_path / 'ckpt.pt'}", f"hf:{tmp_path / 'nope'}",
+             f"hf:{tmp_path}+sae:{tmp_path / 'nope'}"]
+    out = subprocess.run([sys.executable, "-c", check, *names], capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines() == [
+        f"nanogpt:{tmp_path / 'nope.pt'}: no such file; give the ckpt.pt that nanoGPT's train.py saved",
+        f"nanogpt:{tmp_path / 'ckpt.pt'}: a folder, not a file; give the ckpt.pt that nanoGPT's train.py saved",
+        f"hf:{tmp_path / 'nope'}: no such folder; give the folder saved by transformers' save_pretrained",
+        f"+sae:{tmp_path / 'nope'}: no such folder; give the folder SAELens' save_model wrote (cfg.json and "
+        f"sae_weights.safetensors)",
+        "[]"]
+
+
+def test_heads_that_cannot_split_the_width_are_refused_naming_the_fix(tmp_path):
+    from models.hf_gpt2 import read_gpt2_config
+    from models.nanogpt_checkpoint import read_checkpoint
+
+    save_gpt2(tmp_path / "gpt2")
+    config = json.loads((tmp_path / "gpt2" / "config.json").read_text())
+    (tmp_path / "gpt2" / "config.json").write_text(json.dumps({**config, "n_head": 3}))
+    with pytest.raises(BenchError, match="n_embd 32 is not a multiple of n_head 3, so the heads cannot split it; "
+                                         "give the config.json the weights were saved with"):
+        read_gpt2_config(tmp_path / "gpt2")
+    torch.save(nanogpt_state(n_head=3), tmp_path / "ckpt.pt")
+    with pytest.raises(BenchError, match="n_embd 32 is not a multiple of n_head 3, so the heads cannot split it; "
+                                         "give the model_args the weights were trained with"):
+        read_checkpoint(tmp_path / "ckpt.pt")
+
+
 def test_a_folder_that_is_not_gpt2_is_refused(tmp_path):
     (tmp_path / "llama").mkdir()
     (tmp_path / "llama" / "config.json").write_text(json.dumps({"model_type": "llama"}))
@@ -31,6 +69,9 @@ def test_a_misspelt_sae_part_and_a_missing_sae_folder_are_named(tmp_path):
 
     with pytest.raises(BenchError, match=r"\+sea: is not a part this harness reads; write \+sae:<SAELens folder>"):
         adapter_for(f"hf:{tmp_path / 'gpt2'}+sea:{tmp_path / 'sae'}")
+    with pytest.raises(BenchError, match=r"gpt2: no such folder; give the folder saved by transformers' save_pretrained"):
+        adapter_for(f"hf:{tmp_path / 'gpt2'}+sae:{tmp_path / 'sae'}")
+    (tmp_path / "gpt2").mkdir()  # the model's folder is checked first; what it holds, when it is loaded
     with pytest.raises(BenchError, match=r"sae: no such folder; give the folder SAELens' save_model wrote"):
         adapter_for(f"hf:{tmp_path / 'gpt2'}+sae:{tmp_path / 'sae'}")
     (tmp_path / "sae").mkdir()
@@ -199,6 +240,7 @@ def test_a_relative_path_is_recorded_resolved(tmp_path, monkeypatch):
     from adapters.external import adapter_for
 
     (tmp_path / "models" / "sae").mkdir(parents=True)
+    (tmp_path / "models" / "gpt2").mkdir()
     (tmp_path / "models" / "sae" / "cfg.json").write_text("{}")
     monkeypatch.chdir(tmp_path)
     cls = adapter_for("hf:models/gpt2+sae:models/sae")

@@ -95,3 +95,10 @@ def test_a_weak_headline_is_said_when_it_is_printed():
                        "(-49.000) divides by almost nothing")
     # a model's own units: loss recovered is 1 by construction, however little the ablation moves the loss
     assert len(warnings({**weak, "ce_splice": 3.0, "loss_recovered": 1.0}, "m")) == 2
+    # the floor: said when it scored under half its sample, as the model is
+    assert warnings({**sound, "detection_n_features_random_init": 8}, "m") == []
+    assert warnings({**sound, "detection_n_features_random_init": 1}, "m") == [
+        "the random-init floor scored 1 of its 16 sampled features (details.random_init.skipped says why): "
+        "detection's and fuzzing's floors are means over 1"]
+    assert warnings({**sound, "detection_n_features_random_init": 0}, "m")[0].endswith(
+        "detection and fuzzing have no floor in this result")

@@ -220,9 +220,11 @@ def warnings(metrics: dict, name: str) -> list[str]:
                     f"{metrics.get('autointerp_skipped_few_negatives', 0)} in too many to find negatives; "
                     f"{sampled - skipped - scored} without parseable answers): detection and fuzzing are "
                     f"means over {scored}")
-    if metrics.get("detection_n_features_random_init") == 0:
-        said.append("the random-init floor scored none of its sampled features (details.random_init.skipped says "
-                    "why): detection and fuzzing have no floor in this result")
+    floor_scored = metrics.get("detection_n_features_random_init")
+    if floor_scored is not None and sampled and floor_scored < sampled / 2:
+        said.append(f"the random-init floor scored {floor_scored:.0f} of its {sampled} sampled features "
+                    f"(details.random_init.skipped says why): " + ("detection and fuzzing have no floor in this result"
+                    if not floor_scored else f"detection's and fuzzing's floors are means over {floor_scored:.0f}"))
     ablation_gap = metrics.get("ce_zero_ablation", 0.0) - metrics.get("ce_clean", 0.0)
     own_units = metrics.get("ce_splice") == metrics.get("ce_clean")  # 1 by construction, whatever the ablation
     if "loss_recovered" in metrics and abs(ablation_gap) < 0.01 and not own_units:
