@@ -1,6 +1,6 @@
 """How a model from your own files is named (`hf:<folder>`, `nanogpt:<ckpt.pt>`, either optionally
 `+sae:<folder>`), apart from the code that loads it: the command line checks a name, and that its
-paths are there, before any model library is imported."""
+paths are there, before TransformerLens or SAELens is imported."""
 
 from __future__ import annotations
 

@@ -138,7 +138,12 @@ def _load(record: dict, task, preset: str, device: str):
         raise BenchError(f"{record['_path']}: its config is not valid now ({e}); rerun the bench that "
                          f"wrote it") from None
     name = record.get("provenance", {}).get("model_spec") or record["model"]  # a model from the user's files
-    adapter_cls = registry.model_adapter(name)
+    try:
+        adapter_cls = registry.model_adapter(name)
+    except BenchError as e:
+        if name == record["model"]:
+            raise
+        raise BenchError(f"{record['_path']} was scored on {name}, which cannot be loaded now: {e}") from None
     if adapter_cls.name != record["model"]:
         raise BenchError(f"{record['_path']} was written under an older name of {name} (now {adapter_cls.name}); "
                          f"rerun `make bench MODEL={name} TASK={task.name} PRESET={preset}` and delete it")

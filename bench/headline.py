@@ -61,6 +61,9 @@ FLAGS = {"mostly_dead": "mostly dead", "router_collapsed": "router collapsed", "
 # showing in it: a feature whose explanation did not parse is dropped from detection and fuzzing, and
 # no parse failure rate counts it.
 COUNTS = {"autointerp_explanation_failures": ("without a parseable explanation", "autointerp_features_sampled")}
+# A floor whose mean is over fewer than half the features sampled (an untrained network's features can
+# mostly be unscorable): the headline shows its mean in parentheses, this says how thin it is.
+THIN_FLOORS = {"detection_n_features_random_init": "autointerp_features_sampled"}
 
 
 def flags(seeds: list[dict]) -> str:
@@ -79,6 +82,12 @@ def flags(seeds: list[dict]) -> str:
         if sum(m[name] for m in counted):
             said.append(f"{sum(m[name] for m in counted):.0f} of {sum(m.get(out_of, 0) for m in counted):.0f} "
                         f"sampled features {words}")
+    for name, out_of in THIN_FLOORS.items():
+        counted = [s["metrics"] for s in seeds if name in s["metrics"]]
+        scored, sampled = sum(m[name] for m in counted), sum(m.get(out_of, 0) for m in counted)
+        if counted and scored < sampled / 2:
+            said.append(f"floor over {scored:.0f} of {sampled:.0f} sampled features" if scored
+                        else f"floor scored none of {sampled:.0f} sampled features")
     return f" [{'; '.join(said)}]" if said else ""
 
 

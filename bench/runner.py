@@ -18,6 +18,10 @@ from core.results import write_result
 from bench.sae_store import attach_features
 
 
+# The random-init floor's model is built with the run's seed plus this, so it is never the trained model's init.
+FLOOR_SEED_OFFSET = 1_000
+
+
 def checkpoint_named(stem: Path) -> str:
     """A checkpoint of ours as `<checkpoints folder>/<task>/<stem>`, the same wherever the repository
     lies (bench/model_identity.py reads it so); a model of yours by its whole path, as named."""
@@ -37,7 +41,7 @@ def run_bench(adapter_cls, task, config, preset: str, seed: int, device: str) ->
     random_adapter = None
     if getattr(config, "random_floor", False):
         # The floor: a random-init model of the same shape (seeded, so the floor is reproducible).
-        random_model = build_random(adapter_cls, task, preset, seed + 1_000)
+        random_model = build_random(adapter_cls, task, preset, seed + FLOOR_SEED_OFFSET)
         # Built on the CPU; TransformerLens's .to announces itself on stdout even there.
         random_adapter = adapter_cls((random_model if device == "cpu" else random_model.to(device)).eval())
         attach_features(random_adapter, task, preset, seed, config, device, role="random")
@@ -59,6 +63,8 @@ def run_bench(adapter_cls, task, config, preset: str, seed: int, device: str) ->
         # your own dictionary: the variable that names it (bench/own_dictionary.py)
         **({"own_dictionary": own} if (own := getattr(adapter_cls, "own_dictionary", None)) else {}),
         **({"features_from": adapter.sae_source} if getattr(adapter, "sae_source", None) else {}),
+        # the floor's model seed and, for a dictionary model, the dictionary fitted on it (kept under .cache/)
+        **({"random_init": _floor_provenance(random_adapter, seed)} if random_adapter is not None else {}),
         **({"data": data} if (data := identity(task)) else {}),  # your own data: which (core/own_data.py)
     }
     variant = results_variant(task, config, adapter_cls)
@@ -69,6 +75,11 @@ def run_bench(adapter_cls, task, config, preset: str, seed: int, device: str) ->
     if warning := run_warning(task.name, preset, path):
         print(warning, file=sys.stderr)
     return path
+
+
+def _floor_provenance(random_adapter, seed: int) -> dict:
+    source = getattr(random_adapter, "sae_source", None)
+    return {"model_seed": seed + FLOOR_SEED_OFFSET, **({"features_from": source} if source else {})}
 
 
 def _report(task, preset: str, seed: int, variant: str | None = None) -> None:

@@ -164,9 +164,11 @@ def fitted_folder(adapter, task, preset: str, seed: int, role: str, at_default: 
     return CACHE / "saes" / task.name / f"{stem.name}-{role}-{tag}{run_suffix(task)}"
 
 
-def refit_if_stale(folder: Path, record: dict, adapter, task, preset: str, what: str, fit) -> None:
+def refit_if_stale(folder: Path, record: dict, adapter, task, preset: str, what: str, fit,
+                   role: str = "trained") -> None:
     """Call fit(why), which fits and saves, unless `folder` holds a `what` whose record is exactly
-    `record`; with training switched off (MOEXBENCH_NO_TRAIN=1) that is one line instead. One process
+    `record`; with training switched off (MOEXBENCH_NO_TRAIN=1) that is one line instead (for the
+    random-init floor's, `role` "random", naming the setting that skips the floor). One process
     fits a folder at a time: a second one that needs the same fit waits, then uses what the first saved.
     On the user's own data the record gains the data it is fitted on, and nothing is fitted into the
     committed checkpoints (core/own_data.py)."""
@@ -183,8 +185,10 @@ def refit_if_stale(folder: Path, record: dict, adapter, task, preset: str, what:
             return
     why = "none saved" if saved is None else "saved one is stale (settings, site, model or data changed)"
     if not training_allowed():
+        skip = " without MOEXBENCH_NO_TRAIN, or skip the floor with ARGS=\"random_floor=false\"" \
+            if role == "random" else ""
         raise BenchError(f"{adapter.name}: no up-to-date {what} at {folder} ({why}) and MOEXBENCH_NO_TRAIN=1; "
-                         f"fit it with `make bench MODEL={adapter.name} TASK={task.name} PRESET={preset}`")
+                         f"fit it with `make bench MODEL={adapter.name} TASK={task.name} PRESET={preset}`{skip}")
     refuse_training_into_committed(task, folder, f"the {what} of {adapter.name}")
     with exclusive(fit_lock(folder), f"the {what} at {folder} is being fitted by another process"):
         if st.read_record(folder) == record:
@@ -224,7 +228,7 @@ def _trained_here(adapter, task, preset, seed, config, device, role, hook):
                     folder, record)
         checkpoints.finish()
 
-    refit_if_stale(folder, record, adapter, task, preset, "SAE", fit)
+    refit_if_stale(folder, record, adapter, task, preset, "SAE", fit, role)
     sae = st.load_sae(folder).to(device)
     from models.checkpoint import file_sha256
 

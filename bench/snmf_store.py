@@ -68,7 +68,7 @@ def attach_snmf(adapter, task, preset: str, seed: int, config, device: str, role
         save(fit_on_stream(adapter.model, hook, task.training_data(preset, seed).batch_fn, settings, k, seed),
              folder, record)
 
-    refit_if_stale(folder, record, adapter, task, preset, "factorisation", fit)
+    refit_if_stale(folder, record, adapter, task, preset, "factorisation", fit, role)
     factors = load(folder, adapter.model.cfg.d_mlp)
     source = {"source": f"fitted here (models/snmf.py), saved at {folder.name}", **record}
     adapter.use_snmf(factors.to(device), settings.encode_iterations, hook, source)

@@ -60,6 +60,6 @@ def _trained_here(adapter, task, preset, seed, config, device, role, layer):
                                                checkpoints), folder, record)
         checkpoints.finish()
 
-    refit_if_stale(folder, record, adapter, task, preset, "transcoder", fit)
+    refit_if_stale(folder, record, adapter, task, preset, "transcoder", fit, role)
     transcoder = tt.load_transcoder(folder, layer, adapter.d_model).to(device)
     return transcoder, {"source": f"trained here by moexbench's transcoder trainer, saved at {folder.name}", **record}

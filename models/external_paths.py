@@ -1,6 +1,6 @@
 """Whether the paths a model of yours is named by exist and are of the right kind, with the line that
 says what to give instead. No model library is imported here: the command line checks these before
-the seconds of importing torch and TransformerLens, and the loaders check them again for callers of
+the seconds of importing TransformerLens and SAELens, and the loaders check them again for callers of
 their own."""
 
 from __future__ import annotations

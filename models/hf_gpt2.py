@@ -48,9 +48,13 @@ def read_gpt2_config(folder: Path) -> dict:
     missing = [k for k in ("n_embd", "n_head", "n_layer", "n_positions", "vocab_size") if k not in config]
     if missing:
         raise BenchError(f"{path}: lacks {', '.join(missing)}; not a complete GPT-2 config")
-    if not all(isinstance(config[k], int) and config[k] > 0 for k in ("n_embd", "n_head")) \
-            or config["n_embd"] % config["n_head"]:
-        raise BenchError(f"{path}: n_embd {config['n_embd']!r} is not a multiple of n_head {config['n_head']!r}, so the "
+    bad = [k for k in ("n_embd", "n_head", "n_layer", "n_positions", "vocab_size")
+           if not isinstance(config[k], int) or isinstance(config[k], bool) or config[k] <= 0]
+    if bad:
+        raise BenchError(f"{path}: {', '.join(bad)} must be positive integers; give the config.json the weights were "
+                         f"saved with")
+    if config["n_embd"] % config["n_head"]:
+        raise BenchError(f"{path}: n_embd {config['n_embd']} is not a multiple of n_head {config['n_head']}, so the "
                          f"heads cannot split it; give the config.json the weights were saved with")
     weight_files(folder)  # refuses a folder without them
     return config

@@ -201,5 +201,8 @@ def check_meta_vocabulary(path: Path, vocabulary: str) -> None:
         return "no character" if char is None else repr(char)
 
     shown = "; ".join(f"id {i} is {said(itos.get(i))} there, {said(chess.get(i))} in chess" for i in differ[:3])
+    if not differ:  # every id matches, so some character shares an id with another, or an id is no integer
+        odd = sorted({repr(c) for c, i in stoi.items() if chess.get(i) != c})
+        differ, shown = odd, f"characters {', '.join(odd[:3])} have ids the chess characters hold"
     raise BenchError(f"{path}: its vocabulary differs from the chess one ({vocabulary!r}) at {len(differ)} of "
                      f"{len(ids)} ids ({shown}); the model reads other token ids")

@@ -185,6 +185,30 @@ def test_token_detectors_are_explained_and_detected_perfectly_by_the_lexical_bac
     assert m["firing_density_sampled"] == pytest.approx(exact, abs=1e-12)  # none skipped: the same features
 
 
+def test_a_backend_scoring_two_models_in_turn_counts_each_runs_parse_failures_apart(tmp_path):
+    # The language task scores a model, then its random-init floor, with one backend: each result's
+    # backend_parse_failures must be its own run's, not the running total.
+    from tasks.language.autointerp.run import run_autointerp
+
+    class Unparsed(LexicalBackend):
+        """The lexical scorer whose every explanation counts as a parse failure, as the llm backend counts."""
+        def __init__(self):
+            super().__init__()
+            self.parse_failures = {"explain": 0, "detect": 0, "fuzz": 0}
+
+        def explain(self, examples):
+            self.parse_failures["explain"] += 1
+            return super().explain(examples)
+
+    seqs = np.random.default_rng(1).integers(0, 50, size=(100, 64))
+    rules = SamplingRules(n_explain=10, n_test_per_decile=1, n_negative=10, min_activating=20)
+    backend = Unparsed()
+    runs = [run_autointerp(_token_detectors, 50, seqs, lambda ids: [f" t{i}" for i in ids], backend, rules,
+                           n_score=n, seed=0, cache_dir=tmp_path) for n in (6, 4)]
+    assert [r.details["backend_parse_failures"]["explain"] for r in runs] == [6, 4]
+    assert backend.parse_failures["explain"] == 10
+
+
 def test_weakest_negatives_stand_in_only_when_verified_ones_run_short():
     rng = np.random.default_rng(0)
     dense_like = np.linspace(0.01, 5, 400)  # fires a little in every window: no verified negative
@@ -232,4 +256,3 @@ def test_the_floor_records_that_it_scored_nothing_instead_of_stopping(tmp_path):
     assert result.metrics["detection_n_features"] == 0 and "detection" not in result.metrics
     assert result.metrics["autointerp_skipped_few_negatives"] == 4
     assert list(result.details["skipped"].values()) == [4]
-

@@ -69,7 +69,8 @@ def test_a_misspelt_sae_part_and_a_missing_sae_folder_are_named(tmp_path):
 
     with pytest.raises(BenchError, match=r"\+sea: is not a part this harness reads; write \+sae:<SAELens folder>"):
         adapter_for(f"hf:{tmp_path / 'gpt2'}+sea:{tmp_path / 'sae'}")
-    with pytest.raises(BenchError, match=r"gpt2: no such folder; give the folder saved by transformers' save_pretrained"):
+    with pytest.raises(BenchError, match=r"gpt2: no such folder; give the folder saved by transformers' "
+                                         r"save_pretrained"):
         adapter_for(f"hf:{tmp_path / 'gpt2'}+sae:{tmp_path / 'sae'}")
     (tmp_path / "gpt2").mkdir()  # the model's folder is checked first; what it holds, when it is loaded
     with pytest.raises(BenchError, match=r"sae: no such folder; give the folder SAELens' save_model wrote"):

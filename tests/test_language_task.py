@@ -59,6 +59,12 @@ def test_language_bench_tiny_writes_fidelity_and_autointerp(model, own_units, ar
     assert floor["metrics"]["autointerp_features_sampled"] == m["autointerp_features_sampled"]
     assert floor["rules"] == result["details"]["autointerp"]["rules"]
     assert m["detection_n_features_random_init"] == floor["metrics"]["detection_n_features"]
+    # another network's features: its firing differs (the same adapter scored twice would not)
+    assert floor["metrics"]["firing_density_sampled"] != m["firing_density_sampled"]
+    made = result["provenance"]["random_init"]  # how to build the floor again: its seed, its fitted dictionary
+    assert made["model_seed"] == 1000 and ("features_from" in made) == (not own_units)
+    if not own_units:
+        assert made["features_from"]["sae_sha256"] != result["provenance"]["features_from"]["sae_sha256"]
     if m["detection_n_features_random_init"]:
         assert m["detection_random_init"] == floor["metrics"]["detection"]
 
@@ -98,7 +104,7 @@ def test_a_weak_headline_is_said_when_it_is_printed():
     # the floor: said when it scored under half its sample, as the model is
     assert warnings({**sound, "detection_n_features_random_init": 8}, "m") == []
     assert warnings({**sound, "detection_n_features_random_init": 1}, "m") == [
-        "the random-init floor scored 1 of its 16 sampled features (details.random_init.skipped says why): "
+        "the random-init floor scored 1 of its 16 sampled features (details.random_init says why): "
         "detection's and fuzzing's floors are means over 1"]
     assert warnings({**sound, "detection_n_features_random_init": 0}, "m")[0].endswith(
         "detection and fuzzing have no floor in this result")

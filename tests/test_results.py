@@ -217,6 +217,18 @@ def test_the_compact_tables_keep_floor_ceiling_spread_and_paper_beside_each_scor
         "| x [7 of 40 sampled features without a parseable explanation] | 2 |")
     llm[0]["metrics"]["autointerp_explanation_failures"] = 0
     assert models_table("language", {"x": llm}, {})[2].startswith("| x | 2 |")
+    # a floor that is a mean over under half the sample (1 + 8 of 40 here) says so; half of it is enough
+    llm[0]["metrics"].update(detection_n_features_random_init=1, detection_random_init=0.52)
+    llm[1]["metrics"].update(detection_n_features_random_init=8, detection_random_init=0.5)
+    assert models_table("language", {"x": llm}, {})[2] == \
+        "| x [floor over 9 of 40 sampled features] | 2 | 0.500 ± 0.000 (0.510) | - | - | - |"
+    llm[1]["metrics"]["detection_n_features_random_init"] = 19
+    assert models_table("language", {"x": llm}, {})[2].startswith("| x | 2 |")
+    for seed in llm:
+        seed["metrics"].update(detection_n_features_random_init=0)
+        seed["metrics"].pop("detection_random_init")
+    assert models_table("language", {"x": llm}, {})[2] == \
+        "| x [floor scored none of 40 sampled features] | 2 | 0.500 ± 0.000 | - | - | - |"
     run = run_table("chess", {"reconstruction": 0.3, "reconstruction_random_init": 0.01, "probe_f1": 0.6}, {})
     assert "| reconstruction | 0.300 | 0.010 | 0.600 (probe_f1) | - |" in run
 
@@ -241,8 +253,10 @@ def test_a_language_run_at_another_layer_or_site_or_without_the_floor_goes_to_it
     assert variant(apply_overrides(LanguageConfig(), ["layer=7"])) == "layer.7"
     assert variant(apply_overrides(LanguageConfig(), ["site=resid", "backend=llm"])) == "llm_site.resid"
     assert variant(apply_overrides(LanguageConfig(), ["backend=llm"])) == "llm"
-    # without the floor it lacks metrics the default run has
+    # without the floor it lacks metrics the default run has; regress's checks run so, and read that folder
     assert variant(apply_overrides(LanguageConfig(), ["random_floor=false", "backend=llm"])) == "llm_random_floor.False"
+    from bench.regress import LANGUAGE_EVAL, Check, _variant
+    assert _variant(Check("language", "dense", "cpu", LANGUAGE_EVAL)) == "random_floor.False"
     # A model whose own default is another site (an attention SAE) is at its default there.
     attn_default = apply_overrides(LanguageConfig(), ["site=attn"])
     assert variant(attn_default, baseline=attn_default) is None

@@ -46,7 +46,7 @@ METRICS = (
     unit_range("detection_random_init", "detection of the same architecture at random init, the same features "
                "sampled and scored the same way (the floor)", higher_is_better=None),
     unit_range("fuzzing_random_init", "fuzzing at random init (the floor)", higher_is_better=None),
-    Metric("detection_n_features_random_init", "features the floor could score (0: the untrained network's sampled "
-           "features all fire in too few or too many windows)", None, 0.0),
+    Metric("detection_n_features_random_init", "features the floor could score (details.random_init counts the "
+           "rest: too few or too many windows where they fire, answers that did not parse)", None, 0.0),
     unit_range("expert_load_max", "the busiest expert's share of routed assignments", higher_is_better=None),
 ) + SPLICE_AND_ROUTER

@@ -171,7 +171,8 @@ class LanguageTask(Task):
         metrics.update(result.metrics)
         metrics["n_features"] = n_features
         if floor is not None:
-            metrics.update({f"{name}_random_init": floor.metrics[name] for name in FLOOR_METRICS if name in floor.metrics})
+            metrics.update({f"{name}_random_init": floor.metrics[name]
+                            for name in FLOOR_METRICS if name in floor.metrics})
         for line in warnings(metrics, adapter.name):
             print(f"warning: {line}")
         details = {"feature_hook": adapter.feature_hook(config.layer, config.site),
@@ -223,7 +224,7 @@ def warnings(metrics: dict, name: str) -> list[str]:
     floor_scored = metrics.get("detection_n_features_random_init")
     if floor_scored is not None and sampled and floor_scored < sampled / 2:
         said.append(f"the random-init floor scored {floor_scored:.0f} of its {sampled} sampled features "
-                    f"(details.random_init.skipped says why): " + ("detection and fuzzing have no floor in this result"
+                    f"(details.random_init says why): " + ("detection and fuzzing have no floor in this result"
                     if not floor_scored else f"detection's and fuzzing's floors are means over {floor_scored:.0f}"))
     ablation_gap = metrics.get("ce_zero_ablation", 0.0) - metrics.get("ce_clean", 0.0)
     own_units = metrics.get("ce_splice") == metrics.get("ce_clean")  # 1 by construction, whatever the ablation

@@ -129,7 +129,8 @@ def _summarise(records: list[dict], n_sampled: int, skipped: Counter, backend: B
                "autointerp_weakest_negative_features": sum(not r["negatives_verified"] for r in records)}
     details = {"backend": backend.name, "rules": rules.__dict__, "seed": seed, "skipped": dict(skipped)}
     if hasattr(backend, "parse_failures"):  # the llm backend's own count, explanations included
-        details["backend_parse_failures"] = {k: n - failures_before.get(k, 0) for k, n in backend.parse_failures.items()}
+        details["backend_parse_failures"] = {kind: n - failures_before.get(kind, 0)
+                                             for kind, n in backend.parse_failures.items()}
     for name in ("detection", "fuzzing"):
         scores = [r[name] for r in records if r.get(name) is not None]
         answers = sum(len(r.get(f"{name}_answers", [])) for r in records)
