@@ -150,7 +150,7 @@ class LanguageTask(Task):
         metrics.update(model_metrics)
 
         with contextlib.ExitStack() as stack:
-            backend = _backend(config, stack)
+            backend, token_strings = _backend(config, stack), _tokenizer(preset).token_strings
 
             def autointerp(scored: FeatureAdapter, require_scored: bool = True):
                 """(features at the site, auto-interp of a sample of them): one protocol for the model and its floor."""
@@ -158,7 +158,7 @@ class LanguageTask(Task):
                     return scored.features(tokens, config.layer, config.site)
 
                 n = feature_fn(torch.from_numpy(interp[:1])).shape[-1]
-                return n, run_autointerp(feature_fn, n, interp, _tokenizer(preset).token_strings, backend,
+                return n, run_autointerp(feature_fn, n, interp, token_strings, backend,
                                          dataclasses.replace(p.sampling, negatives=config.negatives),
                                          config.n_features or p.n_interp_features, seed, CACHE / "autointerp",
                                          config.batch_size, require_scored)
