@@ -2,6 +2,9 @@
 stage from its last saved state, across stages from the finished stages' records; a partial run
 started with other settings is refused, naming the setting."""
 
+import json
+import shutil
+
 import pytest
 import torch
 
@@ -61,15 +64,7 @@ def test_a_stage_killed_mid_training_resumes_to_the_uninterrupted_weights(monkey
     assert all(torch.equal(a, b) for a, b in zip(resumed[1], straight[1]))
 
 
-def test_a_run_killed_between_stages_gives_the_uninterrupted_result(monkeypatch, tmp_path, capsys):
-    monkeypatch.setattr(core.paths, "RUNS", tmp_path)
-    moex, config = model_adapter("moex"), SuperpositionConfig(eval_samples=256)
-    straight = SuperpositionTask.run(moex, config, "tiny", 0, "cpu")
-    folder = tmp_path / "superposition" / "moex-tiny-seed0"
-    assert folder.exists()  # until the result is written ...
-    straight["on_written"]()
-    assert not folder.exists()  # ... then a finished run leaves only its result
-
+def _run_killed_before_its_last_stage(monkeypatch, moex, config):
     real = sweep.run_specialisation
 
     def killed(*args, **kwargs):
@@ -77,9 +72,27 @@ def test_a_run_killed_between_stages_gives_the_uninterrupted_result(monkeypatch,
     monkeypatch.setattr(sweep, "run_specialisation", killed)  # the sweeps finish, the last stage dies
     with pytest.raises(Killed):
         SuperpositionTask.run(moex, config, "tiny", 0, "cpu")
-    assert sorted(p.name for p in folder.iterdir()) == ["fingerprint.json", "sweep-e2m2k1.done.pt",
-                                                        "sweep-e4m1k2.done.pt"]
     monkeypatch.setattr(sweep, "run_specialisation", real)
+
+
+@pytest.mark.parametrize("machine", ["same", "another"])
+def test_a_run_killed_between_stages_gives_the_uninterrupted_result(monkeypatch, tmp_path, capsys, machine):
+    """On another machine only the committed results folder is left: its finished stages carry the run."""
+    monkeypatch.setattr(core.paths, "RUNS", tmp_path / "runs")
+    monkeypatch.setenv("MOEXBENCH_RESULTS", str(tmp_path / "results"))
+    moex, config = model_adapter("moex"), SuperpositionConfig(eval_samples=256)
+    straight = SuperpositionTask.run(moex, config, "tiny", 0, "cpu")
+    in_progress = tmp_path / "runs" / "superposition" / "moex-tiny-seed0"
+    finished = tmp_path / "results" / "superposition" / "tiny" / "unfinished" / "moex-seed0"
+    assert in_progress.exists() and finished.exists()  # until the result is written ...
+    straight["on_written"]()
+    assert not in_progress.exists() and not finished.exists()  # ... then a finished run leaves only its result
+
+    _run_killed_before_its_last_stage(monkeypatch, moex, config)
+    assert sorted(p.name for p in finished.iterdir()) == ["fingerprint.json", "sweep-e2m2k1.done.json",
+                                                          "sweep-e4m1k2.done.json"]
+    if machine == "another":
+        shutil.rmtree(tmp_path / "runs")
     capsys.readouterr()
     resumed = SuperpositionTask.run(moex, config, "tiny", 0, "cpu")
     assert "stage sweep-e2m2k1 finished earlier" in capsys.readouterr().out
@@ -91,6 +104,23 @@ def test_a_run_killed_between_stages_gives_the_uninterrupted_result(monkeypatch,
     assert sorted(time["by_stage"]) == ["specialisation-xavier", "sweep-e2m2k1", "sweep-e4m1k2"]
     assert all(t["seconds"] > 0 and t["cpu_seconds"] > 0 for t in time["by_stage"].values())  # read back, not 0
     assert time["seconds"] > time["by_stage"]["specialisation-xavier"]["seconds"]  # the earlier stages count too
+
+
+def test_finished_stages_from_other_code_are_refused_and_a_damaged_one_named(monkeypatch, tmp_path):
+    monkeypatch.setattr(core.paths, "RUNS", tmp_path / "runs")
+    monkeypatch.setenv("MOEXBENCH_RESULTS", str(tmp_path / "results"))
+    moex, config = model_adapter("moex"), SuperpositionConfig(eval_samples=256)
+    _run_killed_before_its_last_stage(monkeypatch, moex, config)
+    shutil.rmtree(tmp_path / "runs")
+    finished = tmp_path / "results" / "superposition" / "tiny" / "unfinished" / "moex-seed0"
+    done = finished / "sweep-e4m1k2.done.json"
+    done.write_text(done.read_text()[:-40])
+    with pytest.raises(BenchError, match=r"finished stage .*sweep-e4m1k2.done.json is unreadable.*delete it"):
+        SuperpositionTask.run(moex, config, "tiny", 0, "cpu")
+    fingerprint = json.loads((finished / "fingerprint.json").read_text())
+    (finished / "fingerprint.json").write_text(json.dumps({**fingerprint, "source": "0" * 16}))
+    with pytest.raises(BenchError, match=rf"partial run in {finished} was started with another source"):
+        SuperpositionTask.run(moex, config, "tiny", 0, "cpu")
 
 
 def test_a_stage_resumed_after_a_kill_counts_the_time_before_its_last_save(monkeypatch, tmp_path):
@@ -118,7 +148,7 @@ def test_the_code_digest_covers_every_module_that_computes_and_only_those():
 
     here = {p.name for p in (Path(core.paths.ROOT) / "tasks" / "superposition").glob("*.py")}
     # A new module must be placed on one side: numbers (in the digest) or presentation (not).
-    presentation = {"__init__.py", "figures.py", "paper_tables.py", "metric_defs.py"}
+    presentation = {"__init__.py", "figures.py", "paper_tables.py", "metric_defs.py", "deviations.py"}
     assert set(COMPUTING) | presentation == here and not set(COMPUTING) & presentation
 
 

@@ -1,21 +1,25 @@
 """A superposition run that survives being killed: the `paper` preset trains for hours.
 
 A run is a fixed sequence of stages (one sweep per toy configuration, then the specialisation runs),
-all drawing from one random generator. Its folder, runs/superposition/<model>-<preset>-seed<s>[-variant]/,
-holds:
-- `fingerprint.json`: the settings and the source of the code; a resumed run whose settings or code
-  differ is refused, naming the field, since its finished stages came from them;
-- `<stage>.done.pt`: a finished stage's records, the generator's state after it and its time;
-- `<stage>.state.pt`: the stage in progress (weights, optimizer, generator, step, the losses of the
-  last steps, the time spent so far), replaced atomically every few minutes.
+all drawing from one random generator. It keeps two folders, each with `fingerprint.json` (the settings
+and the source of the code; a resumed run whose settings or code differ is refused, naming the field,
+since its finished stages came from them):
+- the stage in progress, on this machine: runs/superposition/<model>-<preset>-seed<s>[-variant]/
+  `<stage>.state.pt` (weights, optimizer, generator, step, the losses of the last steps, the time
+  spent so far), replaced atomically every few minutes;
+- the finished stages, beside the results: results/superposition/[<preset>/][<variant>/]unfinished/
+  <model>-seed<s>/`<stage>.done.json` (the stage's records, the generator's state after it, its
+  time), a few kilobytes each, so that they can be committed and a clone on another machine goes on
+  from them: a `paper` run is longer than a working session, and a machine's runs/ may not outlive it.
 The same command again skips the finished stages (restoring the generator as it was after each) and
 continues the stage in progress from its last state: the result equals an uninterrupted run's. When
-every stage is done and the result is written, the runner removes the folder (`finish`): the result
-file is what a run leaves.
+every stage is done and the result is written, the runner removes both folders (`finish`): the
+result file is what a run leaves.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import shutil
@@ -96,31 +100,34 @@ class StageCheckpoint:
 
 
 class ResumableRun:
-    def __init__(self, folder: Path, fingerprint: dict, every_s: float = SAVE_EVERY_S):
-        self.folder, self.every_s = folder, every_s
+    def __init__(self, folder: Path, fingerprint: dict, every_s: float = SAVE_EVERY_S, finished: Path | None = None):
+        """`folder`: the stage in progress (machine-local); `finished`: the finished stages (committable;
+        None keeps them in `folder` too)."""
+        self.folder, self.finished, self.every_s = folder, finished or folder, every_s
         self.time_by_stage: dict[str, dict] = {}
         # As JSON reads it back (tuples become lists), so a saved fingerprint compares equal to its own.
         fingerprint = json.loads(json.dumps({**fingerprint, "source": source_digest(), "torch": torch.__version__}))
-        path = folder / "fingerprint.json"
-        if path.exists():
-            try:
-                saved = json.loads(path.read_text())
-            except ValueError:
-                raise BenchError(f"{path} is damaged; delete {folder} to start the run over") from None
-            differ = _differences(saved, fingerprint)
-            if differ:
-                raise BenchError(f"the partial run in {folder} was started with another {differ[0]} "
-                                 f"(source: the code of tasks/superposition); delete that folder to start over, "
-                                 f"or run with what it was started with")
-        else:
-            atomic_write_text(path, json.dumps(fingerprint, indent=1, sort_keys=True))
+        for where in dict.fromkeys((self.finished, self.folder)):
+            path = where / "fingerprint.json"
+            if path.exists():
+                try:
+                    saved = json.loads(path.read_text())
+                except ValueError:
+                    raise BenchError(f"{path} is damaged; delete {where} to start the run over") from None
+                differ = _differences(saved, fingerprint)
+                if differ:
+                    raise BenchError(f"the partial run in {where} was started with another {differ[0]} "
+                                     f"(source: the code of tasks/superposition); delete that folder to start over, "
+                                     f"or run with what it was started with")
+            else:
+                atomic_write_text(path, json.dumps(fingerprint, indent=1, sort_keys=True) + "\n")
 
     def stage(self, name: str, generator: torch.Generator, run: Callable[[StageCheckpoint], list]) -> list:
         """`run(checkpoint)` -> the stage's records, or those of an earlier process that finished it
         (the generator then set to where that stage left it)."""
-        done = self.folder / f"{name}.done.pt"
+        done = self.finished / f"{name}.done.json"
         if done.exists():
-            saved = _load(done)
+            saved = _read_done(done)
             generator.set_state(saved["generator"])
             self.time_by_stage[name] = saved["elapsed"]
             print(f"superposition: stage {name} finished earlier, read from {done}", flush=True)
@@ -131,7 +138,7 @@ class ResumableRun:
         checkpoint = StageCheckpoint(state, self.every_s)
         records = run(checkpoint)
         self.time_by_stage[name] = checkpoint.elapsed()
-        _atomic_save({"records": records, "generator": generator.get_state(), "elapsed": self.time_by_stage[name]}, done)
+        _write_done(done, records, generator.get_state(), self.time_by_stage[name])
         state.unlink(missing_ok=True)
         return records
 
@@ -144,4 +151,21 @@ class ResumableRun:
                         "evaluation outside the stages is left out"}
 
     def finish(self) -> None:
-        shutil.rmtree(self.folder, ignore_errors=True)
+        for where in (self.folder, self.finished):
+            shutil.rmtree(where, ignore_errors=True)
+
+
+def _write_done(path: Path, records: list, generator_state: torch.Tensor, elapsed: dict) -> None:
+    """JSON, not a pickle: records are plain numbers and Python writes floats that read back exactly."""
+    state = base64.b64encode(generator_state.numpy().tobytes()).decode()
+    atomic_write_text(path, json.dumps({"records": records, "generator": state, "elapsed": elapsed}) + "\n")
+
+
+def _read_done(path: Path) -> dict:
+    try:
+        saved = json.loads(path.read_text())
+        saved["generator"] = torch.frombuffer(bytearray(base64.b64decode(saved["generator"])), dtype=torch.uint8)
+        return saved
+    except (ValueError, KeyError, TypeError) as e:  # written whole by this module: damage came from outside
+        raise BenchError(f"finished stage {path} is unreadable ({type(e).__name__}); "
+                         f"delete it to redo that stage") from None

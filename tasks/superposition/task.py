@@ -14,26 +14,9 @@ from core.errors import BenchError
 from core.task import Task
 from models.config import GPTConfig
 from tasks.superposition.config import SuperpositionConfig
+from tasks.superposition.deviations import DEVIATIONS
 from tasks.superposition.presets import PRESETS
 from tasks.superposition.toy_model import ToySpec
-
-DEVIATIONS = [
-    "training loss sums the importance-weighted squared error over features (the form of "
-    "docs/superposition.md section 3); the reference's vectorised trainer also averages over features, "
-    "a factor n that Adam all but ignores. Reported losses are the reference's form: mean over features and inputs, on fresh inputs",
-    "a feature is monosemantic in an expert only if its norm there is >= min_norm (docs/superposition.md: 'norm "
-    "not ~0'); the reference has no norm floor",
-    "feature dimensionality of an unrepresented feature is 0 (the reference divides 0 by 0)",
-    "specialisation: the other features are sampled at the training density while an expert's "
-    "monosemantic features are set to 1; the reference sampled them at density 1.0",
-    "routing usage and P(expert | feature present) from eval_samples fresh inputs per model (the reference: one batch of 1024)",
-    "toy counterparts: GELU models use the reference's tied linear expert (no toy GELU analogue), ReLU "
-    "models put ReLU on the hidden units; MoE-X's router takes its column statistics over each expert's "
-    "hidden units (no encoder bias in the toy)",
-    "as in the reference, a top-1 learned router gets no gradient (its renormalised weight is always 1), "
-    "so only weight decay moves it",
-]
-
 
 def _no_toy(adapter_cls, why: str) -> BenchError:
     return BenchError(f"{adapter_cls.name} ({why}) has no toy counterpart; run TASK=superposition with a model "
@@ -111,6 +94,7 @@ class SuperpositionTask(Task):
     @staticmethod
     def run(adapter_cls, config: SuperpositionConfig, preset: str, seed: int, device: str) -> dict:
         from core.paths import RUNS
+        from core.results import file_stem, result_dir
         from tasks.superposition.resume import ResumableRun
         from tasks.superposition.sweep import label, run_specialisation, run_sweep
 
@@ -119,8 +103,12 @@ class SuperpositionTask(Task):
         generator = torch.Generator().manual_seed(seed)
         # Every stage saves its progress here, so a killed run (the paper preset trains for hours) resumes.
         variant = SuperpositionTask.result_variant(config)
-        run = ResumableRun(RUNS / "superposition" / f"{adapter_cls.name}-{preset}-seed{seed}{'-' + variant if variant else ''}",
-                           {"preset": dataclasses.asdict(p), "config": dataclasses.asdict(config), "toy_form": form})
+        # The finished stages go beside the results, so a clone on another machine continues from them.
+        in_progress = f"{adapter_cls.name}-{preset}-seed{seed}{'-' + variant if variant else ''}"
+        run = ResumableRun(RUNS / "superposition" / in_progress,
+                           {"preset": dataclasses.asdict(p), "config": dataclasses.asdict(config), "toy_form": form},
+                           finished=result_dir("superposition", preset, variant) / "unfinished"
+                           / f"{file_stem(adapter_cls.name)}-seed{seed}")
         toy = dict(hidden=form["hidden"], router=form["router"], aux_loss_coef=form["aux_loss_coef"])
         if form["moe"]:
             specs = [ToySpec(p.n_features, e, m, k, **toy) for e, m, k in p.expert_configs]
