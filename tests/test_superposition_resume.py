@@ -11,7 +11,7 @@ import torch
 import core.paths
 from bench.registry import model_adapter
 from core.errors import BenchError
-from tasks.superposition import sweep, training
+from tasks.superposition import resume, training
 from tasks.superposition.config import SuperpositionConfig
 from tasks.superposition.resume import ResumableRun, StageCheckpoint
 from tasks.superposition.task import SuperpositionTask
@@ -64,38 +64,51 @@ def test_a_stage_killed_mid_training_resumes_to_the_uninterrupted_weights(monkey
     assert all(torch.equal(a, b) for a, b in zip(resumed[1], straight[1]))
 
 
-def _run_killed_before_its_last_stage(monkeypatch, moex, config):
-    real = sweep.run_specialisation
+class DiesInLastStage(StageCheckpoint):
+    """Saves the specialisation stage every step and dies right after its save of step 5: the sweeps are
+    finished then, and the stage in progress has a saved state."""
 
-    def killed(*args, **kwargs):
-        raise Killed
-    monkeypatch.setattr(sweep, "run_specialisation", killed)  # the sweeps finish, the last stage dies
-    with pytest.raises(Killed):
-        SuperpositionTask.run(moex, config, "tiny", 0, "cpu")
-    monkeypatch.setattr(sweep, "run_specialisation", real)
+    def __init__(self, path, every_s):
+        super().__init__(path, every_s=0.0 if "specialisation" in path.name else every_s)
+
+    def save(self, state):
+        super().save(state)
+        if state["step"] == 5:
+            raise Killed
 
 
-@pytest.mark.parametrize("machine", ["same", "another"])
-def test_a_run_killed_between_stages_gives_the_uninterrupted_result(monkeypatch, tmp_path, capsys, machine):
-    """On another machine only the committed results folder is left: its finished stages carry the run."""
+def _killed_in_last_stage(monkeypatch, tmp_path):
     monkeypatch.setattr(core.paths, "RUNS", tmp_path / "runs")
     monkeypatch.setenv("MOEXBENCH_RESULTS", str(tmp_path / "results"))
     moex, config = model_adapter("moex"), SuperpositionConfig(eval_samples=256)
-    straight = SuperpositionTask.run(moex, config, "tiny", 0, "cpu")
+    with monkeypatch.context() as m:
+        m.setattr(resume, "StageCheckpoint", DiesInLastStage)
+        with pytest.raises(Killed):
+            SuperpositionTask.run(moex, config, "tiny", 0, "cpu")
     in_progress = tmp_path / "runs" / "superposition" / "moex-tiny-seed0"
     finished = tmp_path / "results" / "superposition" / "tiny" / "unfinished" / "moex-seed0"
-    assert in_progress.exists() and finished.exists()  # until the result is written ...
-    straight["on_written"]()
-    assert not in_progress.exists() and not finished.exists()  # ... then a finished run leaves only its result
+    return moex, config, in_progress, finished
 
-    _run_killed_before_its_last_stage(monkeypatch, moex, config)
+
+@pytest.mark.parametrize("machine", ["same", "another"])
+def test_a_killed_run_gives_the_uninterrupted_result(monkeypatch, tmp_path, capsys, machine):
+    """On the same machine the stage in progress goes on from its saved state; on another machine only
+    the committable results folder is there, and its finished stages carry the run."""
+    moex, config, in_progress, finished = _killed_in_last_stage(monkeypatch, tmp_path)
     assert sorted(p.name for p in finished.iterdir()) == ["fingerprint.json", "sweep-e2m2k1.done.json",
                                                           "sweep-e4m1k2.done.json"]
+    assert sorted(p.name for p in in_progress.iterdir()) == ["fingerprint.json", "specialisation-xavier.state.pt"]
     if machine == "another":
         shutil.rmtree(tmp_path / "runs")
     capsys.readouterr()
     resumed = SuperpositionTask.run(moex, config, "tiny", 0, "cpu")
-    assert "stage sweep-e2m2k1 finished earlier" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "stage sweep-e2m2k1 finished earlier" in out and "stage sweep-e4m1k2 finished earlier" in out
+    assert ("stage specialisation-xavier resumes from" in out) == (machine == "same")
+    resumed["on_written"]()
+    assert not in_progress.exists() and not finished.parent.exists()  # a finished run leaves only its result
+
+    straight = SuperpositionTask.run(moex, config, "tiny", 0, "cpu")
     assert resumed["metrics"] == straight["metrics"]
     time = resumed["details"].pop("time")
     straight["details"].pop("time")
@@ -106,20 +119,44 @@ def test_a_run_killed_between_stages_gives_the_uninterrupted_result(monkeypatch,
     assert time["seconds"] > time["by_stage"]["specialisation-xavier"]["seconds"]  # the earlier stages count too
 
 
-def test_finished_stages_from_other_code_are_refused_and_a_damaged_one_named(monkeypatch, tmp_path):
-    monkeypatch.setattr(core.paths, "RUNS", tmp_path / "runs")
-    monkeypatch.setenv("MOEXBENCH_RESULTS", str(tmp_path / "results"))
-    moex, config = model_adapter("moex"), SuperpositionConfig(eval_samples=256)
-    _run_killed_before_its_last_stage(monkeypatch, moex, config)
-    shutil.rmtree(tmp_path / "runs")
-    finished = tmp_path / "results" / "superposition" / "tiny" / "unfinished" / "moex-seed0"
+DAMAGE = {
+    "truncated": lambda text, saved: text[:-40],
+    # valid base64 and JSON, a generator state of the wrong size
+    "short generator": lambda text, saved: json.dumps({**saved, "generator": saved["generator"][:-8]}),
+    "no elapsed": lambda text, saved: json.dumps({k: v for k, v in saved.items() if k != "elapsed"}),
+    "another run's": lambda text, saved: json.dumps({**saved, "fingerprint": "0" * 16}),
+}
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("truncated", r"is unreadable \(JSONDecodeError\)"),
+    ("short generator", r"is unreadable \(RuntimeError\)"),
+    ("no elapsed", r"is unreadable \(KeyError\)"),
+    ("another run's", "was computed by a run with other settings or code"),
+])
+def test_a_damaged_or_foreign_finished_stage_is_refused_in_one_line(monkeypatch, tmp_path, damage, message):
+    moex, config, in_progress, finished = _killed_in_last_stage(monkeypatch, tmp_path)
     done = finished / "sweep-e4m1k2.done.json"
-    done.write_text(done.read_text()[:-40])
-    with pytest.raises(BenchError, match=r"finished stage .*sweep-e4m1k2.done.json is unreadable.*delete it"):
+    done.write_text(DAMAGE[damage](done.read_text(), json.loads(done.read_text())))
+    with pytest.raises(BenchError, match=rf"finished stage .*sweep-e4m1k2.done.json {message}.*delete it"):
         SuperpositionTask.run(moex, config, "tiny", 0, "cpu")
-    fingerprint = json.loads((finished / "fingerprint.json").read_text())
-    (finished / "fingerprint.json").write_text(json.dumps({**fingerprint, "source": "0" * 16}))
-    with pytest.raises(BenchError, match=rf"partial run in {finished} was started with another source"):
+
+
+@pytest.mark.parametrize("where", ["finished", "in_progress"])
+def test_stages_from_other_code_or_without_a_fingerprint_are_refused_before_anything_is_written(
+        monkeypatch, tmp_path, where):
+    moex, config, in_progress, finished = _killed_in_last_stage(monkeypatch, tmp_path)
+    folder = {"finished": finished, "in_progress": in_progress}[where]
+    fingerprint = json.loads((folder / "fingerprint.json").read_text())
+    (folder / "fingerprint.json").write_text(json.dumps({**fingerprint, "source": "0" * 16}))
+    other = in_progress if where == "finished" else finished
+    shutil.rmtree(other)
+    with pytest.raises(BenchError, match=rf"partial run in {folder} was started with another source .*code of "
+                                         rf"tasks/superposition.*delete {folder} to start the run over"):
+        SuperpositionTask.run(moex, config, "tiny", 0, "cpu")
+    assert not other.exists()  # the other folder was not made for a run that is refused
+    (folder / "fingerprint.json").unlink()
+    with pytest.raises(BenchError, match=rf"{folder} holds finished or saved stages but no fingerprint.json"):
         SuperpositionTask.run(moex, config, "tiny", 0, "cpu")
 
 
@@ -137,7 +174,7 @@ def test_a_stage_resumed_after_a_kill_counts_the_time_before_its_last_save(monke
 def test_a_partial_run_with_other_settings_is_refused_naming_the_setting(tmp_path):
     ResumableRun(tmp_path / "run", {"preset": {"steps": 10}, "config": {"eval_samples": 256}})
     ResumableRun(tmp_path / "run", {"preset": {"steps": 10}, "config": {"eval_samples": 256}})  # the same: resumes
-    with pytest.raises(BenchError, match=r"another config.eval_samples \(256, now 512\).*delete that folder"):
+    with pytest.raises(BenchError, match=r"another config.eval_samples \(256, now 512\); delete .*run over"):
         ResumableRun(tmp_path / "run", {"preset": {"steps": 10}, "config": {"eval_samples": 512}})
 
 

@@ -1,16 +1,17 @@
 """A superposition run that survives being killed: the `paper` preset trains for hours.
 
 A run is a fixed sequence of stages (one sweep per toy configuration, then the specialisation runs),
-all drawing from one random generator. It keeps two folders, each with `fingerprint.json` (the settings
-and the source of the code; a resumed run whose settings or code differ is refused, naming the field,
-since its finished stages came from them):
+all drawing from one random generator. It keeps two folders, each with `fingerprint.json` (the settings,
+the source of the code, torch's version and thread count; a resumed run where any differs is refused,
+naming the field, since its finished stages came from them):
 - the stage in progress, on this machine: runs/superposition/<model>-<preset>-seed<s>[-variant]/
   `<stage>.state.pt` (weights, optimizer, generator, step, the losses of the last steps, the time
   spent so far), replaced atomically every few minutes;
 - the finished stages, beside the results: results/superposition/[<preset>/][<variant>/]unfinished/
   <model>-seed<s>/`<stage>.done.json` (the stage's records, the generator's state after it, its
-  time), a few kilobytes each, so that they can be committed and a clone on another machine goes on
-  from them: a `paper` run is longer than a working session, and a machine's runs/ may not outlive it.
+  time, the fingerprint's hash), tens to hundreds of kilobytes each, so that they can be committed and
+  a clone on another machine goes on from them: a `paper` run is longer than a working session, and a
+  machine's runs/ may not outlive it.
 The same command again skips the finished stages (restoring the generator as it was after each) and
 continues the stage in progress from its last state: the result equals an uninterrupted run's. When
 every stage is done and the result is written, the runner removes both folders (`finish`): the
@@ -31,7 +32,7 @@ import torch
 
 from core.errors import BenchError
 from core.paths import ROOT
-from core.results import atomic_write, atomic_write_text
+from core.results import atomic_write, atomic_write_text, ensure_writable
 
 SAVE_EVERY_S = 180.0
 
@@ -52,7 +53,8 @@ def _load(path: Path):
     try:
         return torch.load(path, weights_only=True)
     except Exception as e:  # a file this module wrote whole, so damage is outside interference
-        raise BenchError(f"resume state {path} is unreadable ({type(e).__name__}); delete it to redo that stage") from None
+        raise BenchError(f"resume state {path} is unreadable ({type(e).__name__}); "
+                         f"delete it to redo that stage") from None
 
 
 # The modules a run's numbers come from. Figures, tables and metric descriptions are left out, so
@@ -102,32 +104,30 @@ class StageCheckpoint:
 class ResumableRun:
     def __init__(self, folder: Path, fingerprint: dict, every_s: float = SAVE_EVERY_S, finished: Path | None = None):
         """`folder`: the stage in progress (machine-local); `finished`: the finished stages (committable;
-        None keeps them in `folder` too)."""
+        None keeps them in `folder` too). Both are checked against the fingerprint before either is
+        written, so a refused run leaves nothing behind."""
         self.folder, self.finished, self.every_s = folder, finished or folder, every_s
         self.time_by_stage: dict[str, dict] = {}
         # As JSON reads it back (tuples become lists), so a saved fingerprint compares equal to its own.
-        fingerprint = json.loads(json.dumps({**fingerprint, "source": source_digest(), "torch": torch.__version__}))
-        for where in dict.fromkeys((self.finished, self.folder)):
-            path = where / "fingerprint.json"
-            if path.exists():
-                try:
-                    saved = json.loads(path.read_text())
-                except ValueError:
-                    raise BenchError(f"{path} is damaged; delete {where} to start the run over") from None
-                differ = _differences(saved, fingerprint)
-                if differ:
-                    raise BenchError(f"the partial run in {where} was started with another {differ[0]} "
-                                     f"(source: the code of tasks/superposition); delete that folder to start over, "
-                                     f"or run with what it was started with")
-            else:
-                atomic_write_text(path, json.dumps(fingerprint, indent=1, sort_keys=True) + "\n")
+        # The thread count is in it: a float sum over other threads moves the fourth decimal.
+        fingerprint = json.loads(json.dumps({**fingerprint, "source": source_digest(), "torch": torch.__version__,
+                                             "threads": torch.get_num_threads()}))
+        self.key = hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:16]
+        places = list(dict.fromkeys((self.finished, self.folder)))
+        for where in places:
+            _check_fingerprint(where, fingerprint, places)
+        for where in places:
+            ensure_writable(where, fix="make it writable, or point MOEXBENCH_RESULTS (finished stages) or "
+                                       "MOEXBENCH_RUNS (the stage in progress) elsewhere")  # now, not hours later
+            if not (where / "fingerprint.json").exists():
+                atomic_write_text(where / "fingerprint.json", json.dumps(fingerprint, indent=1, sort_keys=True) + "\n")
 
     def stage(self, name: str, generator: torch.Generator, run: Callable[[StageCheckpoint], list]) -> list:
         """`run(checkpoint)` -> the stage's records, or those of an earlier process that finished it
         (the generator then set to where that stage left it)."""
         done = self.finished / f"{name}.done.json"
         if done.exists():
-            saved = _read_done(done)
+            saved = _read_done(done, self.key)
             generator.set_state(saved["generator"])
             self.time_by_stage[name] = saved["elapsed"]
             print(f"superposition: stage {name} finished earlier, read from {done}", flush=True)
@@ -138,7 +138,7 @@ class ResumableRun:
         checkpoint = StageCheckpoint(state, self.every_s)
         records = run(checkpoint)
         self.time_by_stage[name] = checkpoint.elapsed()
-        _write_done(done, records, generator.get_state(), self.time_by_stage[name])
+        _write_done(done, records, generator.get_state(), self.time_by_stage[name], self.key)
         state.unlink(missing_ok=True)
         return records
 
@@ -153,19 +153,61 @@ class ResumableRun:
     def finish(self) -> None:
         for where in (self.folder, self.finished):
             shutil.rmtree(where, ignore_errors=True)
+        if self.finished != self.folder:
+            try:  # the `unfinished/` folder too, once no other run's stages are in it
+                self.finished.parent.rmdir()
+            except OSError:
+                pass
 
 
-def _write_done(path: Path, records: list, generator_state: torch.Tensor, elapsed: dict) -> None:
-    """JSON, not a pickle: records are plain numbers and Python writes floats that read back exactly."""
-    state = base64.b64encode(generator_state.numpy().tobytes()).decode()
-    atomic_write_text(path, json.dumps({"records": records, "generator": state, "elapsed": elapsed}) + "\n")
+def _stage_files(folder: Path) -> list[Path]:
+    return sorted([*folder.glob("*.done.json"), *folder.glob("*.state.pt")]) if folder.is_dir() else []
 
 
-def _read_done(path: Path) -> dict:
+def _check_fingerprint(where: Path, fingerprint: dict, places: list[Path]) -> None:
+    """Refuses a partial run in `where` that was started otherwise, or whose stage files have lost the
+    fingerprint that says what they were computed with."""
+    start_over = f"delete {' and '.join(str(p) for p in places if p.exists())} to start the run over"
+    path = where / "fingerprint.json"
+    if not path.exists():
+        if _stage_files(where):
+            raise BenchError(f"{where} holds finished or saved stages but no fingerprint.json, so what they were "
+                             f"computed with is unknown; {start_over}")
+        return
     try:
         saved = json.loads(path.read_text())
-        saved["generator"] = torch.frombuffer(bytearray(base64.b64decode(saved["generator"])), dtype=torch.uint8)
-        return saved
-    except (ValueError, KeyError, TypeError) as e:  # written whole by this module: damage came from outside
-        raise BenchError(f"finished stage {path} is unreadable ({type(e).__name__}); "
-                         f"delete it to redo that stage") from None
+    except ValueError:
+        raise BenchError(f"{path} is damaged; {start_over}") from None
+    differ = _differences(saved, fingerprint)
+    if differ:
+        why = " (source: the code of tasks/superposition that computes numbers)" if differ[0].startswith("source") \
+            else ""
+        raise BenchError(f"the partial run in {where} was started with another {differ[0]}{why}; {start_over}, "
+                         f"or run with what it was started with")
+
+
+def _write_done(path: Path, records: list, generator_state: torch.Tensor, elapsed: dict, key: str) -> None:
+    """JSON, not a pickle: records are plain numbers and Python writes floats that read back exactly.
+    `key` is the run's fingerprint hash: a stage file copied in from another run is refused."""
+    state = base64.b64encode(generator_state.numpy().tobytes()).decode()
+    atomic_write_text(path, json.dumps({"fingerprint": key, "records": records, "generator": state,
+                                        "elapsed": elapsed}) + "\n")
+
+
+def _read_done(path: Path, key: str) -> dict:
+    unreadable = f"finished stage {path} is unreadable ({{}}); delete it to redo that stage"
+    try:  # written whole by this module: damage came from outside
+        saved = json.loads(path.read_text())
+        saved["generator"] = torch.frombuffer(bytearray(base64.b64decode(saved["generator"], validate=True)),
+                                              dtype=torch.uint8)
+        torch.Generator().set_state(saved["generator"])  # a state of the wrong size fails here, not mid-run
+        if not isinstance(saved["records"], list) or not all(
+                isinstance(saved["elapsed"][k], (int, float)) for k in ("seconds", "cpu_seconds")):
+            raise TypeError
+        made_with = saved["fingerprint"]
+    except (ValueError, KeyError, TypeError, RuntimeError) as e:
+        raise BenchError(unreadable.format(type(e).__name__)) from None
+    if made_with != key:
+        raise BenchError(f"finished stage {path} was computed by a run with other settings or code than its "
+                         f"folder's fingerprint.json; delete it to redo that stage")
+    return saved

@@ -101,10 +101,10 @@ class SuperpositionTask(Task):
         p = PRESETS[preset]
         form = toy_form(adapter_cls)
         generator = torch.Generator().manual_seed(seed)
-        # Every stage saves its progress here, so a killed run (the paper preset trains for hours) resumes.
         variant = SuperpositionTask.result_variant(config)
-        # The finished stages go beside the results, so a clone on another machine continues from them.
         in_progress = f"{adapter_cls.name}-{preset}-seed{seed}{'-' + variant if variant else ''}"
+        # A killed run (the paper preset trains for hours) resumes: the stage in progress from runs/ on this
+        # machine, the finished stages from beside the results, so a clone on another machine goes on too.
         run = ResumableRun(RUNS / "superposition" / in_progress,
                            {"preset": dataclasses.asdict(p), "config": dataclasses.asdict(config), "toy_form": form},
                            finished=result_dir("superposition", preset, variant) / "unfinished"
