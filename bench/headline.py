@@ -28,6 +28,9 @@ def run_table(task: str, metrics: dict, paper: dict) -> list[str]:
     return _markdown(["metric", "value", "random-init floor", "ceiling", "paper"], rows)
 
 
+NO_FLOOR = "no floor"
+
+
 def _cell(seeds: list[dict], name: str, floor: str | None) -> str:
     values = [s["metrics"][name] for s in seeds if name in s["metrics"]]
     if not values:
@@ -36,6 +39,8 @@ def _cell(seeds: list[dict], name: str, floor: str | None) -> str:
     if len(values) > 1:
         text += f" ± {statistics.stdev(values):.3f}"
     floors = [s["metrics"][floor] for s in seeds if floor and floor in s["metrics"]]
+    if floor and not floors:  # a score the task has a floor for, scored without one: said, not left out
+        return text + f" ({NO_FLOOR})"
     return text + (f" ({statistics.fmean(floors):.3f})" if floors else "")
 
 

@@ -126,8 +126,9 @@ def test_a_model_scored_with_other_measurement_settings_is_marked_in_the_headlin
     write_result("language", "b", "cpu", 0, {"detection": 0.5}, {"negatives": "weakest"}, {}, {})
     write_summary("language", "cpu")
     text = (task_dir("language") / "summary.md").read_text()
-    assert "| a | 1 | 0.600 |" in text and "| b (negatives=weakest) | 1 | 0.500 |" in text
-    assert "random-init floor" not in text.split("| model |")[0]  # the language task has no floor
+    assert "| a | 1 | 0.600 (no floor) |" in text and "| b (negatives=weakest) | 1 | 0.500 (no floor) |" in text
+    # detection has a floor in this task: a result scored without it says so, in the cell and above the table
+    assert "(`no floor`: none to show" in text.split("| model |")[0]
 
 
 def test_a_variant_summary_reads_its_own_folder_only():
@@ -198,7 +199,8 @@ def test_the_compact_tables_keep_floor_ceiling_spread_and_paper_beside_each_scor
              {"metrics": {"coverage": 0.1, "coverage_random_init": 0.05, "reconstruction": 0.2}}]
     table = models_table("chess", {"moex": seeds}, {"moex": {"coverage": 0.428, "reconstruction": 0.84}})
     assert table[0].startswith("| model | seeds | coverage | reconstruction | probe_f1 |")
-    assert table[2] == "| moex | 2 | 0.200 ± 0.141 (0.075) | 0.200 ± 0.000 | - | - | - | 0.428 / 0.840 |"
+    # reconstruction was scored without its floor: said; probe_f1 was not scored at all: a dash
+    assert table[2] == "| moex | 2 | 0.200 ± 0.141 (0.075) | 0.200 ± 0.000 (no floor) | - | - | - | 0.428 / 0.840 |"
     dead = [{"metrics": {"coverage": 0.05, "mostly_dead": 1.0, "router_collapsed": 0.0}},
             {"metrics": {"coverage": 0.07, "mostly_dead": 1.0, "router_collapsed": 1.0}}]
     flagged = models_table("chess", {"x": dead}, {})[2]
@@ -228,7 +230,7 @@ def test_the_compact_tables_keep_floor_ceiling_spread_and_paper_beside_each_scor
         seed["metrics"].update(detection_n_features_random_init=0)
         seed["metrics"].pop("detection_random_init")
     assert models_table("language", {"x": llm}, {})[2] == \
-        "| x [floor scored none of 40 sampled features] | 2 | 0.500 ± 0.000 | - | - | - |"
+        "| x [floor scored none of 40 sampled features] | 2 | 0.500 ± 0.000 (no floor) | - | - | - |"
     run = run_table("chess", {"reconstruction": 0.3, "reconstruction_random_init": 0.01, "probe_f1": 0.6}, {})
     assert "| reconstruction | 0.300 | 0.010 | 0.600 (probe_f1) | - |" in run
 
