@@ -18,7 +18,7 @@ import sys
 from adapters.moe import UNUSED_SHARE
 from core.arguments import OneLineParser
 from core.errors import run_command
-from core.results import load_results, result_dir, result_files, with_seeds
+from core.results import NOT_VARIANTS, load_results, result_dir, result_files, with_seeds
 
 
 def unused_experts(load: list[float]) -> int:
@@ -42,7 +42,7 @@ def rows(task: str, preset: str) -> list[tuple[str, str, int, int, float, float]
     from bench.registry import PRESETS
 
     main = result_dir(task, preset)
-    folders = [main] + [f for f in sorted(main.iterdir()) if f.is_dir() and f.name not in (*PRESETS, "seeds")]
+    folders = [main] + [f for f in sorted(main.iterdir()) if f.is_dir() and f.name not in (*PRESETS, *NOT_VARIANTS)]
     out = []
     for folder in filter(_holds_results, folders):
         for record in (r for top in load_results(folder) for r in with_seeds(folder, top)):

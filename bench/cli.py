@@ -150,12 +150,12 @@ def main(argv: list[str] | None = None) -> int:
 def _variant_folders(task: str, preset: str) -> list[str]:
     """The variant folders beside a preset's main results: those holding a result of the contract."""
     from bench.registry import PRESETS
-    from core.results import load_result, result_dir, result_files
+    from core.results import NOT_VARIANTS, load_result, result_dir, result_files
 
     main = result_dir(task, preset)
     names = []
     for folder in sorted(main.iterdir()) if main.is_dir() else []:
-        if folder.is_dir() and folder.name not in (*PRESETS, "seeds"):
+        if folder.is_dir() and folder.name not in (*PRESETS, *NOT_VARIANTS):
             try:
                 if any("schema_version" in load_result(f) for f in result_files(folder)):
                     names.append(folder.name)

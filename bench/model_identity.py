@@ -18,7 +18,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.results import NOT_RESULTS, task_dir
+from core.results import NOT_RESULTS, UNFINISHED, task_dir
 
 
 def parameters_sha256(model) -> str:
@@ -64,7 +64,7 @@ def conflicts(task: str, preset: str) -> dict[tuple, list[list[Scored]]]:
     root = task_dir(task, preset)
     by_checkpoint: dict[tuple, list[Scored]] = {}
     for path in sorted(root.rglob("*.json")):
-        if path.name.startswith(NOT_RESULTS):
+        if path.name.startswith(NOT_RESULTS) or UNFINISHED in path.relative_to(root).parts:
             continue
         try:
             record = json.loads(path.read_text())

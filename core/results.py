@@ -198,6 +198,10 @@ def write_result(task: str, model: str, preset: str, seed: int, metrics: dict, c
 # Other JSON that lives beside results (the chess training curve, the tokenizer measurement) and is not a
 # result of the contract.
 NOT_RESULTS = ("training_curve_", "tokenizer_choice")
+# The finished stages of a long run still going, beside its results (tasks/superposition/resume.py): not
+# results. With the other seeds' results, the folders beside a preset's results that are not variants of it.
+UNFINISHED = "unfinished"
+NOT_VARIANTS = ("seeds", UNFINISHED)
 
 
 def result_files(folder: Path) -> list[Path]:

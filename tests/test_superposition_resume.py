@@ -198,3 +198,16 @@ def test_runs_that_measure_otherwise_never_replace_the_main_result():
     assert variant(apply_overrides(SuperpositionConfig(), ["importance_decay=0.9", "specialisation=false"])) == \
         "importance-0.9_specialisation.False"
     assert SuperpositionConfig.MEASUREMENT == ("mono_threshold", "min_norm", "eval_samples")
+
+
+def test_a_run_still_going_is_not_read_as_results(monkeypatch, tmp_path):
+    """Its finished stages sit beside the results: no report, variant list or identity check reads them."""
+    from bench.cli import _variant_folders
+    from bench.model_identity import conflicts
+    from core.results import load_results, result_dir
+
+    _killed_in_last_stage(monkeypatch, tmp_path)
+    folder = result_dir("superposition", "tiny")
+    assert (folder / "unfinished" / "moex-seed0" / "fingerprint.json").exists()
+    assert _variant_folders("superposition", "tiny") == [] and conflicts("superposition", "tiny") == {}
+    assert load_results(folder) == []
