@@ -79,11 +79,6 @@ class Task:
         """The token format of a checkpoint that records none (trained before the field existed)."""
         return None
 
-    @staticmethod
-    def format_mismatch_fix(preset: str) -> str:
-        """What to do about a checkpoint trained on other tokens than `preset` reads here."""
-        return "evaluate it on the tokens it was trained on, or retrain it"
-
     @classmethod
     def validation_tokens(cls, preset: str, seed: int):
         """The held-out tokens val_loss and the fidelity metrics read: (rows, n_ctx). A task that can

@@ -85,6 +85,11 @@ def read_state_meta(run_dir: Path) -> dict:
     return meta
 
 
+# Fingerprint fields left out when they hold their default, so that runs from before the field existed
+# still resume; a refusal names the default rather than a bare absence.
+UNRECORDED_DEFAULTS = {"format": "chars"}
+
+
 def _first_difference(key: str, then, now) -> str:
     """The dotted name of the first field that differs (train_config.lr, not the whole dict)."""
     if isinstance(then, dict) and isinstance(now, dict):
@@ -92,8 +97,11 @@ def _first_difference(key: str, then, now) -> str:
             if then.get(k) != now.get(k):
                 return _first_difference(f"{key}.{k}", then.get(k), now.get(k))
 
-    def said(value):  # a field one side lacks; chess's `format`, for one, is left out for its default (chars)
-        return "not recorded: its default" if value is None else repr(value)
+    def said(value):  # a field one side lacks: a default left out (chess's `format` for chars), named
+        if value is None:
+            default = UNRECORDED_DEFAULTS.get(key.rsplit(".", 1)[-1])
+            return f"{default!r}, the default, not recorded" if default else "not recorded: its default"
+        return repr(value)
 
     return f"{key} differs (checkpoint {said(then)}, now {said(now)})"
 

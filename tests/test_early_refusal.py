@@ -83,6 +83,7 @@ def test_a_checkpoint_of_the_other_format_is_refused_before_the_labels(tmp_path,
     out = sandbox.run("bench", "--model", "dense", "--task", "chess", "--preset", "tiny-moves", "--threads", "1")
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert "trained in the 'chars' token format, but preset tiny-moves reads 'moves'" in out.stderr.strip()
+    assert len(out.stderr.strip().splitlines()) == 1
     assert not (sandbox.root / "cache").exists() and not (sandbox.root / "results").exists()
 
 

@@ -215,21 +215,32 @@ def test_a_chars_checkpoint_under_a_moves_preset_names_both_formats(tmp_path, mo
 
     monkeypatch.setattr("core.paths.CHECKPOINTS", tmp_path)
     save_model(tmp_path / "chess" / "dense-tiny-moves", GPT(ChessTask.dense_config("tiny")), {"fingerprint": {}})
-    with pytest.raises(BenchError, match="trained in the 'chars' token format, but preset tiny-moves reads 'moves'"):
+    with pytest.raises(BenchError, match="trained in the 'chars' token format, but preset tiny-moves reads 'moves' "
+                                         "now; delete dense-tiny-moves.json and dense-tiny-moves.safetensors"):
         model_store.load_or_train(registry.model_adapter("dense"), ChessTask, "tiny-moves", 0, "cpu",
                                   train_if_missing=False)
 
 
-def test_resuming_in_another_format_is_refused_naming_the_field(tmp_path):
+def test_resuming_with_another_format_data_or_vocabulary_is_refused_naming_the_field(tmp_path):
     from models.gpt import GPT
     from models.train import _load_state, _optimizer, _save_state
     from tasks.chess.task import ChessTask
 
     model = GPT(ChessTask.dense_config("tiny-moves"))
     recipe = ChessTask.train_config("tiny-moves", 0)
-    _save_state(tmp_path, model, _optimizer(model, recipe), 5, {"format": "moves", "data": "d"}, [], 0.0)
-    with pytest.raises(BenchError, match="format differs \\(checkpoint 'moves', now not recorded: its default\\)"):
-        _load_state(tmp_path, model, _optimizer(model, recipe), {"data": "d"})
+    saved = {"format": "moves", "data": "d", "model_config": model.cfg.to_json()}
+    _save_state(tmp_path, model, _optimizer(model, recipe), 5, saved, [], 0.0)
+    refusals = [  # (what the resumed run has now, the field the refusal must name)
+        ({k: v for k, v in saved.items() if k != "format"}, "format differs \\(checkpoint 'moves', now 'chars', "
+                                                            "the default, not recorded\\)"),
+        ({**saved, "data": "e"}, "data differs \\(checkpoint 'd', now 'e'\\)"),
+        ({**saved, "model_config": {**saved["model_config"], "vocab_size": model.cfg.vocab_size + 1}},
+         f"model_config.vocab_size differs \\(checkpoint {model.cfg.vocab_size}, now {model.cfg.vocab_size + 1}\\)"),
+    ]
+    for now, named in refusals:
+        with pytest.raises(BenchError, match=f"cannot resume {tmp_path}: {named}; delete {tmp_path} to start over"):
+            _load_state(tmp_path, model, _optimizer(model, recipe), now)
+    assert _load_state(tmp_path, model, _optimizer(model, recipe), saved)[0] == 5  # the same: it resumes
 
 
 @pytest.mark.parametrize("preset", ["tiny", "tiny-moves"])

@@ -35,6 +35,10 @@ def write_split(path: Path, games: list[str]) -> None:
     os.replace(tmp, path)
 
 
+# What a refused corpus line's message ends with: the tool that writes a corpus and checks every move.
+OWN_GAMES_FIX = "`python -m tasks.chess.own_games` writes games of your own in it, every move checked"
+
+
 def read_split(name: str, data_dir: Path | None = None) -> list[str]:
     if name not in SPLIT_FILES:
         raise BenchError(f"unknown chess split {name!r}; choose one of {', '.join(SPLIT_FILES)}")

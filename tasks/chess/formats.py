@@ -24,7 +24,8 @@ import torch
 
 from core.errors import BenchError
 from core.paths import CACHE
-from tasks.chess.corpus import EVAL_MIN_DOTS, EVAL_WINDOW, movetext_problem, read_games_file, san_moves
+from tasks.chess.corpus import (EVAL_MIN_DOTS, EVAL_WINDOW, OWN_GAMES_FIX, movetext_problem, read_games_file,
+                                san_moves)
 from tasks.chess.move_vocab import BOS_ID, PAD_ID, token_ids, vocabulary
 from tasks.chess.tokenizer import CHAR_TO_ID, VOCAB, encode_batch
 
@@ -143,7 +144,7 @@ def flat_corpus(fmt, path: Path) -> tuple[np.ndarray, np.ndarray]:
         tokens, starts = fmt.flat_games(read_games_file(path))
     except GameError as e:
         raise BenchError(f"{path}:{e.game_index + 1}: {e.reason}; not a chess game in the `;1.e4 e5 ...` "
-                         f"format") from None
+                         f"format ({OWN_GAMES_FIX})") from None
     cache.parent.mkdir(parents=True, exist_ok=True)
     # A name of its own: two jobs building the same cache must not write into one temp file.
     fd, tmp = tempfile.mkstemp(dir=cache.parent, prefix=cache.stem, suffix=".tmp.npz")

@@ -15,7 +15,7 @@ from core.task import Task
 from core.training_data import TrainingData
 from models.config import GPTConfig, TrainConfig
 from tasks.chess.config import ChessConfig
-from tasks.chess.corpus import EMBEDDED_DIR, SPLIT_FILES, read_split
+from tasks.chess.corpus import EMBEDDED_DIR, OWN_GAMES_FIX, SPLIT_FILES, read_split
 from tasks.chess.formats import GameError, PackedStream, flat_corpus, game_format, packed_stream
 from tasks.chess.presets import PRESETS
 
@@ -108,12 +108,6 @@ class ChessTask(Task):
         return "chars"  # chars checkpoints predate the field
 
     @staticmethod
-    def format_mismatch_fix(preset: str) -> str:
-        other = "chars" if PRESETS[preset].format == "moves" else "moves"
-        fitting = ", ".join(name for name, p in PRESETS.items() if p.format == other)
-        return f"evaluate it under a preset of its format ({fitting}) or retrain it"
-
-    @staticmethod
     def own_data() -> Path | None:
         from tasks.chess.corpus import EMBEDDED_DIR, PACKAGED_DIR
 
@@ -158,7 +152,7 @@ class ChessTask(Task):
             val = packed_stream(game_format(p.format), games[first:], p.n_ctx, seed=10_000 + seed)
         except GameError as e:
             raise BenchError(f"{path}:{first + e.game_index + 1}: {e.reason}; not a chess game in the "
-                             f"`;1.e4 e5 ...` format") from None
+                             f"`;1.e4 e5 ...` format ({OWN_GAMES_FIX})") from None
         return torch.cat([val.batch(step, 16) for step in range(max(1, p.n_val_games // 16))])
 
     @staticmethod
