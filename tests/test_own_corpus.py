@@ -98,8 +98,8 @@ def test_a_checkpoint_is_refused_under_a_tokenizer_it_was_not_trained_with(tmp_p
     tokenizer_module.load_tokenizer.cache_clear()
     try:
         embedded = re.escape(LanguageTask.untagged_format("tiny"))
-        with pytest.raises(BenchError, match=rf"trained in the '{embedded}' token format, but "
-                                             r"preset tiny reads 'bpe-4096 sha256 [0-9a-f]{12}' here"):
+        with pytest.raises(BenchError, match=rf"trained in the '{embedded}' token format, but preset tiny reads "
+                                             r"'bpe-4096 sha256 [0-9a-f]{12}' now; delete dense-tiny.json"):
             model_store.load_or_train(dense, LanguageTask, "tiny", 0, "cpu", train_if_missing=False)
     finally:
         tokenizer_module.load_tokenizer.cache_clear()

@@ -22,7 +22,8 @@ DEVIATIONS = [
     "so only weight decay moves it",
     "the Switch load-balancing loss is added unscaled to the feature-summed reconstruction loss, so it weighs "
     "n times less against reconstruction than in the reference, whose loss averages over features",
-    "reported losses are unweighted means; with importance_decay below 1 the reference weights them by importance",
+    # Said without the setting's name: a run at the reference's uniform importance names no importance_decay.
+    "reported losses are unweighted means; under a decaying importance the reference weights them by it",
     "per-expert feature dimensionality divides by the feature's norm + 1e-5 (as the reference's interference "
     "does); the reference's dimensionality divides by the norm exactly, so a feature alone in its directions "
     "scores slightly above 1 when its norm is near 0 (1.21 at 1e-4)",
