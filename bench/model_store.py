@@ -135,8 +135,10 @@ def _train(adapter_cls, task, preset: str, seed: int, device: str, progress: boo
         digest = weights_digest(source_stem)
         fingerprint["initialised_from"] = meta["initialised_from"] = f"{source_stem.name} sha256 {digest}"
     on_eval = task.eval_callback(preset)
+    untagged = task.untagged_format(preset)  # a task leaves its default format out of the fingerprint
     train(model, recipe, data.batch_fn, data.val_tokens.to(device), _runs(task, adapter_cls, preset, seed),
-          stem, fingerprint, meta, on_eval=on_eval, progress=progress)
+          stem, fingerprint, meta, on_eval=on_eval, progress=progress,
+          unrecorded={"format": untagged} if untagged is not None else None)
     if int(os.environ.get("RANK", "0")) == 0:
         task.after_training(adapter_cls.name, preset, seed, read_meta(stem))
     return stem

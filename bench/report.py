@@ -137,9 +137,8 @@ def write_summary(task: str, preset: str = "cpu", variant: str | None = None) ->
     floorless = any(f"({NO_FLOOR})" in line for line in table)
     md += ["Headline metrics, mean ± std over seeds"
            + (", the random-init floor in parentheses" if floors or floorless else "")
-           + (f" (`{NO_FLOOR}`: none to show: a floor that scored no feature is flagged after the model's name; "
-              f"else the result was scored before the task measured floors, or with `random_floor=false`)"
-              if floorless else "") +
+           + (f" (`{NO_FLOOR}`: the floor scored no feature, flagged after the model's name, or the result "
+              f"predates floors or was scored with `random_floor=false`)" if floorless else "") +
            ("; a model scored with other measurement settings than the task's defaults names them" if marked else "")
            + (f"; square brackets after a model's name give the flags its seeds raised ({', '.join(FLAGS)}: "
               f"see Columns)" if flagged else "") + (f", and counts that shrink its means ({', '.join(counted)})"

@@ -111,12 +111,8 @@ def refuse_other_format(task, preset: str, stem: Path, meta: dict) -> None:
     want = task.token_format(preset)
     got = (meta.get("fingerprint") or {}).get("format") or task.untagged_format(preset)
     if want is not None and got is not None and got != want:
-        # A checkpoint's files are named by their preset, so another preset reads other files: the preset's
-        # tokens changed after this one was trained (chess's `cpu` read characters once; a tokenizer of
-        # your own text was trained again).
         raise BenchError(f"checkpoint {stem}.json was trained in the {got!r} token format, but preset {preset} "
-                         f"reads {want!r} now; delete {stem.name}.json and {stem.name}.safetensors in {stem.parent} "
-                         f"to train it again in {want!r}, or score it where its own tokens are read")
+                         f"reads {want!r} now; {task.format_mismatch_fix(preset, stem)}")
 
 
 def _refuse_what_the_model_lacks(adapter_cls, task, config, preset: str) -> None:

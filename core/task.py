@@ -79,6 +79,13 @@ class Task:
         """The token format of a checkpoint that records none (trained before the field existed)."""
         return None
 
+    @staticmethod
+    def format_mismatch_fix(preset: str, stem: Path) -> str:
+        """What to do about the checkpoint `stem` (path without suffix), trained on other tokens than
+        `preset` reads now. Its files are named by the preset, so no other preset reads them."""
+        return (f"delete {stem.name}.json and {stem.name}.safetensors in {stem.parent} to train it again on "
+                f"these tokens, or score it with the tokens it was trained on")
+
     @classmethod
     def validation_tokens(cls, preset: str, seed: int):
         """The held-out tokens val_loss and the fidelity metrics read: (rows, n_ctx). A task that can

@@ -85,35 +85,32 @@ def read_state_meta(run_dir: Path) -> dict:
     return meta
 
 
-# Fingerprint fields left out when they hold their default, so that runs from before the field existed
-# still resume; a refusal names the default rather than a bare absence.
-UNRECORDED_DEFAULTS = {"format": "chars"}
-
-
-def _first_difference(key: str, then, now) -> str:
-    """The dotted name of the first field that differs (train_config.lr, not the whole dict)."""
+def _first_difference(key: str, then, now, unrecorded: dict | None = None) -> str:
+    """The dotted name of the first field that differs (train_config.lr, not the whole dict).
+    `unrecorded`: top-level fields a task leaves out of the fingerprint at their default (so that runs
+    from before the field still resume), with that default, so a refusal names it."""
     if isinstance(then, dict) and isinstance(now, dict):
         for k in sorted(set(then) | set(now)):
             if then.get(k) != now.get(k):
                 return _first_difference(f"{key}.{k}", then.get(k), now.get(k))
 
-    def said(value):  # a field one side lacks: a default left out (chess's `format` for chars), named
+    def said(value):
         if value is None:
-            default = UNRECORDED_DEFAULTS.get(key.rsplit(".", 1)[-1])
-            return f"{default!r}, the default, not recorded" if default else "not recorded: its default"
+            default = (unrecorded or {}).get(key)
+            return f"{default!r}, the default, not recorded" if default is not None else "not recorded: its default"
         return repr(value)
 
     return f"{key} differs (checkpoint {said(then)}, now {said(now)})"
 
 
-def _load_state(run_dir: Path, model: GPT, opt: torch.optim.Optimizer,
-                fingerprint: dict) -> tuple[int, list, float, float | None]:
+def _load_state(run_dir: Path, model: GPT, opt: torch.optim.Optimizer, fingerprint: dict,
+                unrecorded: dict | None = None) -> tuple[int, list, float, float | None]:
     meta = read_state_meta(run_dir)
     for key in sorted(set(fingerprint) | set(meta["fingerprint"])):
         if fingerprint.get(key) != meta["fingerprint"].get(key):
-            raise BenchError(
-                f"cannot resume {run_dir}: {_first_difference(key, meta['fingerprint'].get(key), fingerprint.get(key))}; "
-                f"delete {run_dir} to start over or restore the old setting")
+            differs = _first_difference(key, meta["fingerprint"].get(key), fingerprint.get(key), unrecorded)
+            raise BenchError(f"cannot resume {run_dir}: {differs}; delete {run_dir} to start over or restore the "
+                             f"old setting")
     tensors = load_tensors(run_dir / "state.safetensors")
     own = model.state_dict()
     saved = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
@@ -135,8 +132,10 @@ def _load_state(run_dir: Path, model: GPT, opt: torch.optim.Optimizer,
 
 def train(model: GPT, cfg: TrainConfig, batch_fn: Callable[[int], torch.Tensor], val_tokens: torch.Tensor,
           run_dir: Path, final_stem: Path, fingerprint: dict, meta: dict,
-          on_eval: Callable[[GPT, int], dict] | None = None, progress: bool = True) -> list[dict]:
-    """Train to cfg.steps, resuming from run_dir when it holds a state; returns the history."""
+          on_eval: Callable[[GPT, int], dict] | None = None, progress: bool = True,
+          unrecorded: dict | None = None) -> list[dict]:
+    """Train to cfg.steps, resuming from run_dir when it holds a state; returns the history.
+    `unrecorded`: fingerprint fields left out at their default, with it (_first_difference)."""
     from core.progress import progress as progress_bar
 
     rank, world = _world()
@@ -147,7 +146,7 @@ def train(model: GPT, cfg: TrainConfig, batch_fn: Callable[[int], torch.Tensor],
     step, history, carried, carried_cpu = 0, [], 0.0, 0.0
     run_dir.mkdir(parents=True, exist_ok=True)
     if (run_dir / "state.safetensors").exists():
-        step, history, carried, carried_cpu = _load_state(run_dir, model, opt, fingerprint)
+        step, history, carried, carried_cpu = _load_state(run_dir, model, opt, fingerprint, unrecorded)
     # Wall-clock time depends on what else the machine runs; CPU time (this process's, every thread)
     # much less, so runs made beside different loads compare by it. Kept only while its total is known.
     cpu_known = carried_cpu is not None and all("cpu_seconds" in r for r in history)

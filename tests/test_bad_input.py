@@ -118,7 +118,8 @@ ROWS = [
     ("corpus-illegal-move", _illegal_corpus, ("train", "--model", "dense", "--task", "chess", "--preset",
                                               "tiny-moves", "--threads", "1"),
      ["train.txt.xz:2: ply 3: 'Ke4' is not a legal move", "tasks.chess.own_games` writes games of your own"]),
-    ("corpus-illegal-move-chars", _illegal_corpus, TRAIN_TINY, ["train.txt.xz:2: ply 3: 'Ke4' is not a legal move"]),
+    ("corpus-illegal-move-chars", _illegal_corpus, TRAIN_TINY,
+     ["train.txt.xz:2: ply 3: 'Ke4' is not a legal move", "tasks.chess.own_games` writes games of your own"]),
     ("corpus-not-xz", _corpus_not_xz, BENCH_TINY, ["probe_test.txt.xz: not a readable xz chess corpus"]),
     # a quick look on fewer probe games must not write over the full evaluation
     ("smaller-run-over-a-full-result", _full_evaluation_stored,

@@ -216,7 +216,8 @@ def test_a_chars_checkpoint_under_a_moves_preset_names_both_formats(tmp_path, mo
     monkeypatch.setattr("core.paths.CHECKPOINTS", tmp_path)
     save_model(tmp_path / "chess" / "dense-tiny-moves", GPT(ChessTask.dense_config("tiny")), {"fingerprint": {}})
     with pytest.raises(BenchError, match="trained in the 'chars' token format, but preset tiny-moves reads 'moves' "
-                                         "now; delete dense-tiny-moves.json and dense-tiny-moves.safetensors"):
+                                         "now; delete dense-tiny-moves.json and dense-tiny-moves.safetensors .* to "
+                                         "train it again in 'moves'"):
         model_store.load_or_train(registry.model_adapter("dense"), ChessTask, "tiny-moves", 0, "cpu",
                                   train_if_missing=False)
 
@@ -237,9 +238,10 @@ def test_resuming_with_another_format_data_or_vocabulary_is_refused_naming_the_f
         ({**saved, "model_config": {**saved["model_config"], "vocab_size": model.cfg.vocab_size + 1}},
          f"model_config.vocab_size differs \\(checkpoint {model.cfg.vocab_size}, now {model.cfg.vocab_size + 1}\\)"),
     ]
+    unrecorded = {"format": ChessTask.untagged_format("tiny")}  # what bench/model_store.py passes
     for now, named in refusals:
         with pytest.raises(BenchError, match=f"cannot resume {tmp_path}: {named}; delete {tmp_path} to start over"):
-            _load_state(tmp_path, model, _optimizer(model, recipe), now)
+            _load_state(tmp_path, model, _optimizer(model, recipe), now, unrecorded)
     assert _load_state(tmp_path, model, _optimizer(model, recipe), saved)[0] == 5  # the same: it resumes
 
 

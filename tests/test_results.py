@@ -128,7 +128,7 @@ def test_a_model_scored_with_other_measurement_settings_is_marked_in_the_headlin
     text = (task_dir("language") / "summary.md").read_text()
     assert "| a | 1 | 0.600 (no floor) |" in text and "| b (negatives=weakest) | 1 | 0.500 (no floor) |" in text
     # detection has a floor in this task: a result scored without it says so, in the cell and above the table
-    assert "(`no floor`: none to show" in text.split("| model |")[0]
+    assert "(`no floor`: the floor scored no feature" in text.split("| model |")[0]
 
 
 def test_a_variant_summary_reads_its_own_folder_only():

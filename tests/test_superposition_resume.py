@@ -201,13 +201,19 @@ def test_runs_that_measure_otherwise_never_replace_the_main_result():
 
 
 def test_a_run_still_going_is_not_read_as_results(monkeypatch, tmp_path):
-    """Its finished stages sit beside the results: no report, variant list or identity check reads them."""
+    """Its finished stages sit beside the results: no variant list, identity check or expert table reads
+    that folder, even where it holds what looks like a result."""
+    from analysis.expert_loads import rows
     from bench.cli import _variant_folders
     from bench.model_identity import conflicts
-    from core.results import load_results, result_dir
+    from core.results import result_dir, write_result
 
     _killed_in_last_stage(monkeypatch, tmp_path)
     folder = result_dir("superposition", "tiny")
     assert (folder / "unfinished" / "moex-seed0" / "fingerprint.json").exists()
-    assert _variant_folders("superposition", "tiny") == [] and conflicts("superposition", "tiny") == {}
-    assert load_results(folder) == []
+    # a result of the contract, as a variant's folder would hold, inside `unfinished/` and its run's folder
+    write_result("superposition", "moex", "tiny", 0, {"features_per_dim": 1.0}, {}, {}, {}, variant="unfinished")
+    (folder / "unfinished" / "moex-seed0" / "moex.json").write_text((folder / "unfinished" / "moex.json").read_text())
+    assert _variant_folders("superposition", "tiny") == []
+    assert conflicts("superposition", "tiny") == {}
+    assert rows("superposition", "tiny") == []

@@ -36,7 +36,8 @@ def write_split(path: Path, games: list[str]) -> None:
 
 
 # What a refused corpus line's message ends with: the tool that writes a corpus and checks every move.
-OWN_GAMES_FIX = "`python -m tasks.chess.own_games` writes games of your own in it, every move checked"
+OWN_GAMES_FIX = ("`python -m tasks.chess.own_games` writes games of your own in it, every move checked; the "
+                 "committed corpus comes back with `git checkout data/chess`")
 
 
 def read_split(name: str, data_dir: Path | None = None) -> list[str]:

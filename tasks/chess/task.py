@@ -108,6 +108,13 @@ class ChessTask(Task):
         return "chars"  # chars checkpoints predate the field
 
     @staticmethod
+    def format_mismatch_fix(preset: str, stem: Path) -> str:
+        # A checkpoint's files belong to its preset: this one predates the preset's format (`cpu` read
+        # characters once). A committed checkpoint is of the committed presets' format, so git restores it.
+        return (f"delete {stem.name}.json and {stem.name}.safetensors in {stem.parent} to train it again in "
+                f"{PRESETS[preset].format!r} (a committed one comes back with `git checkout`)")
+
+    @staticmethod
     def own_data() -> Path | None:
         from tasks.chess.corpus import EMBEDDED_DIR, PACKAGED_DIR
 

@@ -101,7 +101,7 @@ class LanguageTask(Task):
         return _tokenizer(preset).token_format
 
     @staticmethod
-    def format_mismatch_fix(preset: str) -> str:
+    def format_mismatch_fix(preset: str, stem: Path) -> str:
         return ("the bpe-4096.json in MOEXBENCH_LANGUAGE_DATA's folder differs from the tokenizer the checkpoint "
                 "was trained with: copy data/language/bpe-4096.json there (python -m tasks.language.own_corpus does "
                 "by default), or train checkpoints for your tokenizer into their own folder "
